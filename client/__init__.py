@@ -1,0 +1,1 @@
+"""The ``evault`` command-line client for reporters and editors."""

@@ -1,0 +1,231 @@
+"""``evault``: the only module of the client that prints or exits.
+
+Offline commands for now: ``keygen``, ``encrypt`` and ``decrypt``, compatible
+with the age tool, streaming stdin to stdout when no files are named.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import click
+
+from vault import __version__
+from vault.errors import VaultError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, hint: str | None = None) -> None:
+    click.echo(f"evault: error: {message}", err=True)
+    if hint:
+        click.echo(f"evault: hint: {hint}", err=True)
+
+
+def handle_errors(func: F) -> F:
+    """Turn a :class:`VaultError` into ``evault: error: …`` and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except VaultError as exc:
+            if debug:
+                raise
+            _fail(exc.message, exc.hint)
+            sys.exit(1)
+        except OSError as exc:
+            if debug:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}")
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("evault: interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception:  # noqa: BLE001 — the one place unexpected errors are reported
+            if debug:
+                raise
+            _fail("unexpected internal error", "run again with --debug to see the details")
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="evault")
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+def main(debug: bool) -> None:
+    """Evidence Vault: keep evidence encrypted on your device.
+
+    Files are encrypted in the age v1 format, so anyone who holds a key can
+    always decrypt them with the standard `age` tool too.
+    """
+
+
+def _open_input(path: str | None) -> BinaryIO:
+    if path is None or path == "-":
+        return sys.stdin.buffer
+    return open(path, "rb", buffering=0)  # noqa: SIM115 — closed by the caller
+
+
+def _read_key_file(path: str) -> bytes:
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            return f.read(1024 * 1024 + 1)
+    except FileNotFoundError:
+        raise VaultError(f"no such file: {path}") from None
+
+
+def _run_to_output(output: str | None, mode: int, job: Callable[[BinaryIO], None]) -> None:
+    from client.files import atomic_output
+
+    if output is None or output == "-":
+        out = sys.stdout.buffer
+        job(out)
+        out.flush()
+        return
+    path = Path(output)
+    if path.exists() and not path.is_file():
+        # A device or a pipe (/dev/null, a FIFO): there is nothing to replace.
+        with path.open("wb") as out:
+            job(out)
+        return
+    with atomic_output(path, mode=mode) as out:
+        job(out)
+
+
+@main.command()
+@click.option("--pq", "kind", flag_value="pq", default=True, help="Post-quantum hybrid ML-KEM-768 + X25519 (default).")
+@click.option("--x25519", "kind", flag_value="x25519", help="Classic X25519, for tools without post-quantum support.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the identity to FILE (mode 0600, never overwritten).")
+@handle_errors
+def keygen(kind: str, output: str | None) -> None:
+    """Generate a new identity (secret key) and print its recipient.
+
+    The recipient (public key) is what others encrypt to; the identity file
+    must stay secret.
+    """
+    from vault.age import HybridIdentity, X25519Identity
+
+    identity = HybridIdentity.generate() if kind == "pq" else X25519Identity.generate()
+    recipient = str(identity.recipient())
+    created = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+    text = f"# created: {created.replace('+00:00', 'Z')}\n# public key: {recipient}\n{identity}\n"
+    if output is None or output == "-":
+        if not sys.stdout.isatty():
+            click.echo(f"Public key: {recipient}", err=True)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from client.files import atomic_output
+
+    with atomic_output(Path(output), mode=0o600, overwrite=False) as out:
+        out.write(text.encode("ascii"))
+    click.echo(f"Public key: {recipient}", err=True)
+
+
+def _prompt_passphrase(confirm: bool) -> str:
+    """Ask on the terminal, never on stdin, which may carry the data."""
+    try:
+        tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115
+    except OSError:
+        raise VaultError("a passphrase can only be typed on a terminal") from None
+    import getpass
+
+    with tty:
+        first = getpass.getpass("Enter passphrase: ", stream=tty)
+        if confirm:
+            if getpass.getpass("Confirm passphrase: ", stream=tty) != first:
+                raise VaultError("passphrases did not match")
+    if not first:
+        raise VaultError("empty passphrase")
+    return first
+
+
+@main.command()
+@click.option("-r", "--recipient", "recipients", multiple=True, metavar="RECIPIENT", help="Encrypt to an age1pq1… or age1… public key (repeatable).")
+@click.option("-R", "--recipients-file", "recipient_files", multiple=True, type=click.Path(dir_okay=False), help="Encrypt to the recipients listed in FILE (repeatable).")
+@click.option("-p", "--passphrase", is_flag=True, help="Encrypt with a passphrase typed on the terminal.")
+@click.option("-a", "--armor", is_flag=True, help="Write PEM-armored text instead of binary.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (atomically) instead of stdout.")
+@click.argument("input_path", metavar="[IN]", required=False)
+@handle_errors
+def encrypt(
+    recipients: Sequence[str],
+    recipient_files: Sequence[str],
+    passphrase: bool,
+    armor: bool,
+    output: str | None,
+    input_path: str | None,
+) -> None:
+    """Encrypt IN (or stdin) to one or more recipients, as an age v1 file."""
+    from vault import age
+
+    parsed: list[age.Recipient] = [age.parse_recipient(r) for r in recipients]
+    for path in recipient_files:
+        parsed += age.parse_recipient_file(_read_key_file(path))
+    if passphrase:
+        if parsed:
+            raise VaultError("-p cannot be combined with recipients")
+        parsed = [age.ScryptRecipient(_prompt_passphrase(confirm=True))]
+    if not parsed:
+        raise VaultError("no recipients", hint="give -r RECIPIENT, -R FILE or -p")
+    if (output is None or output == "-") and not armor and sys.stdout.isatty():
+        raise VaultError(
+            "refusing to write binary ciphertext to a terminal",
+            hint="use -o FILE, or -a for armored text",
+        )
+    with _open_input(input_path) as src:
+        _run_to_output(output, 0o644, lambda dst: age.encrypt(src, dst, parsed, armor=armor))
+
+
+class _PromptedPassphrase:
+    """An identity that asks for a passphrase only if the file is passphrase-encrypted."""
+
+    def unwrap(self, stanzas: Sequence[Any]) -> bytes | None:
+        from vault import age
+
+        if not any(s.type == "scrypt" for s in stanzas):
+            return None
+        return age.ScryptIdentity(_prompt_passphrase(confirm=False)).unwrap(stanzas)
+
+
+@main.command()
+@click.option("-i", "--identity", "identity_files", multiple=True, type=click.Path(dir_okay=False), help="Decrypt with the identities in FILE (repeatable).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (atomically, mode 0600) instead of stdout.")
+@click.argument("input_path", metavar="[IN]", required=False)
+@handle_errors
+def decrypt(identity_files: Sequence[str], output: str | None, input_path: str | None) -> None:
+    """Decrypt IN (or stdin), binary or armored.
+
+    With -o, the output appears only if the whole file decrypted and
+    authenticated. On stdout, plaintext is written as it authenticates, and
+    a damaged file stops with an error at the first bad chunk.
+    """
+    from vault import age
+
+    identities: list[Any] = []
+    for path in identity_files:
+        identities += age.parse_identity_file(_read_key_file(path))
+    if not identities:
+        identities = [_PromptedPassphrase()]
+    with _open_input(input_path) as src:
+        _run_to_output(output, 0o600, lambda dst: age.decrypt(src, dst, identities))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

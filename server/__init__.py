@@ -1,0 +1,1 @@
+"""The Evidence Vault server (stores ciphertext, keeps the audit log)."""
