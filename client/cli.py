@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,7 +54,7 @@ def handle_errors(func: F) -> F:
             raise
         except click.ClickException:
             raise
-        except Exception:  # noqa: BLE001 — the one place unexpected errors are reported
+        except Exception:
             if debug:
                 raise
             _fail("unexpected internal error", "run again with --debug to see the details")
@@ -78,7 +77,7 @@ def main(debug: bool) -> None:
 def _open_input(path: str | None) -> BinaryIO:
     if path is None or path == "-":
         return sys.stdin.buffer
-    return open(path, "rb", buffering=0)  # noqa: SIM115 — closed by the caller
+    return open(path, "rb", buffering=0)
 
 
 def _read_key_file(path: str) -> bytes:
@@ -109,9 +108,25 @@ def _run_to_output(output: str | None, mode: int, job: Callable[[BinaryIO], None
 
 
 @main.command()
-@click.option("--pq", "kind", flag_value="pq", default=True, help="Post-quantum hybrid ML-KEM-768 + X25519 (default).")
-@click.option("--x25519", "kind", flag_value="x25519", help="Classic X25519, for tools without post-quantum support.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the identity to FILE (mode 0600, never overwritten).")
+@click.option(
+    "--pq",
+    "kind",
+    flag_value="pq",
+    default=True,
+    help="Post-quantum hybrid ML-KEM-768 + X25519 (default).",
+)
+@click.option(
+    "--x25519",
+    "kind",
+    flag_value="x25519",
+    help="Classic X25519, for tools without post-quantum support.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the identity to FILE (mode 0600, never overwritten).",
+)
 @handle_errors
 def keygen(kind: str, output: str | None) -> None:
     """Generate a new identity (secret key) and print its recipient.
@@ -148,20 +163,40 @@ def _prompt_passphrase(confirm: bool) -> str:
 
     with tty:
         first = getpass.getpass("Enter passphrase: ", stream=tty)
-        if confirm:
-            if getpass.getpass("Confirm passphrase: ", stream=tty) != first:
-                raise VaultError("passphrases did not match")
+        if confirm and getpass.getpass("Confirm passphrase: ", stream=tty) != first:
+            raise VaultError("passphrases did not match")
     if not first:
         raise VaultError("empty passphrase")
     return first
 
 
 @main.command()
-@click.option("-r", "--recipient", "recipients", multiple=True, metavar="RECIPIENT", help="Encrypt to an age1pq1… or age1… public key (repeatable).")
-@click.option("-R", "--recipients-file", "recipient_files", multiple=True, type=click.Path(dir_okay=False), help="Encrypt to the recipients listed in FILE (repeatable).")
-@click.option("-p", "--passphrase", is_flag=True, help="Encrypt with a passphrase typed on the terminal.")
+@click.option(
+    "-r",
+    "--recipient",
+    "recipients",
+    multiple=True,
+    metavar="RECIPIENT",
+    help="Encrypt to an age1pq1… or age1… public key (repeatable).",
+)
+@click.option(
+    "-R",
+    "--recipients-file",
+    "recipient_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Encrypt to the recipients listed in FILE (repeatable).",
+)
+@click.option(
+    "-p", "--passphrase", is_flag=True, help="Encrypt with a passphrase typed on the terminal."
+)
 @click.option("-a", "--armor", is_flag=True, help="Write PEM-armored text instead of binary.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (atomically) instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write to FILE (atomically) instead of stdout.",
+)
 @click.argument("input_path", metavar="[IN]", required=False)
 @handle_errors
 def encrypt(
@@ -205,8 +240,20 @@ class _PromptedPassphrase:
 
 
 @main.command()
-@click.option("-i", "--identity", "identity_files", multiple=True, type=click.Path(dir_okay=False), help="Decrypt with the identities in FILE (repeatable).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (atomically, mode 0600) instead of stdout.")
+@click.option(
+    "-i",
+    "--identity",
+    "identity_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Decrypt with the identities in FILE (repeatable).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write to FILE (atomically, mode 0600) instead of stdout.",
+)
 @click.argument("input_path", metavar="[IN]", required=False)
 @handle_errors
 def decrypt(identity_files: Sequence[str], output: str | None, input_path: str | None) -> None:

@@ -128,7 +128,9 @@ def decrypt(
     decrypt_payload(file_key, nonce, source, dst.write)
 
 
-def rewrap_header(header: Header, identity: Identity, add_recipients: Sequence[Recipient]) -> Header:
+def rewrap_header(
+    header: Header, identity: Identity, add_recipients: Sequence[Recipient]
+) -> Header:
     """The same header with stanzas for ``add_recipients`` added and a new MAC.
 
     Raises:

@@ -67,7 +67,7 @@ def _lines(data: bytes, what: str) -> list[tuple[int, str]]:
         if line and not line.startswith("#"):
             out.append((number, line))
     if not out:
-        raise KeyFormatError(f"no {what}s found in the file")
+        raise KeyFormatError(f"no {what} found in the file")
     return out
 
 
@@ -93,5 +93,7 @@ def parse_recipient_file(data: bytes) -> list[Recipient]:
         try:
             recipients.append(parse_recipient(line))
         except KeyFormatError as exc:
-            raise KeyFormatError(f"recipients file line {number}: {exc.message}", hint=exc.hint) from None
+            raise KeyFormatError(
+                f"recipients file line {number}: {exc.message}", hint=exc.hint
+            ) from None
     return recipients

@@ -22,6 +22,7 @@ from vault.errors import HeaderError
 __all__ = [
     "MAX_HEADER_SIZE",
     "MAX_LINE_LENGTH",
+    "MAX_STANZAS",
     "Header",
     "Source",
     "Stanza",
@@ -35,6 +36,8 @@ MAX_LINE_LENGTH = 8192
 """Longest header line accepted; the longest native argument line is ~1.5 KiB."""
 MAX_HEADER_SIZE = 4 * 1024 * 1024
 """Largest header accepted, room for thousands of recipients."""
+MAX_STANZAS = 10_000
+"""Most stanzas accepted in one header."""
 _ARGUMENT = re.compile(rb"[\x21-\x7e]+")
 _MAC_LINE = re.compile(rb"--- ([A-Za-z0-9+/]{43})\n")
 
@@ -171,12 +174,14 @@ class Source:
         return filled
 
 
-def _parse_stanza(arg_line: bytes, source: Source, budget: int) -> Stanza:
+def _parse_stanza(arg_line: bytes, source: Source, budget: int) -> tuple[Stanza, int]:
+    """Parse one stanza; returns it and the number of body bytes read."""
     text = arg_line[3:-1]
     args = text.split(b" ")
     if not text or not all(_ARGUMENT.fullmatch(a) for a in args):
         raise HeaderError("malformed stanza: invalid or empty argument")
     body = []
+    read = 0
     while True:
         line = source.readline(_COLUMNS + 1)
         if not line.endswith(b"\n"):
@@ -184,8 +189,8 @@ def _parse_stanza(arg_line: bytes, source: Source, budget: int) -> Stanza:
         chunk = line[:-1]
         if len(chunk) > _COLUMNS:
             raise HeaderError("malformed stanza: body line longer than 64 columns")
-        budget -= len(line)
-        if budget < 0:
+        read += len(line)
+        if read > budget:
             raise HeaderError("malformed header: header too large")
         body.append(chunk)
         if len(chunk) < _COLUMNS:
@@ -194,7 +199,7 @@ def _parse_stanza(arg_line: bytes, source: Source, budget: int) -> Stanza:
     if decoded is None:
         raise HeaderError("malformed stanza: body is not canonical base64")
     names = [a.decode("ascii") for a in args]
-    return Stanza(type=names[0], args=tuple(names[1:]), body=decoded)
+    return Stanza(type=names[0], args=tuple(names[1:]), body=decoded), read
 
 
 def parse_header(source: Source) -> Header:
@@ -221,9 +226,11 @@ def parse_header(source: Source) -> Header:
         if size > MAX_HEADER_SIZE:
             raise HeaderError("malformed header: header too large")
         if line.startswith(b"-> "):
-            stanza = _parse_stanza(line, source, MAX_HEADER_SIZE - size)
+            if len(stanzas) >= MAX_STANZAS:
+                raise HeaderError("malformed header: too many stanzas")
+            stanza, body_size = _parse_stanza(line, source, MAX_HEADER_SIZE - size)
             stanzas.append(stanza)
-            size += len(stanza.marshal()) - len(line)
+            size += body_size
             continue
         if line.startswith(b"---"):
             match = _MAC_LINE.fullmatch(line)

@@ -11,7 +11,8 @@ one that does not.
 from __future__ import annotations
 
 import os
-from collections import deque
+import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
@@ -96,53 +97,61 @@ def _pipeline(
     work: Callable[[_Batch, int, bool], int],
     chunks_of: Callable[[int, bool], int],
 ) -> None:
-    """Read batches, process them on a pool, write the results in order."""
+    """Read batches, process them on a pool, write the results in order.
+
+    The calling thread reads, a pool of workers seals or opens chunks, and
+    one writer thread writes finished batches in order, so reading, the
+    cryptography and writing overlap. A fixed set of batches circulates
+    between them, which bounds memory.
+    """
     workers = _workers()
-    depth = workers + 1
-    free = [_Batch(in_size, out_size) for _ in range(depth + 1)]
-    pending: deque[tuple[_Batch, Future[int] | None]] = deque()
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    free: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
+    for _ in range(workers + 3):
+        free.put(_Batch(in_size, out_size))
+    done: queue.SimpleQueue[tuple[_Batch, Future[int]] | None] = queue.SimpleQueue()
+    failure: list[BaseException] = []
 
-    def drain(limit: int) -> None:
-        while len(pending) > limit:
-            batch, future = pending.popleft()
-            if future is not None:
-                future.result()
-            if batch.output_length:
-                write(memoryview(batch.output)[: batch.output_length])
-            if batch.error is not None:
-                raise batch.error
-            free.append(batch)
+    def writer() -> None:
+        while (item := done.get()) is not None:
+            batch, future = item
+            if not failure:
+                try:
+                    future.result()
+                    if batch.output_length:
+                        write(memoryview(batch.output)[: batch.output_length])
+                    if batch.error is not None:
+                        raise batch.error
+                except BaseException as exc:  # noqa: BLE001 — re-raised by the calling thread
+                    failure.append(exc)
+            free.put(batch)
 
+    pool = ThreadPoolExecutor(workers)
+    writer_thread = threading.Thread(target=writer, name="age-writer", daemon=True)
+    writer_thread.start()
     try:
         counter = 0
-        current = free.pop()
+        current = free.get()
         current.length = _fill(reader, memoryview(current.input), piece)
-        while True:
+        while not failure:
             nxt = None
             last = current.length < in_size
             if not last:
-                nxt = free.pop()
+                nxt = free.get()
                 nxt.length = _fill(reader, memoryview(nxt.input), piece)
                 last = nxt.length == 0
             current.error = None
             current.output_length = 0
-            if pool is None:
-                work(current, counter, last)
-                pending.append((current, None))
-            else:
-                pending.append((current, pool.submit(work, current, counter, last)))
+            done.put((current, pool.submit(work, current, counter, last)))
             counter += chunks_of(current.length, last)
-            if last:
+            if last or nxt is None:
                 break
-            assert nxt is not None
             current = nxt
-            # Keep one batch free for the next read-ahead.
-            drain(depth - 1)
-        drain(0)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        done.put(None)
+        writer_thread.join()
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failure:
+        raise failure[0]
 
 
 def encrypt_payload(file_key: bytes, reader: Reader, write: Writer) -> None:
@@ -161,7 +170,9 @@ def encrypt_payload(file_key: bytes, reader: Reader, write: Writer) -> None:
             end = min(batch.length, (i + 1) * CHUNK_SIZE)
             chunk = data[i * CHUNK_SIZE : end]
             size = len(chunk) + TAG_SIZE
-            aead.encrypt_into(_nonce(counter + i, last and i == count - 1), chunk, None, out[pos : pos + size])
+            aead.encrypt_into(
+                _nonce(counter + i, last and i == count - 1), chunk, None, out[pos : pos + size]
+            )
             pos += size
         batch.output_length = pos
         return pos
@@ -169,7 +180,9 @@ def encrypt_payload(file_key: bytes, reader: Reader, write: Writer) -> None:
     def chunks_of(length: int, last: bool) -> int:
         return max(1, -(-length // CHUNK_SIZE))
 
-    _pipeline(reader, write, in_size, ENCRYPTED_CHUNK_SIZE * _BATCH_CHUNKS, CHUNK_SIZE, seal, chunks_of)
+    _pipeline(
+        reader, write, in_size, ENCRYPTED_CHUNK_SIZE * _BATCH_CHUNKS, CHUNK_SIZE, seal, chunks_of
+    )
 
 
 def decrypt_payload(file_key: bytes, nonce: bytes, reader: Reader, write: Writer) -> None:
@@ -238,4 +251,12 @@ def decrypt_payload(file_key: bytes, nonce: bytes, reader: Reader, write: Writer
     def chunks_of(length: int, last: bool) -> int:
         return -(-length // ENCRYPTED_CHUNK_SIZE)
 
-    _pipeline(reader, write, in_size, CHUNK_SIZE * _BATCH_CHUNKS, ENCRYPTED_CHUNK_SIZE, open_batch, chunks_of)
+    _pipeline(
+        reader,
+        write,
+        in_size,
+        CHUNK_SIZE * _BATCH_CHUNKS,
+        ENCRYPTED_CHUNK_SIZE,
+        open_batch,
+        chunks_of,
+    )
