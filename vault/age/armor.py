@@ -23,6 +23,8 @@ _COLUMNS = 64
 _WHITESPACE = b" \t\r\n"
 _MAX_TRAILING = 1024
 _BODY_LINE = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+# Full 64-column lines without padding: the bulk of a file, decoded in blocks.
+_FULL_LINES = re.compile(rb"(?:[A-Za-z0-9+/]{64}\r?\n)+")
 
 
 def is_armored(prefix: bytes) -> bool:
@@ -83,6 +85,19 @@ class ArmorReader:
             raise ArmorError("invalid armor: missing or wrong PEM header")
 
     def _decode_more(self) -> None:
+        if len(self._pending) < 16384 and not self._eof:
+            data = self._raw.read(16384)
+            if not data:
+                self._eof = True
+            self._pending += data
+        match = _FULL_LINES.match(self._pending)
+        if match:
+            # Whole lines of 64 characters are 48 bytes each, never padded,
+            # so their concatenation is canonical base64.
+            block = match.group()
+            del self._pending[: len(block)]
+            self._decoded += binascii.a2b_base64(block)
+            return
         line = self._line()
         if line == END:
             self._finish()
