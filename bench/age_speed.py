@@ -144,9 +144,8 @@ def main() -> None:
         )
 
         mb = size / 1e6
-        print(
-            f"\n{args.size_mib} MiB, {args.rounds} rounds, files in {work.parent}, {os.cpu_count()} cores\n"
-        )
+        where = f"files in {work.parent}, {os.cpu_count()} cores"
+        print(f"\n{args.size_mib} MiB, {args.rounds} rounds, {where}\n")
         print("| direction | tool   | median MB/s | min–max MB/s   | peak RSS MiB |")
         print("|-----------|--------|-------------|----------------|--------------|")
         for direction in ("encrypt", "decrypt"):
@@ -163,7 +162,7 @@ def main() -> None:
                 times[("evault", direction)]
             )
             print(
-                f"{direction}: evault / age = {ratio:.2f}x (median throughput ratio; > 1 means evault is faster)"
+                f"{direction}: evault / age = {ratio:.2f}x (median throughput; > 1: evault faster)"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,13 @@ def _fail(message: str, hint: str | None = None) -> None:
         click.echo(f"evault: hint: {hint}", err=True)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def handle_errors(func: F) -> F:
     """Turn a :class:`VaultError` into ``evault: error: …`` and exit status 1."""
 
@@ -40,6 +48,10 @@ def handle_errors(func: F) -> F:
             if debug:
                 raise
             _fail(exc.message, exc.hint)
+            sys.exit(1)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as other tools do.
+            _silence_stdout()
             sys.exit(1)
         except OSError as exc:
             if debug:
@@ -155,13 +167,17 @@ def keygen(kind: str, output: str | None) -> None:
 
 def _prompt_passphrase(confirm: bool) -> str:
     """Ask on the terminal, never on stdin, which may carry the data."""
-    try:
-        tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115
-    except OSError:
-        raise VaultError("a passphrase can only be typed on a terminal") from None
     import getpass
+    import io
 
-    with tty:
+    try:
+        raw = open("/dev/tty", "r+b", buffering=0)  # noqa: SIM115 — closed below
+    except OSError:
+        raise VaultError(
+            "a passphrase can only be typed on a terminal",
+            hint="run the command in a terminal, or use -r/-i with key files",
+        ) from None
+    with io.TextIOWrapper(raw, encoding="utf-8", write_through=True) as tty:
         first = getpass.getpass("Enter passphrase: ", stream=tty)
         if confirm and getpass.getpass("Confirm passphrase: ", stream=tty) != first:
             raise VaultError("passphrases did not match")
@@ -213,17 +229,17 @@ def encrypt(
     parsed: list[age.Recipient] = [age.parse_recipient(r) for r in recipients]
     for path in recipient_files:
         parsed += age.parse_recipient_file(_read_key_file(path))
-    if passphrase:
-        if parsed:
-            raise VaultError("-p cannot be combined with recipients")
-        parsed = [age.ScryptRecipient(_prompt_passphrase(confirm=True))]
-    if not parsed:
+    if passphrase and parsed:
+        raise VaultError("-p cannot be combined with recipients")
+    if not parsed and not passphrase:
         raise VaultError("no recipients", hint="give -r RECIPIENT, -R FILE or -p")
     if (output is None or output == "-") and not armor and sys.stdout.isatty():
         raise VaultError(
             "refusing to write binary ciphertext to a terminal",
             hint="use -o FILE, or -a for armored text",
         )
+    if passphrase:
+        parsed = [age.ScryptRecipient(_prompt_passphrase(confirm=True))]
     with _open_input(input_path) as src:
         _run_to_output(output, 0o644, lambda dst: age.encrypt(src, dst, parsed, armor=armor))
 
@@ -274,5 +290,20 @@ def decrypt(identity_files: Sequence[str], output: str | None, input_path: str |
         _run_to_output(output, 0o600, lambda dst: age.decrypt(src, dst, identities))
 
 
+def run() -> None:
+    """Console entry point: click's usage errors in the same ``evault: error:`` form."""
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("evault: interrupted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        _fail(exc.format_message(), "see `evault --help` or `evault COMMAND --help`")
+        sys.exit(2)
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+        sys.exit(exc.exit_code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()
