@@ -127,6 +127,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for direction in ("encrypt", "decrypt"):
                 for tool in ("age", "evault"):
+                    # Neither tool pays for freeing the previous run's output.
+                    target = cipher[tool] if direction == "encrypt" else out[tool]
+                    target.unlink(missing_ok=True)
                     elapsed, peak = run(commands[(tool, direction)])
                     times[(tool, direction)].append(elapsed)
                     rss[(tool, direction)] = max(rss[(tool, direction)], peak)

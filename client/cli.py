@@ -56,7 +56,8 @@ def handle_errors(func: F) -> F:
         except OSError as exc:
             if debug:
                 raise
-            where = f": {exc.filename}" if exc.filename else ""
+            name = str(exc.filename or "")
+            where = f": {name}" if name and _SECRET_MARK not in name.upper() else ""
             _fail(f"{exc.strerror or exc}{where}")
             sys.exit(1)
         except KeyboardInterrupt:
@@ -86,23 +87,39 @@ def main(debug: bool) -> None:
     """
 
 
+_SECRET_MARK = "AGE-SECRET-KEY-"  # noqa: S105 — a prefix to look for, not a secret
+
+
+def _refuse_secret_as_path(path: str) -> None:
+    """A secret key pasted where a file name belongs must never be echoed back."""
+    if _SECRET_MARK in path.upper():
+        raise VaultError(
+            "that looks like a secret key, not a file name",
+            hint="save the key in a file (mode 0600) and pass the file; "
+            "keys typed on the command line end up in the shell history",
+        )
+
+
 def _open_input(path: str | None) -> BinaryIO:
     if path is None or path == "-":
         return sys.stdin.buffer
+    _refuse_secret_as_path(path)
     return open(path, "rb", buffering=0)
 
 
 def _read_key_file(path: str) -> bytes:
-    p = Path(path)
+    _refuse_secret_as_path(path)
     try:
-        with p.open("rb") as f:
+        with Path(path).open("rb") as f:
             return f.read(1024 * 1024 + 1)
     except FileNotFoundError:
         raise VaultError(f"no such file: {path}") from None
 
 
-def _run_to_output(output: str | None, mode: int, job: Callable[[BinaryIO], None]) -> None:
-    from client.files import atomic_output
+def _run_to_output(
+    output: str | None, mode: int, force: bool, job: Callable[[BinaryIO], None]
+) -> None:
+    from client.files import atomic_output, open_device
 
     if output is None or output == "-":
         out = sys.stdout.buffer
@@ -110,12 +127,12 @@ def _run_to_output(output: str | None, mode: int, job: Callable[[BinaryIO], None
         out.flush()
         return
     path = Path(output)
-    if path.exists() and not path.is_file():
-        # A device or a pipe (/dev/null, a FIFO): there is nothing to replace.
-        with path.open("wb") as out:
-            job(out)
+    if path.exists() and not path.is_symlink() and path.is_char_device():
+        # /dev/null and the like: there is nothing to replace.
+        with open_device(path) as device:
+            job(device)
         return
-    with atomic_output(path, mode=mode) as out:
+    with atomic_output(path, mode=mode, overwrite=force) as out:
         job(out)
 
 
@@ -160,7 +177,7 @@ def keygen(kind: str, output: str | None) -> None:
         return
     from client.files import atomic_output
 
-    with atomic_output(Path(output), mode=0o600, overwrite=False) as out:
+    with atomic_output(Path(output), mode=0o600) as out:
         out.write(text.encode("ascii"))
     click.echo(f"Public key: {recipient}", err=True)
 
@@ -213,6 +230,7 @@ def _prompt_passphrase(confirm: bool) -> str:
     type=click.Path(dir_okay=False),
     help="Write to FILE (atomically) instead of stdout.",
 )
+@click.option("-f", "--force", is_flag=True, help="Replace the output file if it exists.")
 @click.argument("input_path", metavar="[IN]", required=False)
 @handle_errors
 def encrypt(
@@ -221,9 +239,11 @@ def encrypt(
     passphrase: bool,
     armor: bool,
     output: str | None,
+    force: bool,
     input_path: str | None,
 ) -> None:
     """Encrypt IN (or stdin) to one or more recipients, as an age v1 file."""
+    from client.files import default_mode
     from vault import age
 
     parsed: list[age.Recipient] = [age.parse_recipient(r) for r in recipients]
@@ -241,7 +261,9 @@ def encrypt(
     if passphrase:
         parsed = [age.ScryptRecipient(_prompt_passphrase(confirm=True))]
     with _open_input(input_path) as src:
-        _run_to_output(output, 0o644, lambda dst: age.encrypt(src, dst, parsed, armor=armor))
+        _run_to_output(
+            output, default_mode(), force, lambda dst: age.encrypt(src, dst, parsed, armor=armor)
+        )
 
 
 class _PromptedPassphrase:
@@ -249,10 +271,14 @@ class _PromptedPassphrase:
 
     def unwrap(self, stanzas: Sequence[Any]) -> bytes | None:
         from vault import age
+        from vault.age import scrypt
 
-        if not any(s.type == "scrypt" for s in stanzas):
-            return None
-        return age.ScryptIdentity(_prompt_passphrase(confirm=False)).unwrap(stanzas)
+        for stanza in stanzas:
+            if stanza.type == scrypt.STANZA_TYPE:
+                # A malformed or too costly stanza is refused before asking.
+                scrypt.check_stanza(stanza, stanzas)
+                return age.ScryptIdentity(_prompt_passphrase(confirm=False)).unwrap(stanzas)
+        return None
 
 
 @main.command()
@@ -270,9 +296,12 @@ class _PromptedPassphrase:
     type=click.Path(dir_okay=False),
     help="Write to FILE (atomically, mode 0600) instead of stdout.",
 )
+@click.option("-f", "--force", is_flag=True, help="Replace the output file if it exists.")
 @click.argument("input_path", metavar="[IN]", required=False)
 @handle_errors
-def decrypt(identity_files: Sequence[str], output: str | None, input_path: str | None) -> None:
+def decrypt(
+    identity_files: Sequence[str], output: str | None, force: bool, input_path: str | None
+) -> None:
     """Decrypt IN (or stdin), binary or armored.
 
     With -o, the output appears only if the whole file decrypted and
@@ -284,14 +313,23 @@ def decrypt(identity_files: Sequence[str], output: str | None, input_path: str |
     identities: list[Any] = []
     for path in identity_files:
         identities += age.parse_identity_file(_read_key_file(path))
-    if not identities:
-        identities = [_PromptedPassphrase()]
+    # Asks only if the file turns out to be passphrase-encrypted.
+    identities.append(_PromptedPassphrase())
     with _open_input(input_path) as src:
-        _run_to_output(output, 0o600, lambda dst: age.decrypt(src, dst, identities))
+        _run_to_output(output, 0o600, force, lambda dst: age.decrypt(src, dst, identities))
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # Unwind like Ctrl-C, so that no half-written output survives.
+    raise KeyboardInterrupt
 
 
 def run() -> None:
     """Console entry point: click's usage errors in the same ``evault: error:`` form."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     try:
         main.main(standalone_mode=False)
     except click.exceptions.Abort:

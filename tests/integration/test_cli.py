@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from .conftest import (
     CHUNK,
     EVAULT,
     EVAULT_SERVER,
+    TIMEOUT,
     KeyPair,
     assert_clean_failure,
     assert_ok,
@@ -290,15 +294,140 @@ def test_decrypt_to_dev_null(tmp_path: Path, x25519_key: KeyPair) -> None:
     assert result.stdout == result.stderr == b""
 
 
-def test_decrypt_replaces_an_existing_output(tmp_path: Path, x25519_key: KeyPair) -> None:
+def test_existing_output_is_kept_without_force(tmp_path: Path, x25519_key: KeyPair) -> None:
+    encrypted = encrypt_file(tmp_path, x25519_key, b"new")
+    (tmp_path / "out").write_bytes(b"old content")
+    before = listing(tmp_path)
+
+    for command in (
+        ["decrypt", "-i", x25519_key.identity_file, "-o", tmp_path / "out", encrypted],
+        ["encrypt", "-r", x25519_key.recipient, "-o", tmp_path / "out", encrypted],
+    ):
+        stderr = assert_clean_failure(run_evault(*command))
+        assert "already exists" in stderr
+        assert "--force" in stderr
+
+    assert (tmp_path / "out").read_bytes() == b"old content"
+    assert listing(tmp_path) == before
+
+
+def test_force_replaces_an_existing_output(tmp_path: Path, x25519_key: KeyPair) -> None:
     encrypted = encrypt_file(tmp_path, x25519_key, b"new")
     (tmp_path / "out").write_bytes(b"old content")
 
     assert_ok(
-        run_evault("decrypt", "-i", x25519_key.identity_file, "-o", tmp_path / "out", encrypted)
+        run_evault(
+            "decrypt", "-f", "-i", x25519_key.identity_file, "-o", tmp_path / "out", encrypted
+        )
     )
 
     assert (tmp_path / "out").read_bytes() == b"new"
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o600
+
+
+def test_output_through_a_symlink_or_fifo_is_refused(tmp_path: Path, x25519_key: KeyPair) -> None:
+    encrypted = encrypt_file(tmp_path, x25519_key, b"plaintext")
+    (tmp_path / "target").write_bytes(b"keep")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    os.mkfifo(tmp_path / "fifo")
+
+    for name in ("link", "fifo"):
+        stderr = assert_clean_failure(
+            run_evault(
+                "decrypt", "-f", "-i", x25519_key.identity_file, "-o", tmp_path / name, encrypted
+            )
+        )
+        assert name in stderr
+
+    assert (tmp_path / "target").read_bytes() == b"keep"
+    assert (tmp_path / "link").is_symlink()
+
+
+def test_encrypt_output_follows_the_umask(tmp_path: Path, x25519_key: KeyPair) -> None:
+    (tmp_path / "in").write_bytes(b"x")
+    for umask, expected in ((0o077, 0o600), (0o022, 0o644)):
+        out = tmp_path / f"out-{umask:o}"
+        result = subprocess.run(
+            [
+                "sh",
+                "-c",
+                f'umask {umask:o} && exec "$0" "$@"',
+                EVAULT,
+                "encrypt",
+                "-r",
+                x25519_key.recipient,
+                "-o",
+                out,
+                tmp_path / "in",
+            ],
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert_ok(result)
+        assert stat.S_IMODE(out.stat().st_mode) == expected
+
+
+def test_a_secret_key_given_as_a_file_name_is_never_echoed(
+    tmp_path: Path, x25519_key: KeyPair
+) -> None:
+    secret = next(
+        line
+        for line in x25519_key.identity_file.read_text().splitlines()
+        if line.startswith("AGE-SECRET-KEY-")
+    )
+    encrypted = encrypt_file(tmp_path, x25519_key, b"x")
+    for command in (
+        ["decrypt", "-i", secret, encrypted],
+        ["encrypt", "-R", secret, encrypted],
+        ["decrypt", "-i", x25519_key.identity_file, secret],
+    ):
+        stderr = assert_clean_failure(run_evault(*command))
+        assert "looks like a secret key" in stderr
+        assert secret[15:] not in stderr
+
+
+def _has_open_file_in(pid: int, directory: Path) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    links = []
+    for fd in fds.iterdir():
+        try:
+            links.append(os.readlink(fd))
+        except OSError:
+            continue
+    return any(link.startswith(f"{directory}/") for link in links)
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path: Path, x25519_key: KeyPair) -> None:
+    """A killed decryption leaves neither the output nor a temporary file."""
+    encrypted = encrypt_file(tmp_path, x25519_key, payload(3 * CHUNK))
+    data = encrypted.read_bytes()
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [EVAULT, "decrypt", "-i", x25519_key.identity_file, "-o", tmp_path / "out"],
+        stdin=read_end,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    os.close(read_end)
+    try:
+        os.write(write_end, data[: len(data) // 2])
+        deadline = time.monotonic() + TIMEOUT
+        # Wait until the process has its output open, then stop it mid-stream.
+        while time.monotonic() < deadline and not _has_open_file_in(proc.pid, tmp_path):
+            time.sleep(0.02)
+        assert _has_open_file_in(proc.pid, tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        os.close(write_end)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert listing(tmp_path) == {"in.age"}
 
 
 # Failures: one clean error, exit status 1, nothing left behind.
@@ -622,7 +751,7 @@ def test_wrong_passphrase_on_a_terminal(tmp_path: Path) -> None:
 
     assert run.returncode == 1, run
     assert b"Enter passphrase" in run.terminal
-    assert run.stderr.startswith(b"evault: error: no identity matched"), run
+    assert run.stderr.startswith(b"evault: error: incorrect passphrase"), run
     assert b"Traceback" not in run.stderr
     assert listing(tmp_path) == {"in.age"}
 

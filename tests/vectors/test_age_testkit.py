@@ -130,4 +130,28 @@ def test_header_round_trip(name: str) -> None:
     header = parse_header(source)
     marshalled = header.marshal()
     assert data.startswith(marshalled)
-    assert data[len(marshalled) :] == source.read()
+    assert data[len(marshalled) :] == source.read(len(data))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vector_with_armor_detection(name: str) -> None:
+    """As the CLI runs it: armor detected from the first bytes, not told.
+
+    Outcomes are the same, except that an armored input that does not start
+    with a dash line (after whitespace) is read as a malformed binary header.
+    """
+    vector = load(TESTKIT / name)
+    identities: list[age.Identity] = [age.parse_identity(i) for i in vector.identities]
+    identities += [age.ScryptIdentity(p) for p in vector.passphrases]
+    out = io.BytesIO()
+    try:
+        age.decrypt(io.BytesIO(vector.body), out, identities)
+        outcome = "success"
+    except DecryptError as exc:
+        outcome = CATEGORIES[type(exc)]
+    expected = vector.expect
+    if vector.armored and not vector.body.lstrip(b" \t\r\n").startswith(b"-----"):
+        expected = "header failure"
+    assert outcome == expected
+    if expected in ("success", "payload failure"):
+        assert hashlib.sha256(out.getvalue()).hexdigest() == vector.payload

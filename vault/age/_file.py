@@ -11,7 +11,7 @@ from vault.age._crypto import FILE_KEY_SIZE
 from vault.age._interface import Identity, Recipient
 from vault.age.armor import ArmorReader, ArmorWriter, is_armored
 from vault.age.format import Header, Source, Stanza, parse_header
-from vault.age.stream import NONCE_SIZE, decrypt_payload, encrypt_payload
+from vault.age.stream import NONCE_SIZE, decrypt_payload, encrypt_payload, write_all
 from vault.errors import EncryptError, HeaderError, HMACError, NoIdentityMatchError
 
 _COPY_SIZE = 1024 * 1024
@@ -28,13 +28,20 @@ def _check_labels(recipients: Sequence[Recipient], existing: Iterable[frozenset[
         )
 
 
+# Recipient types of the age ecosystem by strength, so that re-wrapping cannot
+# add a post-quantum recipient beside a classic one or the reverse. Unknown
+# types (grease, unknown plugins) say nothing and are left out.
+_POST_QUANTUM_TYPES = frozenset({hybrid.STANZA_TYPE, "mlkem768p256tag"})
+_CLASSIC_TYPES = frozenset({x25519.STANZA_TYPE, "p256tag", "ssh-ed25519", "ssh-rsa", "piv-p256"})
+
+
 def _stanza_labels(stanzas: Sequence[Stanza]) -> set[frozenset[str]]:
-    """The labels of the native recipient types present in a header."""
+    """The labels of the known recipient types present in a header."""
     labels: set[frozenset[str]] = set()
     for stanza in stanzas:
-        if stanza.type == hybrid.STANZA_TYPE:
+        if stanza.type in _POST_QUANTUM_TYPES:
             labels.add(frozenset({"postquantum"}))
-        elif stanza.type == x25519.STANZA_TYPE:
+        elif stanza.type in _CLASSIC_TYPES:
             labels.add(frozenset())
         elif stanza.type == scrypt.STANZA_TYPE:
             raise EncryptError("cannot add recipients to a file encrypted with a passphrase")
@@ -57,7 +64,7 @@ def encrypt(
     file_key = os.urandom(FILE_KEY_SIZE)
     stanzas = [stanza for r in recipients for stanza in r.wrap(file_key)]
     out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
-    out.write(Header.seal(stanzas, file_key).marshal())
+    write_all(out.write, memoryview(Header.seal(stanzas, file_key).marshal()))
     encrypt_payload(file_key, Source(src), out.write)
     if isinstance(out, ArmorWriter):
         out.close()
@@ -92,6 +99,10 @@ def unwrap_file_key(header: Header, identities: Sequence[Identity]) -> bytes:
         if not header.verify_mac(file_key):
             raise HMACError("invalid header: MAC does not verify", hint="the file was altered")
         return file_key
+    if len(stanzas) == 1 and stanzas[0].type == scrypt.STANZA_TYPE:
+        raise NoIdentityMatchError(
+            "incorrect passphrase", hint="the file is encrypted with a passphrase"
+        )
     raise NoIdentityMatchError(
         "no identity matched any of the file's recipients",
         hint="was the file encrypted to you? check the identity file or passphrase",
@@ -159,9 +170,8 @@ def rewrap(
     nonce = _read_nonce(source)
     new_header = rewrap_header(header, identity, add_recipients)
     out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armored else dst
-    out.write(new_header.marshal())
-    out.write(nonce)
+    write_all(out.write, memoryview(new_header.marshal() + nonce))
     while data := source.read(_COPY_SIZE):
-        out.write(data)
+        write_all(out.write, memoryview(data))
     if isinstance(out, ArmorWriter):
         out.close()

@@ -28,8 +28,12 @@ _FULL_LINES = re.compile(rb"(?:[A-Za-z0-9+/]{64}\r?\n)+")
 
 
 def is_armored(prefix: bytes) -> bool:
-    """Whether a file starting with ``prefix`` is meant to be armored."""
-    return prefix.lstrip(_WHITESPACE).startswith(b"-----BEGIN")
+    """Whether a file starting with ``prefix`` is meant to be armored.
+
+    A binary age file starts with its version line, so anything that starts
+    with a PEM-style dash line is treated, and strictly checked, as armor.
+    """
+    return prefix.lstrip(_WHITESPACE).startswith(b"-----")
 
 
 class ArmorReader:
@@ -128,11 +132,14 @@ class ArmorReader:
 
     def _finish(self) -> None:
         self._done = True
-        # Only whitespace may follow, and not endlessly.
-        trailing = bytes(self._pending) + self._raw.read(_MAX_TRAILING + 1 - len(self._pending))
+        # Only whitespace may follow, and not endlessly: read at most a
+        # little more than the allowance, never "the rest of the stream".
+        trailing = bytes(self._pending)
+        self._pending.clear()
+        if len(trailing) <= _MAX_TRAILING:
+            trailing += self._raw.read(_MAX_TRAILING + 1 - len(trailing))
         if len(trailing) > _MAX_TRAILING or trailing.strip(_WHITESPACE):
             raise ArmorError("invalid armor: data after the PEM footer")
-        self._pending.clear()
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` decoded bytes (all of them if negative)."""

@@ -140,11 +140,9 @@ class Source:
         return bytes(self._buf[:size])
 
     def read(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes, fewer only at EOF; all of them if negative."""
+        """Read up to ``size`` bytes, fewer only at EOF."""
         if size < 0:
-            while self._fill():
-                pass
-            size = len(self._buf)
+            raise RuntimeError("internal error: unbounded read")
         while len(self._buf) < size and self._fill(size - len(self._buf)):
             pass
         data = bytes(self._buf[:size])

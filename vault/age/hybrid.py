@@ -13,6 +13,7 @@ SHAKE256 to 96 bytes: the first 64 are the ML-KEM-768 seed (d || z), the last
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import Sequence
 
@@ -170,4 +171,4 @@ def _x25519_share_ok(private: X25519PrivateKey, share: bytes) -> bool:
         shared = private.exchange(X25519PublicKey.from_public_bytes(share))
     except ValueError:
         return False
-    return shared != bytes(32)
+    return not hmac.compare_digest(shared, bytes(32))

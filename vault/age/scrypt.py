@@ -13,7 +13,13 @@ from vault.age._crypto import FILE_KEY_SIZE, open_file_key, seal_file_key
 from vault.age.format import Stanza
 from vault.errors import EncryptError, HeaderError
 
-__all__ = ["DEFAULT_WORK_FACTOR", "MAX_WORK_FACTOR", "ScryptIdentity", "ScryptRecipient"]
+__all__ = [
+    "DEFAULT_WORK_FACTOR",
+    "MAX_WORK_FACTOR",
+    "ScryptIdentity",
+    "ScryptRecipient",
+    "check_stanza",
+]
 
 STANZA_TYPE = "scrypt"
 _SALT_LABEL = b"age-encryption.org/v1/scrypt"
@@ -33,9 +39,16 @@ def _passphrase_bytes(passphrase: str | bytes) -> bytes:
 
 
 def _wrap_key(passphrase: bytes, salt: bytes, work_factor: int) -> bytes:
-    # scrypt with N = 2^22 and r = 8 needs 4 GiB; allow what the cap implies.
+    # scrypt needs 128 * r * N bytes: 4 GiB at the cap of N = 2^22.
     kdf = Scrypt(salt=_SALT_LABEL + salt, length=32, n=1 << work_factor, r=8, p=1)
-    return kdf.derive(passphrase)
+    try:
+        return kdf.derive(passphrase)
+    except MemoryError:
+        need = 128 * 8 * (1 << work_factor) // 2**20
+        raise HeaderError(
+            f"not enough memory for the file's scrypt work factor 2^{work_factor}",
+            hint=f"opening it needs about {need} MiB of free memory",
+        ) from None
 
 
 class ScryptRecipient:
@@ -76,24 +89,39 @@ class ScryptIdentity:
         for stanza in stanzas:
             if stanza.type != STANZA_TYPE:
                 continue
-            if len(stanzas) != 1:
-                raise HeaderError("invalid header: an scrypt stanza must be the only stanza")
-            if len(stanza.args) != 2:
-                raise HeaderError("invalid scrypt stanza: wrong number of arguments")
-            salt = _b64.decode(stanza.args[0].encode("ascii"))
-            if salt is None or len(salt) != _SALT_SIZE:
-                raise HeaderError("invalid scrypt stanza: invalid salt")
-            if not _WORK_FACTOR.fullmatch(stanza.args[1]):
-                raise HeaderError("invalid scrypt stanza: invalid work factor")
-            # Compare as text length first: int() of a huge string is itself costly.
-            if len(stanza.args[1]) > 3 or int(stanza.args[1]) > self._max_work_factor:
-                raise HeaderError(
-                    "scrypt work factor too large",
-                    hint=f"files above 2^{self._max_work_factor} are refused: they could "
-                    "take minutes and gigabytes to open",
-                )
-            if len(stanza.body) != FILE_KEY_SIZE + 16:
-                raise HeaderError("invalid scrypt stanza: invalid body length")
-            wrap_key = _wrap_key(self._passphrase, salt, int(stanza.args[1]))
-            return open_file_key(wrap_key, stanza.body)
+            salt, work_factor = check_stanza(stanza, stanzas, self._max_work_factor)
+            return open_file_key(_wrap_key(self._passphrase, salt, work_factor), stanza.body)
         return None
+
+
+def check_stanza(
+    stanza: Stanza, stanzas: Sequence[Stanza], max_work_factor: int = MAX_WORK_FACTOR
+) -> tuple[bytes, int]:
+    """Check an scrypt stanza before any passphrase is asked for or scrypt runs.
+
+    Returns the salt and the work factor.
+
+    Raises:
+        HeaderError: the stanza breaks a rule of the format or asks for more
+            work than ``max_work_factor``.
+    """
+    if len(stanzas) != 1:
+        raise HeaderError("invalid header: an scrypt stanza must be the only stanza")
+    if len(stanza.args) != 2:
+        raise HeaderError("invalid scrypt stanza: wrong number of arguments")
+    salt = _b64.decode(stanza.args[0].encode("ascii"))
+    if salt is None or len(salt) != _SALT_SIZE:
+        raise HeaderError("invalid scrypt stanza: invalid salt")
+    if not _WORK_FACTOR.fullmatch(stanza.args[1]):
+        raise HeaderError("invalid scrypt stanza: invalid work factor")
+    # Compare the length first: int() of a huge string is itself costly.
+    if len(stanza.args[1]) > 3 or int(stanza.args[1]) > max_work_factor:
+        raise HeaderError(
+            "scrypt work factor too large",
+            hint=f"files above 2^{max_work_factor} are refused: they could "
+            "take minutes and gigabytes to open",
+        )
+    # Checked before decrypting to avoid a partitioning oracle.
+    if len(stanza.body) != FILE_KEY_SIZE + 16:
+        raise HeaderError("invalid scrypt stanza: invalid body length")
+    return salt, int(stanza.args[1])

@@ -47,6 +47,8 @@ class Reader(Protocol):
 
 
 Writer = Callable[[memoryview], object]
+"""``dst.write``: must consume the data before returning (as files do), since the
+buffer behind the view is reused; a short count is followed by another write."""
 
 
 def payload_key(file_key: bytes, nonce: bytes) -> bytes:
@@ -75,6 +77,15 @@ class _Batch:
         self.length = 0
         self.output_length = 0
         self.error: PayloadError | None = None
+
+
+def write_all(write: Writer, view: memoryview) -> None:
+    """Write all of ``view``, looping over short writes of raw files and sockets."""
+    while len(view):
+        n = write(view)
+        if not isinstance(n, int) or n >= len(view):
+            return
+        view = view[n:]
 
 
 def _fill(reader: Reader, view: memoryview, piece: int) -> int:
@@ -118,7 +129,7 @@ def _pipeline(
                 try:
                     future.result()
                     if batch.output_length:
-                        write(memoryview(batch.output)[: batch.output_length])
+                        write_all(write, memoryview(batch.output)[: batch.output_length])
                     if batch.error is not None:
                         raise batch.error
                 except BaseException as exc:  # noqa: BLE001 — re-raised by the calling thread
@@ -128,6 +139,7 @@ def _pipeline(
     pool = ThreadPoolExecutor(workers)
     writer_thread = threading.Thread(target=writer, name="age-writer", daemon=True)
     writer_thread.start()
+    interrupted: BaseException | None = None
     try:
         counter = 0
         current = free.get()
@@ -135,29 +147,42 @@ def _pipeline(
         while not failure:
             nxt = None
             last = current.length < in_size
+            read_error: BaseException | None = None
             if not last:
                 nxt = free.get()
-                nxt.length = _fill(reader, memoryview(nxt.input), piece)
-                last = nxt.length == 0
+                try:
+                    nxt.length = _fill(reader, memoryview(nxt.input), piece)
+                except BaseException as exc:  # noqa: BLE001 — raised once `current` is queued
+                    read_error = exc
+                last = read_error is None and nxt.length == 0
             current.error = None
             current.output_length = 0
             done.put((current, pool.submit(work, current, counter, last)))
             counter += chunks_of(current.length, last)
+            if read_error is not None:
+                # The batch read before the error still goes out (or fails) first.
+                raise read_error
             if last or nxt is None:
                 break
             current = nxt
+    except BaseException as exc:  # noqa: BLE001 — re-raised below, after the writer stops
+        interrupted = exc
     finally:
         done.put(None)
         writer_thread.join()
         pool.shutdown(wait=True, cancel_futures=True)
+    # The writer's error concerns an earlier batch than anything the reader
+    # met since, so it is the one to report.
     if failure:
         raise failure[0]
+    if interrupted is not None:
+        raise interrupted
 
 
 def encrypt_payload(file_key: bytes, reader: Reader, write: Writer) -> None:
     """Write the payload nonce and the encrypted chunks of everything ``reader`` holds."""
     nonce = os.urandom(NONCE_SIZE)
-    write(memoryview(nonce))
+    write_all(write, memoryview(nonce))
     aead = ChaCha20Poly1305(payload_key(file_key, nonce))
     in_size = CHUNK_SIZE * _BATCH_CHUNKS
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Sequence
 
@@ -28,7 +29,7 @@ def _exchange(private: X25519PrivateKey, public: bytes) -> bytes | None:
     except ValueError:
         # cryptography refuses an all-zero shared secret; the format says abort.
         return None
-    return None if shared == bytes(32) else shared
+    return None if hmac.compare_digest(shared, bytes(32)) else shared
 
 
 class X25519Recipient:

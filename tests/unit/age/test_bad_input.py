@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -201,3 +204,91 @@ def test_endless_whitespace_before_armor_is_refused() -> None:
     with pytest.raises(age.ArmorError):
         age.decrypt(raw, Sink(), [IDENTITY], armored=True)  # type: ignore[arg-type]
     assert raw.consumed < 1024 * 1024
+
+
+def test_data_after_the_armor_footer_is_not_read_to_the_end() -> None:
+    out = io.BytesIO()
+    age.encrypt(io.BytesIO(b"short"), out, [IDENTITY.recipient()], armor=True)
+    raw = Endless(out.getvalue(), bytes(4096))
+    tracemalloc.start()
+    try:
+        with pytest.raises(age.ArmorError, match="after the PEM footer"):
+            _decrypt(raw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert raw.consumed < 1024 * 1024
+    assert peak < 16 * 1024 * 1024
+
+
+def test_a_writer_that_writes_short_gets_everything() -> None:
+    class Short(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+            view = memoryview(data).cast("B")[:1000]
+            self.data += view
+            return len(view)
+
+    plaintext = bytes(range(256)) * 1000
+    out = Short()
+    age.encrypt(io.BytesIO(plaintext), out, [IDENTITY.recipient()])  # type: ignore[arg-type]
+    back = Short()
+    age.decrypt(io.BytesIO(bytes(out.data)), back, [IDENTITY])  # type: ignore[arg-type]
+    assert bytes(back.data) == plaintext
+
+
+def test_the_first_error_in_stream_order_is_reported() -> None:
+    """A bad chunk early in the file wins over a read error met later."""
+
+    class FailingTail(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self._data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+            n = self._data.readinto(buffer)
+            if not n:
+                raise OSError("disk read error")
+            return n
+
+    blob = bytearray(encrypt_bytes(bytes(20 * CHUNK_SIZE)))
+    blob[200] ^= 1  # in the first chunk (the header is shorter than 200 bytes)
+    with pytest.raises(age.PayloadError, match="chunk 0"):
+        _decrypt(FailingTail(bytes(blob[: len(blob) - 10])))
+
+
+def test_scrypt_without_enough_memory_is_a_clear_error(tmp_path: Path) -> None:
+    """Work factor 20 needs 1 GiB; under a 512 MiB limit it is a HeaderError, not MemoryError."""
+    blob = _scrypt_blob()
+    line_start = blob.index(b"-> scrypt ")
+    line_end = blob.index(b"\n", line_start)
+    fields = blob[line_start:line_end].split(b" ")
+    forged = blob[:line_start] + b" ".join([*fields[:3], b"20"]) + blob[line_end:]
+    (tmp_path / "f.age").write_bytes(forged)
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
+        "from vault import age\n"
+        "from vault.errors import HeaderError\n"
+        "try:\n"
+        "    with open(sys.argv[1], 'rb') as src, open('/dev/null', 'wb') as dst:\n"
+        "        age.decrypt(src, dst, [age.ScryptIdentity('pw')])\n"
+        "except HeaderError as exc:\n"
+        "    print(exc.message)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "f.age")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "not enough memory" in result.stdout
