@@ -172,6 +172,7 @@ def keygen(kind: str, output: str | None) -> None:
     if output is None or output == "-":
         if not sys.stdout.isatty():
             click.echo(f"Public key: {recipient}", err=True)
+            _warn_if_readable_by_others(sys.stdout.fileno())
         sys.stdout.write(text)
         sys.stdout.flush()
         return
@@ -180,6 +181,18 @@ def keygen(kind: str, output: str | None) -> None:
     with atomic_output(Path(output), mode=0o600) as out:
         out.write(text.encode("ascii"))
     click.echo(f"Public key: {recipient}", err=True)
+
+
+def _warn_if_readable_by_others(fd: int) -> None:
+    import stat
+
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+        click.echo(
+            "evault: warning: the secret key went to a file others can read; "
+            "chmod 600 it, or use -o FILE next time",
+            err=True,
+        )
 
 
 def _prompt_passphrase(confirm: bool) -> str:

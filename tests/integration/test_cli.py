@@ -804,3 +804,16 @@ def test_encrypt_armor_to_a_terminal_is_allowed(tmp_path: Path, x25519_key: KeyP
     assert run.returncode == 0, run
     assert b"-----BEGIN AGE ENCRYPTED FILE-----" in run.terminal
     assert b"-----END AGE ENCRYPTED FILE-----" in run.terminal
+
+
+def test_keygen_to_a_readable_file_warns(tmp_path: Path) -> None:
+    target = tmp_path / "key.txt"
+    result = subprocess.run(
+        ["sh", "-c", 'umask 022 && exec "$0" keygen > "$1"', EVAULT, target],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert_ok(result)
+    assert b"evault: warning: the secret key went to a file others can read" in result.stderr
+    assert target.read_text().count("AGE-SECRET-KEY-PQ-1") == 1
