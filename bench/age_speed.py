@@ -27,8 +27,8 @@ BIN = Path(sys.executable).parent
 EVAULT = BIN / "evault"
 
 
-def run(argv: list[str]) -> tuple[float, int]:
-    """Run a command; return its wall time in seconds and its peak RSS in bytes."""
+def run(argv: list[str]) -> tuple[float, int, float]:
+    """Run a command; return its wall time (s), peak RSS (bytes) and CPU time (s)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -37,7 +37,7 @@ def run(argv: list[str]) -> tuple[float, int]:
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {stderr}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def sha256(path: Path) -> str:
@@ -121,6 +121,7 @@ def main() -> None:
         }
         times: dict[tuple[str, str], list[float]] = {k: [] for k in commands}
         rss: dict[tuple[str, str], int] = dict.fromkeys(commands, 0)
+        cpu: dict[tuple[str, str], list[float]] = {k: [] for k in commands}
         # One warm-up round puts everything in the page cache.
         for key in commands:
             run(commands[key])
@@ -130,8 +131,9 @@ def main() -> None:
                     # Neither tool pays for freeing the previous run's output.
                     target = cipher[tool] if direction == "encrypt" else out[tool]
                     target.unlink(missing_ok=True)
-                    elapsed, peak = run(commands[(tool, direction)])
+                    elapsed, peak, used = run(commands[(tool, direction)])
                     times[(tool, direction)].append(elapsed)
+                    cpu[(tool, direction)].append(used)
                     rss[(tool, direction)] = max(rss[(tool, direction)], peak)
         expected = sha256(plain)
         for tool in ("age", "evault"):
@@ -149,15 +151,21 @@ def main() -> None:
         mb = size / 1e6
         where = f"files in {work.parent}, {os.cpu_count()} cores"
         print(f"\n{args.size_mib} MiB, {args.rounds} rounds, {where}\n")
-        print("| direction | tool   | median MB/s | min–max MB/s   | peak RSS MiB |")
-        print("|-----------|--------|-------------|----------------|--------------|")
+        print(
+            "| direction | tool   | median MB/s | min–max MB/s   | CPU s (median) | peak RSS MiB |"
+        )
+        print(
+            "|-----------|--------|-------------|----------------|----------------|--------------|"
+        )
         for direction in ("encrypt", "decrypt"):
             for tool in ("age", "evault"):
                 t = times[(tool, direction)]
                 rates = sorted(mb / x for x in t)
                 print(
                     f"| {direction:9} | {tool:6} | {statistics.median(rates):11.0f} | "
-                    f"{rates[0]:6.0f}–{rates[-1]:<7.0f} | {rss[(tool, direction)] / 2**20:12.1f} |"
+                    f"{rates[0]:6.0f}–{rates[-1]:<7.0f} | "
+                    f"{statistics.median(cpu[(tool, direction)]):14.2f} | "
+                    f"{rss[(tool, direction)] / 2**20:12.1f} |"
                 )
         print()
         for direction in ("encrypt", "decrypt"):
