@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import decrypt_bytes as ours_decrypt
+from tests.helpers import encrypt_bytes as ours_encrypt
 from vault import age
 
 from .conftest import (
@@ -33,20 +35,6 @@ pytestmark = pytest.mark.integration
 
 PASSPHRASE = "correct horse battery staple"  # noqa: S105 — a test value
 ARMOR = [pytest.param(False, id="binary"), pytest.param(True, id="armor")]
-
-
-def ours_encrypt(
-    plaintext: bytes, recipients: list[age.Recipient], *, armor: bool = False
-) -> bytes:
-    out = io.BytesIO()
-    age.encrypt(io.BytesIO(plaintext), out, recipients, armor=armor)
-    return out.getvalue()
-
-
-def ours_decrypt(ciphertext: bytes, identities: list[age.Identity]) -> bytes:
-    out = io.BytesIO()
-    age.decrypt(io.BytesIO(ciphertext), out, identities)
-    return out.getvalue()
 
 
 def age_decrypt(age_bin: str, ciphertext: bytes, identity_file: Path) -> bytes:

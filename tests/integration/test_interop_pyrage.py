@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from pyrage import passphrase as pyrage_passphrase
 from pyrage import x25519 as pyrage_x25519
 
+from tests.helpers import decrypt_bytes as ours_decrypt
+from tests.helpers import encrypt_bytes as ours_encrypt
 from vault import age
 
 from .conftest import CHUNK, SIZES, payload
@@ -34,20 +36,6 @@ def with_fixed_sizes(test: Callable[..., None]) -> Callable[..., None]:
     for size in SIZES:
         test = example(size=size, seed=size)(test)
     return test
-
-
-def ours_encrypt(
-    plaintext: bytes, recipients: list[age.Recipient], *, armor: bool = False
-) -> bytes:
-    out = io.BytesIO()
-    age.encrypt(io.BytesIO(plaintext), out, recipients, armor=armor)
-    return out.getvalue()
-
-
-def ours_decrypt(ciphertext: bytes, identities: list[age.Identity]) -> bytes:
-    out = io.BytesIO()
-    age.decrypt(io.BytesIO(ciphertext), out, identities)
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")

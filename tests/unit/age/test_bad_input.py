@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import encrypt_bytes
 from vault import age
 from vault.age.stream import CHUNK_SIZE
 from vault.errors import DecryptError, VaultError
@@ -57,10 +58,8 @@ class Sink(io.RawIOBase):
         return n
 
 
-def encrypt_bytes(data: bytes, identity: age.X25519Identity = IDENTITY) -> bytes:
-    out = io.BytesIO()
-    age.encrypt(io.BytesIO(data), out, [identity.recipient()])
-    return out.getvalue()
+def encrypt_to(data: bytes, identity: age.X25519Identity | age.HybridIdentity = IDENTITY) -> bytes:
+    return encrypt_bytes(data, [identity.recipient()])
 
 
 def _decrypt(raw: io.RawIOBase | io.BytesIO) -> None:
@@ -119,7 +118,7 @@ def test_garbage_gives_a_decrypt_error(data: bytes) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_any_single_byte_change_is_detected(data: st.DataObject) -> None:
-    blob = bytearray(encrypt_bytes(b"evidence " * 50, HYBRID))
+    blob = bytearray(encrypt_to(b"evidence " * 50, HYBRID))
     position = data.draw(st.integers(0, len(blob) - 1))
     blob[position] ^= data.draw(st.integers(1, 255))
     out = io.BytesIO()
@@ -130,14 +129,14 @@ def test_any_single_byte_change_is_detected(data: st.DataObject) -> None:
 
 
 def test_every_truncation_fails_cleanly() -> None:
-    blob = encrypt_bytes(b"q" * (CHUNK_SIZE + 3))
+    blob = encrypt_to(b"q" * (CHUNK_SIZE + 3))
     for cut in [*range(0, 300), *range(len(blob) - 40, len(blob))]:
         with pytest.raises(DecryptError):
             _decrypt(io.BytesIO(blob[:cut]))
 
 
 def test_payload_errors_name_the_problem() -> None:
-    blob = encrypt_bytes(b"abc")
+    blob = encrypt_to(b"abc")
     with pytest.raises(age.PayloadError) as info:
         _decrypt(io.BytesIO(blob + b"trailing"))
     assert "chunk" in str(info.value)
@@ -258,7 +257,7 @@ def test_the_first_error_in_stream_order_is_reported() -> None:
                 raise OSError("disk read error")
             return n
 
-    blob = bytearray(encrypt_bytes(bytes(20 * CHUNK_SIZE)))
+    blob = bytearray(encrypt_to(bytes(20 * CHUNK_SIZE)))
     blob[200] ^= 1  # in the first chunk (the header is shorter than 200 bytes)
     with pytest.raises(age.PayloadError, match="chunk 0"):
         _decrypt(FailingTail(bytes(blob[: len(blob) - 10])))

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import decrypt_bytes, encrypt_bytes
 from vault import age
 from vault.age.format import Source, parse_header
 from vault.age.stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE
@@ -16,18 +17,6 @@ from vault.errors import EncryptError
 X25519 = age.X25519Identity.generate()
 HYBRID = age.HybridIdentity.generate()
 SIZES = [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 5, 17 * CHUNK_SIZE]
-
-
-def encrypt_bytes(data: bytes, recipients: list[age.Recipient], *, armor: bool = False) -> bytes:
-    out = io.BytesIO()
-    age.encrypt(io.BytesIO(data), out, recipients, armor=armor)
-    return out.getvalue()
-
-
-def decrypt_bytes(data: bytes, identities: list[age.Identity]) -> bytes:
-    out = io.BytesIO()
-    age.decrypt(io.BytesIO(data), out, identities)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize("size", SIZES)
