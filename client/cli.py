@@ -63,10 +63,8 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("evault: interrupted", err=True)
             sys.exit(130)
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException:
-            raise
+        except (click.exceptions.Exit, click.ClickException):
+            raise  # click reports these itself
         except Exception:
             if debug:
                 raise
