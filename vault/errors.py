@@ -8,8 +8,11 @@ carries a message a person can act on and an optional ``hint``. Families:
   follow the outcome categories of the age testkit so that a low-level parse
   error is never masked by a later check.
 - :class:`EncryptError`: the inputs to an encryption are unusable together.
-- :class:`ProofError`, :class:`ServerError`, :class:`ConfigError`: reserved for
-  the audit log, the HTTP client and configuration.
+- :class:`ProofError` (with :class:`SignatureError`): a signature, checkpoint or
+  Merkle proof that does not verify.
+- :class:`KeystoreError`: the passphrase-protected key file; :class:`ShareError`:
+  release shares; :class:`ServerError`, :class:`ConfigError`: the HTTP client and
+  local configuration.
 """
 
 from __future__ import annotations
@@ -23,11 +26,18 @@ __all__ = [
     "HMACError",
     "HeaderError",
     "KeyFormatError",
+    "KeystoreCorruptError",
+    "KeystoreError",
+    "ManifestError",
     "NoIdentityMatchError",
+    "NoteError",
     "PayloadError",
     "ProofError",
     "ServerError",
+    "ShareError",
+    "SignatureError",
     "VaultError",
+    "WrongPassphraseError",
 ]
 
 
@@ -59,8 +69,36 @@ class ConfigError(VaultError):
     """A setting or a local file that is missing or unusable."""
 
 
+class ManifestError(FormatError):
+    """An item manifest that is malformed or does not match its item."""
+
+
+class NoteError(FormatError):
+    """A signed note, checkpoint or proof whose text breaks its format."""
+
+
 class ProofError(VaultError):
     """A signature, checkpoint or Merkle proof that does not verify."""
+
+
+class SignatureError(ProofError):
+    """A signature that does not verify, or one from an unexpected key."""
+
+
+class KeystoreError(VaultError):
+    """The local keystore cannot be opened or written."""
+
+
+class WrongPassphraseError(KeystoreError):
+    """No slot of the keystore opens with the passphrase given."""
+
+
+class KeystoreCorruptError(KeystoreError):
+    """The keystore file is truncated, altered or not a keystore."""
+
+
+class ShareError(VaultError):
+    """Release shares that are malformed, mixed up, duplicated or too few."""
 
 
 class ServerError(VaultError):
