@@ -1,15 +1,15 @@
-"""Small files replaced atomically: a temporary file beside the target, fsync, rename.
+"""Files replaced atomically: the new content is complete before it gets the name.
 
-Used by the keystore, whose file must never be half written: either the old
-file or the new one is under the name, whatever happens (an error, a full
-disk, a crash or a power cut after the function returns). The new file is
-created with mode 0600 whatever the umask and whatever the mode of the file it
-replaces.
+Used for key files, keystores and decrypted output: either the old file or
+the complete new one is under the name, whatever happens (an error, a full
+disk, a signal, a crash or a power cut after the commit returns). On Linux
+the new content lives in an unnamed file (``O_TMPFILE``) until it is
+complete, so even a killed process leaves nothing behind; elsewhere a hidden
+``.NAME.*.tmp`` beside the target is removed on any exception. Files are
+created with the mode asked (0600 by default), whatever the umask.
 
-The core library must not import ``client/``, which has a general version of
-this helper (``client.files.atomic_output``, with ``O_TMPFILE``); this one
-writes a ``bytes`` value and raises :class:`OSError`, which the caller
-translates into its own error.
+Errors are :class:`OSError` (``FileExistsError`` when the target exists);
+callers translate them into their own.
 """
 
 from __future__ import annotations
@@ -17,17 +17,22 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["write_atomically"]
+__all__ = ["atomic_output", "check_target", "write_atomically"]
 
 # os.link fails with these where the file system has no hard links (FAT, exFAT).
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
+_COPY = 1 << 20
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def check_target(path: Path, overwrite: bool) -> None:
+    """Refuse a symbolic link, a special file, or an existing file without ``overwrite``."""
     try:
         info = path.lstat()
     except FileNotFoundError:
@@ -54,29 +59,62 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
-    """Write a new ``path`` that must not exist, for file systems without hard links."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, mode)
+def _open_unnamed(directory: Path, mode: int) -> int | None:
+    """An unnamed file in ``directory`` (Linux ``O_TMPFILE``), or ``None``."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag or not os.path.isdir("/proc/self/fd"):
+        return None
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        return os.open(directory, flag | os.O_RDWR, mode)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            return None
+        raise
+
+
+def _copy_fd(fd: int, path: Path, mode: int) -> None:
+    """Write the content of ``fd`` to a new ``path`` that must not exist."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    out = os.open(path, flags, mode)
+    try:
+        offset = 0
+        while data := os.pread(fd, _COPY, offset):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view) :]
+            offset += len(data)
+        os.fsync(out)
     except BaseException:
         with contextlib.suppress(OSError):
             path.unlink()
         raise
+    finally:
+        os.close(out)
 
 
-def write_atomically(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o600) -> None:
-    """Put ``data`` under ``path`` in one step; on failure ``path`` is unchanged.
+def _name_unnamed(fd: int, directory: Path, path: Path, mode: int) -> Path:
+    """Give a finished unnamed file a hidden temporary name beside ``path``."""
+    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    proc = os.open("/proc/self/fd", os.O_RDONLY)
+    try:
+        # linkat(AT_SYMLINK_FOLLOW) on the /proc entry names an O_TMPFILE
+        # file; os.link uses linkat only when given a directory descriptor.
+        os.link(str(fd), tmp, src_dir_fd=proc, follow_symlinks=True)
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        _copy_fd(fd, tmp, mode)
+    finally:
+        os.close(proc)
+    return tmp
 
-    The data goes to a hidden ``.NAME.*.tmp`` file in the same directory, is
-    flushed to disk, then renamed over ``path`` and the directory is flushed.
+
+@contextlib.contextmanager
+def atomic_output(path: Path, *, mode: int = 0o600, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """Write ``path`` atomically; on any exception nothing appears under its name.
+
     Without ``overwrite`` an existing file is never replaced, not even one
-    created by another process meanwhile. The temporary file is removed on any
-    exception; only a killed process can leave one behind.
+    created by another process meanwhile.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is false.
@@ -84,16 +122,21 @@ def write_atomically(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o
             directory cannot be written.
     """
     directory = path.parent
-    _check_target(path, overwrite)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(name)
+    check_target(path, overwrite)
+    tmp: Path | None = None
+    fd = _open_unnamed(directory, mode)
+    if fd is None:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            if hasattr(os, "fchmod"):
-                os.fchmod(out.fileno(), mode)
-            out.write(data)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb", closefd=False) as out:
+            yield out
             out.flush()
-            os.fsync(out.fileno())
+            os.fsync(fd)
+        if tmp is None:
+            tmp = _name_unnamed(fd, directory, path, mode)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -104,10 +147,19 @@ def write_atomically(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o
             except OSError as exc:
                 if exc.errno not in _NO_LINK:
                     raise
-                _write_exclusive(path, data, mode)
+                _copy_fd(fd, path, mode)
             tmp.unlink()
         _fsync_directory(directory)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o600) -> None:
+    """Put ``data`` under ``path`` in one step; on failure ``path`` is unchanged."""
+    with atomic_output(path, mode=mode, overwrite=overwrite) as out:
+        out.write(data)

@@ -1,4 +1,4 @@
-"""client.files: atomic output, with and without O_TMPFILE and hard links."""
+"""client.files over vault._atomic: atomic output, with and without O_TMPFILE and hard links."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from client import files
+from vault import _atomic
 from vault.errors import ConfigError
 
 
@@ -17,7 +18,7 @@ from vault.errors import ConfigError
 def mode_of_creation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run each test with O_TMPFILE and with the named temporary file used elsewhere."""
     if request.param == "named":
-        monkeypatch.setattr(files, "_open_unnamed", lambda directory, mode: None)
+        monkeypatch.setattr(_atomic, "_open_unnamed", lambda directory, mode: None)
     return str(request.param)
 
 
@@ -73,7 +74,7 @@ def test_without_hard_links_it_still_refuses_to_overwrite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """FAT and exFAT, as on USB sticks, refuse link(2) with EPERM."""
-    monkeypatch.setattr(files, "_open_unnamed", lambda directory, mode: None)
+    monkeypatch.setattr(_atomic, "_open_unnamed", lambda directory, mode: None)
 
     def no_link(src: object, dst: object, **kwargs: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
