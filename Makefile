@@ -39,6 +39,8 @@ test: lint typecheck unit
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/age_speed.py
+	$(BIN)/python bench/merkle_speed.py
+	$(BIN)/python bench/keystore_unlock.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
