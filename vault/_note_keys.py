@@ -7,8 +7,6 @@ not define: ``PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || 32-byte seed)>``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 import re
@@ -17,6 +15,7 @@ from dataclasses import dataclass, field
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from vault._base64 import b64decode, b64encode
 from vault.errors import NoteError, SignatureError
 
 __all__ = [
@@ -38,31 +37,9 @@ ED25519_TYPE = 0x01
 _KEY_SIZE = 32
 _SIGNATURE_SIZE = 64
 _SKEY_PREFIX = "PRIVATE+KEY+"
-_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _HEX_KEY_ID = re.compile(r"[0-9a-f]{8}")
 # The control characters a note must not contain: all below U+0020 but newline.
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
-
-
-def b64encode(data: bytes) -> str:
-    """Standard padded base64 (RFC 4648, section 4)."""
-    return base64.b64encode(data).decode("ascii")
-
-
-def b64decode(text: str) -> bytes | None:
-    """Decode canonical padded base64, or return ``None``.
-
-    Python's decoder ignores set trailing bits; accepting them would let one
-    signature or hash be written several ways, so the result is re-encoded and
-    compared.
-    """
-    if not _B64.fullmatch(text):
-        return None
-    try:
-        data = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        return None
-    return data if b64encode(data) == text else None
 
 
 def check_key_name(name: str) -> None:

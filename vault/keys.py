@@ -13,10 +13,7 @@ replayed as another (a login).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -24,6 +21,7 @@ import nacl.exceptions
 import nacl.signing
 
 from vault import age, canonical
+from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError, KeyFormatError, SignatureError
 
 __all__ = [
@@ -58,20 +56,11 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _b64decode(text: str, size: int, what: str) -> bytes:
-    if not isinstance(text, str) or not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", text):
-        raise KeyFormatError(f"invalid {what}: not base64")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        raise KeyFormatError(f"invalid {what}: not base64") from None
-    if len(data) != size or base64.b64encode(data).decode("ascii") != text:
-        raise KeyFormatError(f"invalid {what}: wrong length or not canonical")
+def _b64decode(text: object, size: int, what: str) -> bytes:
+    data = b64decode(text, size)
+    if data is None:
+        raise KeyFormatError(f"invalid {what}: not canonical base64 of {size} bytes")
     return data
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def verify_signature(public_key: bytes, context: str, message: bytes, signature: bytes) -> None:
@@ -121,7 +110,7 @@ class Card:
         """The canonical serialisation (canonical JSON)."""
         return canonical.dumps(
             {
-                "ed25519": _b64(self.signing_key),
+                "ed25519": b64encode(self.signing_key),
                 "name": self.name,
                 "recipient": self.recipient,
                 "v": _VERSION,
@@ -235,7 +224,7 @@ class PersonalIdentity:
         return canonical.dumps(
             {
                 "age": str(self._age),
-                "ed25519": _b64(self._seed),
+                "ed25519": b64encode(self._seed),
                 "name": self._name,
                 "v": _VERSION,
             }

@@ -15,8 +15,6 @@ untrusted: :func:`safe_filename` is the one way to turn one into a local name.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import hashlib
 import hmac
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from vault import canonical
+from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError, ManifestError, SignatureError
 from vault.keys import PersonalIdentity, verify_signature
 
@@ -118,7 +117,7 @@ class Manifest:
             "payload_sha256": self.payload_sha256,
             "captured_at": self.captured_at,
             "note": self.note,
-            "signer": base64.b64encode(self.signer).decode("ascii"),
+            "signer": b64encode(self.signer),
         }
 
     def signed_bytes(self) -> bytes:
@@ -144,13 +143,9 @@ def _valid_time(text: str) -> bool:
 
 
 def _b64(text: object, size: int, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise ManifestError(f"invalid manifest: {what} is not a string")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ManifestError(f"invalid manifest: {what} is not base64") from None
-    _require(len(data) == size and base64.b64encode(data).decode("ascii") == text, what)
+    data = b64decode(text, size)
+    if data is None:
+        raise ManifestError(f"invalid manifest: {what} is not canonical base64 of {size} bytes")
     return data
 
 
@@ -164,7 +159,7 @@ class SignedManifest:
     def to_json(self) -> bytes:
         """Canonical JSON: the manifest's fields plus ``signature``."""
         value = self.manifest._fields()
-        value["signature"] = base64.b64encode(self.signature).decode("ascii")
+        value["signature"] = b64encode(self.signature)
         return canonical.dumps(value)
 
     @classmethod
