@@ -92,9 +92,8 @@ def _copy_fd(fd: int, path: Path, mode: int) -> None:
         os.close(out)
 
 
-def _name_unnamed(fd: int, directory: Path, path: Path, mode: int) -> Path:
-    """Give a finished unnamed file a hidden temporary name beside ``path``."""
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+def _name_unnamed(fd: int, tmp: Path, mode: int) -> None:
+    """Give a finished unnamed file the hidden temporary name ``tmp``."""
     proc = os.open("/proc/self/fd", os.O_RDONLY)
     try:
         # linkat(AT_SYMLINK_FOLLOW) on the /proc entry names an O_TMPFILE
@@ -106,7 +105,6 @@ def _name_unnamed(fd: int, directory: Path, path: Path, mode: int) -> Path:
         _copy_fd(fd, tmp, mode)
     finally:
         os.close(proc)
-    return tmp
 
 
 @contextlib.contextmanager
@@ -136,7 +134,10 @@ def atomic_output(path: Path, *, mode: int = 0o600, overwrite: bool = False) -> 
             out.flush()
             os.fsync(fd)
         if tmp is None:
-            tmp = _name_unnamed(fd, directory, path, mode)
+            # Chosen before the link exists, so the clean-up below knows it
+            # whenever an interruption comes.
+            tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+            _name_unnamed(fd, tmp, mode)
         if overwrite:
             os.replace(tmp, path)
         else:

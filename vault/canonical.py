@@ -76,6 +76,14 @@ def _no_float(text: str) -> Any:
     raise FormatError("invalid JSON: numbers must be integers")
 
 
+def _small_int(text: str) -> int:
+    # Checked before int(): huge digit strings are slow to convert, and
+    # Python refuses those past 4300 digits with a bare ValueError.
+    if len(text.lstrip("-")) > 16:
+        raise FormatError("invalid JSON: integer out of range")
+    return int(text)
+
+
 def loads(data: bytes) -> Any:
     """Decode canonical JSON, refusing anything that is not exactly canonical.
 
@@ -93,6 +101,7 @@ def loads(data: bytes) -> Any:
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constant,
             parse_float=_no_float,
+            parse_int=_small_int,
         )
     except RecursionError:
         raise FormatError("invalid JSON: nested too deeply") from None

@@ -127,7 +127,7 @@ class Card:
         value = canonical.loads(data)
         if not isinstance(value, dict) or set(value) != {"ed25519", "name", "recipient", "v"}:
             raise FormatError("invalid card: unexpected fields")
-        if value["v"] != _VERSION:
+        if type(value["v"]) is not int or value["v"] != _VERSION:
             raise FormatError("unsupported card version", hint="update evault")
         if not isinstance(value["name"], str) or not isinstance(value["recipient"], str):
             raise FormatError("invalid card: name and recipient must be strings")
@@ -243,7 +243,7 @@ class PersonalIdentity:
             raise FormatError("invalid identity data") from None
         if not isinstance(value, dict) or set(value) != {"age", "ed25519", "name", "v"}:
             raise FormatError("invalid identity data: unexpected fields")
-        if value["v"] != _VERSION:
+        if type(value["v"]) is not int or value["v"] != _VERSION:
             raise FormatError("unsupported identity version", hint="update evault")
         if not isinstance(value["age"], str) or not isinstance(value["name"], str):
             raise FormatError("invalid identity data")

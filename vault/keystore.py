@@ -54,6 +54,12 @@ Design and its trade-offs:
   slot, which is the real identity. As with a VeraCrypt outer volume, this
   cannot be refused without revealing the other slot. Keep a backup of the
   keystore somewhere safe.
+- **Two copies over time tell more than one.** Each write re-seals only the
+  slot whose passphrase was given. Someone holding two versions of the file
+  (a backup, a synced folder, a snapshot) and the duress passphrase can see
+  whether the other slot's bytes ever changed, and so that it is in use. No
+  public re-randomisation helps, since the format is public; avoid keeping
+  old copies where a coercer can reach them.
 - **Wrong passphrase or altered file.** A slot that fails its tag looks the
   same whether the passphrase is wrong or the slot (or header) was altered, so
   both give :class:`~vault.errors.WrongPassphraseError`, which says so. A file

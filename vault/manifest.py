@@ -40,7 +40,7 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX = re.compile(r"[0-9a-f]{64}")
 _MEDIA_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
 _MEDIA_TYPE = re.compile(_MEDIA_PART + "/" + _MEDIA_PART)
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _MAX_FILENAME = 1024
 _MAX_NOTE = 16384
 _MAX_MANIFEST = 64 * 1024
@@ -177,7 +177,7 @@ class SignedManifest:
             raise ManifestError(f"invalid manifest: {exc.message}") from None
         _require(isinstance(value, dict), "not an object")
         _require(set(value) == _FIELDS | {"signature"}, "unexpected or missing fields")
-        if value["v"] != _VERSION:
+        if type(value["v"]) is not int or value["v"] != _VERSION:
             raise ManifestError("unsupported manifest version", hint="update evault")
         manifest = Manifest(
             item_id=value["item"],
@@ -191,7 +191,12 @@ class SignedManifest:
             note=value["note"],
             signer=_b64(value["signer"], 32, "signer key"),
         )
-        return cls(manifest=manifest, signature=_b64(value["signature"], 64, "signature"))
+        signed = cls(manifest=manifest, signature=_b64(value["signature"], 64, "signature"))
+        # One manifest, one encoding: anything else could be re-encoded and
+        # still verify.
+        if signed.to_json() != data:
+            raise ManifestError("invalid manifest: not in canonical form")
+        return signed
 
     def verify(
         self,
@@ -199,15 +204,17 @@ class SignedManifest:
         signer: bytes,
         plaintext_sha256: str,
         payload_sha256: str,
+        item_id: str,
+        vault_id: str,
         size: int | None = None,
-        item_id: str | None = None,
-        vault_id: str | None = None,
     ) -> Manifest:
         """Check the signature, the signer and the hashes; return the manifest.
 
         ``signer`` is the Ed25519 key the caller trusts for this item (from a
         pinned card), not the one the manifest names. The hashes are those
-        the caller computed over what it actually holds.
+        the caller computed over what it actually holds, and the ids those
+        of the item it asked for, so that one item cannot be passed off as
+        another of the same reporter.
 
         Raises:
             SignatureError: the signature does not verify, or the manifest
@@ -222,8 +229,8 @@ class SignedManifest:
             ("plaintext hash", m.plaintext_sha256, plaintext_sha256),
             ("payload hash", m.payload_sha256, payload_sha256),
             ("size", m.size, m.size if size is None else size),
-            ("item id", m.item_id, m.item_id if item_id is None else item_id),
-            ("vault id", m.vault_id, m.vault_id if vault_id is None else vault_id),
+            ("item id", m.item_id, item_id),
+            ("vault id", m.vault_id, vault_id),
         ]
         for what, signed, actual in checks:
             if signed != actual:
@@ -245,20 +252,50 @@ def sha256_stream(src: BinaryIO, block: int = 1 << 20) -> tuple[str, int]:
 
 
 _RESERVED = set('<>:"/\\|?*')
+# Characters that Windows' "best fit" conversion for older programs turns
+# into separators or colons, and letters that show as nothing at all.
+_LOOKALIKES = set("\uff0f\uff3c\u2215\u2044\u29f8\u29f9\u00a5\u20a9\uff1a\ufe55\ufe13")
+_INVISIBLE = set("\u115f\u1160\u3164\uffa0\u2800\u180e")
 _DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
-    f"{prefix}{n}" for prefix in ("COM", "LPT") for n in [*"123456789", "¹", "²", "³"]
+    f"{prefix}{n}" for prefix in ("COM", "LPT") for n in [*"0123456789", "¹", "²", "³"]
 }
 _MAX_NAME_BYTES = 200
+
+
+def _truncate(text: str, fallback: str) -> str:
+    """At most 200 bytes of UTF-8, keeping a short extension."""
+    if len(text.encode("utf-8")) <= _MAX_NAME_BYTES:
+        return text
+    stem, dot, ext = text.rpartition(".")
+    suffix = "." + ext if dot and stem and 0 < len(ext.encode("utf-8")) <= 16 else ""
+    head = text[: len(text) - len(suffix)]
+    budget = _MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+    head = head.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return (head or fallback) + suffix
+
+
+def _tidy(text: str, fallback: str) -> str:
+    """One pass of the rules; :func:`safe_filename` repeats it until nothing changes."""
+    text = _truncate(text, fallback)
+    text = text.rstrip(" .").lstrip(" .-")
+    if not text.strip("_ "):
+        text = fallback
+    # Windows opens a device for CON, "con.txt" or "Con .tar.gz" anywhere.
+    if text.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
+        text = "_" + text
+    return text
 
 
 def safe_filename(name: str, *, fallback: str = "item") -> str:
     """Turn an untrusted filename into a safe name for a local file.
 
     The result has no directory part, no ``.`` or ``..``, no control,
-    formatting or bidirectional-override characters, none of ``<>:"/\\|?*``,
-    is not a Windows device name (``CON``, ``NUL.txt``, …), does not start
-    with a dot or dash or end with a dot or space, and is at most 200 bytes
-    of UTF-8 with its extension kept where possible. It is never empty.
+    formatting, bidirectional-override or invisible characters, none of
+    ``<>:"/\\|?*`` nor characters Windows may turn into them, is not a
+    Windows device name (``CON``, ``NUL.txt``, ``COM0``, …), does not start
+    with a dot, dash or space nor end with a dot or space, and is at most 200
+    bytes of UTF-8 with a short extension kept. It is never empty, and
+    ``safe_filename(safe_filename(x)) == safe_filename(x)``.
     """
     text = unicodedata.normalize("NFC", str(name))
     # Keep only the last path component, whatever the separator.
@@ -266,23 +303,23 @@ def safe_filename(name: str, *, fallback: str = "item") -> str:
     cleaned = []
     for char in text:
         category = unicodedata.category(char)
-        if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") or char in _RESERVED:
+        if (
+            category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+            or char in _RESERVED
+            or char in _LOOKALIKES
+            or char in _INVISIBLE
+        ):
             cleaned.append("_")
         elif category == "Zs":
             cleaned.append(" ")
         else:
             cleaned.append(char)
-    text = "".join(cleaned).strip(" .").lstrip("-")
-    # Windows opens a device for CON, "con.txt" or "Con .tar.gz" anywhere.
-    if text.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
-        text = "_" + text
-    if not text.strip("_ "):
-        text = fallback
-    if len(text.encode("utf-8")) > _MAX_NAME_BYTES:
-        stem, dot, ext = text.rpartition(".")
-        suffix = "." + ext if dot and stem and 0 < len(ext.encode("utf-8")) <= 16 else ""
-        head = text[: len(text) - len(suffix)]
-        budget = _MAX_NAME_BYTES - len(suffix.encode("utf-8"))
-        head = head.encode("utf-8")[:budget].decode("utf-8", errors="ignore").rstrip(" .")
-        text = (head or fallback) + suffix
-    return text
+    text = "".join(cleaned)
+    # Each rule can undo another (truncating can expose a device name or a
+    # trailing dot), so apply them until the name no longer changes.
+    for _ in range(8):
+        tidied = _tidy(text, fallback)
+        if tidied == text:
+            return text
+        text = tidied
+    raise RuntimeError("internal error: filename rules did not settle")

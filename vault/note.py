@@ -48,6 +48,7 @@ from vault.errors import NoteError, ProofError, SignatureError
 from vault.merkle import HASH_SIZE, leaf_hash, verify_inclusion
 
 __all__ = [
+    "MAX_NOTE_SIZE",
     "MAX_SIGNATURES",
     "TLOG_PROOF_HEADER",
     "Checkpoint",
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 MAX_SIGNATURES = 100
+MAX_NOTE_SIZE = 64 * 1024
+"""Largest signed note or receipt accepted, checked before anything is decoded."""
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 # An inclusion proof in a tree of fewer than 2**64 leaves has at most 64 hashes.
 _MAX_PROOF_HASHES = 64
@@ -137,6 +140,8 @@ class Note:
         Raises:
             NoteError: the bytes are not a well-formed signed note.
         """
+        if len(data) > MAX_NOTE_SIZE:
+            raise NoteError(f"malformed note: larger than {MAX_NOTE_SIZE} bytes")
         try:
             message = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -334,6 +339,8 @@ class Receipt:
         Raises:
             NoteError: the receipt or its checkpoint is malformed.
         """
+        if len(data) > MAX_NOTE_SIZE:
+            raise NoteError(f"malformed receipt: larger than {MAX_NOTE_SIZE} bytes")
         # Proof lines are never empty, so the first blank line ends them.
         split = data.find(b"\n\n")
         if split < 0:

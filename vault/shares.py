@@ -44,6 +44,7 @@ from shamir_mnemonic.wordlist import WORDLIST as _LIBRARY_WORDLIST
 from vault.errors import ShareError
 
 __all__ = [
+    "DEFAULT_MAX_ITERATION_EXPONENT",
     "MAX_ITERATION_EXPONENT",
     "MAX_SHARES",
     "SECRET_LENGTHS",
@@ -59,6 +60,9 @@ SECRET_LENGTHS = (16, 32)
 MAX_SHARES = 16
 """Most shares in one set (SLIP-0039 stores a share's index in four bits)."""
 MAX_ITERATION_EXPONENT = 15
+DEFAULT_MAX_ITERATION_EXPONENT = 5
+"""Highest cost :func:`combine_shares` accepts unless told otherwise: shares carry their own
+PBKDF2 cost (10000 * 2^e rounds), and a hostile set at e = 15 would take minutes to try."""
 """Highest SLIP-0039 iteration exponent: PBKDF2 runs 10000 * 2^e iterations in total."""
 WORDLIST: tuple[str, ...] = tuple(str(word) for word in _LIBRARY_WORDLIST)
 """The 1024 SLIP-0039 words in index order."""
@@ -166,12 +170,20 @@ def split_secret(
     mnemonics = [str(mnemonic) for group in made for mnemonic in group]
 
     # The shares are the only copy of the release secret: prove they give it back, each of them.
-    if not hmac.compare_digest(combine_shares(mnemonics, passphrase=passphrase), secret):
+    again = combine_shares(
+        mnemonics, passphrase=passphrase, max_iteration_exponent=iteration_exponent
+    )
+    if not hmac.compare_digest(again, secret):
         raise RuntimeError("internal error: new shares do not give back the secret")
     return mnemonics
 
 
-def combine_shares(mnemonics: Sequence[str], *, passphrase: bytes = b"") -> bytes:
+def combine_shares(
+    mnemonics: Sequence[str],
+    *,
+    passphrase: bytes = b"",
+    max_iteration_exponent: int = DEFAULT_MAX_ITERATION_EXPONENT,
+) -> bytes:
     """Recover the secret from SLIP-0039 mnemonic shares.
 
     Words may be in any case and separated by any whitespace; nothing else is corrected. More
@@ -181,10 +193,12 @@ def combine_shares(mnemonics: Sequence[str], *, passphrase: bytes = b"") -> byte
         mnemonics: one mnemonic per share.
         passphrase: the passphrase given to :func:`split_secret`. A wrong one gives a wrong
             secret without error (SLIP-0039 design); see the module documentation.
+        max_iteration_exponent: shares asking for a higher PBKDF2 cost are refused before any
+            key derivation runs.
 
     Raises:
         ShareError: a share is malformed or damaged, the shares are duplicated, too few, from
-            different sets, or do not fit together.
+            different sets, do not fit together, or ask for too costly a derivation.
     """
     _check_passphrase(passphrase)
     if isinstance(mnemonics, str | bytes):
@@ -206,6 +220,12 @@ def combine_shares(mnemonics: Sequence[str], *, passphrase: bytes = b"") -> byte
         for number, mnemonic in enumerate(given, 1)
     ]
     _check_one_set(shares)
+    if shares[0].info.iteration_exponent > max_iteration_exponent:
+        raise ShareError(
+            f"the shares ask for iteration exponent {shares[0].info.iteration_exponent}, "
+            f"more than the {max_iteration_exponent} accepted",
+            hint="shares made by evault use a low exponent; these were made elsewhere",
+        )
     groups = _groups(shares)
     ciphertext = _recover_checked(shares[0].info, groups)
     first = shares[0].info
@@ -430,9 +450,11 @@ def _check_same(reference: bytes, trial: dict[int, list[_Parsed]], new: list[_Pa
     result = _recover(trial)
     if result is None or not hmac.compare_digest(result, reference):
         verb = "does" if len(new) == 1 else "do"
+        # Which side is wrong is unknown: the reference shares may be the bad ones.
         raise ShareError(
             f"{_numbers(new)} {verb} not match the other shares",
-            hint="leave it out: it is damaged, forged or from another split of the secret",
+            hint="one side is damaged, forged or from another split of the secret; "
+            "check the result against the release key before trusting it",
         )
 
 

@@ -44,6 +44,8 @@ def verify(signed: SignedManifest, **changes: object) -> Manifest:
         "signer": REPORTER.card().signing_key,
         "plaintext_sha256": PLAIN,
         "payload_sha256": PAYLOAD,
+        "item_id": "itm_01",
+        "vault_id": "vlt_01",
     }
     args.update(changes)
     return signed.verify(**args)  # type: ignore[arg-type]
@@ -76,6 +78,8 @@ def test_verify_checks_signature_signer_and_hashes() -> None:
         verify(signed, size=9)
     with pytest.raises(ManifestError, match="item id"):
         verify(signed, item_id="itm_02")
+    with pytest.raises(ManifestError, match="vault id"):
+        verify(signed, vault_id="vlt_02")
     forged = dataclasses.replace(signed, manifest=manifest(filename="other.pdf"))
     with pytest.raises(SignatureError):
         verify(forged)
@@ -125,6 +129,8 @@ def test_extra_or_wrong_fields_are_refused() -> None:
         SignedManifest.parse(data.replace(b'"size":8', b'"size":-8'))
     with pytest.raises(ManifestError):
         SignedManifest.parse(data.replace(b'"size":8', b'"size":true'))
+    with pytest.raises(ManifestError):
+        SignedManifest.parse(data.replace(b'"v":1', b'"v":true'))
 
 
 @pytest.mark.parametrize(
@@ -140,6 +146,7 @@ def test_extra_or_wrong_fields_are_refused() -> None:
         {"plaintext_sha256": PLAIN.upper()},
         {"captured_at": "2026-11-27 06:00:00"},
         {"captured_at": "2026-02-30T00:00:00Z"},
+        {"captured_at": "\uff12\uff10\uff12\uff16-11-27T06:00:00Z"},
         {"note": "n" * 20000},
         {"signer": b"short"},
     ],
@@ -187,10 +194,33 @@ def test_safe_filename_is_always_safe(name: str) -> None:
     assert all(c in string.printable or ord(c) > 0x9F for c in result)
     assert not any(c in result for c in "\x00\n\r\t\u202e\u200f")
     assert len(result.encode("utf-8")) <= 200
-    assert not result.startswith((".", "-"))
+    assert not result.startswith((".", "-", " "))
     assert not result.endswith((".", " "))
-    assert result.split(".")[0].rstrip(" ").upper() not in {"CON", "PRN", "AUX", "NUL", "COM1"}
+    stem = result.split(".")[0].rstrip(" ").upper()
+    assert stem not in {"CON", "PRN", "AUX", "NUL", "COM0", "COM1", "LPT9", "CONIN$"}
+    assert not set(result) & set("\uff0f\uff3c\u3164\u2800")
     assert safe_filename(result) == result
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "AUX" + " " * 250 + "x.txt",
+        "CON" + "\u3000" * 250 + "y.tar",
+        "nul" + " " * 300 + "z",
+        "-.bashrc",
+        "..x",
+        "-- -rf",
+        "a\uff0fb\uff3cc",
+        "COM0",
+        "file.txt:stream",
+    ],
+)
+def test_rules_that_undo_each_other_still_give_a_safe_name(name: str) -> None:
+    result = safe_filename(name)
+    assert result.split(".")[0].rstrip(" ").upper() not in {"AUX", "CON", "NUL", "COM0"}
+    assert not result.startswith((".", "-", " "))
+    assert not set(result) & set(":/\\\uff0f\uff3c")
 
 
 def test_long_names_keep_their_extension() -> None:

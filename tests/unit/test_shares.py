@@ -468,3 +468,14 @@ def test_damaged_words_never_give_a_wrong_secret(shares: list[str], data: st.Dat
     except ShareError:
         return
     assert result == SECRET
+
+
+def test_costly_shares_are_refused_before_any_derivation() -> None:
+    import time
+
+    mnemonics = split_secret(bytes(32), 2, 3, iteration_exponent=6)
+    start = time.monotonic()
+    with pytest.raises(ShareError, match="iteration exponent 6"):
+        combine_shares(mnemonics[:2])
+    assert time.monotonic() - start < 0.1
+    assert combine_shares(mnemonics[:2], max_iteration_exponent=6) == bytes(32)
