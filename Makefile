@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy vault/ client/
+	$(BIN)/mypy vault/ client/ server/
 
 unit: $(STAMP) system-deps
 	$(BIN)/pytest

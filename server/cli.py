@@ -1,17 +1,193 @@
-"""``evault-server``: the operator's command."""
+"""``evault-server``: the operator's command.
+
+Settings come from ``EVAULT_*`` environment variables (``.env.example``).
+Every failure is one ``evault-server: error: …`` line (and maybe a hint) on
+standard error with exit status 1. No command prints a secret except
+``invite create``, which shows the one-time code once.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
 import click
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.serving import WSGIRequestHandler, make_server
 
+from server import migrate
+from server.app import create_app
+from server.config import Config
+from server.db import make_engine, make_sessionmaker, transaction
+from server.keyfile import create_key_file, fingerprint, load_key_file
+from server.models import INVITE_ROLES
+from server.services.invites import create_invite, parse_duration
 from vault import __version__
+from vault.errors import ConfigError, VaultError
+
+__all__ = ["main"]
+
+DEFAULT_ORIGIN = "localhost/evidence-vault"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns the vault's errors into the one-line error convention."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaultError as exc:
+            click.echo(f"evault-server: error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"evault-server: hint: {exc.hint}", err=True)
+            ctx.exit(1)
+        except SQLAlchemyError as exc:
+            # The class only: driver messages can carry connection details.
+            click.echo(f"evault-server: error: database error ({type(exc).__name__})", err=True)
+            ctx.exit(1)
+
+
+class _NoAddressHandler(WSGIRequestHandler):
+    """The development server's request log, without client addresses."""
+
+    def address_string(self) -> str:
+        return "-"
+
+    def version_string(self) -> str:
+        # The Server header would otherwise name the Werkzeug and Python versions.
+        return "evault-server"
+
+
+def _config() -> Config:
+    return Config.from_env()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="evault-server")
 def main() -> None:
     """Evidence Vault server: stores only ciphertext and keeps a verifiable audit log.
 
-    The operator commands (init, db, invite, keys, run, worker) arrive with
-    the server; this version provides none yet.
+    Settings come from EVAULT_* environment variables; see .env.example.
     """
+
+
+def _make_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.lstat()
+    except OSError as exc:
+        raise ConfigError(f"cannot create data directory {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"data directory {path} is not a directory")
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"data directory {path} is accessible by others", hint=f"chmod 700 {path}"
+        )
+
+
+@main.command()
+@click.option(
+    "--origin",
+    default=DEFAULT_ORIGIN,
+    show_default=True,
+    help="The log's name in its checkpoints, like example.org/vault.",
+)
+def init(origin: str) -> None:
+    """Create the data directory, the server key file and the database."""
+    config = _config()
+    _make_data_dir(config.data_dir)
+    keys = create_key_file(config.key_file, origin)
+    migrate.upgrade(config.database_url)
+    click.echo(f"created {config.key_file} (keep a backup; it never leaves this machine)")
+    click.echo(f"log key: {keys.log_verifier}")
+    click.echo(f"fingerprint: {fingerprint(keys.log_verifier)}")
+
+
+@main.group()
+def db() -> None:
+    """Migrate the database."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    migrate.upgrade(_config().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command()
+@click.argument("revision", default="-1")
+def downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (default: one step back)."""
+    migrate.downgrade(_config().database_url, revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+@main.group()
+def invite() -> None:
+    """Invite reporters and editors."""
+
+
+@invite.command("create")
+@click.option("--role", required=True, type=click.Choice(INVITE_ROLES))
+@click.option("--expires", default="72h", show_default=True, help="Lifetime: 30m, 72h, 7d.")
+def invite_create(role: str, expires: str) -> None:
+    """Create an invite and print its one-time code (shown only this once)."""
+    lifetime = parse_duration(expires)
+    config = _config()
+    keys = load_key_file(config.key_file)
+    engine = make_engine(config.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            created = create_invite(session, role=role, lifetime=lifetime, signer=keys.log_signer)
+    finally:
+        engine.dispose()
+    expires_at = created.invite.expires_at.isoformat().replace("+00:00", "Z")
+    click.echo(f"invite for a {role}, valid until {expires_at}:")
+    click.echo(created.code)
+
+
+@main.group()
+def keys() -> None:
+    """Show the server's public keys."""
+
+
+@keys.command("show")
+def keys_show() -> None:
+    """Print the log verifier key, its fingerprint and the custodian recipient."""
+    server_keys = load_key_file(_config().key_file)
+    click.echo(f"log key: {server_keys.log_verifier}")
+    click.echo(f"fingerprint: {fingerprint(server_keys.log_verifier)}")
+    click.echo(f"custodian recipient: {server_keys.custodian.recipient()}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [EVAULT_BIND, 127.0.0.1].")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="[EVAULT_PORT, 8080]")
+def run(host: str | None, port: int | None) -> None:
+    """Serve the API with the built-in server (the embedded, one-machine setup)."""
+    config = _config()
+    logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
+    try:
+        server = make_server(
+            host or config.bind,
+            config.port if port is None else port,
+            app,
+            threaded=True,
+            request_handler=_NoAddressHandler,
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot listen: {exc.strerror or exc}") from None
+    click.echo(f"serving on http://{server.host}:{server.port} (pid {os.getpid()})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.extensions["evault"].engine.dispose()

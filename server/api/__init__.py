@@ -1,0 +1,18 @@
+"""The JSON API under ``/api/v1``: one blueprint per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from server.api.health import health
+from server.api.log import log_api
+
+__all__ = ["API_PREFIX", "register_blueprints"]
+
+API_PREFIX = "/api/v1"
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount every blueprint of the API on ``app``."""
+    app.register_blueprint(health)
+    app.register_blueprint(log_api, url_prefix=f"{API_PREFIX}/log")

@@ -1,0 +1,75 @@
+"""Strict reading of requests: query parameters and JSON bodies.
+
+Query values are ASCII decimal without sign, spaces, underscores or leading
+zeros; ``int()`` alone would take ``+1``, `` 1`` and ``1_0``. Unknown or
+repeated parameters are refused, so one request has one meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from typing import Any
+
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+
+from server.errors import ApiError
+
+__all__ = ["db_session", "json_body", "query_ints"]
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def query_ints(required: Collection[str], optional: Collection[str] = ()) -> dict[str, int]:
+    """The query parameters as non-negative integers below 10^18 (they fit a BIGINT).
+
+    Raises:
+        ApiError: 400 for a missing, unknown, repeated or malformed parameter.
+    """
+    allowed = set(required) | set(optional)
+    for name in request.args:
+        if name not in allowed:
+            raise ApiError.bad_request(f"unknown query parameter {name!r}")
+    values: dict[str, int] = {}
+    for name in sorted(allowed):
+        given = request.args.getlist(name)
+        if not given:
+            if name in required:
+                raise ApiError.bad_request(f"missing query parameter {name!r}")
+            continue
+        if len(given) > 1:
+            raise ApiError.bad_request(f"query parameter {name!r} given more than once")
+        if not _DECIMAL.fullmatch(given[0]):
+            raise ApiError.bad_request(f"query parameter {name!r} is not a non-negative integer")
+        values[name] = int(given[0])
+    return values
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object.
+
+    Raises:
+        ApiError: 400 for a body that is not a UTF-8 JSON object; 415 for
+            another content type. Too large a body is a 413 before this runs.
+    """
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "the body must be application/json")
+    data = request.get_data(cache=False)
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    return value
+
+
+def db_session() -> Session:
+    """This request's database session, closed when the request ends."""
+    session: Session | None = g.get("db_session")
+    if session is None:
+        session = current_app.extensions["evault"].sessions()
+        g.db_session = session
+    return session

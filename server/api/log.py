@@ -1,0 +1,95 @@
+"""The public audit log: checkpoint, entries and proofs (no authentication).
+
+- ``GET /api/v1/log/checkpoint``: the latest signed checkpoint, ``text/plain``
+  (a C2SP signed note); 404 while the log is empty.
+- ``GET /api/v1/log/entries?start=&end=``: entries ``[start, end)`` with their
+  exact bytes (base64), at most :data:`MAX_ENTRIES_PAGE` per response.
+- ``GET /api/v1/log/proof/inclusion?index=&size=``
+- ``GET /api/v1/log/proof/consistency?old=&new=``
+
+Proofs are RFC 9162 proofs as lists of base64 hashes. Sizes are bounded by
+the latest signed checkpoint, so every proof is against a signed root.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, Response
+
+from server.api._request import db_session, query_ints
+from server.errors import ApiError
+from server.services import log
+from server.services.log import MAX_ENTRIES_PAGE
+
+__all__ = ["log_api"]
+
+log_api = Blueprint("log", __name__)
+
+JsonObject = dict[str, object]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _signed_size() -> int:
+    checkpoint = log.latest_checkpoint(db_session())
+    return 0 if checkpoint is None else checkpoint.size
+
+
+@log_api.get("/checkpoint")
+def checkpoint() -> Response:
+    """The latest signed checkpoint, exactly as the log key signed it."""
+    query_ints(required=())
+    latest = log.latest_checkpoint(db_session())
+    if latest is None:
+        raise ApiError.not_found("the log is empty: no checkpoint yet")
+    return Response(latest.note, mimetype="text/plain")
+
+
+@log_api.get("/entries")
+def entries() -> JsonObject:
+    """Entries ``[start, end)`` of the signed log; fewer if the page is full."""
+    args = query_ints(required=("start",), optional=("end",))
+    size = _signed_size()
+    start = args["start"]
+    end = args.get("end", min(size, start + MAX_ENTRIES_PAGE))
+    if start >= end:
+        raise ApiError.bad_request("start must be below end")
+    if end > size:
+        raise ApiError.bad_request(f"end {end} is beyond the signed log of {size} entries")
+    rows = log.entries(db_session(), start, end)
+    return {
+        "entries": [
+            {"index": row.idx, "data": _b64(row.data), "leaf_hash": _b64(row.leaf_hash)}
+            for row in rows
+        ],
+        "size": size,
+    }
+
+
+@log_api.get("/proof/inclusion")
+def inclusion_proof() -> JsonObject:
+    """The inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
+    args = query_ints(required=("index", "size"))
+    index, size = args["index"], args["size"]
+    if index >= size:
+        raise ApiError.bad_request("index must be below size")
+    if size > _signed_size():
+        raise ApiError.bad_request(f"size {size} is beyond the signed log")
+    proof = log.inclusion_proof(db_session(), index, size)
+    return {"index": index, "size": size, "proof": [_b64(node) for node in proof]}
+
+
+@log_api.get("/proof/consistency")
+def consistency_proof() -> JsonObject:
+    """The consistency proof between the trees of ``old`` and ``new`` leaves."""
+    args = query_ints(required=("old", "new"))
+    old, new = args["old"], args["new"]
+    if old == 0 or old > new:
+        raise ApiError.bad_request("old must be at least 1 and at most new")
+    if new > _signed_size():
+        raise ApiError.bad_request(f"new size {new} is beyond the signed log")
+    proof = log.consistency_proof(db_session(), old, new)
+    return {"old": old, "new": new, "proof": [_b64(node) for node in proof]}

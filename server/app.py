@@ -1,0 +1,125 @@
+"""The Flask application factory: API blueprints, one error shape, security headers.
+
+Every 4xx and 5xx response is ``{"error": code, "message": text}``, including
+Flask's own 404, 405 and 413 and malformed JSON; a 500 says only
+"internal server error" (the traceback goes to the server log, never to the
+wire). Every response carries headers that forbid framing, sniffing,
+referrers and caching, and a CSP of ``default-src 'none'``. No client
+address is written to the log by the application.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from flask import Flask, Response, g, jsonify
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from server.api import register_blueprints
+from server.config import Config
+from server.db import make_engine, make_sessionmaker
+from server.errors import ApiError
+
+__all__ = ["SECURITY_HEADERS", "AppState", "create_app"]
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+"""Headers on every response; the API never returns anything a browser should render."""
+
+_log = logging.getLogger(__name__)
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AppState:
+    """What the app holds for its lifetime: the configuration and the database."""
+
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status >= 500:
+        return _error(status, "internal_error", "internal server error")
+    code = _CODES.get(status, "client_error")
+    # The status name only: descriptions can echo parts of the request.
+    response = _error(status, code, exc.name.lower())
+    # Keep the headers the exception defines, such as Allow on a 405.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def _api_error(exc: ApiError) -> Response:
+    return _error(exc.status, exc.code, exc.message)
+
+
+def _unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    _log.exception("internal error while serving a request")
+    return _error(500, "internal_error", "internal server error")
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def create_app(config: Config) -> Flask:
+    """A new application serving ``config``'s database.
+
+    The database must be migrated (``evault-server db upgrade``); the key file
+    is read only by the operations that sign.
+    """
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.max_content_length,
+        TRAP_HTTP_EXCEPTIONS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = make_engine(config.database_url)
+    app.extensions["evault"] = AppState(
+        config=config, engine=engine, sessions=make_sessionmaker(engine)
+    )
+    register_blueprints(app)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.after_request(_security_headers)
+    app.teardown_appcontext(_close_session)
+    return app

@@ -1,0 +1,89 @@
+"""The server's settings, read once from environment variables.
+
+Every variable is documented in ``.env.example`` at the top of the project.
+Nothing secret lives in the configuration: the log and custodian keys are in
+the key file it points to, never in the environment or the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from vault.errors import ConfigError
+
+__all__ = ["DEFAULT_MAX_CONTENT_LENGTH", "Config", "default_data_dir"]
+
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
+"""Largest request body the JSON API reads (1 MiB); blobs arrive in chunks."""
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_DECIMAL = re.compile(r"[1-9][0-9]{0,11}")
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_DATA_HOME/evault-server``, else ``~/.local/share/evault-server``."""
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "evault-server"
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    text = environ.get(name)
+    if text is None or text == "":
+        return default
+    if not _DECIMAL.fullmatch(text) or int(text) > maximum:
+        raise ConfigError(f"invalid {name}: want a whole number from 1 to {maximum}")
+    return int(text)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """Where the server keeps its state and how it serves requests."""
+
+    data_dir: Path
+    database_url: str
+    key_file: Path
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, *, database_url: str | None = None) -> Config:
+        """The embedded setup: an SQLite database and the key file in ``data_dir``."""
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url or f"sqlite:///{data_dir / 'vault.db'}",
+            key_file=data_dir / "server.key",
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build the configuration from ``EVAULT_*`` variables (see ``.env.example``).
+
+        Raises:
+            ConfigError: a variable is set to something unusable.
+        """
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("EVAULT_DATA_DIR") or default_data_dir(env))
+        database_url = env.get("EVAULT_DATABASE_URL") or f"sqlite:///{data_dir / 'vault.db'}"
+        if not database_url.startswith(("sqlite:///", "postgresql+psycopg://")):
+            raise ConfigError(
+                "invalid EVAULT_DATABASE_URL: want sqlite:///PATH or postgresql+psycopg://…"
+            )
+        log_level = (env.get("EVAULT_LOG_LEVEL") or "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            raise ConfigError(f"invalid EVAULT_LOG_LEVEL: want one of {', '.join(_LOG_LEVELS)}")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            key_file=Path(env.get("EVAULT_KEY_FILE") or data_dir / "server.key"),
+            max_content_length=_int(
+                env, "EVAULT_MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH, 1 << 30
+            ),
+            bind=env.get("EVAULT_BIND") or "127.0.0.1",
+            port=_int(env, "EVAULT_PORT", 8080, 65535),
+            log_level=log_level,
+        )

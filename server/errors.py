@@ -1,0 +1,29 @@
+"""Errors the server turns into its one JSON error shape.
+
+:class:`ApiError` carries an HTTP status, a short machine-readable ``code`` and
+a message a client can act on; the app's error handlers render it as
+``{"error": code, "message": text}``. Messages never carry internals: a 500 is
+always the same text, whatever failed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ApiError"]
+
+
+class ApiError(Exception):
+    """A request the server refuses, with its HTTP status and error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def bad_request(cls, message: str) -> ApiError:
+        return cls(400, "bad_request", message)
+
+    @classmethod
+    def not_found(cls, message: str) -> ApiError:
+        return cls(404, "not_found", message)

@@ -1,0 +1,118 @@
+"""The server key file: the log signing key and the custodian key, outside the database.
+
+A text file, mode 0600, written once by ``evault-server init``::
+
+    # evault-server key file: keep it secret, keep a backup
+    PRIVATE+KEY+<origin>+<key id>+<base64>   (C2SP signed-note Ed25519 key)
+    AGE-SECRET-KEY-1…                        (age X25519 identity)
+
+The log key signs checkpoints and receipts; its name is the log's origin
+line. The custodian key decrypts the server's own release share, only at
+release. A database dump therefore never holds a private key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+from vault import age
+from vault._atomic import write_atomically
+from vault.errors import ConfigError, VaultError
+from vault.note import NoteSigner, NoteVerifier
+
+__all__ = ["ServerKeys", "create_key_file", "fingerprint", "load_key_file"]
+
+_HEADER = "# evault-server key file: keep it secret, keep a backup"
+_MAX_SIZE = 4096
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerKeys:
+    """The server's two private keys."""
+
+    log_signer: NoteSigner
+    custodian: age.X25519Identity = dataclasses.field(repr=False)
+
+    @property
+    def log_verifier(self) -> NoteVerifier:
+        return self.log_signer.verifier()
+
+    @property
+    def origin(self) -> str:
+        """The checkpoint origin line: the log key's name."""
+        return self.log_signer.name
+
+    def serialise(self) -> bytes:
+        return f"{_HEADER}\n{self.log_signer.skey()}\n{self.custodian}\n".encode("ascii")
+
+    @classmethod
+    def generate(cls, origin: str) -> ServerKeys:
+        """New keys from the operating system's CSPRNG; ``origin`` names the log.
+
+        Raises:
+            ConfigError: ``origin`` is not a valid key name.
+        """
+        try:
+            signer = NoteSigner.generate(origin)
+        except VaultError as exc:
+            raise ConfigError(f"invalid log origin {origin!r}: {exc}") from None
+        return cls(log_signer=signer, custodian=age.X25519Identity.generate())
+
+
+def fingerprint(verifier: NoteVerifier) -> str:
+    """SHA-256 of the log verifier key string, as eight groups of four hex digits."""
+    digest = hashlib.sha256(str(verifier).encode("utf-8")).hexdigest()[:32]
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+def create_key_file(path: Path, origin: str) -> ServerKeys:
+    """Generate the server keys and write them to a new 0600 file.
+
+    Raises:
+        ConfigError: the file exists, or cannot be written.
+    """
+    keys = ServerKeys.generate(origin)
+    try:
+        write_atomically(path, keys.serialise(), overwrite=False, mode=0o600)
+    except FileExistsError:
+        raise ConfigError(
+            f"key file {path} already exists; refusing to overwrite the server keys"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write key file {path}: {exc.strerror or exc}") from None
+    return keys
+
+
+def load_key_file(path: Path) -> ServerKeys:
+    """Read the server keys; the file must be private to its owner.
+
+    Raises:
+        ConfigError: missing, readable by others, or malformed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot open key file {path}: {exc.strerror or exc}",
+            hint="run `evault-server init` or set EVAULT_KEY_FILE",
+        ) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"key file {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise ConfigError(f"key file {path} is readable by others", hint=f"chmod 600 {path}")
+        data = handle.read(_MAX_SIZE + 1)
+    try:
+        lines = data.decode("ascii").split("\n")
+        if len(data) > _MAX_SIZE or len(lines) != 4 or lines[0] != _HEADER or lines[3]:
+            raise ConfigError("unexpected layout")
+        signer = NoteSigner.parse_skey(lines[1])
+        custodian = age.X25519Identity.parse(lines[2])
+    except (UnicodeDecodeError, VaultError):
+        raise ConfigError(f"malformed key file {path}") from None
+    return ServerKeys(log_signer=signer, custodian=custodian)

@@ -1,0 +1,22 @@
+"""The server's tables, one per module, on one declarative :class:`Base`."""
+
+from __future__ import annotations
+
+from server.models.base import Base, UTCDateTime, utcnow
+from server.models.invite import INVITE_ROLES, Invite
+from server.models.log_checkpoint import LogCheckpoint
+from server.models.log_entry import LogEntry
+from server.models.log_head import LogHead
+from server.models.log_subtree import LogSubtree
+
+__all__ = [
+    "INVITE_ROLES",
+    "Base",
+    "Invite",
+    "LogCheckpoint",
+    "LogEntry",
+    "LogHead",
+    "LogSubtree",
+    "UTCDateTime",
+    "utcnow",
+]

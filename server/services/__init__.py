@@ -1,0 +1,1 @@
+"""The server's services: the audit log and invites, used by the API and the CLI."""

@@ -1,0 +1,122 @@
+"""Fixtures of the server tests: fresh databases (SQLite and PostgreSQL), keys, apps.
+
+Each PostgreSQL test gets a database of its own, created from the admin URL
+(``EVAULT_TEST_PG_ADMIN_URL``, by default the local ``postgres`` database)
+and dropped afterwards. Where no PostgreSQL answers, those tests skip with
+the reason, except in CI (``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from server import migrate
+from server.app import create_app
+from server.config import Config
+from server.db import make_engine, make_sessionmaker
+from server.keyfile import ServerKeys, create_key_file
+
+PG_ADMIN_URL = os.environ.get(
+    "EVAULT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+ORIGIN = "test.example/log"
+
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+"""Parameters of :func:`db_url`: every database test runs on both."""
+
+
+@pytest.fixture
+def pg_url(socket_enabled: None) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    admin = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    try:
+        try:
+            connection = admin.connect()
+        except OperationalError as exc:
+            reason = f"PostgreSQL unreachable at {make_url(PG_ADMIN_URL).render_as_string()}: "
+            reason += type(exc.orig).__name__
+            if os.environ.get("CI") == "true":
+                pytest.fail(reason + " (CI requires PostgreSQL)")
+            pytest.skip(reason + " (set EVAULT_TEST_PG_ADMIN_URL)")
+        name = f"evault_test_{secrets.token_hex(6)}"
+        with connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database, SQLite in a file or PostgreSQL, not yet migrated."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'vault.db'}"
+
+
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    """A database migrated to the newest revision."""
+    migrate.upgrade(db_url)
+    return db_url
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture(scope="session")
+def server_keys() -> ServerKeys:
+    return ServerKeys.generate(ORIGIN)
+
+
+@pytest.fixture
+def config(migrated_url: str, tmp_path: Path) -> Config:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    config = Config(
+        data_dir=data_dir,
+        database_url=migrated_url,
+        key_file=data_dir / "server.key",
+        max_content_length=4096,
+    )
+    create_key_file(config.key_file, ORIGIN)
+    return config
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[Flask]:
+    app = create_app(config)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["evault"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

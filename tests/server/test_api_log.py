@@ -1,0 +1,148 @@
+"""The public audit log endpoints, over the Flask test client and a real loopback server."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+from server.config import Config
+from server.db import transaction
+from server.keyfile import load_key_file
+from server.services import log
+from server.services.log import MAX_ENTRIES_PAGE
+from vault import merkle
+from vault.note import open_checkpoint
+
+
+def _fill(app: Flask, config: Config, count: int) -> list[bytes]:
+    signer = load_key_file(config.key_file).log_signer
+    data = []
+    for i in range(count):
+        with transaction(app.extensions["evault"].sessions) as session:
+            data.append(log.append(session, {"type": "test", "n": i}, signer).entry.data)
+    return data
+
+
+def _b64(items: list[str]) -> list[bytes]:
+    return [base64.b64decode(item) for item in items]
+
+
+def test_empty_log(client: FlaskClient) -> None:
+    response = client.get("/api/v1/log/checkpoint")
+    assert response.status_code == 404
+    assert response.json == {"error": "not_found", "message": "the log is empty: no checkpoint yet"}
+    assert client.get("/api/v1/log/entries?start=0").status_code == 400
+
+
+def test_checkpoint_entries_and_proofs(app: Flask, client: FlaskClient, config: Config) -> None:
+    data = _fill(app, config, 9)
+    verifier = load_key_file(config.key_file).log_verifier
+
+    response = client.get("/api/v1/log/checkpoint")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    checkpoint = open_checkpoint(response.data, verifier)
+    leaves = [merkle.leaf_hash(d) for d in data]
+    assert checkpoint.size == 9
+    assert checkpoint.root_hash == merkle.root_of(leaves)
+
+    page = client.get("/api/v1/log/entries?start=2&end=5").json
+    assert page is not None
+    assert [e["index"] for e in page["entries"]] == [2, 3, 4]
+    assert _b64([e["data"] for e in page["entries"]]) == data[2:5]
+    assert client.get("/api/v1/log/entries?start=0").json["entries"][-1]["index"] == 8  # type: ignore[index]
+
+    for index in (0, 4, 8):
+        body = client.get(f"/api/v1/log/proof/inclusion?index={index}&size=9").json
+        assert body is not None
+        proof = _b64(body["proof"])
+        merkle.verify_inclusion(leaves[index], index, 9, proof, checkpoint.root_hash)
+
+    old_root = merkle.root_of(leaves[:3])
+    body = client.get("/api/v1/log/proof/consistency?old=3&new=9").json
+    assert body is not None
+    merkle.verify_consistency(3, 9, old_root, checkpoint.root_hash, _b64(body["proof"]))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/v1/log/entries",
+        "/api/v1/log/entries?start=",
+        "/api/v1/log/entries?start=-1",
+        "/api/v1/log/entries?start=+1",
+        "/api/v1/log/entries?start=01",
+        "/api/v1/log/entries?start=1_0",
+        "/api/v1/log/entries?start=%201",
+        "/api/v1/log/entries?start=%D9%A1",
+        "/api/v1/log/entries?start=0&start=1",
+        "/api/v1/log/entries?start=0&bogus=1",
+        "/api/v1/log/entries?start=3&end=3",
+        "/api/v1/log/entries?start=0&end=4",
+        "/api/v1/log/entries?start=99999999999999999999",
+        "/api/v1/log/proof/inclusion?index=3&size=3",
+        "/api/v1/log/proof/inclusion?index=0&size=4",
+        "/api/v1/log/proof/inclusion?index=0",
+        "/api/v1/log/proof/consistency?old=0&new=3",
+        "/api/v1/log/proof/consistency?old=3&new=2",
+        "/api/v1/log/proof/consistency?old=1&new=4",
+        "/api/v1/log/checkpoint?x=1",
+    ],
+)
+def test_bad_queries_are_400(app: Flask, client: FlaskClient, config: Config, query: str) -> None:
+    _fill(app, config, 3)
+    response = client.get(query)
+    assert response.status_code == 400, response.json
+    body = response.json
+    assert body is not None
+    assert set(body) == {"error", "message"}
+    assert body["error"] == "bad_request"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_entries_page_is_bounded(app: Flask, client: FlaskClient, config: Config) -> None:
+    _fill(app, config, MAX_ENTRIES_PAGE + 3)
+    body = client.get(f"/api/v1/log/entries?start=1&end={MAX_ENTRIES_PAGE + 3}").json
+    assert body is not None
+    assert len(body["entries"]) == MAX_ENTRIES_PAGE
+    assert body["entries"][-1]["index"] == MAX_ENTRIES_PAGE
+
+
+@pytest.fixture
+def live_url(app: Flask, socket_enabled: None) -> Iterator[str]:
+    """The app served by werkzeug on a free loopback port, in a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.integration
+def test_over_loopback_http(app: Flask, config: Config, live_url: str) -> None:
+    data = _fill(app, config, 5)
+    verifier = load_key_file(config.key_file).log_verifier
+    with requests.Session() as http:
+        response = http.get(f"{live_url}/api/v1/log/checkpoint", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        checkpoint = open_checkpoint(response.content, verifier)
+        body = http.get(
+            f"{live_url}/api/v1/log/proof/inclusion", params={"index": 2, "size": 5}, timeout=10
+        ).json()
+        missing = http.get(f"{live_url}/nowhere", timeout=10)
+    proof = _b64(body["proof"])
+    merkle.verify_inclusion(merkle.leaf_hash(data[2]), 2, 5, proof, checkpoint.root_hash)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"

@@ -1,0 +1,180 @@
+"""``evault-server`` commands, run in-process: init, keys show, invite create, db."""
+
+from __future__ import annotations
+
+import logging
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner, Result
+from flask import Flask
+from sqlalchemy import inspect, select
+from werkzeug.serving import make_server
+
+from server import migrate
+from server.cli import _NoAddressHandler, main
+from server.db import make_engine
+from server.models import Invite, LogEntry
+from server.services.invites import code_hash
+from vault import canonical
+from vault.note import NoteVerifier
+
+
+def _env(tmp_path: Path, db_url: str | None = None) -> dict[str, str]:
+    env = {"EVAULT_DATA_DIR": str(tmp_path / "data")}
+    if db_url is not None:
+        env["EVAULT_DATABASE_URL"] = db_url
+    return env
+
+
+def _run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def _ok(env: dict[str, str], *args: str) -> str:
+    result = _run(env, *args)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def _fails(env: dict[str, str], *args: str) -> str:
+    result = _run(env, *args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_init_creates_a_private_directory_and_key_file(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    out = _ok(env, "init", "--origin", "vault.example/log")
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    key_file = data / "server.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert "PRIVATE+KEY+vault.example/log+" in key_file.read_text()
+    assert "AGE-SECRET-KEY-1" in key_file.read_text()
+    assert "PRIVATE" not in out
+    assert "AGE-SECRET" not in out
+    assert (data / "vault.db").is_file()
+
+    before = key_file.read_bytes()
+    error = _fails(env, "init")
+    assert error.startswith("evault-server: error: key file ")
+    assert "refusing to overwrite" in error
+    assert key_file.read_bytes() == before
+
+
+def test_init_refuses_a_shared_data_directory(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir(mode=0o755)
+    (tmp_path / "data").chmod(0o755)
+    error = _fails(_env(tmp_path), "init")
+    assert "accessible by others" in error
+    assert not (tmp_path / "data" / "server.key").exists()
+
+
+def test_keys_show_prints_a_verifier_key(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    _ok(env, "init", "--origin", "vault.example/log")
+    out = _ok(env, "keys", "show")
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    verifier = NoteVerifier.parse(lines["log key"])
+    assert verifier.name == "vault.example/log"
+    assert len(lines["fingerprint"].split()) == 8
+    assert lines["custodian recipient"].startswith("age1")
+    (tmp_path / "data" / "server.key").chmod(0o644)
+    assert "readable by others" in _fails(env, "keys", "show")
+
+
+def test_keys_show_without_init(tmp_path: Path) -> None:
+    error = _fails(_env(tmp_path), "keys", "show")
+    assert error.startswith("evault-server: error: cannot open key file")
+    assert "evault-server: hint: run `evault-server init`" in error
+
+
+def test_invite_create_stores_only_the_hash(db_url: str, tmp_path: Path) -> None:
+    env = _env(tmp_path, db_url)
+    _ok(env, "init")
+    out = _ok(env, "invite", "create", "--role", "editor", "--expires", "2h")
+    code = out.splitlines()[-1]
+    assert len(code) >= 26
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            (invite,) = connection.execute(select(Invite)).all()
+            (entry,) = connection.execute(select(LogEntry)).all()
+    finally:
+        engine.dispose()
+    assert invite.code_hash == code_hash(code)
+    assert invite.role == "editor"
+    assert invite.used_at is None
+    assert (invite.expires_at - invite.created_at).total_seconds() == 7200
+    event = canonical.loads(entry.data)
+    assert event["type"] == "invite.created"
+    assert event["invite"] == invite.id
+    assert code.encode() not in entry.data
+    assert code_hash(code) not in entry.data
+    assert code_hash(code).hex().encode() not in entry.data
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["invite", "create", "--role", "operator"],
+        ["invite", "create", "--role", "reporter", "--expires", "91d"],
+        ["invite", "create", "--role", "reporter", "--expires", "1y"],
+    ],
+)
+def test_invite_create_rejects_bad_options(tmp_path: Path, args: list[str]) -> None:
+    env = _env(tmp_path)
+    _ok(env, "init")
+    result = _run(env, *args)
+    assert result.exit_code in (1, 2)
+    assert "Traceback" not in result.stderr
+
+
+def test_db_downgrade_and_upgrade(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    _ok(env, "init")
+    url = f"sqlite:///{tmp_path / 'data' / 'vault.db'}"
+    _ok(env, "db", "downgrade", "base")
+    assert _tables(url) == set()
+    _ok(env, "db", "upgrade")
+    assert "log_entries" in _tables(url)
+    assert "cannot downgrade" in _fails(env, "db", "downgrade", "nonexistent")
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(inspect(connection).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_revisions_are_listed() -> None:
+    assert migrate.revisions()[0] == "0001"
+
+
+@pytest.mark.integration
+def test_run_logs_no_client_address(
+    app: Flask, socket_enabled: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_NoAddressHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            response = requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Server"] == "evault-server"
+    assert "GET /healthz" in caplog.text
+    assert "127.0.0.1" not in caplog.text
