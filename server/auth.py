@@ -27,6 +27,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "log.entries",
         "log.inclusion_proof",
         "log.consistency_proof",
+        "openapi.document",
     }
 )
 """Endpoints anyone may call: health and the public audit log."""

@@ -6,6 +6,7 @@ from flask import Flask
 
 from server.api.health import health
 from server.api.log import log_api
+from server.api.openapi import openapi
 
 __all__ = ["API_PREFIX", "register_blueprints"]
 
@@ -16,3 +17,4 @@ def register_blueprints(app: Flask) -> None:
     """Mount every blueprint of the API on ``app``."""
     app.register_blueprint(health)
     app.register_blueprint(log_api, url_prefix=f"{API_PREFIX}/log")
+    app.register_blueprint(openapi, url_prefix=API_PREFIX)

@@ -1,0 +1,220 @@
+"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 description of the API.
+
+The document is written by hand next to the code it describes and kept
+truthful by ``tests/server/test_openapi.py``, which fails on an endpoint the
+document does not list, a documented path the app does not serve, and a real
+response that does not match its documented schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from vault import __version__
+
+__all__ = ["DOCUMENT", "openapi"]
+
+openapi = Blueprint("openapi", __name__)
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_B64 = {"type": "string", "contentEncoding": "base64"}
+_COUNT = {"type": "integer", "minimum": 0}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, *, required: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,17})$"},
+    }
+
+
+_PROOF = {
+    "type": "array",
+    "items": _B64,
+    "description": "RFC 9162 proof: base64 SHA-256 hashes, bottom up",
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Evidence Vault API",
+        "version": __version__,
+        "description": (
+            "The server stores only ciphertext and writes every event into an append-only "
+            "Merkle log (RFC 9162) whose checkpoints are C2SP signed notes. Every error is "
+            '`{"error": code, "message": text}`.'
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "paths": {
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "The process answers and the migrated database is reachable",
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        "healthy",
+                        {
+                            "type": "object",
+                            "properties": {"status": {"const": "ok"}},
+                            "required": ["status"],
+                            "additionalProperties": False,
+                        },
+                    ),
+                    "503": _error("the database is unavailable or not migrated"),
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _json("the OpenAPI document", {"type": "object"})},
+            }
+        },
+        "/api/v1/log/checkpoint": {
+            "get": {
+                "operationId": "logCheckpoint",
+                "summary": "The latest checkpoint, a C2SP signed note (tlog-checkpoint)",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "the signed checkpoint, byte for byte",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("unexpected query parameters"),
+                    "404": _error("the log is empty"),
+                },
+            }
+        },
+        "/api/v1/log/entries": {
+            "get": {
+                "operationId": "logEntries",
+                "summary": "Entries [start, end) of the signed log, at most 256 per response",
+                "security": [],
+                "parameters": [
+                    _query("start", "first index"),
+                    _query("end", "index after the last; default: a full page", required=False),
+                ],
+                "responses": {
+                    "200": _json(
+                        "the entries and the size of the signed log",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "entries": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "index": _COUNT,
+                                            "data": {
+                                                **_B64,
+                                                "description": "the canonical JSON event",
+                                            },
+                                            "leaf_hash": _B64,
+                                        },
+                                        "required": ["index", "data", "leaf_hash"],
+                                        "additionalProperties": False,
+                                    },
+                                },
+                                "size": _COUNT,
+                            },
+                            "required": ["entries", "size"],
+                            "additionalProperties": False,
+                        },
+                    ),
+                    "400": _error("malformed or out-of-range parameters"),
+                },
+            }
+        },
+        "/api/v1/log/proof/inclusion": {
+            "get": {
+                "operationId": "logInclusionProof",
+                "summary": "Inclusion proof of leaf `index` in the tree of `size` leaves",
+                "security": [],
+                "parameters": [
+                    _query("index", "leaf index"),
+                    _query("size", "tree size, at most the signed size"),
+                ],
+                "responses": {
+                    "200": _json(
+                        "the proof",
+                        {
+                            "type": "object",
+                            "properties": {"index": _COUNT, "size": _COUNT, "proof": _PROOF},
+                            "required": ["index", "size", "proof"],
+                            "additionalProperties": False,
+                        },
+                    ),
+                    "400": _error("malformed or out-of-range parameters"),
+                },
+            }
+        },
+        "/api/v1/log/proof/consistency": {
+            "get": {
+                "operationId": "logConsistencyProof",
+                "summary": "Consistency proof between the trees of `old` and `new` leaves",
+                "security": [],
+                "parameters": [
+                    _query("old", "older tree size, at least 1"),
+                    _query("new", "newer tree size, at most the signed size"),
+                ],
+                "responses": {
+                    "200": _json(
+                        "the proof",
+                        {
+                            "type": "object",
+                            "properties": {"old": _COUNT, "new": _COUNT, "proof": _PROOF},
+                            "required": ["old", "new", "proof"],
+                            "additionalProperties": False,
+                        },
+                    ),
+                    "400": _error("malformed or out-of-range parameters"),
+                },
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {"type": "string", "description": "a stable code"},
+                    "message": {"type": "string", "description": "what went wrong"},
+                },
+                "required": ["error", "message"],
+                "additionalProperties": False,
+            }
+        },
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "a short-lived token from Ed25519 challenge-response login",
+            }
+        },
+    },
+    "security": [{"bearer": []}],
+}
+
+
+@openapi.get("/openapi.json")
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    return DOCUMENT
