@@ -22,8 +22,9 @@ from server.api import register_blueprints
 from server.config import Config
 from server.db import make_engine, make_sessionmaker
 from server.errors import ApiError
+from server.ratelimit import Bucket, RateLimiter
 
-__all__ = ["SECURITY_HEADERS", "AppState", "create_app"]
+__all__ = ["SECURITY_HEADERS", "AppState", "create_app", "login_limiter"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
@@ -48,13 +49,26 @@ _CODES = {
 }
 
 
+def login_limiter() -> RateLimiter:
+    """Limits of ``auth/challenge`` and ``auth/login``, in each process.
+
+    Per key (public key or account id, per endpoint): 10 at once, then one
+    every 6 seconds. Overall: 100 at once, then 20 a second. See
+    :mod:`server.ratelimit` for why the buckets are in memory.
+    """
+    return RateLimiter(
+        per_key=Bucket(burst=10, per_second=1 / 6), overall=Bucket(burst=100, per_second=20)
+    )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AppState:
-    """What the app holds for its lifetime: the configuration and the database."""
+    """What the app holds for its lifetime: configuration, database, login limits."""
 
     config: Config
     engine: Engine
     sessions: sessionmaker[Session]
+    limiter: RateLimiter = dataclasses.field(default_factory=login_limiter)
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -78,7 +92,10 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _api_error(exc: ApiError) -> Response:
-    return _error(exc.status, exc.code, exc.message)
+    response = _error(exc.status, exc.code, exc.message)
+    for name, value in exc.headers.items():
+        response.headers[name] = value
+    return response
 
 
 def _unexpected(exc: Exception) -> Response:

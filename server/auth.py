@@ -1,23 +1,33 @@
-"""Roles and the decorator that marks a view as protected.
+"""Roles, bearer-token authentication and the decorator that protects a view.
 
 Every view is either public (listed in :data:`PUBLIC_ENDPOINTS`) or wrapped
 in :func:`requires_role`; a test walks the URL map and fails on any other,
-so a new endpoint cannot go out unprotected by omission. Accounts arrive in
-the next increment; until then a protected view refuses every request with
-the same 403, whoever asks.
+so a new endpoint cannot go out unprotected by omission.
+
+A protected view needs ``Authorization: Bearer <token>`` with a token from
+``POST /api/v1/auth/login``: the token is looked up by its SHA-256 (see
+:func:`server.services.login.authenticate`), must be unexpired and
+unrevoked, and its account enabled. Without such a token the answer is 401;
+with one whose account lacks the role, 403. The view finds the account in
+``flask.g.account`` and the token's row in ``flask.g.token``.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from flask import g, request
+
 from server.errors import ApiError
+from server.models import ACCOUNT_ROLES, Account
+from server.services.login import LoginFailedError, authenticate
 
-__all__ = ["PUBLIC_ENDPOINTS", "ROLES", "required_roles", "requires_role"]
+__all__ = ["PUBLIC_ENDPOINTS", "ROLES", "current_account", "required_roles", "requires_role"]
 
-ROLES = ("operator", "reporter", "editor")
+ROLES = ACCOUNT_ROLES
 """The roles an account can hold; ``public`` is everyone, without an account."""
 
 PUBLIC_ENDPOINTS = frozenset(
@@ -28,13 +38,42 @@ PUBLIC_ENDPOINTS = frozenset(
         "log.inclusion_proof",
         "log.consistency_proof",
         "openapi.document",
+        # Getting an account and a token cannot need one.
+        "accounts.register",
+        "auth.challenge",
+        "auth.login",
     }
 )
-"""Endpoints anyone may call: health and the public audit log."""
+"""Endpoints anyone may call: health, the public audit log, the API description,
+registration and login."""
 
 _ATTRIBUTE = "_evault_roles"
+# RFC 6750 token characters; ours are URL-safe base64 (43 characters).
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9_-]{16,128})")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _authenticate(roles: frozenset[str]) -> None:
+    # Imported here: the API package imports this module to decorate its views.
+    from server.api._request import db_session
+
+    header = request.headers.get("Authorization", "")
+    match = _BEARER.fullmatch(header)
+    if match is None:
+        raise ApiError.unauthorized()
+    session = db_session()
+    try:
+        account, token = authenticate(session, match[1])
+    except LoginFailedError:
+        raise ApiError.unauthorized() from None
+    # End the read transaction: a view that writes then starts a new one with
+    # its first write, which on SQLite (WAL) cannot fail on a stale snapshot.
+    session.commit()
+    if account.role not in roles:
+        raise ApiError.forbidden()
+    g.account = account
+    g.token = token
 
 
 def requires_role(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -45,14 +84,15 @@ def requires_role(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """
     if not roles or any(role not in ROLES for role in roles):
         raise ValueError(f"internal error: roles must be some of {ROLES}")
+    allowed = frozenset(roles)
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            # No account can authenticate yet, so nobody holds a role.
-            raise ApiError(403, "forbidden", "forbidden")
+            _authenticate(allowed)
+            return view(*args, **kwargs)
 
-        setattr(guarded, _ATTRIBUTE, frozenset(roles))
+        setattr(guarded, _ATTRIBUTE, allowed)
         return guarded
 
     return decorate
@@ -62,3 +102,11 @@ def required_roles(view: Callable[..., object]) -> frozenset[str] | None:
     """The roles a view was marked with by :func:`requires_role`, or ``None``."""
     roles = getattr(view, _ATTRIBUTE, None)
     return roles if isinstance(roles, frozenset) else None
+
+
+def current_account() -> Account:
+    """The account of this request; only inside a view under :func:`requires_role`."""
+    account: Account | None = g.get("account")
+    if account is None:
+        raise RuntimeError("internal error: no authenticated account in this request")
+    return account

@@ -24,6 +24,7 @@ from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.keyfile import create_key_file, fingerprint, load_key_file
 from server.models import INVITE_ROLES
+from server.services.accounts import create_operator, parse_card
 from server.services.invites import create_invite, parse_duration
 from vault import __version__
 from vault.errors import ConfigError, VaultError
@@ -149,6 +150,49 @@ def invite_create(role: str, expires: str) -> None:
     expires_at = created.invite.expires_at.isoformat().replace("+00:00", "Z")
     click.echo(f"invite for a {role}, valid until {expires_at}:")
     click.echo(created.code)
+
+
+@main.group()
+def operator() -> None:
+    """Create operator accounts (operators are never invited)."""
+
+
+_MAX_CARD_SIZE = 64 * 1024
+
+
+@operator.command("create")
+@click.option(
+    "--card",
+    "card_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The operator's public card (canonical JSON, as `evault` writes it).",
+)
+def operator_create(card_path: Path) -> None:
+    """Create an operator account for the card in FILE and print its account id.
+
+    The operator logs in like anyone else; the role never gives access to
+    anyone's content.
+    """
+    try:
+        with card_path.open("rb") as handle:
+            data = handle.read(_MAX_CARD_SIZE + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read card {card_path}: {exc.strerror or exc}") from None
+    if len(data) > _MAX_CARD_SIZE:
+        raise ConfigError(f"card {card_path} is larger than {_MAX_CARD_SIZE} bytes")
+    # A trailing newline from an editor is not part of the card.
+    card = parse_card(data.removesuffix(b"\n"))
+    config = _config()
+    server_keys = load_key_file(config.key_file)
+    engine = make_engine(config.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            created = create_operator(session, card=card, signer=server_keys.log_signer)
+    finally:
+        engine.dispose()
+    click.echo(f"operator account: {created.account.id}")
+    click.echo(f"fingerprint: {card.fingerprint()}")
 
 
 @main.group()

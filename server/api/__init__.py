@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from server.api.accounts import accounts_api
 from server.api.health import health
 from server.api.log import log_api
+from server.api.login import login_api
 from server.api.openapi import openapi
 
 __all__ = ["API_PREFIX", "register_blueprints"]
@@ -17,4 +19,6 @@ def register_blueprints(app: Flask) -> None:
     """Mount every blueprint of the API on ``app``."""
     app.register_blueprint(health)
     app.register_blueprint(log_api, url_prefix=f"{API_PREFIX}/log")
+    app.register_blueprint(accounts_api, url_prefix=f"{API_PREFIX}/accounts")
+    app.register_blueprint(login_api, url_prefix=f"{API_PREFIX}/auth")
     app.register_blueprint(openapi, url_prefix=API_PREFIX)

@@ -1,4 +1,4 @@
-"""Strict reading of requests: query parameters and JSON bodies.
+"""What every view uses: strict reading of requests, the database session, the log key.
 
 Query values are ASCII decimal without sign, spaces, underscores or leading
 zeros; ``int()`` alone would take ``+1``, `` 1`` and ``1_0``. Unknown or
@@ -10,14 +10,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from server.errors import ApiError
+from server.keyfile import load_key_file
+from server.services.log import Appended, receipt
+from vault.note import NoteSigner
 
-__all__ = ["db_session", "json_body", "query_ints"]
+if TYPE_CHECKING:
+    from server.app import AppState
+
+__all__ = [
+    "app_state",
+    "db_session",
+    "json_body",
+    "log_signer",
+    "query_ints",
+    "receipt_text",
+    "string_fields",
+]
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
 
@@ -73,3 +87,40 @@ def db_session() -> Session:
         session = current_app.extensions["evault"].sessions()
         g.db_session = session
     return session
+
+
+def app_state() -> AppState:
+    """The application's configuration, database and rate limiter."""
+    state: AppState = current_app.extensions["evault"]
+    return state
+
+
+def log_signer() -> NoteSigner:
+    """The log key, read from the key file for an operation that signs."""
+    return load_key_file(app_state().config.key_file).log_signer
+
+
+def receipt_text(appended: Appended) -> str:
+    """The C2SP tlog-proof of a new entry against the checkpoint signed with it."""
+    return receipt(db_session(), appended.entry.idx, appended.checkpoint).marshal().decode("utf-8")
+
+
+def string_fields(
+    body: dict[str, Any], required: Collection[str], optional: Collection[str] = ()
+) -> dict[str, str]:
+    """The body's fields, all strings, with no field missing or unknown.
+
+    Raises:
+        ApiError: 400 for a missing, unknown or non-string field.
+    """
+    allowed = set(required) | set(optional)
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
+    for name in sorted(required):
+        if name not in body:
+            raise ApiError.bad_request(f"missing field {name!r}")
+    for name, value in body.items():
+        if not isinstance(value, str):
+            raise ApiError.bad_request(f"field {name!r} must be a string")
+    return dict(body)

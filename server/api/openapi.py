@@ -47,6 +47,29 @@ _PROOF = {
     "description": "RFC 9162 proof: base64 SHA-256 hashes, bottom up",
 }
 
+_ACCOUNT = {"$ref": "#/components/schemas/Account"}
+_ACCOUNT_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+_RECEIPT = {
+    "type": "string",
+    "description": "C2SP tlog-proof: the new entry's index, inclusion proof and signed checkpoint",
+}
+_UNIX_TIME = {"type": "integer", "minimum": 0, "description": "Unix seconds"}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        **extra,
+    }
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -189,9 +212,133 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/accounts": {
+            "post": {
+                "operationId": "register",
+                "summary": "Register a public card with an invite code; the invite gives the role",
+                "security": [],
+                "requestBody": _body(
+                    _object(
+                        {
+                            "invite": {"type": "string", "description": "the one-time code"},
+                            "card": {
+                                "type": "string",
+                                "description": "the card's canonical JSON (vault.keys.Card)",
+                            },
+                        }
+                    )
+                ),
+                "responses": {
+                    "201": _json(
+                        "the new account and the receipt of its log entry",
+                        _object({"account": _ACCOUNT, "receipt": _RECEIPT}),
+                    ),
+                    "400": _error("a malformed body or card"),
+                    "403": _error("the invite code is unknown, used or expired"),
+                    "409": _error("an account with this signing key already exists"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/accounts/me": {
+            "get": {
+                "operationId": "me",
+                "summary": "The account of the bearer token",
+                "responses": {
+                    "200": _json("the account", _ACCOUNT),
+                    "401": _error("no valid bearer token"),
+                },
+            }
+        },
+        "/api/v1/auth/challenge": {
+            "post": {
+                "operationId": "loginChallenge",
+                "summary": "A nonce to sign; the same answer whether or not the account exists",
+                "security": [],
+                "requestBody": _body(
+                    {
+                        "oneOf": [
+                            _object({"public_key": {**_B64, "description": "Ed25519 key"}}),
+                            _object({"account": _ACCOUNT_ID}),
+                        ]
+                    }
+                ),
+                "responses": {
+                    "200": _json(
+                        "the challenge, valid for 120 seconds",
+                        _object(
+                            {
+                                "nonce": {**_B64, "description": "32 random bytes"},
+                                "expires_at": _UNIX_TIME,
+                                "origin": {"type": "string", "description": "the log origin"},
+                            }
+                        ),
+                    ),
+                    "400": _error("a malformed body"),
+                    "429": _error("too many attempts for this key or overall; see Retry-After"),
+                },
+            }
+        },
+        "/api/v1/auth/login": {
+            "post": {
+                "operationId": "login",
+                "summary": "A bearer token for a signed challenge (vault.protocol.LoginChallenge)",
+                "security": [],
+                "requestBody": _body(
+                    _object(
+                        {
+                            "account": _ACCOUNT_ID,
+                            "nonce": _B64,
+                            "signature": {
+                                **_B64,
+                                "description": "Ed25519, context 'login', over the challenge",
+                            },
+                        }
+                    )
+                ),
+                "responses": {
+                    "200": _json(
+                        "a bearer token, valid for one hour",
+                        _object(
+                            {
+                                "account": _ACCOUNT_ID,
+                                "token": {"type": "string"},
+                                "expires_at": _UNIX_TIME,
+                                "receipt": _RECEIPT,
+                            }
+                        ),
+                    ),
+                    "400": _error("a malformed body"),
+                    "403": _error("login failed (every failure is the same)"),
+                    "429": _error("too many attempts for this account or overall; see Retry-After"),
+                },
+            }
+        },
+        "/api/v1/auth/logout": {
+            "post": {
+                "operationId": "logout",
+                "summary": "Revoke the bearer token",
+                "responses": {
+                    "200": _json("revoked", _object({"receipt": _RECEIPT})),
+                    "401": _error("no valid bearer token"),
+                },
+            }
+        },
     },
     "components": {
         "schemas": {
+            "Account": _object(
+                {
+                    "id": _ACCOUNT_ID,
+                    "role": {"enum": ["operator", "reporter", "editor"]},
+                    "vault": {
+                        "type": ["string", "null"],
+                        "description": "the reporter's vault id; null for other roles",
+                    },
+                    "card": {"type": "string", "description": "the card's canonical JSON"},
+                    "created_at": _UNIX_TIME,
+                }
+            ),
             "Error": {
                 "type": "object",
                 "properties": {
@@ -200,7 +347,7 @@ DOCUMENT: dict[str, Any] = {
                 },
                 "required": ["error", "message"],
                 "additionalProperties": False,
-            }
+            },
         },
         "securitySchemes": {
             "bearer": {

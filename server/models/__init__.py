@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from server.models.account import ACCOUNT_ROLES, Account
 from server.models.base import Base, UTCDateTime, utcnow
 from server.models.invite import INVITE_ROLES, Invite
 from server.models.log_checkpoint import LogCheckpoint
 from server.models.log_entry import LogEntry
 from server.models.log_head import LogHead
 from server.models.log_subtree import LogSubtree
+from server.models.login_challenge import LoginChallenge
+from server.models.token import Token
 
 __all__ = [
+    "ACCOUNT_ROLES",
     "INVITE_ROLES",
+    "Account",
     "Base",
     "Invite",
     "LogCheckpoint",
     "LogEntry",
     "LogHead",
     "LogSubtree",
+    "LoginChallenge",
+    "Token",
     "UTCDateTime",
     "utcnow",
 ]

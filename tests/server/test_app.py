@@ -79,7 +79,9 @@ def test_error_shape(test_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
         body = _assert_error(client.get("/api/v1/_test/crash"), 500, "internal_error")
     assert body["message"] == "internal server error"
     assert "secret" not in client.get("/api/v1/_test/crash").get_data(as_text=True)
-    _assert_error(client.get("/api/v1/_test/operator"), 403, "forbidden")
+    response = client.get("/api/v1/_test/operator")
+    _assert_error(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

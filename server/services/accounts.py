@@ -1,0 +1,141 @@
+"""Accounts: registration with an invite, operator accounts from the command line.
+
+Registration consumes the invite, creates the account and appends an
+``account.registered`` event in one transaction, so all three commit or
+none does. The event holds ids, the role and the SHA-256 of the card,
+never the card itself: the card carries the person's display name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.models import Account, Invite, utcnow
+from server.services import log
+from server.services.invites import code_hash
+from vault._base64 import b64encode
+from vault.errors import FormatError, VaultError
+from vault.keys import Card
+from vault.note import NoteSigner
+
+__all__ = [
+    "DuplicateKeyError",
+    "InvalidInviteError",
+    "Registered",
+    "create_operator",
+    "new_id",
+    "parse_card",
+    "register",
+]
+
+
+class InvalidInviteError(VaultError):
+    """The invite code is unknown, already used or expired (deliberately not said which)."""
+
+
+class DuplicateKeyError(VaultError):
+    """Another account already has this card's signing key."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Registered:
+    """A new account and the log entry that records it."""
+
+    account: Account
+    appended: log.Appended
+
+
+def new_id() -> str:
+    """A new account or vault id: 128 bits from the CSPRNG, as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
+def parse_card(data: bytes) -> Card:
+    """Parse an uploaded card strictly (canonical JSON, known fields, valid keys).
+
+    Raises:
+        FormatError: anything :meth:`vault.keys.Card.from_json` refuses.
+    """
+    try:
+        return Card.from_json(data)
+    except VaultError as exc:
+        message = exc.message
+        if not message.startswith("invalid card"):
+            message = f"invalid card: {message}"
+        raise FormatError(message, hint=exc.hint) from None
+
+
+def _create(
+    session: Session, card: Card, role: str, signer: NoteSigner, event: dict[str, object]
+) -> Registered:
+    if session.scalar(select(Account.id).where(Account.signing_key == card.signing_key)):
+        raise DuplicateKeyError("an account with this signing key already exists")
+    data = card.to_json()
+    account = Account(
+        id=new_id(),
+        role=role,
+        card=data,
+        signing_key=card.signing_key,
+        vault_id=new_id() if role == "reporter" else None,
+        created_at=utcnow(),
+    )
+    session.add(account)
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent registration of the same key won the race.
+        raise DuplicateKeyError("an account with this signing key already exists") from None
+    body: dict[str, object] = {
+        "type": "account.registered",
+        "account": account.id,
+        "role": role,
+        "card_sha256": b64encode(hashlib.sha256(data).digest()),
+        **event,
+    }
+    if account.vault_id is not None:
+        body["vault"] = account.vault_id
+    return Registered(account=account, appended=log.append(session, body, signer))
+
+
+def register(session: Session, *, code: str, card: Card, signer: NoteSigner) -> Registered:
+    """Create an account with the invite's role, in the caller's transaction.
+
+    The invite is claimed with one conditional ``UPDATE`` (unused, unexpired),
+    so two registrations racing for one code cannot both succeed on either
+    database. If anything later fails the transaction rolls back and the
+    invite stays usable.
+
+    Raises:
+        InvalidInviteError: the code is unknown, used or expired.
+        DuplicateKeyError: the card's signing key is already registered.
+    """
+    now = utcnow()
+    claimed = session.execute(
+        update(Invite)
+        .where(
+            Invite.code_hash == code_hash(code),
+            Invite.used_at.is_(None),
+            Invite.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(Invite.id, Invite.role)
+    ).one_or_none()
+    if claimed is None:
+        raise InvalidInviteError("the invite code is unknown, used or expired")
+    invite_id, role = claimed
+    return _create(session, card, role, signer, {"invite": invite_id})
+
+
+def create_operator(session: Session, *, card: Card, signer: NoteSigner) -> Registered:
+    """Create an operator account (from the command line), in the caller's transaction.
+
+    Raises:
+        DuplicateKeyError: the card's signing key is already registered.
+    """
+    return _create(session, card, "operator", signer, {})
