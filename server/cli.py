@@ -26,8 +26,10 @@ from server.keyfile import create_key_file, fingerprint, load_key_file
 from server.models import INVITE_ROLES
 from server.services.accounts import create_operator, parse_card
 from server.services.invites import create_invite, parse_duration
+from server.services.log import check_signer
 from vault import __version__
 from vault.errors import ConfigError, VaultError
+from vault.note import NoteSigner
 
 __all__ = ["main"]
 
@@ -54,6 +56,10 @@ class _Group(click.Group):
 class _NoAddressHandler(WSGIRequestHandler):
     """The development server's request log, without client addresses."""
 
+    # A connection that sends nothing for this long is closed, so idle or
+    # half-sent requests cannot pile up threads until nobody can check in.
+    timeout = 30
+
     def address_string(self) -> str:
         return "-"
 
@@ -66,6 +72,16 @@ def _config() -> Config:
     return Config.from_env()
 
 
+def _check_log_key(config: Config, signer: NoteSigner) -> None:
+    """Refuse a key file that does not belong to the database's existing log."""
+    engine = make_engine(config.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            check_signer(session, signer)
+    finally:
+        engine.dispose()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="evault-server")
 def main() -> None:
@@ -73,6 +89,9 @@ def main() -> None:
 
     Settings come from EVAULT_* environment variables; see .env.example.
     """
+    # The database, staged uploads and keys this process creates are its own.
+    previous = os.umask(0o077)
+    click.get_current_context().call_on_close(lambda: os.umask(previous))
 
 
 def _make_data_dir(path: Path) -> None:
@@ -101,7 +120,13 @@ def init(origin: str) -> None:
     config = _config()
     _make_data_dir(config.data_dir)
     keys = create_key_file(config.key_file, origin)
-    migrate.upgrade(config.database_url)
+    try:
+        migrate.upgrade(config.database_url)
+        _check_log_key(config, keys.log_signer)
+    except BaseException:
+        # Nothing was signed with the new key: leave no second identity behind.
+        config.key_file.unlink(missing_ok=True)
+        raise
     click.echo(f"created {config.key_file} (keep a backup; it never leaves this machine)")
     click.echo(f"log key: {keys.log_verifier}")
     click.echo(f"fingerprint: {fingerprint(keys.log_verifier)}")
@@ -122,8 +147,18 @@ def upgrade(revision: str) -> None:
 
 @db.command()
 @click.argument("revision", default="-1")
-def downgrade(revision: str) -> None:
-    """Migrate the database down to REVISION (default: one step back)."""
+@click.option("--yes", is_flag=True, help="Confirm: downgrading drops tables and their data.")
+def downgrade(revision: str, yes: bool) -> None:
+    """Migrate the database down to REVISION (default: one step back).
+
+    Downgrades drop the tables a revision added, with their data (the audit
+    log, accounts, invites), so --yes is required.
+    """
+    if not yes:
+        raise ConfigError(
+            "downgrading drops tables and everything in them",
+            hint="back up the database first, then repeat with --yes",
+        )
     migrate.downgrade(_config().database_url, revision)
     click.echo(f"database downgraded to {revision}")
 

@@ -46,11 +46,11 @@ def make_engine(url: str) -> Engine:
     """
     if url.startswith("sqlite:///"):
         # The pool hands a connection to one thread at a time.
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql+psycopg://"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     raise ConfigError("unsupported database URL: want sqlite:///PATH or postgresql+psycopg://…")
 
 

@@ -61,6 +61,19 @@ def query_ints(required: Collection[str], optional: Collection[str] = ()) -> dic
     return values
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError("duplicate key")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object.
 
@@ -72,8 +85,13 @@ def json_body() -> dict[str, Any]:
         raise ApiError(415, "unsupported_media_type", "the body must be application/json")
     data = request.get_data(cache=False)
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: a body of thousands of nested brackets.
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(value, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")

@@ -23,8 +23,8 @@ from server.db import is_sqlite
 from server.models import LogCheckpoint, LogEntry, LogHead, LogSubtree, utcnow
 from server.services._log_store import SqlHashStore
 from vault import canonical, merkle
-from vault.errors import FormatError
-from vault.note import Checkpoint, NoteSigner, Receipt, sign_checkpoint
+from vault.errors import ConfigError, FormatError, VaultError
+from vault.note import Checkpoint, NoteSigner, Receipt, open_checkpoint, sign_checkpoint
 
 __all__ = [
     "MAX_ENTRIES_PAGE",
@@ -76,6 +76,7 @@ def append(session: Session, event: Mapping[str, Any], signer: NoteSigner) -> Ap
     body.setdefault("time", int(now.timestamp()))
     data = canonical.dumps(body)
     head = _lock_head(session)
+    check_signer(session, signer)
     store = SqlHashStore(session)
     hashed = merkle.leaf_hash(data)
     rows = merkle.new_subtrees(store, head.size, [hashed])
@@ -92,6 +93,28 @@ def append(session: Session, event: Mapping[str, Any], signer: NoteSigner) -> Ap
     session.add(checkpoint)
     session.flush()
     return Appended(entry=entry, checkpoint=checkpoint)
+
+
+def check_signer(session: Session, signer: NoteSigner) -> None:
+    """Refuse to extend a log whose latest checkpoint another key signed.
+
+    A replaced or mixed-up key file would otherwise start signing under a new
+    identity, and clients that pinned the old one would see a broken log.
+
+    Raises:
+        ConfigError: the key file does not belong to this log.
+    """
+    latest = latest_checkpoint(session)
+    if latest is None:
+        return
+    try:
+        open_checkpoint(latest.note.encode("utf-8"), signer.verifier(), origin=signer.name)
+    except VaultError:
+        raise ConfigError(
+            "the server key file does not belong to this database's log",
+            hint="its latest checkpoint was signed by another key; "
+            "point EVAULT_KEY_FILE at the key file this log was created with",
+        ) from None
 
 
 def tree_size(session: Session) -> int:

@@ -59,11 +59,12 @@ def test_error_shape(test_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
         400,
         "malformed_json",
     )
-    _assert_error(
-        client.post("/api/v1/_test/echo", data=b"[1]", content_type="application/json"),
-        400,
-        "malformed_json",
-    )
+    for body in (b"[1]", b'{"a":1,"a":2}', b'{"a":NaN}', b"[" * 2000 + b"]" * 2000):
+        _assert_error(
+            client.post("/api/v1/_test/echo", data=body, content_type="application/json"),
+            400,
+            "malformed_json",
+        )
     _assert_error(
         client.post("/api/v1/_test/echo", data=b"{}", content_type="text/plain"),
         415,

@@ -140,11 +140,28 @@ def test_db_downgrade_and_upgrade(tmp_path: Path) -> None:
     env = _env(tmp_path)
     _ok(env, "init")
     url = f"sqlite:///{tmp_path / 'data' / 'vault.db'}"
-    _ok(env, "db", "downgrade", "base")
+    assert "--yes" in _fails(env, "db", "downgrade", "base")
+    assert "log_entries" in _tables(url)
+    _ok(env, "db", "downgrade", "base", "--yes")
     assert _tables(url) == set()
     _ok(env, "db", "upgrade")
     assert "log_entries" in _tables(url)
-    assert "cannot downgrade" in _fails(env, "db", "downgrade", "nonexistent")
+    assert "cannot downgrade" in _fails(env, "db", "downgrade", "nonexistent", "--yes")
+
+
+def test_a_second_key_file_cannot_take_over_a_log(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    _ok(env, "init", "--origin", "vault.example/log")
+    _ok(env, "invite", "create", "--role", "reporter")  # the log now has a checkpoint
+    other = dict(env, EVAULT_KEY_FILE=str(tmp_path / "data" / "other.key"))
+    stderr = _fails(other, "init", "--origin", "evil.example/log")
+    assert "does not belong to this database's log" in stderr
+    assert not (tmp_path / "data" / "other.key").exists()
+    # A key file swapped in by hand is refused when it would sign.
+    (tmp_path / "data" / "server.key").rename(tmp_path / "data" / "old.key")
+    _ok(dict(env, EVAULT_DATA_DIR=str(tmp_path / "fresh")), "init", "--origin", "x.example/log")
+    (tmp_path / "fresh" / "server.key").rename(tmp_path / "data" / "server.key")
+    assert "does not belong" in _fails(env, "invite", "create", "--role", "editor")
 
 
 def _tables(url: str) -> set[str]:
