@@ -23,8 +23,9 @@ from server.config import Config
 from server.db import make_engine, make_sessionmaker
 from server.errors import ApiError
 from server.ratelimit import Bucket, RateLimiter
+from server.storage import BlobStore
 
-__all__ = ["SECURITY_HEADERS", "AppState", "create_app", "login_limiter"]
+__all__ = ["SECURITY_HEADERS", "AppState", "create_app", "login_limiter", "make_store"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
@@ -63,12 +64,32 @@ def login_limiter() -> RateLimiter:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AppState:
-    """What the app holds for its lifetime: configuration, database, login limits."""
+    """What the app holds for its lifetime: configuration, database, blob store, login limits."""
 
     config: Config
     engine: Engine
     sessions: sessionmaker[Session]
+    store: BlobStore
     limiter: RateLimiter = dataclasses.field(default_factory=login_limiter)
+
+
+def make_store(config: Config) -> BlobStore:
+    """The blob store ``config`` names: local (default) or S3-compatible."""
+    if config.storage == "s3":
+        # Imported here: boto3 is loaded only by servers that use it.
+        from server.storage.s3 import S3BlobStore
+
+        if config.s3_bucket is None:
+            raise RuntimeError("internal error: S3 storage without a bucket")
+        return S3BlobStore(
+            config.s3_bucket,
+            staging_dir=config.staging_dir,
+            endpoint_url=config.s3_endpoint,
+            region=config.s3_region,
+        )
+    from server.storage.local import LocalBlobStore
+
+    return LocalBlobStore(config.blob_root)
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -131,7 +152,7 @@ def create_app(config: Config) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(config.database_url)
     app.extensions["evault"] = AppState(
-        config=config, engine=engine, sessions=make_sessionmaker(engine)
+        config=config, engine=engine, sessions=make_sessionmaker(engine), store=make_store(config)
     )
     register_blueprints(app)
     app.register_error_handler(HTTPException, _http_error)

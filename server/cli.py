@@ -19,13 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from server import migrate
-from server.app import create_app
+from server.app import create_app, make_store
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.keyfile import create_key_file, fingerprint, load_key_file
-from server.models import INVITE_ROLES
+from server.models import INVITE_ROLES, utcnow
 from server.services.accounts import create_operator, parse_card
 from server.services.invites import create_invite, parse_duration
+from server.services.items import UPLOAD_LIFETIME, expire_uploads
 from server.services.log import check_signer
 from vault import __version__
 from vault.errors import ConfigError, VaultError
@@ -185,6 +186,33 @@ def invite_create(role: str, expires: str) -> None:
     expires_at = created.invite.expires_at.isoformat().replace("+00:00", "Z")
     click.echo(f"invite for a {role}, valid until {expires_at}:")
     click.echo(created.code)
+
+
+@main.group()
+def uploads() -> None:
+    """Housekeeping of resumable uploads."""
+
+
+@uploads.command("expire")
+def uploads_expire() -> None:
+    """End expired upload sessions and remove their bytes (run it from cron, e.g. hourly)."""
+    config = _config()
+    store = make_store(config)
+    engine = make_engine(config.database_url)
+    ended = 0
+    try:
+        factory = make_sessionmaker(engine)
+        while True:
+            with transaction(factory) as session:
+                count = expire_uploads(session, store)
+            ended += count
+            if count == 0:
+                break
+    finally:
+        engine.dispose()
+    # Staged bytes whose session row is gone (a crash between the two steps).
+    leftovers = store.expire_staging(utcnow() - UPLOAD_LIFETIME)
+    click.echo(f"ended {ended} expired uploads; removed {leftovers} abandoned staging sessions")
 
 
 @main.group()

@@ -15,12 +15,25 @@ from pathlib import Path
 
 from vault.errors import ConfigError
 
-__all__ = ["DEFAULT_MAX_CONTENT_LENGTH", "Config", "default_data_dir"]
+__all__ = [
+    "DEFAULT_MAX_CONTENT_LENGTH",
+    "DEFAULT_MAX_ITEM_SIZE",
+    "DEFAULT_QUOTA_BYTES",
+    "STORAGE_BACKENDS",
+    "Config",
+    "default_data_dir",
+]
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
 """Largest request body the JSON API reads (1 MiB); blobs arrive in chunks."""
+DEFAULT_MAX_ITEM_SIZE = 4 * 1024**3
+"""Largest item payload accepted (4 GiB)."""
+DEFAULT_QUOTA_BYTES = 20 * 1024**3
+"""Bytes each account may hold in items and open uploads (20 GiB)."""
+STORAGE_BACKENDS = ("local", "s3")
+_MAX_BYTES = 1 << 50
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_DECIMAL = re.compile(r"[1-9][0-9]{0,11}")
+_DECIMAL = re.compile(r"[1-9][0-9]{0,15}")
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -49,6 +62,24 @@ class Config:
     bind: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
+    storage: str = "local"
+    storage_root: Path | None = None
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_staging_dir: Path | None = None
+    max_item_size: int = DEFAULT_MAX_ITEM_SIZE
+    quota_bytes: int = DEFAULT_QUOTA_BYTES
+
+    @property
+    def blob_root(self) -> Path:
+        """Where the local backend keeps blobs: ``EVAULT_STORAGE_ROOT`` or ``<data dir>/blobs``."""
+        return self.storage_root or self.data_dir / "blobs"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where S3 uploads are staged: ``EVAULT_S3_STAGING_DIR`` or ``<data dir>/staging``."""
+        return self.s3_staging_dir or self.data_dir / "staging"
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, *, database_url: str | None = None) -> Config:
@@ -76,6 +107,14 @@ class Config:
         log_level = (env.get("EVAULT_LOG_LEVEL") or "INFO").upper()
         if log_level not in _LOG_LEVELS:
             raise ConfigError(f"invalid EVAULT_LOG_LEVEL: want one of {', '.join(_LOG_LEVELS)}")
+        storage = env.get("EVAULT_STORAGE") or "local"
+        if storage not in STORAGE_BACKENDS:
+            raise ConfigError("invalid EVAULT_STORAGE: want local or s3")
+        bucket = env.get("EVAULT_S3_BUCKET") or None
+        if storage == "s3" and bucket is None:
+            raise ConfigError("invalid EVAULT_S3_BUCKET: required with EVAULT_STORAGE=s3")
+        root = env.get("EVAULT_STORAGE_ROOT")
+        staging = env.get("EVAULT_S3_STAGING_DIR")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -86,4 +125,12 @@ class Config:
             bind=env.get("EVAULT_BIND") or "127.0.0.1",
             port=_int(env, "EVAULT_PORT", 8080, 65535),
             log_level=log_level,
+            storage=storage,
+            storage_root=Path(root) if root else None,
+            s3_bucket=bucket,
+            s3_endpoint=env.get("EVAULT_S3_ENDPOINT") or None,
+            s3_region=env.get("EVAULT_S3_REGION") or "us-east-1",
+            s3_staging_dir=Path(staging) if staging else None,
+            max_item_size=_int(env, "EVAULT_MAX_ITEM_SIZE", DEFAULT_MAX_ITEM_SIZE, _MAX_BYTES),
+            quota_bytes=_int(env, "EVAULT_QUOTA_BYTES", DEFAULT_QUOTA_BYTES, _MAX_BYTES),
         )

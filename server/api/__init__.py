@@ -6,9 +6,11 @@ from flask import Flask
 
 from server.api.accounts import accounts_api
 from server.api.health import health
+from server.api.items import items_api
 from server.api.log import log_api
 from server.api.login import login_api
 from server.api.openapi import openapi
+from server.api.uploads import uploads_api
 
 __all__ = ["API_PREFIX", "register_blueprints"]
 
@@ -21,4 +23,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(log_api, url_prefix=f"{API_PREFIX}/log")
     app.register_blueprint(accounts_api, url_prefix=f"{API_PREFIX}/accounts")
     app.register_blueprint(login_api, url_prefix=f"{API_PREFIX}/auth")
+    app.register_blueprint(uploads_api, url_prefix=f"{API_PREFIX}/uploads")
+    app.register_blueprint(items_api, url_prefix=f"{API_PREFIX}/items")
     app.register_blueprint(openapi, url_prefix=API_PREFIX)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from server.errors import ApiError
 from server.keyfile import load_key_file
 from server.services.log import Appended, receipt
+from server.storage import BlobStore
 from vault.note import NoteSigner
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "app_state",
+    "blob_store",
     "db_session",
     "json_body",
     "log_signer",
@@ -111,6 +113,11 @@ def app_state() -> AppState:
     """The application's configuration, database and rate limiter."""
     state: AppState = current_app.extensions["evault"]
     return state
+
+
+def blob_store() -> BlobStore:
+    """The application's blob store."""
+    return app_state().store
 
 
 def log_signer() -> NoteSigner:

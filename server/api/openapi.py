@@ -56,6 +56,28 @@ _RECEIPT = {
 _UNIX_TIME = {"type": "integer", "minimum": 0, "description": "Unix seconds"}
 
 
+_HEX_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_RANGES = {
+    "type": "array",
+    "items": {"type": "array", "items": _COUNT, "minItems": 2, "maxItems": 2},
+    "description": "half-open byte ranges [start, end), sorted",
+}
+_UPLOAD = {"$ref": "#/components/schemas/Upload"}
+_ITEM = {"$ref": "#/components/schemas/Item"}
+_UPLOAD_ID = {
+    "name": "upload_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+}
+_ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": _ACCOUNT_ID}
+_AUTH_ERRORS = {
+    "401": _error("no valid bearer token"),
+    "403": _error("the account's role may not do this"),
+}
+_BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
+
+
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
@@ -324,6 +346,217 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/uploads": {
+            "post": {
+                "operationId": "createUpload",
+                "summary": "Open a resumable upload of an item's payload (reporters)",
+                "description": (
+                    "The limits are checked here, before any byte is stored: a payload above "
+                    "EVAULT_MAX_ITEM_SIZE is 413 item_too_large, one that would take the "
+                    "account over EVAULT_QUOTA_BYTES is 413 quota_exceeded."
+                ),
+                "requestBody": _body(
+                    _object(
+                        {
+                            "size": {"type": "integer", "minimum": 1, "description": "payload"},
+                            "sha256": {**_HEX_SHA256, "description": "SHA-256 of the payload"},
+                            "header": {
+                                **_B64,
+                                "description": "the item's age v1 header, at most 64 KiB",
+                            },
+                        }
+                    )
+                ),
+                "responses": {
+                    "201": _json("the new upload session", _object({"upload": _UPLOAD})),
+                    "400": _error("a malformed body or header"),
+                    **_AUTH_ERRORS,
+                    "413": _error("item too large, quota exceeded, or header too large"),
+                    "415": _error("the body is not application/json"),
+                    "503": _error("storage is unavailable"),
+                },
+            }
+        },
+        "/api/v1/uploads/{upload_id}": {
+            "get": {
+                "operationId": "getUpload",
+                "parameters": [_UPLOAD_ID],
+                "summary": "The ranges received so far and those missing",
+                "responses": {
+                    "200": _json("the upload session", _object({"upload": _UPLOAD})),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such upload (unknown, another account's, ended, expired)"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+            "delete": {
+                "operationId": "abortUpload",
+                "parameters": [_UPLOAD_ID],
+                "summary": "End an upload session and remove its bytes",
+                "responses": {
+                    "200": _json("aborted", _object({"aborted": {"type": "string"}})),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such upload"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+        },
+        "/api/v1/uploads/{upload_id}/chunks": {
+            "put": {
+                "operationId": "putChunk",
+                "summary": "Store the body at `offset`; any order, repeats allowed",
+                "parameters": [
+                    _UPLOAD_ID,
+                    _query("offset", "byte offset of the chunk in the payload"),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/octet-stream": {"schema": _BINARY}},
+                    "description": "at most 16 MiB, with Content-Length",
+                },
+                "responses": {
+                    "200": _json("stored; the session's ranges", _object({"upload": _UPLOAD})),
+                    "400": _error("bad offset, a chunk past the size, or a body cut short"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such upload"),
+                    "411": _error("no Content-Length"),
+                    "413": _error("a chunk above 16 MiB"),
+                    "415": _error("the body is not application/octet-stream"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+        },
+        "/api/v1/uploads/{upload_id}/commit": {
+            "post": {
+                "operationId": "commitUpload",
+                "parameters": [_UPLOAD_ID],
+                "summary": "Check size and SHA-256, create the item, log item.uploaded",
+                "responses": {
+                    "201": _json(
+                        "the new item and the receipt of its log entry",
+                        _object({"item": _ITEM, "receipt": _RECEIPT}),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such upload"),
+                    "409": _error("bytes are missing (the session stays), or upload again"),
+                    "422": _error("the bytes do not match the SHA-256; the session ended"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+        },
+        "/api/v1/items": {
+            "get": {
+                "operationId": "listItems",
+                "summary": "A reporter's own items, or the items shared with an editor",
+                "responses": {
+                    "200": _json(
+                        "the items, oldest first",
+                        _object({"items": {"type": "array", "items": _ITEM}}),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/items/{item_id}": {
+            "get": {
+                "operationId": "getItem",
+                "parameters": [_ITEM_ID],
+                "summary": "An item's metadata",
+                "responses": {
+                    "200": _json("the item", _object({"item": _ITEM})),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such item this account may see"),
+                },
+            },
+            "delete": {
+                "operationId": "deleteItem",
+                "parameters": [_ITEM_ID],
+                "summary": "Delete an owned item; log item.deleted",
+                "responses": {
+                    "200": _json("deleted", _object({"receipt": _RECEIPT})),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such item of this account"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+        },
+        "/api/v1/items/{item_id}/share": {
+            "post": {
+                "operationId": "shareItem",
+                "summary": "Replace an owned item's header and its set of editors; log item.shared",
+                "description": (
+                    "The header is re-wrapped by the client (vault.age.rewrap_header) so that "
+                    "the listed editors can open it; the payload is not sent again. `editors` "
+                    "is the whole new set: an editor left out loses access."
+                ),
+                "parameters": [_ITEM_ID],
+                "requestBody": _body(
+                    _object(
+                        {
+                            "header": {**_B64, "description": "the new age v1 header, ≤ 64 KiB"},
+                            "editors": {
+                                "type": "array",
+                                "items": _ACCOUNT_ID,
+                                "maxItems": 256,
+                                "uniqueItems": True,
+                            },
+                        }
+                    )
+                ),
+                "responses": {
+                    "200": _json(
+                        "the item and the receipt of its log entry",
+                        _object({"item": _ITEM, "receipt": _RECEIPT}),
+                    ),
+                    "400": _error("a malformed body or header, or an id that is not an editor"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such item of this account"),
+                    "409": _error("a concurrent delete removed the header; share again"),
+                    "415": _error("the body is not application/json"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+        },
+        "/api/v1/items/{item_id}/content": {
+            "get": {
+                "operationId": "getItemContent",
+                "summary": "The age file (header, then payload), streamed; one Range allowed",
+                "description": (
+                    "Logs item.downloaded; its log index is in the Evault-Log-Index header."
+                ),
+                "parameters": [
+                    _ITEM_ID,
+                    {
+                        "name": "Range",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "one range, bytes=start-end, bytes=start- or bytes=-n",
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the whole age file",
+                        "content": {"application/octet-stream": {"schema": _BINARY}},
+                    },
+                    "206": {
+                        "description": "the range asked for, see Content-Range",
+                        "content": {"application/octet-stream": {"schema": _BINARY}},
+                    },
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such item this account may see"),
+                    "416": _error("the range is outside the item"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+        },
     },
     "components": {
         "schemas": {
@@ -337,6 +570,29 @@ DOCUMENT: dict[str, Any] = {
                     },
                     "card": {"type": "string", "description": "the card's canonical JSON"},
                     "created_at": _UNIX_TIME,
+                }
+            ),
+            "Upload": _object(
+                {
+                    "id": {"type": "string"},
+                    "size": _COUNT,
+                    "sha256": _HEX_SHA256,
+                    "expires_at": _UNIX_TIME,
+                    "received": _RANGES,
+                    "missing": _RANGES,
+                }
+            ),
+            "Item": _object(
+                {
+                    "id": _ACCOUNT_ID,
+                    "vault": _ACCOUNT_ID,
+                    "sha256": {**_HEX_SHA256, "description": "SHA-256 of the payload"},
+                    "size": {**_COUNT, "description": "payload bytes"},
+                    "header_sha256": _HEX_SHA256,
+                    "header_size": _COUNT,
+                    "created_at": _UNIX_TIME,
+                    "release_set": {"type": "boolean"},
+                    "shared_with": {"type": "array", "items": _ACCOUNT_ID},
                 }
             ),
             "Error": {

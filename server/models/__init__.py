@@ -5,12 +5,14 @@ from __future__ import annotations
 from server.models.account import ACCOUNT_ROLES, Account
 from server.models.base import Base, UTCDateTime, utcnow
 from server.models.invite import INVITE_ROLES, Invite
+from server.models.item import Item, ItemShare
 from server.models.log_checkpoint import LogCheckpoint
 from server.models.log_entry import LogEntry
 from server.models.log_head import LogHead
 from server.models.log_subtree import LogSubtree
 from server.models.login_challenge import LoginChallenge
 from server.models.token import Token
+from server.models.upload import UploadSession
 
 __all__ = [
     "ACCOUNT_ROLES",
@@ -18,6 +20,8 @@ __all__ = [
     "Account",
     "Base",
     "Invite",
+    "Item",
+    "ItemShare",
     "LogCheckpoint",
     "LogEntry",
     "LogHead",
@@ -25,5 +29,6 @@ __all__ = [
     "LoginChallenge",
     "Token",
     "UTCDateTime",
+    "UploadSession",
     "utcnow",
 ]

@@ -10,9 +10,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from server.api._request import json_body
-from server.app import SECURITY_HEADERS, create_app
+from server.app import SECURITY_HEADERS, create_app, make_store
 from server.auth import PUBLIC_ENDPOINTS, required_roles, requires_role
-from server.config import DEFAULT_MAX_CONTENT_LENGTH, Config
+from server.config import (
+    DEFAULT_MAX_CONTENT_LENGTH,
+    DEFAULT_MAX_ITEM_SIZE,
+    DEFAULT_QUOTA_BYTES,
+    Config,
+)
+from server.storage.local import LocalBlobStore
+from server.storage.s3 import S3BlobStore
 from vault.errors import ConfigError
 
 
@@ -173,3 +180,46 @@ def test_config_from_env(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=name):
             Config.from_env({"EVAULT_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_storage_and_limits_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # boto3 must find credentials without asking the network.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    config = Config.from_env({"EVAULT_DATA_DIR": str(tmp_path)})
+    assert config.storage == "local"
+    assert config.blob_root == tmp_path / "blobs"
+    assert config.max_item_size == DEFAULT_MAX_ITEM_SIZE
+    assert config.quota_bytes == DEFAULT_QUOTA_BYTES
+    assert isinstance(make_store(config), LocalBlobStore)
+    config = Config.from_env(
+        {
+            "EVAULT_DATA_DIR": str(tmp_path),
+            "EVAULT_STORAGE": "s3",
+            "EVAULT_S3_BUCKET": "vault",
+            "EVAULT_S3_ENDPOINT": "http://127.0.0.1:9000",
+            "EVAULT_S3_REGION": "eu-central-1",
+            "EVAULT_S3_STAGING_DIR": str(tmp_path / "spool"),
+            "EVAULT_MAX_ITEM_SIZE": "1000",
+            "EVAULT_QUOTA_BYTES": "5000000000000",
+        }
+    )
+    assert (config.s3_bucket, config.s3_endpoint, config.s3_region) == (
+        "vault",
+        "http://127.0.0.1:9000",
+        "eu-central-1",
+    )
+    assert config.staging_dir == tmp_path / "spool"
+    assert (config.max_item_size, config.quota_bytes) == (1000, 5_000_000_000_000)
+    assert isinstance(make_store(config), S3BlobStore)
+    assert (tmp_path / "spool" / "staging").is_dir()
+    for name, value in [
+        ("EVAULT_STORAGE", "ftp"),
+        ("EVAULT_MAX_ITEM_SIZE", "0"),
+        ("EVAULT_QUOTA_BYTES", "1_000"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            Config.from_env({"EVAULT_DATA_DIR": str(tmp_path), name: value})
+    with pytest.raises(ConfigError, match="EVAULT_S3_BUCKET"):
+        Config.from_env({"EVAULT_DATA_DIR": str(tmp_path), "EVAULT_STORAGE": "s3"})

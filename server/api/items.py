@@ -1,0 +1,251 @@
+"""Items: list, metadata, streamed download with ranges, delete.
+
+- ``GET /api/v1/items`` (reporter, editor): ``{"items": [item, …]}``, a
+  reporter's own items or the items shared with an editor.
+- ``GET /api/v1/items/<id>`` (reporter, editor): ``{"item": item}``.
+- ``GET /api/v1/items/<id>/content`` (reporter, editor): the age file, header
+  then payload, as ``application/octet-stream`` with ``Content-Length`` and
+  ``Accept-Ranges: bytes``; one ``Range: bytes=…`` gives 206 with
+  ``Content-Range``, an unsatisfiable one 416. The body is streamed in pieces
+  of at most 1 MiB. Each download appends an ``item.downloaded`` event; its
+  log index is in the ``Evault-Log-Index`` header (the receipt is at
+  ``/api/v1/log/proof/inclusion``).
+- ``POST /api/v1/items/<id>/share`` (the owning reporter): ``{"header":
+  base64 re-wrapped age header, "editors": [account ids]}`` → ``{"item":
+  item, "receipt": tlog-proof}``. The header replaces the old one (the
+  payload is untouched); ``editors`` is the whole new set. Logs
+  ``item.shared``. 400 ``unknown_editor`` for an id that is not an editor.
+- ``DELETE /api/v1/items/<id>`` (the owning reporter): ``{"receipt":
+  tlog-proof}``; blobs no other item uses are removed.
+
+An item is ``{"id", "vault", "sha256", "size", "header_sha256",
+"header_size", "created_at", "release_set", "shared_with"}``: the payload's
+hash and size, the header's, Unix seconds, and editor ids (an editor sees
+only their own). Anything another account may not see is "not found", like
+an id that does not exist; operators see no items at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from flask import Blueprint, Response, request
+
+from server.api._request import (
+    blob_store,
+    db_session,
+    json_body,
+    log_signer,
+    query_ints,
+    receipt_text,
+)
+from server.api._storage import item_json, storage_error
+from server.auth import current_account, requires_role
+from server.errors import ApiError
+from server.models import Account, Item
+from server.services import items as service
+from server.storage import CHUNK_SIZE, StorageError
+from vault._base64 import b64decode
+from vault.errors import FormatError
+from vault.protocol import parse_account_id
+
+__all__ = ["items_api"]
+
+items_api = Blueprint("items", __name__)
+
+JsonObject = dict[str, object]
+
+
+def _visible(item_id: str) -> Item:
+    try:
+        return service.visible_item(db_session(), current_account(), item_id)
+    except service.ItemNotFoundError:
+        raise ApiError.not_found("no such item") from None
+
+
+def _editors(account: Account, item: Item, editors: list[str]) -> list[str]:
+    # An editor learns nothing about who else can read the item.
+    return editors if item.account_id == account.id else [account.id]
+
+
+@items_api.get("")
+@requires_role("reporter", "editor")
+def list_items() -> JsonObject:
+    """The items this account may see, oldest first."""
+    query_ints(required=())
+    account = current_account()
+    session = db_session()
+    found = service.list_items(session, account)
+    shares = service.shared_with(session, found)
+    return {"items": [item_json(item, _editors(account, item, shares[item.id])) for item in found]}
+
+
+@items_api.get("/<item_id>")
+@requires_role("reporter", "editor")
+def metadata(item_id: str) -> JsonObject:
+    """One item's metadata."""
+    query_ints(required=())
+    item = _visible(item_id)
+    editors = service.shared_with(db_session(), [item])[item.id]
+    return {"item": item_json(item, _editors(current_account(), item, editors))}
+
+
+def _range(total: int) -> tuple[int, int] | None:
+    """The one byte range asked for, ``None`` for the whole; 416 if unsatisfiable."""
+    asked = request.range
+    if asked is None or asked.units != "bytes" or len(asked.ranges) != 1:
+        # No, a malformed, another unit's or a multi-range header: the whole
+        # body (RFC 9110, 14.2, lets a server ignore Range).
+        return None
+    found = asked.range_for_length(total)
+    if found is None:
+        raise ApiError(
+            416,
+            "range_not_satisfiable",
+            f"the range is outside the item's {total} bytes",
+            headers={"Content-Range": f"bytes */{total}"},
+        )
+    return found
+
+
+def _stream(head: bytes, payload: BinaryIO | None) -> Iterator[bytes]:
+    try:
+        if head:
+            yield head
+        if payload is not None:
+            while piece := payload.read(CHUNK_SIZE):
+                yield piece
+    finally:
+        if payload is not None:
+            payload.close()
+
+
+@items_api.get("/<item_id>/content")
+@requires_role("reporter", "editor")
+def content(item_id: str) -> Response:
+    """The age file of an item, streamed: its header, then its payload."""
+    query_ints(required=())
+    account = current_account()
+    session = db_session()
+    item = _visible(item_id)
+    total = item.header_size + item.payload_size
+    asked = _range(total)
+    start, stop = asked if asked is not None else (0, total)
+    store = blob_store()
+    try:
+        head = b""
+        if start < item.header_size:
+            with store.open(item.header_key) as reader:
+                head = reader.read(item.header_size)[start:stop]
+        payload = None
+        if stop > item.header_size:
+            payload = store.open(
+                item.payload_key,
+                max(0, start - item.header_size),
+                stop - item.header_size,
+            )
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    try:
+        appended = service.log_download(session, account, item, log_signer())
+        session.commit()
+    except BaseException:
+        if payload is not None:
+            payload.close()
+        raise
+    headers = {
+        "Content-Length": str(stop - start),
+        "Accept-Ranges": "bytes",
+        "Evault-Log-Index": str(appended.entry.idx),
+    }
+    if asked is not None:
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
+    return Response(
+        _stream(head, payload),
+        status=206 if asked is not None else 200,
+        mimetype="application/octet-stream",
+        headers=headers,
+        direct_passthrough=True,
+    )
+
+
+@items_api.delete("/<item_id>")
+@requires_role("reporter")
+def remove(item_id: str) -> JsonObject:
+    """Delete an owned item and log ``item.deleted``."""
+    query_ints(required=())
+    session = db_session()
+    try:
+        appended = service.delete_item(
+            session,
+            blob_store(),
+            account=current_account(),
+            item_id=item_id,
+            signer=log_signer(),
+        )
+    except service.ItemNotFoundError:
+        raise ApiError.not_found("no such item") from None
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    receipt = receipt_text(appended)
+    session.commit()
+    return {"receipt": receipt}
+
+
+@items_api.post("/<item_id>/share")
+@requires_role("reporter")
+def share(item_id: str) -> JsonObject:
+    """Replace an owned item's header and its set of editors; log ``item.shared``."""
+    query_ints(required=())
+    body = json_body()
+    unknown = sorted(set(body) - {"header", "editors"})
+    if unknown:
+        raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
+    for name in ("header", "editors"):
+        if name not in body:
+            raise ApiError.bad_request(f"missing field {name!r}")
+    editors = body["editors"]
+    if not isinstance(editors, list) or len(editors) > service.MAX_EDITORS:
+        raise ApiError.bad_request(
+            f"field 'editors' must be a list of at most {service.MAX_EDITORS} account ids"
+        )
+    try:
+        editor_ids = [parse_account_id(editor) for editor in editors]
+    except FormatError as exc:
+        raise ApiError.bad_request(exc.message) from None
+    if len(set(editor_ids)) != len(editor_ids):
+        raise ApiError.bad_request("field 'editors' names an account twice")
+    header = b64decode(body["header"])
+    if header is None:
+        raise ApiError.bad_request("field 'header' must be canonical padded base64")
+    try:
+        service.parse_item_header(header)
+    except FormatError as exc:
+        raise ApiError(400, "invalid_header", exc.message) from None
+    account = current_account()
+    session = db_session()
+    try:
+        appended = service.share_item(
+            session,
+            blob_store(),
+            account=account,
+            item_id=item_id,
+            header=header,
+            editors=editor_ids,
+            signer=log_signer(),
+        )
+    except service.ItemNotFoundError:
+        raise ApiError.not_found("no such item") from None
+    except service.UnknownEditorError as exc:
+        raise ApiError(400, "unknown_editor", exc.message) from None
+    except service.BlobMissingError as exc:
+        raise ApiError(409, "share_again", exc.message) from None
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    receipt = receipt_text(appended)
+    session.commit()
+    item = service.visible_item(session, account, item_id)
+    session.refresh(item)
+    editors_now = service.shared_with(session, [item])[item.id]
+    return {"item": item_json(item, editors_now), "receipt": receipt}

@@ -1,0 +1,224 @@
+"""Resumable uploads of an item's payload (reporters only).
+
+- ``POST /api/v1/uploads``: ``{"size": payload bytes, "sha256": hex SHA-256
+  of the payload, "header": base64 age header}`` → 201 ``{"upload": upload}``.
+  The header must be one canonical age v1 header of at most 64 KiB. An item
+  larger than ``EVAULT_MAX_ITEM_SIZE`` or one that would take the account
+  over ``EVAULT_QUOTA_BYTES`` is refused here with 413 (``item_too_large``,
+  ``quota_exceeded``), before any byte is stored.
+- ``PUT /api/v1/uploads/<id>/chunks?offset=N``: a raw
+  ``application/octet-stream`` body with ``Content-Length`` (at most
+  :data:`MAX_CHUNK_SIZE`), streamed to storage at ``offset`` → ``{"upload":
+  upload}``. Chunks may come in any order and again; a chunk cut short
+  records nothing.
+- ``GET /api/v1/uploads/<id>`` → ``{"upload": upload}``.
+- ``POST /api/v1/uploads/<id>/commit`` → 201 ``{"item": item, "receipt":
+  tlog-proof}``: size and SHA-256 are checked before the item exists. 409
+  ``upload_incomplete`` if bytes are missing (the session stays); 422
+  ``digest_mismatch`` if the hash differs (the session ends, nothing is kept).
+- ``DELETE /api/v1/uploads/<id>`` → ``{"aborted": id}``; the bytes are removed.
+
+An upload is ``{"id", "size", "sha256", "expires_at", "received",
+"missing"}``, the last two lists of ``[start, end)`` byte ranges. Another
+account's upload is "not found", like an unknown one.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from werkzeug.exceptions import ClientDisconnected
+
+from server.api._request import (
+    app_state,
+    blob_store,
+    db_session,
+    json_body,
+    log_signer,
+    query_ints,
+    receipt_text,
+)
+from server.api._storage import item_json, service_error, storage_error, upload_json
+from server.auth import current_account, requires_role
+from server.errors import ApiError
+from server.models import UploadSession
+from server.services import items as service
+from server.storage import (
+    DigestMismatchError,
+    MalformedIdError,
+    Readable,
+    StorageError,
+    check_digest,
+)
+from vault._base64 import b64decode
+from vault.errors import FormatError
+
+__all__ = ["MAX_CHUNK_SIZE", "uploads_api"]
+
+uploads_api = Blueprint("uploads", __name__)
+
+JsonObject = dict[str, object]
+
+MAX_CHUNK_SIZE = 16 * 1024 * 1024
+"""Largest chunk one request may carry; it is streamed, never held whole."""
+# Base64 of the largest header, with its padding.
+_MAX_HEADER_TEXT = 4 * -(-service.MAX_HEADER_SIZE // 3)
+
+
+class _Body:
+    """The request body as a :class:`Readable`; a dropped connection is an ``OSError``."""
+
+    def __init__(self, stream: Readable) -> None:
+        self._stream = stream
+
+    def read(self, size: int, /) -> bytes:
+        try:
+            return self._stream.read(size)
+        except ClientDisconnected as exc:
+            raise OSError("the client closed the connection mid-chunk") from exc
+
+
+def _limits() -> service.Limits:
+    config = app_state().config
+    return service.Limits(max_item_size=config.max_item_size, quota_bytes=config.quota_bytes)
+
+
+def _find(upload_id: str) -> UploadSession:
+    try:
+        return service.find_upload(db_session(), current_account(), upload_id)
+    except service.UploadGoneError:
+        raise ApiError.not_found("no such upload") from None
+
+
+def _upload_answer(upload: UploadSession) -> JsonObject:
+    try:
+        received = blob_store().received(upload.id)
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    return {"upload": upload_json(upload, received)}
+
+
+@uploads_api.post("")
+@requires_role("reporter")
+def create() -> tuple[JsonObject, int]:
+    """Open an upload session, refusing up front what exceeds the limits."""
+    body = json_body()
+    unknown = sorted(set(body) - {"size", "sha256", "header"})
+    if unknown:
+        raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
+    for name in ("size", "sha256", "header"):
+        if name not in body:
+            raise ApiError.bad_request(f"missing field {name!r}")
+    size = body["size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ApiError.bad_request("field 'size' must be a positive integer")
+    try:
+        sha256 = check_digest(body["sha256"])
+    except MalformedIdError:
+        raise ApiError.bad_request("field 'sha256' must be 64 lowercase hex digits") from None
+    text = body["header"]
+    if isinstance(text, str) and len(text) > _MAX_HEADER_TEXT:
+        raise ApiError(413, "header_too_large", "the header may have at most 65536 bytes")
+    header = b64decode(text)
+    if header is None:
+        raise ApiError.bad_request("field 'header' must be canonical padded base64")
+    try:
+        service.parse_item_header(header)
+    except FormatError as exc:
+        raise ApiError(400, "invalid_header", exc.message) from None
+    session = db_session()
+    try:
+        upload = service.create_upload(
+            session,
+            blob_store(),
+            account=current_account(),
+            size=size,
+            sha256=sha256,
+            header=header,
+            limits=_limits(),
+        )
+    except (service.ItemTooLargeError, service.QuotaExceededError) as exc:
+        raise service_error(exc) from None
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    session.commit()
+    return {"upload": upload_json(upload, [])}, 201
+
+
+@uploads_api.get("/<upload_id>")
+@requires_role("reporter")
+def status(upload_id: str) -> JsonObject:
+    """The ranges received so far and those still missing."""
+    query_ints(required=())
+    upload = _find(upload_id)
+    db_session().commit()
+    return _upload_answer(upload)
+
+
+@uploads_api.put("/<upload_id>/chunks")
+@requires_role("reporter")
+def chunk(upload_id: str) -> JsonObject:
+    """Store the body at ``offset``, streamed in bounded pieces."""
+    offset = query_ints(required=("offset",))["offset"]
+    upload = _find(upload_id)
+    # No transaction stays open while the body arrives.
+    db_session().commit()
+    if request.mimetype != "application/octet-stream":
+        raise ApiError(415, "unsupported_media_type", "the body must be application/octet-stream")
+    length = request.content_length
+    if length is None:
+        raise ApiError(411, "length_required", "the chunk needs a Content-Length")
+    if length > MAX_CHUNK_SIZE:
+        raise ApiError(413, "too_large", f"a chunk may have at most {MAX_CHUNK_SIZE} bytes")
+    if offset + length > upload.size:
+        raise ApiError(
+            400, "chunk_rejected", f"chunk ends past the declared size of {upload.size} bytes"
+        )
+    request.max_content_length = MAX_CHUNK_SIZE
+    try:
+        blob_store().write_at(upload.id, offset, _Body(request.stream), length)
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    return _upload_answer(upload)
+
+
+@uploads_api.post("/<upload_id>/commit")
+@requires_role("reporter")
+def commit(upload_id: str) -> tuple[JsonObject, int]:
+    """Check size and hash, then create the item and log ``item.uploaded``."""
+    query_ints(required=())
+    session = db_session()
+    try:
+        committed = service.commit_upload(
+            session,
+            blob_store(),
+            account=current_account(),
+            upload_id=upload_id,
+            signer=log_signer(),
+        )
+    except service.UploadGoneError:
+        raise ApiError.not_found("no such upload") from None
+    except service.BlobMissingError as exc:
+        raise ApiError(409, "upload_again", exc.message) from None
+    except StorageError as exc:
+        if isinstance(exc, DigestMismatchError):
+            # The session ended with its bytes; so does its row.
+            session.commit()
+        raise storage_error(exc) from None
+    receipt = receipt_text(committed.appended)
+    session.commit()
+    return {"item": item_json(committed.item, []), "receipt": receipt}, 201
+
+
+@uploads_api.delete("/<upload_id>")
+@requires_role("reporter")
+def abort(upload_id: str) -> JsonObject:
+    """End the session and remove its bytes."""
+    query_ints(required=())
+    session = db_session()
+    upload = _find(upload_id)
+    try:
+        service.abort_upload(session, blob_store(), upload)
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    session.commit()
+    return {"aborted": upload.id}

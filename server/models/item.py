@@ -1,0 +1,53 @@
+"""An item: an age header and a payload, both stored as content-addressed blobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.models.base import Base, UTCDateTime
+
+__all__ = ["Item", "ItemShare"]
+
+
+class Item(Base):
+    """The server-side metadata of one item (DESIGN.md, "Item format"), nothing more.
+
+    ``payload_key`` is the payload's hex SHA-256 (the ciphertext hash) and
+    ``header_key`` the header's: blobs are content-addressed and may be
+    shared between items, so a blob is deleted only when no row refers to it.
+    ``account_id`` is the owning reporter, ``vault_id`` their vault.
+    """
+
+    __tablename__ = "items"
+    __table_args__ = (
+        CheckConstraint("payload_size > 0", name="payload_size_positive"),
+        CheckConstraint("header_size > 0", name="header_size_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    vault_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    header_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    header_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    payload_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    payload_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    release_set: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ItemShare(Base):
+    """Editor ``editor_id`` may read item ``item_id`` (its header has their stanza)."""
+
+    __tablename__ = "item_shares"
+
+    item_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    editor_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

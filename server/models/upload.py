@@ -1,0 +1,36 @@
+"""A resumable upload session: what a reporter declared before sending the payload."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.models.base import Base, UTCDateTime
+
+__all__ = ["UploadSession"]
+
+
+class UploadSession(Base):
+    """An upload of ``size`` payload bytes with SHA-256 ``sha256`` by ``account_id``.
+
+    ``id`` is server-generated (:func:`server.storage.new_upload_id`) and is
+    also the id of the staging session in the blob store. ``header`` is the
+    item's age header, already parsed strictly and at most 64 KiB; it is kept
+    here until the commit stores it as a blob. The row and the staged bytes
+    go together: commit, abort and expiry remove both.
+    """
+
+    __tablename__ = "upload_sessions"
+    __table_args__ = (CheckConstraint("size > 0", name="size_positive"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    header: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -1,0 +1,475 @@
+"""Items and their resumable uploads: limits, commit, visibility, deletion.
+
+An item is two blobs, its age header and its payload, so that sharing later
+replaces only the header. A reporter first opens an upload session that
+declares the payload's size and SHA-256 and carries the header; the limits
+(:data:`Limits`: largest item, bytes per account) are checked then, before a
+byte of payload is accepted, so a refused upload leaves nothing behind. The
+payload then arrives in chunks (:meth:`server.storage.BlobStore.write_at`);
+the commit has the store check size and hash, stores the header, creates the
+item and appends an ``item.uploaded`` event in one transaction.
+
+Blobs are content-addressed and may be shared by items, so a blob is
+removed only when no item refers to it any more. Removal and the check that
+the blobs of a new item exist both happen while the transaction holds the
+log's append lock (:func:`server.services.log.append`), so a delete and an
+upload of the same bytes cannot leave an item pointing at a removed blob.
+
+Events hold ids, hashes and sizes only: the server knows nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from server.db import is_sqlite
+from server.models import Account, Item, ItemShare, UploadSession, utcnow
+from server.services import log
+from server.services.accounts import new_id
+from server.storage import (
+    BlobStore,
+    DigestMismatchError,
+    MalformedIdError,
+    UploadNotFoundError,
+    check_upload_id,
+    new_upload_id,
+)
+from vault.age.format import Source, parse_header
+from vault.errors import FormatError, ServerError, VaultError
+from vault.note import NoteSigner
+
+__all__ = [
+    "MAX_HEADER_SIZE",
+    "UPLOAD_LIFETIME",
+    "BlobMissingError",
+    "Committed",
+    "ItemNotFoundError",
+    "ItemTooLargeError",
+    "Limits",
+    "QuotaExceededError",
+    "UnknownEditorError",
+    "UploadGoneError",
+    "abort_upload",
+    "commit_upload",
+    "create_upload",
+    "delete_item",
+    "expire_uploads",
+    "find_upload",
+    "list_items",
+    "log_download",
+    "parse_item_header",
+    "share_item",
+    "shared_with",
+    "used_bytes",
+    "visible_item",
+]
+
+MAX_HEADER_SIZE = 64 * 1024
+"""Largest item header accepted: room for hundreds of recipients."""
+UPLOAD_LIFETIME = dt.timedelta(hours=48)
+"""How long an upload session may take from its start to its commit."""
+
+
+class ItemTooLargeError(ServerError):
+    """The declared payload is larger than the server's largest item."""
+
+
+class QuotaExceededError(ServerError):
+    """The account would hold more than its quota with this upload."""
+
+
+class UploadGoneError(ServerError):
+    """No upload session with this id for this account: unknown, finished or expired."""
+
+
+class ItemNotFoundError(ServerError):
+    """No item with this id that this account may see."""
+
+
+class BlobMissingError(ServerError):
+    """A blob of a new item vanished before the item was recorded; upload again."""
+
+
+class UnknownEditorError(ServerError):
+    """An editor id that is not an enabled editor's account."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The largest item and the bytes each account may hold."""
+
+    max_item_size: int
+    quota_bytes: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Committed:
+    """A new item and the log entry that records it."""
+
+    item: Item
+    appended: log.Appended
+
+
+def parse_item_header(data: bytes) -> bytes:
+    """``data`` if it is exactly one age v1 header of at most :data:`MAX_HEADER_SIZE` bytes.
+
+    Raises:
+        FormatError: too large, not a header, not canonical, or followed by more bytes.
+    """
+    if len(data) > MAX_HEADER_SIZE:
+        raise FormatError(f"header too large: at most {MAX_HEADER_SIZE} bytes")
+    source = Source(io.BytesIO(data))
+    try:
+        header = parse_header(source)
+    except VaultError as exc:
+        raise FormatError(f"invalid age header: {exc.message}") from None
+    if source.read(1):
+        raise FormatError("invalid age header: followed by more bytes (send the payload apart)")
+    if header.marshal() != data:
+        raise AssertionError("internal error: a parsed header does not reproduce its input")
+    return data
+
+
+def _lock_account(session: Session, account_id: str) -> None:
+    # Serialises the quota check of one account's concurrent uploads.
+    if is_sqlite(session):
+        session.execute(update(Account).where(Account.id == account_id).values(id=Account.id))
+    session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+
+
+def used_bytes(session: Session, account_id: str) -> int:
+    """Bytes held by the account: its items and its open upload sessions, headers included."""
+    items = session.scalar(
+        select(func.coalesce(func.sum(Item.payload_size + Item.header_size), 0)).where(
+            Item.account_id == account_id
+        )
+    )
+    uploads = session.scalar(
+        select(
+            func.coalesce(func.sum(UploadSession.size + func.length(UploadSession.header)), 0)
+        ).where(UploadSession.account_id == account_id)
+    )
+    return int(items or 0) + int(uploads or 0)
+
+
+def create_upload(
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    size: int,
+    sha256: str,
+    header: bytes,
+    limits: Limits,
+) -> UploadSession:
+    """Open an upload session, in the caller's transaction; check the limits first.
+
+    Raises:
+        ItemTooLargeError, QuotaExceededError: nothing is stored.
+    """
+    if size > limits.max_item_size:
+        raise ItemTooLargeError(
+            f"item too large: the payload may have at most {limits.max_item_size} bytes"
+        )
+    _lock_account(session, account.id)
+    used = used_bytes(session, account.id)
+    if used + size + len(header) > limits.quota_bytes:
+        free = max(0, limits.quota_bytes - used)
+        raise QuotaExceededError(
+            f"quota exceeded: {free} of {limits.quota_bytes} bytes free, "
+            f"this item needs {size + len(header)}"
+        )
+    now = utcnow()
+    upload = UploadSession(
+        id=new_upload_id(),
+        account_id=account.id,
+        size=size,
+        sha256=sha256,
+        header=header,
+        created_at=now,
+        expires_at=now + UPLOAD_LIFETIME,
+    )
+    session.add(upload)
+    session.flush()
+    store.begin(upload.id, size)
+    return upload
+
+
+def find_upload(session: Session, account: Account, upload_id: str) -> UploadSession:
+    """The account's unexpired upload session ``upload_id``.
+
+    Raises:
+        UploadGoneError: malformed, unknown, another account's, or expired.
+    """
+    try:
+        check_upload_id(upload_id)
+    except MalformedIdError:
+        raise UploadGoneError("no such upload") from None
+    upload = session.scalars(
+        select(UploadSession).where(
+            UploadSession.id == upload_id,
+            UploadSession.account_id == account.id,
+            UploadSession.expires_at > utcnow(),
+        )
+    ).one_or_none()
+    if upload is None:
+        raise UploadGoneError("no such upload")
+    return upload
+
+
+def abort_upload(session: Session, store: BlobStore, upload: UploadSession) -> None:
+    """End an upload session and remove its bytes, in the caller's transaction."""
+    session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
+    store.abort(upload.id)
+
+
+def _unreferenced(session: Session, keys: Iterable[str]) -> list[str]:
+    unused = []
+    for key in sorted(set(keys)):
+        used = session.scalar(
+            select(Item.id).where(or_(Item.payload_key == key, Item.header_key == key)).limit(1)
+        )
+        if used is None:
+            unused.append(key)
+    return unused
+
+
+def commit_upload(
+    session: Session, store: BlobStore, *, account: Account, upload_id: str, signer: NoteSigner
+) -> Committed:
+    """Turn a complete upload into an item, in the caller's transaction.
+
+    Raises:
+        UploadGoneError: no such session.
+        IncompleteUploadError: bytes are missing; the session stays.
+        DigestMismatchError: the bytes do not match the declared SHA-256; the
+            session row is deleted in the caller's transaction (which the
+            caller should commit) and the staged bytes are gone.
+        BlobMissingError: a concurrent delete removed the same bytes; upload again.
+    """
+    upload = find_upload(session, account, upload_id)
+    # End the read transaction: verifying a large payload takes a while.
+    session.commit()
+    try:
+        payload_key = store.commit(upload.id, upload.sha256)
+    except DigestMismatchError:
+        session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
+        raise
+    except UploadNotFoundError:
+        raise UploadGoneError("no such upload") from None
+    header_key = store.put(io.BytesIO(upload.header), max_size=MAX_HEADER_SIZE)
+    if account.vault_id is None:
+        raise RuntimeError("internal error: an upload by an account without a vault")
+    item = Item(
+        id=new_id(),
+        account_id=account.id,
+        vault_id=account.vault_id,
+        header_key=header_key,
+        header_size=len(upload.header),
+        payload_key=payload_key,
+        payload_size=upload.size,
+        release_set=False,
+        created_at=utcnow(),
+    )
+    event = {
+        "type": "item.uploaded",
+        "item": item.id,
+        "account": account.id,
+        "vault": account.vault_id,
+        "sha256": payload_key,
+        "size": upload.size,
+        "header_sha256": header_key,
+        "header_size": item.header_size,
+    }
+    appended = log.append(session, event, signer)
+    # The append lock is held: a delete of the same bytes either finished
+    # before (and the blob is gone) or waits until this item is committed.
+    if not (store.exists(payload_key) and store.exists(header_key)):
+        raise BlobMissingError("the uploaded bytes were removed meanwhile; upload again")
+    session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
+    session.add(item)
+    session.flush()
+    return Committed(item=item, appended=appended)
+
+
+def expire_uploads(session: Session, store: BlobStore, *, limit: int = 100) -> int:
+    """End up to ``limit`` expired upload sessions and remove their bytes; how many.
+
+    Each is deleted from the database before its bytes, in the caller's
+    transaction; staged bytes with no row left (a crash between the two) are
+    removed by :meth:`server.storage.BlobStore.expire_staging`.
+    """
+    expired = session.scalars(
+        select(UploadSession.id)
+        .where(UploadSession.expires_at <= utcnow())
+        .order_by(UploadSession.expires_at)
+        .limit(limit)
+    ).all()
+    if not expired:
+        return 0
+    session.execute(delete(UploadSession).where(UploadSession.id.in_(expired)))
+    for upload_id in expired:
+        store.abort(upload_id)
+    return len(expired)
+
+
+def list_items(session: Session, account: Account) -> Sequence[Item]:
+    """The items an account may see: a reporter's own, those shared with an editor."""
+    query = select(Item).order_by(Item.created_at, Item.id)
+    if account.role == "reporter":
+        query = query.where(Item.account_id == account.id)
+    elif account.role == "editor":
+        query = query.join(ItemShare, ItemShare.item_id == Item.id).where(
+            ItemShare.editor_id == account.id
+        )
+    else:
+        return []
+    return session.scalars(query).all()
+
+
+def visible_item(session: Session, account: Account, item_id: str) -> Item:
+    """Item ``item_id`` if the account may see it.
+
+    Another reporter's item and an item not shared with an editor are
+    "not found", exactly like an id that does not exist.
+
+    Raises:
+        ItemNotFoundError.
+    """
+    item = session.get(Item, item_id) if len(item_id) == 32 else None
+    if item is not None:
+        if account.role == "reporter" and item.account_id == account.id:
+            return item
+        if account.role == "editor":
+            share = session.get(ItemShare, (item.id, account.id))
+            if share is not None:
+                return item
+    raise ItemNotFoundError("no such item")
+
+
+def shared_with(session: Session, items: Sequence[Item]) -> dict[str, list[str]]:
+    """The editor ids of each item, sorted."""
+    result: dict[str, list[str]] = {item.id: [] for item in items}
+    if not result:
+        return result
+    rows = session.execute(
+        select(ItemShare.item_id, ItemShare.editor_id)
+        .where(ItemShare.item_id.in_(list(result)))
+        .order_by(ItemShare.editor_id)
+    ).all()
+    for item_id, editor_id in rows:
+        result[item_id].append(editor_id)
+    return result
+
+
+def log_download(
+    session: Session, account: Account, item: Item, signer: NoteSigner
+) -> log.Appended:
+    """Append an ``item.downloaded`` event, in the caller's transaction."""
+    event = {"type": "item.downloaded", "item": item.id, "account": account.id}
+    return log.append(session, event, signer)
+
+
+def delete_item(
+    session: Session, store: BlobStore, *, account: Account, item_id: str, signer: NoteSigner
+) -> log.Appended:
+    """Delete an owned item, in the caller's transaction; remove blobs no item uses.
+
+    Raises:
+        ItemNotFoundError: not the account's item.
+    """
+    item = visible_item(session, account, item_id)
+    if item.account_id != account.id:
+        raise ItemNotFoundError("no such item")
+    event = {"type": "item.deleted", "item": item.id, "account": account.id}
+    appended = log.append(session, event, signer)
+    # Under the append lock: a concurrent delete of the same item finished or waits.
+    deleted = cast("CursorResult[Any]", session.execute(delete(Item).where(Item.id == item.id)))
+    if deleted.rowcount != 1:
+        raise ItemNotFoundError("no such item")
+    # Still under the append lock (see the module docstring).
+    for key in _unreferenced(session, (item.payload_key, item.header_key)):
+        store.delete(key)
+    return appended
+
+
+MAX_EDITORS = 256
+"""Most editors one item may be shared with."""
+
+
+def share_item(
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    item_id: str,
+    header: bytes,
+    editors: Sequence[str],
+    signer: NoteSigner,
+) -> log.Appended:
+    """Replace an owned item's header and the set of editors it is shared with.
+
+    ``header`` was re-wrapped by the client (:func:`vault.age.rewrap_header`)
+    and parsed by :func:`parse_item_header`; the payload is untouched, so
+    only the header is stored. ``editors`` is the whole new set: an editor
+    left out loses access. Logs ``item.shared`` in the caller's transaction.
+
+    Raises:
+        ItemNotFoundError: not the account's item.
+        UnknownEditorError: an id that is not an enabled editor.
+    """
+    item = visible_item(session, account, item_id)
+    if item.account_id != account.id:
+        raise ItemNotFoundError("no such item")
+    wanted = sorted(set(editors))
+    if wanted:
+        found = set(
+            session.scalars(
+                select(Account.id).where(
+                    Account.id.in_(wanted),
+                    Account.role == "editor",
+                    Account.disabled_at.is_(None),
+                )
+            ).all()
+        )
+        unknown = [editor for editor in wanted if editor not in found]
+        if unknown:
+            raise UnknownEditorError(f"not an editor's account: {unknown[0]}")
+    header_key = store.put(io.BytesIO(header), max_size=MAX_HEADER_SIZE)
+    event = {
+        "type": "item.shared",
+        "item": item.id,
+        "account": account.id,
+        "header_sha256": header_key,
+        "header_size": len(header),
+        "editors": wanted,
+    }
+    appended = log.append(session, event, signer)
+    # Under the append lock, as in commit_upload and delete_item.
+    if not store.exists(header_key):
+        raise BlobMissingError("the header was removed meanwhile; share again")
+    old_key = item.header_key
+    changed = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(Item)
+            .where(Item.id == item.id)
+            .values(header_key=header_key, header_size=len(header))
+        ),
+    )
+    if changed.rowcount != 1:
+        raise ItemNotFoundError("no such item")
+    session.execute(delete(ItemShare).where(ItemShare.item_id == item.id))
+    session.add_all(ItemShare(item_id=item.id, editor_id=editor) for editor in wanted)
+    session.flush()
+    if old_key != header_key:
+        for key in _unreferenced(session, (old_key,)):
+            store.delete(key)
+    return appended
