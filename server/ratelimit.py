@@ -62,15 +62,19 @@ class RateLimiter:
         tokens, since = state
         return min(float(bucket.burst), tokens + (now - since) * bucket.per_second)
 
-    def acquire(self, key: str) -> int:
-        """Take one token for ``key`` and one overall; 0, or the seconds to wait.
+    def acquire(self, key: str, *, overall_too: bool = True) -> int:
+        """Take one token for ``key`` (and one overall); 0, or the seconds to wait.
 
-        Nothing is taken when either bucket is empty, so a refused request
-        does not delay the next allowed one.
+        Nothing is taken when a bucket is empty, so a refused request does not
+        delay the next allowed one. With ``overall_too`` false only the key's
+        bucket counts: requests anyone can make up (challenges, login
+        attempts) must not be able to empty a bucket that real users share.
         """
         with self._lock:
             now = self._clock()
             overall = self._refill(self._global, self._overall, now)
+            if not overall_too:
+                overall = float("inf")
             state = self._keys.pop(key, None)
             own = (
                 float(self._per_key.burst)
@@ -86,7 +90,19 @@ class RateLimiter:
                 own -= 1
                 overall -= 1
             self._keys[key] = (own, now)
-            self._global = (overall, now)
+            if overall_too:
+                self._global = (overall, now)
             while len(self._keys) > self._max_keys:
                 self._keys.popitem(last=False)
             return math.ceil(wait)
+
+    def charge_overall(self) -> int:
+        """Take one token from the overall bucket only; 0, or the seconds to wait."""
+        with self._lock:
+            now = self._clock()
+            overall = self._refill(self._global, self._overall, now)
+            if overall < 1:
+                self._global = (overall, now)
+                return math.ceil((1 - overall) / self._overall.per_second)
+            self._global = (overall - 1, now)
+            return 0

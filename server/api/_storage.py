@@ -7,9 +7,12 @@ from server.models import Item, UploadSession
 from server.services import items as service
 from server.storage import (
     BackendError,
+    BlobNotFoundError,
+    BlobTooLargeError,
     ChunkRejectedError,
     DigestMismatchError,
     IncompleteUploadError,
+    RangeNotSatisfiableError,
     StorageError,
     UploadNotFoundError,
 )
@@ -29,6 +32,13 @@ def storage_error(exc: StorageError) -> ApiError:
         return ApiError(409, "upload_incomplete", exc.message)
     if isinstance(exc, DigestMismatchError):
         return ApiError(422, "digest_mismatch", exc.message)
+    if isinstance(exc, BlobNotFoundError):
+        # A download racing a share: the item changed under it.
+        return ApiError.not_found("the item changed while reading it; try again")
+    if isinstance(exc, RangeNotSatisfiableError):
+        return ApiError(416, "range_not_satisfiable", exc.message)
+    if isinstance(exc, BlobTooLargeError):
+        return ApiError(413, "too_large", exc.message)
     if isinstance(exc, BackendError):
         return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")
     raise RuntimeError("internal error: unexpected storage error") from exc

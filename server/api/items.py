@@ -13,10 +13,12 @@
 - ``POST /api/v1/items/<id>/share`` (the owning reporter): ``{"header":
   base64 re-wrapped age header, "editors": [account ids]}`` → ``{"item":
   item, "receipt": tlog-proof}``. The header replaces the old one (the
-  payload is untouched); ``editors`` is the whole new set. Logs
+  payload is untouched) and must keep every stanza of the old one (400
+  ``invalid_header`` otherwise); ``editors`` is the whole new set. Logs
   ``item.shared``. 400 ``unknown_editor`` for an id that is not an editor.
 - ``DELETE /api/v1/items/<id>`` (the owning reporter): ``{"receipt":
-  tlog-proof}``; blobs no other item uses are removed.
+  tlog-proof}``; the item is gone from the API, its ciphertext is kept for
+  the cooling-off sweep.
 
 An item is ``{"id", "vault", "sha256", "size", "header_sha256",
 "header_size", "created_at", "release_set", "shared_with"}``: the payload's
@@ -239,6 +241,8 @@ def share(item_id: str) -> JsonObject:
         raise ApiError.not_found("no such item") from None
     except service.UnknownEditorError as exc:
         raise ApiError(400, "unknown_editor", exc.message) from None
+    except service.HeaderDropsStanzasError as exc:
+        raise ApiError(400, "invalid_header", exc.message) from None
     except service.BlobMissingError as exc:
         raise ApiError(409, "share_again", exc.message) from None
     except StorageError as exc:

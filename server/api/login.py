@@ -48,17 +48,29 @@ _KEY_SIZE = 32
 _SIGNATURE_SIZE = 64
 
 
+def _too_many(wait: int) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_requests",
+        f"too many attempts; try again in {wait} seconds",
+        headers={"Retry-After": str(wait)},
+    )
+
+
 def _limit(endpoint: str, key: str) -> None:
+    # Per key only: an anonymous flood of made-up keys must never lock real
+    # people out of logging in (or, later, checking in).
     # Hashed, so a long key in a request cannot make the table large.
     digest = hashlib.sha256(f"{endpoint}\x00{key}".encode()).hexdigest()
-    wait = app_state().limiter.acquire(digest)
+    wait = app_state().limiter.acquire(digest, overall_too=False)
     if wait:
-        raise ApiError(
-            429,
-            "too_many_requests",
-            f"too many attempts; try again in {wait} seconds",
-            headers={"Retry-After": str(wait)},
-        )
+        raise _too_many(wait)
+
+
+def _failed() -> ApiError:
+    """The one answer to a failed login; the overall bucket counts failures only."""
+    wait = app_state().limiter.charge_overall()
+    return _too_many(wait) if wait else ApiError.forbidden()
 
 
 @login_api.post("/challenge")
@@ -100,9 +112,9 @@ def login() -> JsonObject:
         account_id = parse_account_id(fields["account"])
         nonce = parse_nonce(fields["nonce"])
     except FormatError:
-        raise ApiError.forbidden() from None
+        raise _failed() from None
     if signature is None:
-        raise ApiError.forbidden()
+        raise _failed()
     session = db_session()
     try:
         logged_in = service.login(
@@ -111,7 +123,7 @@ def login() -> JsonObject:
     except service.LoginFailedError:
         # The nonce stays spent even though the login failed.
         session.commit()
-        raise ApiError.forbidden() from None
+        raise _failed() from None
     receipt = receipt_text(logged_in.appended)
     session.commit()
     return {

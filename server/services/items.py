@@ -9,11 +9,13 @@ payload then arrives in chunks (:meth:`server.storage.BlobStore.write_at`);
 the commit has the store check size and hash, stores the header, creates the
 item and appends an ``item.uploaded`` event in one transaction.
 
-Blobs are content-addressed and may be shared by items, so a blob is
-removed only when no item refers to it any more. Removal and the check that
-the blobs of a new item exist both happen while the transaction holds the
-log's append lock (:func:`server.services.log.append`), so a delete and an
-upload of the same bytes cannot leave an item pointing at a removed blob.
+Blobs are content-addressed and may be shared by items. Neither deleting an
+item nor sharing it removes a blob: deleting evidence must wait out a
+cooling-off delay (DESIGN.md, "Dead-man switch"), and a share must never make
+an item undecryptable, so unreferenced ciphertext is left for a later sweep
+that honours the delay. The check that the blobs of a new item exist happens
+while the transaction holds the log's append lock
+(:func:`server.services.log.append`).
 
 Events hold ids, hashes and sizes only: the server knows nothing else.
 """
@@ -23,10 +25,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from server.db import is_sqlite
@@ -41,7 +43,7 @@ from server.storage import (
     check_upload_id,
     new_upload_id,
 )
-from vault.age.format import Source, parse_header
+from vault.age.format import Source, Stanza, parse_header
 from vault.errors import FormatError, ServerError, VaultError
 from vault.note import NoteSigner
 
@@ -101,6 +103,10 @@ class UnknownEditorError(ServerError):
     """An editor id that is not an enabled editor's account."""
 
 
+class HeaderDropsStanzasError(ServerError):
+    """A new header that leaves out a recipient stanza of the current one."""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Limits:
     """The largest item and the bytes each account may hold."""
@@ -145,7 +151,11 @@ def _lock_account(session: Session, account_id: str) -> None:
 
 
 def used_bytes(session: Session, account_id: str) -> int:
-    """Bytes held by the account: its items and its open upload sessions, headers included."""
+    """Bytes held by the account: its items and its open upload sessions, headers included.
+
+    Expired sessions no longer count: their owner cannot reach them any more,
+    and an interrupted upload must not lock its owner out until the next sweep.
+    """
     items = session.scalar(
         select(func.coalesce(func.sum(Item.payload_size + Item.header_size), 0)).where(
             Item.account_id == account_id
@@ -154,7 +164,7 @@ def used_bytes(session: Session, account_id: str) -> int:
     uploads = session.scalar(
         select(
             func.coalesce(func.sum(UploadSession.size + func.length(UploadSession.header)), 0)
-        ).where(UploadSession.account_id == account_id)
+        ).where(UploadSession.account_id == account_id, UploadSession.expires_at > utcnow())
     )
     return int(items or 0) + int(uploads or 0)
 
@@ -228,17 +238,6 @@ def abort_upload(session: Session, store: BlobStore, upload: UploadSession) -> N
     """End an upload session and remove its bytes, in the caller's transaction."""
     session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
     store.abort(upload.id)
-
-
-def _unreferenced(session: Session, keys: Iterable[str]) -> list[str]:
-    unused = []
-    for key in sorted(set(keys)):
-        used = session.scalar(
-            select(Item.id).where(or_(Item.payload_key == key, Item.header_key == key)).limit(1)
-        )
-        if used is None:
-            unused.append(key)
-    return unused
 
 
 def commit_upload(
@@ -394,9 +393,10 @@ def delete_item(
     deleted = cast("CursorResult[Any]", session.execute(delete(Item).where(Item.id == item.id)))
     if deleted.rowcount != 1:
         raise ItemNotFoundError("no such item")
-    # Still under the append lock (see the module docstring).
-    for key in _unreferenced(session, (item.payload_key, item.header_key)):
-        store.delete(key)
+    # The blobs stay: deleting evidence takes effect only after a cooling-off
+    # delay during which trustees can object (DESIGN.md, "Dead-man switch"),
+    # so the bytes are kept for the sweep that will honour it. They are
+    # ciphertext; nothing refers to them any more.
     return appended
 
 
@@ -442,6 +442,7 @@ def share_item(
         unknown = [editor for editor in wanted if editor not in found]
         if unknown:
             raise UnknownEditorError(f"not an editor's account: {unknown[0]}")
+    _check_keeps_stanzas(store, item.header_key, header)
     header_key = store.put(io.BytesIO(header), max_size=MAX_HEADER_SIZE)
     event = {
         "type": "item.shared",
@@ -469,7 +470,30 @@ def share_item(
     session.execute(delete(ItemShare).where(ItemShare.item_id == item.id))
     session.add_all(ItemShare(item_id=item.id, editor_id=editor) for editor in wanted)
     session.flush()
-    if old_key != header_key:
-        for key in _unreferenced(session, (old_key,)):
-            store.delete(key)
+    # The old header blob is kept: sharing must never be a way to make an
+    # item undecryptable (a stolen token, a coerced reporter).
+    del old_key
     return appended
+
+
+def _stanzas(data: bytes) -> set[Stanza]:
+    parse_item_header(data)
+    return set(parse_header(Source(io.BytesIO(data))).stanzas)
+
+
+def _check_keeps_stanzas(store: BlobStore, current_key: str, new_header: bytes) -> None:
+    """Refuse a new header that drops a recipient of the current one.
+
+    Re-wrapping only adds stanzas (:func:`vault.age.rewrap_header`). A header
+    without the owner's stanza would lock everyone but the new recipients out
+    of the item, so it is refused. The server cannot check the MAC (it has no
+    file key); the old header is kept for that reason too.
+    """
+    with store.open(current_key) as blob:
+        current = blob.read(MAX_HEADER_SIZE + 1)
+    missing = _stanzas(current) - _stanzas(new_header)
+    if missing:
+        raise HeaderDropsStanzasError(
+            "the new header leaves out recipients of the current one",
+            hint="re-wrap the current header (vault.age.rewrap_header) to add editors",
+        )

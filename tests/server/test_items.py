@@ -135,7 +135,9 @@ def test_ranged_and_streamed_downloads(app: Flask, client: FlaskClient, config: 
         assert response.get_data() == whole
 
 
-def test_delete_removes_blobs_no_item_uses(app: Flask, client: FlaskClient, config: Config) -> None:
+def test_delete_removes_the_item_and_keeps_the_bytes(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
     owner = user(app, config, client, "reporter")
     header_one, payload = age_parts()
     header_two, _ = age_parts()
@@ -148,7 +150,8 @@ def test_delete_removes_blobs_no_item_uses(app: Flask, client: FlaskClient, conf
     assert event["type"] == "item.deleted"
     assert event["item"] == first["item"]["id"]
     assert set(event) == {"type", "item", "account", "time"}
-    assert _blobs(config) == {sha256(payload), sha256(header_two)}
+    # Ciphertext stays until the cooling-off sweep; nothing refers to it.
+    assert _blobs(config) == {sha256(payload), sha256(header_one), sha256(header_two)}
     again = client.delete(f"/api/v1/items/{first['item']['id']}", headers=owner.headers)
     assert again.status_code == 404
     second_id = second["item"]["id"]
@@ -156,7 +159,6 @@ def test_delete_removes_blobs_no_item_uses(app: Flask, client: FlaskClient, conf
         header_two + payload
     )
     assert client.delete(f"/api/v1/items/{second_id}", headers=owner.headers).status_code == 200
-    assert _blobs(config) == set()
     assert client.get("/api/v1/items", headers=owner.headers).json == {"items": []}
 
 
@@ -265,6 +267,11 @@ def test_share_replaces_the_header_and_the_editors(
         ({**body, "editors": [editor.id, editor.id]}, "bad_request"),
         ({**body, "editors": "x"}, "bad_request"),
         ({**body, "header": b64encode(b"age")}, "invalid_header"),
+        # A header that drops the owner's stanza would lock the owner out.
+        (
+            {**body, "header": b64encode(_header_for(theirs))},
+            "invalid_header",
+        ),
         ({"header": body["header"]}, "bad_request"),
     ):
         response = client.post(url, json=bad, headers=owner.headers)
@@ -283,8 +290,8 @@ def test_share_replaces_the_header_and_the_editors(
     assert event["type"] == "item.shared"
     assert event["editors"] == [editor.id]
     assert event["header_sha256"] == sha256(new_header)
-    # The old header is gone; the editor decrypts the download with their own key.
-    assert sha256(header) not in _blobs(config)
+    # The old header is kept; the editor decrypts the download with their own key.
+    assert sha256(header) in _blobs(config)
     content = client.get(f"/api/v1/items/{item['id']}/content", headers=editor.headers)
     plain = io.BytesIO()
     decrypt(io.BytesIO(content.get_data()), plain, [theirs])
@@ -298,3 +305,9 @@ def test_share_replaces_the_header_and_the_editors(
     assert again.json["item"]["shared_with"] == [second.id]
     assert client.get(f"/api/v1/items/{item['id']}", headers=editor.headers).status_code == 404
     assert client.get(f"/api/v1/items/{item['id']}", headers=second.headers).status_code == 200
+
+
+def _header_for(identity: X25519Identity) -> bytes:
+    out = io.BytesIO()
+    encrypt(io.BytesIO(b"x"), out, [identity.recipient()])
+    return parse_header(Source(io.BytesIO(out.getvalue()))).marshal()

@@ -293,9 +293,28 @@ def test_challenge_and_login_are_rate_limited(
     assert client.post("/api/v1/auth/login", json=bad).status_code == 403
     assert client.post("/api/v1/auth/login", json=bad).status_code == 403
     assert client.post("/api/v1/auth/login", json=bad).status_code == 429
-    # The overall bucket (5) is now empty for every key.
-    stranger = {"public_key": b64encode(identity().card().signing_key)}
-    assert client.post("/api/v1/auth/challenge", json=stranger).status_code == 429
+    # A flood of challenges for made-up keys never empties a shared bucket.
+    for _ in range(20):
+        stranger = {"public_key": b64encode(identity().card().signing_key)}
+        assert client.post("/api/v1/auth/challenge", json=stranger).status_code == 200
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_failed_logins_share_a_budget_real_ones_do_not(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    person, account = _account(app, config)
+    _limit(app, per_key=100, overall=3)
+    for _ in range(3):
+        forged = {"account": "0" * 32, "nonce": "A" * 43 + "=", "signature": "A" * 86 + "=="}
+        assert client.post("/api/v1/auth/login", json=forged).status_code == 403
+    forged = {"account": "1" * 32, "nonce": "A" * 43 + "=", "signature": "A" * 86 + "=="}
+    assert client.post("/api/v1/auth/login", json=forged).status_code == 429
+    # The real person still logs in.
+    key = {"public_key": b64encode(person.card().signing_key)}
+    body = client.post("/api/v1/auth/challenge", json=key).json
+    good = signed_login(person, account, body)  # type: ignore[arg-type]
+    assert client.post("/api/v1/auth/login", json=good).status_code == 200
 
 
 def test_rate_limiter_refills_and_stays_bounded() -> None:
