@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import base64
-import threading
-from collections.abc import Iterator
 
 import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from server.config import Config
 from server.db import transaction
@@ -113,20 +110,6 @@ def test_entries_page_is_bounded(app: Flask, client: FlaskClient, config: Config
     assert body is not None
     assert len(body["entries"]) == MAX_ENTRIES_PAGE
     assert body["entries"][-1]["index"] == MAX_ENTRIES_PAGE
-
-
-@pytest.fixture
-def live_url(app: Flask, socket_enabled: None) -> Iterator[str]:
-    """The app served by werkzeug on a free loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.mark.integration

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ import requests
 from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
-from werkzeug.serving import make_server
 
 from server.auth import PUBLIC_ENDPOINTS, required_roles, requires_role
 from server.config import Config
@@ -347,20 +345,6 @@ def test_the_url_map_covers_the_account_endpoints(app: Flask) -> None:
         assert roles == frozenset({"operator", "reporter", "editor"})
     assert endpoints["accounts.register"].rule == "/api/v1/accounts"
     assert endpoints["accounts.me"].rule == "/api/v1/accounts/me"
-
-
-@pytest.fixture
-def live_url(app: Flask, socket_enabled: None) -> Iterator[str]:
-    """The app served by werkzeug on a free loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.mark.integration
