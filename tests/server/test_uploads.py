@@ -438,3 +438,35 @@ def test_the_expire_command_ends_expired_uploads(
     assert result.output.startswith("ended 1 expired uploads")
     assert _staged(config) == [kept]
     assert client.get(f"/api/v1/uploads/{kept}", headers=reporter.headers).status_code == 200
+
+
+@pytest.mark.parametrize("restart_after", [1, 5])
+def test_an_upload_resumes_across_a_server_restart(
+    app: Flask, client: FlaskClient, config: Config, restart_after: int
+) -> None:
+    """Chunks sent to one server process, the rest and the commit to a new one."""
+    reporter = user(app, config, client, "reporter")
+    header, _ = age_parts()
+    payload = os.urandom(8 * 4096 + 17)
+    pieces = [(offset, payload[offset : offset + 4096]) for offset in range(0, len(payload), 4096)]
+    random.Random(restart_after).shuffle(pieces)  # noqa: S311 — test order, not a secret
+    pieces.append(pieces[0])  # one chunk sent again after the restart
+    upload_id = start(client, reporter, header, len(payload), sha256(payload)).json["upload"]["id"]
+    for offset, data in pieces[:restart_after]:
+        assert put_chunk(client, reporter, upload_id, offset, data).status_code == 200
+    # The first process goes away; a new one starts from the same settings.
+    app.extensions["evault"].engine.dispose()
+    restarted = create_app(config)
+    try:
+        again = restarted.test_client()
+        state = again.get(f"/api/v1/uploads/{upload_id}", headers=reporter.headers)
+        assert state.status_code == 200
+        received = sum(end - start for start, end in state.json["upload"]["received"])
+        assert received == sum(len(data) for _, data in pieces[:restart_after])
+        for offset, data in pieces[restart_after:]:
+            assert put_chunk(again, reporter, upload_id, offset, data).status_code == 200
+        done = again.post(f"/api/v1/uploads/{upload_id}/commit", headers=reporter.headers)
+        assert done.status_code == 201, done.json
+        assert _content(again, reporter, done.json["item"]["id"]) == header + payload
+    finally:
+        restarted.extensions["evault"].engine.dispose()
