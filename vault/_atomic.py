@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_output", "check_target", "write_atomically"]
+__all__ = ["atomic_output", "check_target", "fsync_directory", "write_atomically"]
 
 # os.link fails with these where the file system has no hard links (FAT, exFAT).
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
@@ -47,8 +47,9 @@ def check_target(path: Path, overwrite: bool) -> None:
         raise FileExistsError(errno.EEXIST, "already exists", str(path))
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable. Some systems cannot open or fsync a
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable where the system allows it."""
+    # Some systems cannot open or fsync a
     # directory; the rename is still atomic there, only its durability is
     # left to the file system.
     with contextlib.suppress(OSError):
@@ -150,7 +151,7 @@ def atomic_output(path: Path, *, mode: int = 0o600, overwrite: bool = False) -> 
                     raise
                 _copy_fd(fd, path, mode)
             tmp.unlink()
-        _fsync_directory(directory)
+        fsync_directory(directory)
     except BaseException:
         if tmp is not None:
             with contextlib.suppress(OSError):

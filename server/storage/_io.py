@@ -88,16 +88,6 @@ def spool(data: Readable, directory: Path, max_size: int | None) -> tuple[Path, 
     return path, size, digest.hexdigest()
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable where the system allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class RangeReader(io.RawIOBase):
     """A raw reader of exactly ``length`` bytes from a ``read(n)`` function.
 

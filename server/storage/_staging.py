@@ -41,7 +41,8 @@ from server.storage import (
     check_digest,
     check_upload_id,
 )
-from server.storage._io import fsync_directory, sha256_of, write_all
+from server.storage._io import sha256_of, write_all
+from vault._atomic import fsync_directory
 
 MAX_RANGES = 4096
 """Separate ranges one session may hold; bounds the state file and its parsing."""

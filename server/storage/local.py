@@ -35,11 +35,11 @@ from server.storage._io import (
     RangeReader,
     backend_errors,
     buffered,
-    fsync_directory,
     spool,
     write_all,
 )
 from server.storage._staging import StagingArea, remove_stale_files
+from vault._atomic import fsync_directory
 
 __all__ = ["LocalBlobStore"]
 

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from server.storage import CHUNK_SIZE, BackendError, new_upload_id
 from server.storage._io import FileWindow
@@ -26,38 +21,6 @@ from server.storage.s3 import MIN_PART_SIZE, S3BlobStore
 from tests.unit.server_storage.contract import BlobStoreContract, MiB, data_of, read_all, sha
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
-
-_buckets = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3_client(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    # Dummy credentials, and no profile or instance metadata lookup.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(s3_client: Any) -> str:
-    name = f"vault-test-{next(_buckets)}"
-    s3_client.create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture

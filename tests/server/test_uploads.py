@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
-from werkzeug.serving import make_server
 
 from server.app import create_app
 from server.cli import main
@@ -155,23 +155,11 @@ def test_a_chunk_cut_short_records_nothing_and_the_upload_resumes(
     assert _content(client, reporter, done.json["item"]["id"]) == header + payload
 
 
-@pytest.fixture
-def live_server(app: Flask, socket_enabled: None) -> Iterator[tuple[str, int]]:
-    """The app on a real loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield "127.0.0.1", server.server_port
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-
-
 def test_a_dropped_connection_mid_chunk_over_loopback_then_resume(
-    app: Flask, client: FlaskClient, config: Config, live_server: tuple[str, int]
+    app: Flask, client: FlaskClient, config: Config, live_url: str
 ) -> None:
-    host, port = live_server
+    address = urllib.parse.urlsplit(live_url)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
     reporter = user(app, config, client, "reporter")
     header, _ = age_parts()
     payload = os.urandom(200_000)
