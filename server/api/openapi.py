@@ -414,7 +414,7 @@ DOCUMENT: dict[str, Any] = {
                 "requestBody": {
                     "required": True,
                     "content": {"application/octet-stream": {"schema": _BINARY}},
-                    "description": "at most 16 MiB, with Content-Length",
+                    "description": "at most 64 MiB, with Content-Length",
                 },
                 "responses": {
                     "200": _json("stored; the session's ranges", _object({"upload": _UPLOAD})),
@@ -422,7 +422,7 @@ DOCUMENT: dict[str, Any] = {
                     **_AUTH_ERRORS,
                     "404": _error("no such upload"),
                     "411": _error("no Content-Length"),
-                    "413": _error("a chunk above 16 MiB"),
+                    "413": _error("a chunk above 64 MiB"),
                     "415": _error("the body is not application/octet-stream"),
                     "503": _error("storage is unavailable"),
                 },

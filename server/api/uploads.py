@@ -58,7 +58,7 @@ uploads_api = Blueprint("uploads", __name__)
 
 JsonObject = dict[str, object]
 
-MAX_CHUNK_SIZE = 16 * 1024 * 1024
+MAX_CHUNK_SIZE = 64 * 1024 * 1024
 """Largest chunk one request may carry; it is streamed, never held whole."""
 # Base64 of the largest header, with its padding.
 _MAX_HEADER_TEXT = 4 * -(-service.MAX_HEADER_SIZE // 3)
@@ -173,9 +173,11 @@ def chunk(upload_id: str) -> JsonObject:
         raise ApiError(
             400, "chunk_rejected", f"chunk ends past the declared size of {upload.size} bytes"
         )
-    request.max_content_length = MAX_CHUNK_SIZE
+    # Exactly ``length`` bytes are read from the server's own input stream:
+    # werkzeug's wrapper would copy every piece twice more.
+    body = _Body(request.environ["wsgi.input"])
     try:
-        blob_store().write_at(upload.id, offset, _Body(request.stream), length)
+        blob_store().write_at(upload.id, offset, body, length)
     except StorageError as exc:
         raise storage_error(exc) from None
     return _upload_answer(upload)

@@ -8,6 +8,10 @@ Each session is a directory ``<root>/<upload_id>/`` (0700) holding:
   replaced atomically (temporary file, fsync, rename) after the bytes of a
   chunk are synced, so a range is never recorded before its bytes are safe.
 
+- ``writes``: the session's write counter (see ``_running``), which lets the
+  process that received every chunk in order commit without reading the
+  file back.
+
 Several processes may serve one session at once (gunicorn workers, a client
 retrying a chunk). They coordinate with ``flock`` on ``data``: writers hold a
 shared lock while they write bytes and an exclusive one while they update
@@ -42,6 +46,13 @@ from server.storage import (
     check_upload_id,
 )
 from server.storage._io import sha256_of, write_all
+from server.storage._running import (
+    Hasher,
+    RunningDigests,
+    begin_write,
+    current,
+    start_counter,
+)
 from vault._atomic import fsync_directory
 
 MAX_RANGES = 4096
@@ -71,6 +82,7 @@ class StagingArea:
     def __init__(self, root: Path) -> None:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._root = root
+        self._digests = RunningDigests()
 
     def _dir(self, upload_id: str) -> Path:
         return self._root / check_upload_id(upload_id)
@@ -159,6 +171,7 @@ class StagingArea:
             os.fsync(fd)
         finally:
             os.close(fd)
+        start_counter(directory)
         self._write_state(directory, size, ())
         fsync_directory(self._root)
 
@@ -169,27 +182,43 @@ class StagingArea:
             size, _ = self._read_state(directory)
             if offset + length > size:
                 raise ChunkRejectedError(f"chunk ends past the declared size of {size} bytes")
-            position, end = offset, offset + length
-            while position < end:
-                try:
-                    chunk = data.read(min(CHUNK_SIZE, end - position))
-                except OSError as exc:
-                    raise ChunkRejectedError("chunk could not be read") from exc
-                if not chunk:
-                    raise ChunkRejectedError("chunk shorter than its announced length")
-                chunk = chunk[: end - position]
-                write_all(fd, chunk, position)
-                position += len(chunk)
-            os.fdatasync(fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._check_current(fd, directory)
-            size, ranges = self._read_state(directory)
-            if length:
-                ranges = merge_range(ranges, offset, end)
-            if len(ranges) > MAX_RANGES:
-                # The bytes stay, unrecorded: the client sends contiguous chunks again.
-                raise ChunkRejectedError("upload split into too many ranges")
-            self._write_state(directory, size, ranges)
+            end = offset + length
+            taken = begin_write(directory)
+            hasher = self._digests.hasher_for(upload_id, taken, offset)
+            try:
+                self._receive(fd, data, offset, end, hasher)
+                os.fdatasync(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._check_current(fd, directory)
+                size, ranges = self._read_state(directory)
+                if length:
+                    ranges = merge_range(ranges, offset, end)
+                if len(ranges) > MAX_RANGES:
+                    # The bytes stay, unrecorded: the client sends contiguous chunks again.
+                    raise ChunkRejectedError("upload split into too many ranges")
+                self._write_state(directory, size, ranges)
+                if hasher is not None and taken is not None:
+                    self._digests.record(upload_id, taken, end, hasher, current(directory))
+                    hasher = None
+            finally:
+                if hasher is not None:
+                    hasher.finish()
+
+    @staticmethod
+    def _receive(fd: int, data: Readable, position: int, end: int, hasher: Hasher | None) -> None:
+        """Copy ``data`` to ``[position, end)`` of ``fd``, hashing it on the way if asked."""
+        while position < end:
+            try:
+                chunk = data.read(min(CHUNK_SIZE, end - position))
+            except OSError as exc:
+                raise ChunkRejectedError("chunk could not be read") from exc
+            if not chunk:
+                raise ChunkRejectedError("chunk shorter than its announced length")
+            chunk = chunk[: end - position]
+            write_all(fd, chunk, position)
+            if hasher is not None:
+                hasher.update(chunk)
+            position += len(chunk)
 
     def received(self, upload_id: str) -> list[tuple[int, int]]:
         _, ranges = self._read_state(self._dir(upload_id))
@@ -207,7 +236,10 @@ class StagingArea:
             size, ranges = self._read_state(directory)
             if size and ranges != ((0, size),):
                 raise IncompleteUploadError("upload incomplete: some bytes are missing")
-            actual = sha256_of(fd, size)
+            # The digest kept while the chunks arrived in order, or a read-back.
+            actual = self._digests.take(upload_id, current(directory), size)
+            if actual is None:
+                actual = sha256_of(fd, size)
             if not hmac.compare_digest(actual, expected_sha256):
                 self._remove(directory)
                 raise DigestMismatchError("upload does not match its sha-256; send it again")
@@ -221,6 +253,7 @@ class StagingArea:
 
     def abort(self, upload_id: str) -> None:
         directory = self._dir(upload_id)
+        self._digests.forget(upload_id)
         try:
             with self._locked(upload_id, exclusive=True):
                 self._remove(directory)

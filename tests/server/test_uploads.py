@@ -27,6 +27,7 @@ from server.config import Config
 from server.db import transaction
 from server.models import Item, UploadSession
 from server.services import items as service
+from server.storage import _staging as staging
 from tests.server._helpers import verify_response_receipt
 from tests.server._items import (
     OCTETS,
@@ -225,6 +226,35 @@ def test_a_corrupted_chunk_fails_the_commit_and_nothing_is_stored(
     assert _blobs(config) == set()
     listed = client.get("/api/v1/items", headers=reporter.headers).json
     assert listed == {"items": []}
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_commit_reads_back_only_what_did_not_arrive_in_order(
+    app: Flask,
+    client: FlaskClient,
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+    in_order: bool,
+) -> None:
+    read_backs: list[int] = []
+    original = staging.sha256_of
+
+    def counting(fd: int, size: int) -> str:
+        read_backs.append(size)
+        return original(fd, size)
+
+    monkeypatch.setattr(staging, "sha256_of", counting)
+    reporter = user(app, config, client, "reporter")
+    header, _ = age_parts()
+    payload = os.urandom(4000)
+    upload_id = start(client, reporter, header, 4000, sha256(payload)).json["upload"]["id"]
+    offsets = range(0, 4000, 1000) if in_order else range(3000, -1, -1000)
+    for offset in offsets:
+        put_chunk(client, reporter, upload_id, offset, payload[offset : offset + 1000])
+    response = client.post(f"/api/v1/uploads/{upload_id}/commit", headers=reporter.headers)
+    assert response.status_code == 201
+    assert read_backs == ([] if in_order else [4000])
+    assert _content(client, reporter, response.json["item"]["id"]).endswith(payload)
 
 
 def test_concurrent_uploads_of_two_accounts_do_not_mix(

@@ -1,0 +1,215 @@
+"""The SHA-256 kept while chunks arrive in order: used only when it provably describes the file.
+
+Two stores on one directory stand for two server processes: each keeps its
+own digests in memory and they share the staged files and write counters.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import server.storage._staging as staging
+from server.storage import ChunkRejectedError, DigestMismatchError, new_upload_id
+from server.storage._io import sha256_of
+from server.storage.local import LocalBlobStore
+from tests.unit.server_storage.contract import KiB, sha, write
+
+DATA = bytes(range(256)) * (3 * KiB)  # 768 KiB
+PIECE = 256 * KiB
+
+
+@pytest.fixture
+def read_backs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the staged files commit had to read back."""
+    calls: list[int] = []
+
+    def counting(fd: int, size: int) -> str:
+        calls.append(size)
+        return sha256_of(fd, size)
+
+    monkeypatch.setattr(staging, "sha256_of", counting)
+    return calls
+
+
+def _pieces(data: bytes) -> list[tuple[int, bytes]]:
+    return [(offset, data[offset : offset + PIECE]) for offset in range(0, len(data), PIECE)]
+
+
+class _CutShort(io.RawIOBase):
+    """A body that delivers ``data`` and then loses its connection."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = data
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._data:
+            raise OSError("connection reset")
+        out, self._data = self._data[:size], self._data[size:]
+        return out
+
+
+def _two_processes(root: Path) -> tuple[LocalBlobStore, LocalBlobStore]:
+    return LocalBlobStore(root), LocalBlobStore(root)
+
+
+def test_in_order_chunks_commit_without_reading_back(tmp_path: Path, read_backs: list[int]) -> None:
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(store, upload_id, offset, piece)
+    assert store.commit(upload_id, sha(DATA)) == sha(DATA)
+    assert read_backs == []
+    with store.open(sha(DATA)) as blob:
+        assert blob.read() == DATA
+
+
+def test_a_wrong_hash_is_refused_on_the_fast_path(tmp_path: Path, read_backs: list[int]) -> None:
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(store, upload_id, offset, piece)
+    with pytest.raises(DigestMismatchError):
+        store.commit(upload_id, sha(DATA[:-1] + b"\x00"))
+    assert read_backs == []
+    assert not store.exists(sha(DATA))
+
+
+def test_out_of_order_chunks_are_read_back(tmp_path: Path, read_backs: list[int]) -> None:
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    for offset, piece in reversed(_pieces(DATA)):
+        write(store, upload_id, offset, piece)
+    assert store.commit(upload_id, sha(DATA)) == sha(DATA)
+    assert read_backs == [len(DATA)]
+
+
+def test_a_chunk_sent_again_is_read_back(tmp_path: Path, read_backs: list[int]) -> None:
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(store, upload_id, offset, piece)
+    write(store, upload_id, 0, DATA[:PIECE])
+    assert store.commit(upload_id, sha(DATA)) == sha(DATA)
+    assert read_backs == [len(DATA)]
+
+
+def test_a_write_cut_short_over_hashed_bytes_is_caught(
+    tmp_path: Path, read_backs: list[int]
+) -> None:
+    # The digest covers all of DATA; then a retry of the first chunk with other
+    # bytes breaks off after touching the file. Trusting the digest would store
+    # a blob whose name is not the hash of its bytes.
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(store, upload_id, offset, piece)
+    with pytest.raises(ChunkRejectedError):
+        store.write_at(upload_id, 0, _CutShort(b"\xff" * (PIECE // 2)), PIECE)
+    with pytest.raises(DigestMismatchError):
+        store.commit(upload_id, sha(DATA))
+    assert read_backs == [len(DATA)]
+    assert not store.exists(sha(DATA))
+
+
+def test_a_write_by_another_process_is_read_back(tmp_path: Path, read_backs: list[int]) -> None:
+    mine, other = _two_processes(tmp_path)
+    upload_id = new_upload_id()
+    mine.begin(upload_id, len(DATA))
+    pieces = _pieces(DATA)
+    for offset, piece in pieces:
+        write(mine, upload_id, offset, piece)
+    # The other process rewrites a chunk with different bytes.
+    write(other, upload_id, PIECE, b"\x00" * PIECE)
+    with pytest.raises(DigestMismatchError):
+        mine.commit(upload_id, sha(DATA))
+    assert read_backs == [len(DATA)]
+
+
+def test_chunks_split_between_processes_are_read_back(
+    tmp_path: Path, read_backs: list[int]
+) -> None:
+    first, second = _two_processes(tmp_path)
+    upload_id = new_upload_id()
+    first.begin(upload_id, len(DATA))
+    for index, (offset, piece) in enumerate(_pieces(DATA)):
+        write(first if index % 2 == 0 else second, upload_id, offset, piece)
+    assert first.commit(upload_id, sha(DATA)) == sha(DATA)
+    assert read_backs == [len(DATA)]
+
+
+def test_a_commit_in_another_process_reads_back(tmp_path: Path, read_backs: list[int]) -> None:
+    receiver, committer = _two_processes(tmp_path)
+    upload_id = new_upload_id()
+    receiver.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(receiver, upload_id, offset, piece)
+    assert committer.commit(upload_id, sha(DATA)) == sha(DATA)
+    assert read_backs == [len(DATA)]
+
+
+def test_a_digest_never_outlives_its_session(tmp_path: Path, read_backs: list[int]) -> None:
+    # The same id begun again elsewhere: this process's digest is of the old session.
+    mine, other = _two_processes(tmp_path)
+    upload_id = new_upload_id()
+    mine.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(mine, upload_id, offset, piece)
+    other.abort(upload_id)
+    other.begin(upload_id, len(DATA))
+    replacement = bytes(reversed(DATA))
+    write(other, upload_id, 0, replacement)
+    assert mine.commit(upload_id, sha(replacement)) == sha(replacement)
+    assert read_backs == [len(DATA)]
+
+
+def test_a_session_from_before_the_counter_is_read_back(
+    tmp_path: Path, read_backs: list[int]
+) -> None:
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    os.unlink(tmp_path / "staging" / upload_id / "writes")
+    for offset, piece in _pieces(DATA):
+        write(store, upload_id, offset, piece)
+    assert store.commit(upload_id, sha(DATA)) == sha(DATA)
+    assert read_backs == [len(DATA)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    plan=st.lists(st.tuples(st.booleans(), st.integers(0, 2), st.booleans()), max_size=8),
+    committer=st.booleans(),
+)
+def test_commit_is_right_whatever_the_order(
+    tmp_path_factory: pytest.TempPathFactory, plan: list[tuple[bool, int, bool]], committer: bool
+) -> None:
+    # Any mix of processes, chunks, repeats and corrupted repeats: commit
+    # succeeds exactly when the file holds DATA, fast path or not.
+    root = tmp_path_factory.mktemp("store")
+    stores = _two_processes(root)
+    pieces = _pieces(DATA)
+    upload_id = new_upload_id()
+    stores[0].begin(upload_id, len(DATA))
+    held = bytearray(len(DATA))
+    for process, index, corrupt in [*plan, *((False, i, False) for i in range(len(pieces)))]:
+        offset, piece = pieces[index]
+        body = b"\x00" * len(piece) if corrupt else piece
+        write(stores[process], upload_id, offset, body)
+        held[offset : offset + len(body)] = body
+    # The in-order pass at the end leaves DATA in the file.
+    assert bytes(held) == DATA
+    assert stores[committer].commit(upload_id, sha(DATA)) == sha(DATA)
+    with stores[0].open(sha(DATA)) as blob:
+        assert blob.read() == DATA
