@@ -22,11 +22,11 @@ from server import migrate
 from server.app import create_app, make_store
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
+from server.housekeeping import Sweeper, sweep_uploads
 from server.keyfile import create_key_file, fingerprint, load_key_file
-from server.models import INVITE_ROLES, utcnow
+from server.models import INVITE_ROLES
 from server.services.accounts import create_operator, parse_card
 from server.services.invites import create_invite, parse_duration
-from server.services.items import UPLOAD_LIFETIME, expire_uploads
 from server.services.log import check_signer
 from vault import __version__
 from vault.errors import ConfigError, VaultError
@@ -195,23 +195,18 @@ def uploads() -> None:
 
 @uploads.command("expire")
 def uploads_expire() -> None:
-    """End expired upload sessions and remove their bytes (run it from cron, e.g. hourly)."""
+    """End expired upload sessions and remove their bytes.
+
+    ``run`` does this every 15 minutes by itself; under gunicorn, run it from
+    cron or a systemd timer, e.g. hourly.
+    """
     config = _config()
     store = make_store(config)
     engine = make_engine(config.database_url)
-    ended = 0
     try:
-        factory = make_sessionmaker(engine)
-        while True:
-            with transaction(factory) as session:
-                count = expire_uploads(session, store)
-            ended += count
-            if count == 0:
-                break
+        ended, leftovers = sweep_uploads(make_sessionmaker(engine), store)
     finally:
         engine.dispose()
-    # Staged bytes whose session row is gone (a crash between the two steps).
-    leftovers = store.expire_staging(utcnow() - UPLOAD_LIFETIME)
     click.echo(f"ended {ended} expired uploads; removed {leftovers} abandoned staging sessions")
 
 
@@ -290,11 +285,16 @@ def run(host: str | None, port: int | None) -> None:
         )
     except OSError as exc:
         raise ConfigError(f"cannot listen: {exc.strerror or exc}") from None
+    state = app.extensions["evault"]
+    # Expired uploads end by themselves here; under gunicorn, cron runs `uploads expire`.
+    sweeper = Sweeper(state.sessions, state.store)
+    sweeper.start()
     click.echo(f"serving on http://{server.host}:{server.port} (pid {os.getpid()})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        sweeper.stop()
         server.server_close()
         app.extensions["evault"].engine.dispose()

@@ -10,6 +10,7 @@ import os
 import random
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from server.app import create_app
 from server.cli import main
 from server.config import Config
 from server.db import transaction
+from server.housekeeping import Sweeper
 from server.models import Item, UploadSession
 from server.services import items as service
 from server.storage import _staging as staging
@@ -406,6 +408,37 @@ def test_expired_uploads_end_and_their_bytes_go(
     assert _staged(config) == []
     with transaction(state.sessions) as session:
         assert service.expire_uploads(session, state.store) == 0
+
+
+def test_the_sweeper_of_the_embedded_server_ends_expired_uploads(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    reporter = user(app, config, client, "reporter")
+    header, payload = age_parts()
+    ids = []
+    for _ in range(3):
+        created = start(client, reporter, header, len(payload), sha256(payload))
+        ids.append(created.json["upload"]["id"])
+        assert put_chunk(client, reporter, ids[-1], 0, payload[:10]).status_code == 200
+    state = app.extensions["evault"]
+    with transaction(state.sessions) as session:
+        session.execute(
+            update(UploadSession)
+            .where(UploadSession.id != ids[2])
+            .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
+    sweeper = Sweeper(state.sessions, state.store, interval=dt.timedelta(milliseconds=50))
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while sweeper.passes < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sweeper.stop()
+    assert sweeper.passes >= 2
+    assert _count(app, UploadSession) == 1
+    assert _staged(config) == [ids[2]]
+    assert client.get(f"/api/v1/uploads/{ids[2]}", headers=reporter.headers).status_code == 200
 
 
 def test_upload_endpoints_are_for_reporters_only(
