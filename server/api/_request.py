@@ -38,16 +38,23 @@ __all__ = [
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
-def query_ints(required: Collection[str], optional: Collection[str] = ()) -> dict[str, int]:
+def query_ints(
+    required: Collection[str], optional: Collection[str] = (), text: Collection[str] = ()
+) -> dict[str, int]:
     """The query parameters as non-negative integers below 10^18 (they fit a BIGINT).
+
+    Parameters named in ``text`` are allowed once each and left for the caller.
 
     Raises:
         ApiError: 400 for a missing, unknown, repeated or malformed parameter.
     """
     allowed = set(required) | set(optional)
     for name in request.args:
-        if name not in allowed:
+        if name not in allowed and name not in text:
             raise ApiError.bad_request(f"unknown query parameter {name!r}")
+    for name in text:
+        if len(request.args.getlist(name)) > 1:
+            raise ApiError.bad_request(f"query parameter {name!r} given more than once")
     values: dict[str, int] = {}
     for name in sorted(allowed):
         given = request.args.getlist(name)

@@ -1,7 +1,9 @@
 """Items: list, metadata, streamed download with ranges, delete.
 
-- ``GET /api/v1/items`` (reporter, editor): ``{"items": [item, …]}``, a
-  reporter's own items or the items shared with an editor.
+- ``GET /api/v1/items?limit=N&after=ID`` (reporter, editor): ``{"items":
+  [item, …], "next": ID or null}``, a reporter's own items or the items
+  shared with an editor, oldest first, ``limit`` (default 100, at most 1000)
+  at a time; ``next`` is the ``after`` of the following page.
 - ``GET /api/v1/items/<id>`` (reporter, editor): ``{"item": item}``.
 - ``GET /api/v1/items/<id>/content`` (reporter, editor): the age file, header
   then payload, as ``application/octet-stream`` with ``Content-Length`` and
@@ -54,6 +56,10 @@ from vault.protocol import parse_account_id
 
 __all__ = ["items_api"]
 
+PAGE_SIZE = 100
+"""Items in one page of ``GET /items`` unless ``limit`` says otherwise."""
+MAX_PAGE_SIZE = 1000
+
 items_api = Blueprint("items", __name__)
 
 JsonObject = dict[str, object]
@@ -74,13 +80,24 @@ def _editors(account: Account, item: Item, editors: list[str]) -> list[str]:
 @items_api.get("")
 @requires_role("reporter", "editor")
 def list_items() -> JsonObject:
-    """The items this account may see, oldest first."""
-    query_ints(required=())
+    """One page of the items this account may see, oldest first."""
+    limit = query_ints(required=(), optional=("limit",), text=("after",)).get("limit", PAGE_SIZE)
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ApiError.bad_request(f"query parameter 'limit' must be from 1 to {MAX_PAGE_SIZE}")
+    after = request.args.get("after")
     account = current_account()
     session = db_session()
-    found = service.list_items(session, account)
-    shares = service.shared_with(session, found)
-    return {"items": [item_json(item, _editors(account, item, shares[item.id])) for item in found]}
+    try:
+        # One more than asked says whether another page follows.
+        found = service.list_items(session, account, limit=limit + 1, after=after)
+    except service.ItemNotFoundError:
+        raise ApiError.bad_request("query parameter 'after' is not one of your items") from None
+    page = found[:limit]
+    shares = service.shared_with(session, page)
+    return {
+        "items": [item_json(item, _editors(account, item, shares[item.id])) for item in page],
+        "next": page[-1].id if len(found) > limit else None,
+    }
 
 
 @items_api.get("/<item_id>")

@@ -451,12 +451,30 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "listItems",
                 "summary": "A reporter's own items, or the items shared with an editor",
+                "parameters": [
+                    _query("limit", "items per page: 1 to 1000, 100 if absent", required=False),
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "the previous page's `next`: the last item it held",
+                        "schema": {"type": "string"},
+                    },
+                ],
                 "responses": {
                     "200": _json(
-                        "the items, oldest first",
-                        _object({"items": {"type": "array", "items": _ITEM}}),
+                        "one page of the items, oldest first",
+                        _object(
+                            {
+                                "items": {"type": "array", "items": _ITEM},
+                                "next": {
+                                    "oneOf": [{"type": "null"}, _ACCOUNT_ID],
+                                    "description": "`after` for the next page; null on the last",
+                                },
+                            }
+                        ),
                     ),
-                    "400": _error("unexpected query parameters"),
+                    "400": _error("unexpected query parameters, a bad limit or cursor"),
                     **_AUTH_ERRORS,
                 },
             }

@@ -28,7 +28,7 @@ import io
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.db import is_sqlite
@@ -319,9 +319,17 @@ def expire_uploads(session: Session, store: BlobStore, *, limit: int = 100) -> i
     return len(expired)
 
 
-def list_items(session: Session, account: Account) -> Sequence[Item]:
-    """The items an account may see: a reporter's own, those shared with an editor."""
-    query = select(Item).order_by(Item.created_at, Item.id)
+def list_items(
+    session: Session, account: Account, *, limit: int, after: str | None = None
+) -> Sequence[Item]:
+    """Up to ``limit`` items the account may see, oldest first, after item ``after``.
+
+    A reporter sees their own items, an editor those shared with them.
+
+    Raises:
+        ItemNotFoundError: ``after`` is not an item this account may see.
+    """
+    query = select(Item).order_by(Item.created_at, Item.id).limit(limit)
     if account.role == "reporter":
         query = query.where(Item.account_id == account.id)
     elif account.role == "editor":
@@ -330,6 +338,14 @@ def list_items(session: Session, account: Account) -> Sequence[Item]:
         )
     else:
         return []
+    if after is not None:
+        last = visible_item(session, account, after)
+        query = query.where(
+            or_(
+                Item.created_at > last.created_at,
+                and_(Item.created_at == last.created_at, Item.id > last.id),
+            )
+        )
     return session.scalars(query).all()
 
 

@@ -68,7 +68,7 @@ def test_who_reaches_which_item(app: Flask, client: FlaskClient, config: Config)
     assert client.delete(base, headers=editor.headers).status_code == 403
     # Another reporter and another editor: not found, exactly like a missing id.
     for who in (other, outsider):
-        assert client.get("/api/v1/items", headers=who.headers).json == {"items": []}
+        assert client.get("/api/v1/items", headers=who.headers).json == {"items": [], "next": None}
         for url in (base, f"{base}/content", missing, f"{missing}/content"):
             response = client.get(url, headers=who.headers)
             assert response.status_code == 404, (who.role, url)
@@ -159,7 +159,7 @@ def test_delete_removes_the_item_and_keeps_the_bytes(
         header_two + payload
     )
     assert client.delete(f"/api/v1/items/{second_id}", headers=owner.headers).status_code == 200
-    assert client.get("/api/v1/items", headers=owner.headers).json == {"items": []}
+    assert client.get("/api/v1/items", headers=owner.headers).json == {"items": [], "next": None}
 
 
 def test_responses_match_the_openapi_document(
@@ -296,7 +296,7 @@ def test_share_replaces_the_header_and_the_editors(
     plain = io.BytesIO()
     decrypt(io.BytesIO(content.get_data()), plain, [theirs])
     assert plain.getvalue() == b"the evidence"
-    assert client.get("/api/v1/items", headers=second.headers).json == {"items": []}
+    assert client.get("/api/v1/items", headers=second.headers).json == {"items": [], "next": None}
     # The set is replaced: sharing with the second editor alone revokes the first.
     again = client.post(
         url, json={"header": body["header"], "editors": [second.id]}, headers=owner.headers
@@ -311,3 +311,48 @@ def _header_for(identity: X25519Identity) -> bytes:
     out = io.BytesIO()
     encrypt(io.BytesIO(b"x"), out, [identity.recipient()])
     return parse_header(Source(io.BytesIO(out.getvalue()))).marshal()
+
+
+def test_the_list_comes_in_pages(app: Flask, client: FlaskClient, config: Config) -> None:
+    owner = user(app, config, client, "reporter", "Ana")
+    other = user(app, config, client, "reporter", "Ben")
+    editor = user(app, config, client, "editor", "Eve")
+    header, _ = age_parts()
+    items = [upload(client, owner, header, os.urandom(100 + n))["item"]["id"] for n in range(5)]
+    theirs = upload(client, other, header, b"x" * 50)["item"]["id"]
+    for item_id in items[1::2]:
+        _share(app, item_id, editor)
+
+    def pages(who: User, limit: int) -> list[list[str]]:
+        found, after = [], None
+        while True:
+            url = f"/api/v1/items?limit={limit}" + (f"&after={after}" if after else "")
+            response = client.get(url, headers=who.headers)
+            assert response.status_code == 200, response.json
+            check_response("/api/v1/items", "get", response)
+            found.append([entry["id"] for entry in response.json["items"]])
+            after = response.json["next"]
+            if after is None:
+                return found
+
+    # Oldest first; items made within one clock tick follow their ids.
+    whole = [
+        entry["id"] for entry in client.get("/api/v1/items", headers=owner.headers).json["items"]
+    ]
+    assert sorted(whole) == sorted(items)
+    assert pages(owner, 2) == [whole[0:2], whole[2:4], whole[4:5]]
+    assert pages(owner, 5) == [whole]
+    assert pages(owner, 1000) == [whole]
+    shared = [item_id for item_id in whole if item_id in items[1::2]]
+    assert pages(editor, 1) == [[shared[0]], [shared[1]]]
+    assert client.get("/api/v1/items", headers=owner.headers).json["next"] is None
+    # A cursor the account may not see is refused like one that does not exist.
+    not_shared = next(item_id for item_id in items if item_id not in shared)
+    for after in (theirs, "0" * 32, "nonsense", not_shared):
+        response = client.get(f"/api/v1/items?after={after}", headers=editor.headers)
+        assert response.status_code == 400, after
+        assert response.json["message"] == "query parameter 'after' is not one of your items"
+    for bad in ("limit=0", "limit=1001", "limit=-1", "limit=x", "after=a&after=b", "page=2"):
+        response = client.get(f"/api/v1/items?{bad}", headers=owner.headers)
+        assert response.status_code == 400, bad
+        assert response.json["error"] == "bad_request"

@@ -122,7 +122,7 @@ def test_upload_download_and_share_on_s3(
 
     listed = _body(client.get("/api/v1/items", headers=reporter.headers), 200)["items"]
     assert [entry["id"] for entry in listed] == [item["id"]]
-    assert client.get("/api/v1/items", headers=editor.headers).json == {"items": []}
+    assert client.get("/api/v1/items", headers=editor.headers).json == {"items": [], "next": None}
 
     # The whole file, then a range across the header and the payload.
     url = f"/api/v1/items/{item['id']}/content"
@@ -188,7 +188,7 @@ def test_a_corrupted_upload_is_refused_and_nothing_reaches_the_bucket(
     response = client.post(f"/api/v1/uploads/{upload_id}/commit", headers=reporter.headers)
     assert _body(response, 422)["error"] == "digest_mismatch"
     assert client.get(f"/api/v1/uploads/{upload_id}", headers=reporter.headers).status_code == 404
-    assert client.get("/api/v1/items", headers=reporter.headers).json == {"items": []}
+    assert client.get("/api/v1/items", headers=reporter.headers).json == {"items": [], "next": None}
     assert _objects(s3_client, bucket) == set()
     assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert _staged(config) == []

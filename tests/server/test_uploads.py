@@ -227,7 +227,7 @@ def test_a_corrupted_chunk_fails_the_commit_and_nothing_is_stored(
     assert _staged(config) == []
     assert _blobs(config) == set()
     listed = client.get("/api/v1/items", headers=reporter.headers).json
-    assert listed == {"items": []}
+    assert listed == {"items": [], "next": None}
 
 
 @pytest.mark.parametrize("in_order", [True, False])
