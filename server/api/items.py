@@ -31,6 +31,7 @@ an id that does not exist; operators see no items at all.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -110,12 +111,23 @@ def metadata(item_id: str) -> JsonObject:
     return {"item": item_json(item, _editors(current_account(), item, editors))}
 
 
-def _range(total: int) -> tuple[int, int] | None:
+def _etag(item: Item) -> str:
+    """A strong entity tag of the age file: it changes when sharing replaces the header."""
+    both = f"{item.header_key}:{item.payload_key}".encode("ascii")
+    return '"' + hashlib.sha256(both).hexdigest()[:32] + '"'
+
+
+def _range(total: int, etag: str) -> tuple[int, int] | None:
     """The one byte range asked for, ``None`` for the whole; 416 if unsatisfiable."""
     asked = request.range
     if asked is None or asked.units != "bytes" or len(asked.ranges) != 1:
         # No, a malformed, another unit's or a multi-range header: the whole
         # body (RFC 9110, 14.2, lets a server ignore Range).
+        return None
+    condition = request.headers.get("If-Range")
+    if condition is not None and condition.strip() != etag:
+        # A download resumed across a share (or with a date, or a weak tag):
+        # its first bytes belong to another header, so it gets the whole file.
         return None
     found = asked.range_for_length(total)
     if found is None:
@@ -149,7 +161,8 @@ def content(item_id: str) -> Response:
     session = db_session()
     item = _visible(item_id)
     total = item.header_size + item.payload_size
-    asked = _range(total)
+    etag = _etag(item)
+    asked = _range(total, etag)
     start, stop = asked if asked is not None else (0, total)
     store = blob_store()
     try:
@@ -176,6 +189,7 @@ def content(item_id: str) -> Response:
     headers = {
         "Content-Length": str(stop - start),
         "Accept-Ranges": "bytes",
+        "ETag": etag,
         "Evault-Log-Index": str(appended.entry.idx),
     }
     if asked is not None:

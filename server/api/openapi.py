@@ -70,6 +70,10 @@ _UPLOAD_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
 }
+_ETAG = {
+    "description": "a strong entity tag of the file, for If-Range",
+    "schema": {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
+}
 _ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": _ACCOUNT_ID}
 _AUTH_ERRORS = {
     "401": _error("no valid bearer token"),
@@ -557,14 +561,26 @@ DOCUMENT: dict[str, Any] = {
                         "schema": {"type": "string"},
                         "description": "one range, bytes=start-end, bytes=start- or bytes=-n",
                     },
+                    {
+                        "name": "If-Range",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": (
+                            "the ETag of an earlier answer: the range is sent only if the file "
+                            "is still the same (a share replaces the header), else all of it"
+                        ),
+                    },
                 ],
                 "responses": {
                     "200": {
                         "description": "the whole age file",
+                        "headers": {"ETag": _ETAG},
                         "content": {"application/octet-stream": {"schema": _BINARY}},
                     },
                     "206": {
                         "description": "the range asked for, see Content-Range",
+                        "headers": {"ETag": _ETAG},
                         "content": {"application/octet-stream": {"schema": _BINARY}},
                     },
                     "400": _error("unexpected query parameters"),

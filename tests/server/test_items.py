@@ -356,3 +356,50 @@ def test_the_list_comes_in_pages(app: Flask, client: FlaskClient, config: Config
         response = client.get(f"/api/v1/items?{bad}", headers=owner.headers)
         assert response.status_code == 400, bad
         assert response.json["error"] == "bad_request"
+
+
+def test_a_download_resumed_across_a_share_starts_again(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    owner = user(app, config, client, "reporter", "Ana")
+    editor = user(app, config, client, "editor", "Eve")
+    mine, theirs = X25519Identity.generate(), X25519Identity.generate()
+    out = io.BytesIO()
+    encrypt(io.BytesIO(os.urandom(5000)), out, [mine.recipient()])
+    header = parse_header(Source(io.BytesIO(out.getvalue()))).marshal()
+    item = upload(client, owner, header, out.getvalue()[len(header) :])["item"]
+    url = f"/api/v1/items/{item['id']}/content"
+    first = client.get(url, headers={**owner.headers, "Range": "bytes=0-99"})
+    assert first.status_code == 206
+    etag = first.headers["ETag"]
+    check_response("/api/v1/items/{item_id}/content", "get", first)
+    # Unchanged: the rest of the file, as asked.
+    rest = client.get(url, headers={**owner.headers, "Range": "bytes=100-", "If-Range": etag})
+    assert rest.status_code == 206
+    assert rest.headers["ETag"] == etag
+    assert first.get_data() + rest.get_data() == out.getvalue()
+    # Sharing replaces the header: the old tag no longer matches, the whole new file comes.
+    new_header = rewrap_header(
+        parse_header(Source(io.BytesIO(header))), mine, [theirs.recipient()]
+    ).marshal()
+    shared = client.post(
+        f"/api/v1/items/{item['id']}/share",
+        json={"header": b64encode(new_header), "editors": [editor.id]},
+        headers=owner.headers,
+    )
+    assert shared.status_code == 200, shared.json
+    whole = new_header + out.getvalue()[len(header) :]
+    for condition in (etag, "W/" + etag, "Fri, 27 Nov 2026 08:00:00 GMT", '"nonsense"', "é"):
+        again = client.get(
+            url, headers={**owner.headers, "Range": "bytes=100-", "If-Range": condition}
+        )
+        assert again.status_code == 200, condition
+        assert again.get_data() == whole
+        assert again.headers["ETag"] != etag
+    # The new tag resumes the new file.
+    new_etag = again.headers["ETag"]
+    resumed = client.get(
+        url, headers={**editor.headers, "Range": "bytes=100-", "If-Range": new_etag}
+    )
+    assert resumed.status_code == 206
+    assert resumed.get_data() == whole[100:]
