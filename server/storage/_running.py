@@ -79,6 +79,11 @@ def start_counter(directory: Path) -> None:
         os.close(fd)
 
 
+# Threads of one process also take this, so that the counter stays exact
+# even where flock locks belong to the process rather than the open file.
+_IN_PROCESS = threading.Lock()
+
+
 @contextlib.contextmanager
 def _counter(directory: Path) -> Iterator[int | None]:
     try:
@@ -88,8 +93,9 @@ def _counter(directory: Path) -> Iterator[int | None]:
         yield None
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
+        with _IN_PROCESS:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
     finally:
         os.close(fd)
 
@@ -139,22 +145,36 @@ class Hasher:
 
     def __init__(self, sha256: Any) -> None:
         self._sha256 = sha256
+        self._failed = False
         self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
         self._thread = threading.Thread(target=self._run, name="upload-hasher", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while (piece := self._queue.get()) is not None:
-            self._sha256.update(piece)
+            if self._failed:
+                continue  # keep taking pieces, so the writer never blocks
+            try:
+                self._sha256.update(piece)
+            # Any failure (MemoryError, say) loses the digest, never the write.
+            except Exception:  # noqa: BLE001
+                self._failed = True
 
     def update(self, piece: bytes) -> None:
         self._queue.put(piece)
 
-    def finish(self) -> Any:
-        """Wait for every piece to be hashed; the hashlib object."""
+    def finish(self) -> Any | None:
+        """Wait for every piece to be hashed; the hashlib object, ``None`` if hashing failed."""
         self._queue.put(None)
         self._thread.join()
-        return self._sha256
+        return None if self._failed else self._sha256
+
+
+def _hasher(sha256: Any) -> Hasher | None:
+    try:
+        return Hasher(sha256)
+    except RuntimeError:  # no thread to be had: this write goes without a digest
+        return None
 
 
 class RunningDigests:
@@ -173,15 +193,15 @@ class RunningDigests:
         """
         with self._lock:
             digest = self._digests.pop(upload_id, None)
-            if taken is None:
-                return None
-            if digest is None or digest.tag != taken.tag:
-                if offset == 0 and taken.count == 1:
-                    return Hasher(hashlib.sha256())
-                return None
-            if digest.count + 1 == taken.count and digest.length == offset:
-                return Hasher(digest.sha256.copy())
+        if taken is None:
             return None
+        if digest is None or digest.tag != taken.tag:
+            if offset == 0 and taken.count == 1:
+                return _hasher(hashlib.sha256())
+            return None
+        if digest.count + 1 == taken.count and digest.length == offset:
+            return _hasher(digest.sha256.copy())
+        return None
 
     def record(
         self, upload_id: str, taken: Count, end: int, hasher: Hasher, now: Count | None
@@ -193,7 +213,7 @@ class RunningDigests:
         may not describe the file, so it is dropped.
         """
         sha256 = hasher.finish()
-        if now != taken:
+        if sha256 is None or now != taken:
             return
         with self._lock:
             self._digests[upload_id] = _Digest(taken.tag, taken.count, end, sha256)

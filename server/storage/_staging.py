@@ -2,23 +2,25 @@
 
 Each session is a directory ``<root>/<upload_id>/`` (0700) holding:
 
-- ``data``: a sparse file of the declared size (0600), written with
+- ``payload``: a sparse file of the declared size (0600), written with
   ``pwrite`` at the offsets the client sends;
 - ``state``: the declared size and the merged ranges received, as JSON,
   replaced atomically (temporary file, fsync, rename) after the bytes of a
-  chunk are synced, so a range is never recorded before its bytes are safe.
-
+  chunk are synced, so a range is never recorded before its bytes are safe;
 - ``writes``: the session's write counter (see ``_running``), which lets the
   process that received every chunk in order commit without reading the
   file back.
 
 Several processes may serve one session at once (gunicorn workers, a client
-retrying a chunk). They coordinate with ``flock`` on ``data``: writers hold a
-shared lock while they write bytes and an exclusive one while they update
-``state``; commit, abort and expiry hold it exclusively, so the bytes that
-were hashed are the bytes that get stored. Whoever gets a lock checks that
-``data`` is still the file under the session's name, so a writer that waited
-behind a commit fails instead of writing into a blob.
+retrying a chunk). They coordinate with ``flock`` on ``payload``: writers
+hold a shared lock while they write bytes and an exclusive one while they
+update ``state``; commit, abort and expiry hold it exclusively, so the bytes
+that were hashed are the bytes that get stored. Whoever gets a lock checks
+that ``payload`` is still the file under the session's name, so a writer
+that waited behind a commit fails instead of writing into a blob. The
+directory must therefore be on a file system whose ``flock`` locks belong to
+each open file: any local one, not NFS (where Linux makes them per-process
+POSIX locks).
 """
 
 from __future__ import annotations
@@ -61,6 +63,17 @@ MAX_RANGES = 4096
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 Ranges = tuple[tuple[int, int], ...]
+
+DATA_FILE = "payload"
+"""The staged bytes. Sessions begun before the write counter existed call it
+``data``; the new name keeps a server of that age, which writes without
+counting, from ever writing into a session whose commit may trust a digest."""
+_OLD_DATA_FILE = "data"
+
+
+def _data_file(directory: Path) -> Path:
+    new = directory / DATA_FILE
+    return new if os.path.lexists(new) else directory / _OLD_DATA_FILE
 
 
 def merge_range(ranges: Sequence[tuple[int, int]], start: int, end: int) -> Ranges:
@@ -125,7 +138,7 @@ class StagingArea:
     @staticmethod
     def _check_current(fd: int, directory: Path) -> None:
         try:
-            info = os.stat(directory / "data", follow_symlinks=False)
+            info = os.stat(_data_file(directory), follow_symlinks=False)
         except FileNotFoundError:
             raise UploadNotFoundError("no such upload") from None
         mine = os.fstat(fd)
@@ -136,7 +149,7 @@ class StagingArea:
     def _locked(self, upload_id: str, *, exclusive: bool) -> Iterator[tuple[int, Path]]:
         directory = self._dir(upload_id)
         try:
-            fd = os.open(directory / "data", os.O_RDWR | _NOFOLLOW)
+            fd = os.open(_data_file(directory), os.O_RDWR | _NOFOLLOW)
         except FileNotFoundError:
             raise UploadNotFoundError("no such upload") from None
         try:
@@ -164,7 +177,7 @@ class StagingArea:
             directory.mkdir(mode=0o700)
         except FileExistsError:
             raise UploadExistsError("upload already begun") from None
-        fd = os.open(directory / "data", os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        fd = os.open(directory / DATA_FILE, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         try:
             # Sparse: a session declaring a large size costs nothing until written.
             os.ftruncate(fd, size)
@@ -214,7 +227,8 @@ class StagingArea:
                 raise ChunkRejectedError("chunk could not be read") from exc
             if not chunk:
                 raise ChunkRejectedError("chunk shorter than its announced length")
-            chunk = chunk[: end - position]
+            # Bytes, never a buffer the stream may reuse: what is hashed is what was written.
+            chunk = bytes(chunk[: end - position])
             write_all(fd, chunk, position)
             if hasher is not None:
                 hasher.update(chunk)
@@ -249,7 +263,7 @@ class StagingArea:
 
     def data_path(self, upload_id: str) -> Path:
         """The staged file of a session, for a backend that links it into place."""
-        return self._dir(upload_id) / "data"
+        return _data_file(self._dir(upload_id))
 
     def abort(self, upload_id: str) -> None:
         directory = self._dir(upload_id)
@@ -288,7 +302,7 @@ class StagingArea:
             if self._last_activity(directory) >= cutoff:
                 return False
             try:
-                fd = os.open(directory / "data", os.O_RDWR | _NOFOLLOW)
+                fd = os.open(_data_file(directory), os.O_RDWR | _NOFOLLOW)
             except FileNotFoundError:
                 self._remove(directory)
                 return True

@@ -4,7 +4,8 @@ Blobs are objects named ``<prefix><hex sha-256>`` in one bucket. Resumable
 upload sessions are staged on local disk (``staging_dir``), because S3
 multipart parts must be at least 5 MiB and cannot be written at arbitrary
 offsets; with several server processes the staging directory must be shared
-between them (one machine, or a shared volume, or sticky routing per upload).
+between them on one machine (its locks are local ``flock`` locks, which NFS
+does not keep per open file), or uploads routed stickily to one machine.
 
 ``commit`` verifies the staged file (size, then SHA-256, streamed) under the
 session's exclusive lock and only then uploads it: in one ``PutObject`` up to

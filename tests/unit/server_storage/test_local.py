@@ -44,7 +44,7 @@ def test_layout_and_permissions(tmp_path: Path) -> None:
     store.begin(upload_id, 4)
     write(store, upload_id, 0, b"data")
     assert (root / "blobs" / key[:2] / key).read_bytes() == b"header"
-    assert (root / "staging" / upload_id / "data").is_file()
+    assert (root / "staging" / upload_id / "payload").is_file()
     assert _modes(root) == {("dir", 0o700), ("file", 0o600)}
     committed = store.commit(upload_id, sha(b"data"))
     assert (root / "blobs" / committed[:2] / committed).read_bytes() == b"data"
@@ -57,7 +57,7 @@ def test_staged_file_is_sparse_until_written(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path)
     upload_id = new_upload_id()
     store.begin(upload_id, 1 << 40)
-    info = (tmp_path / "staging" / upload_id / "data").stat()
+    info = (tmp_path / "staging" / upload_id / "payload").stat()
     assert info.st_size == 1 << 40
     assert info.st_blocks * 512 < 1 * MiB
     store.abort(upload_id)
@@ -78,7 +78,7 @@ def test_expiry_leaves_a_session_being_written(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path)
     upload_id = new_upload_id()
     store.begin(upload_id, 10)
-    fd = os.open(tmp_path / "staging" / upload_id / "data", os.O_RDONLY)
+    fd = os.open(tmp_path / "staging" / upload_id / "payload", os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # as write_at holds it while it writes
         assert store.expire_staging(datetime.now(UTC) + timedelta(hours=1)) == 0
@@ -134,7 +134,7 @@ def test_memory_stays_flat_for_a_large_blob(tmp_path: Path) -> None:
         # Whole 8 MiB requests: the store must still read them in bounded chunks.
         for offset in range(0, size, 8 * MiB):
             store.write_at(upload_id, offset, _Pattern(8 * MiB), 8 * MiB)
-        with open(tmp_path / "staging" / upload_id / "data", "rb") as staged:
+        with open(tmp_path / "staging" / upload_id / "payload", "rb") as staged:
             digest = _sha_of_file(staged)
         key = store.commit(upload_id, digest)
         with store.open(key) as reader:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import server.storage._running as running
 import server.storage._staging as staging
 from server.storage import ChunkRejectedError, DigestMismatchError, new_upload_id
 from server.storage._io import sha256_of
@@ -174,16 +175,53 @@ def test_a_digest_never_outlives_its_session(tmp_path: Path, read_backs: list[in
     assert read_backs == [len(DATA)]
 
 
-def test_a_session_from_before_the_counter_is_read_back(
+def test_a_session_begun_by_an_older_server_still_completes(
     tmp_path: Path, read_backs: list[int]
 ) -> None:
+    # Older servers staged into ``data`` and kept no write counter.
     store = LocalBlobStore(tmp_path)
     upload_id = new_upload_id()
     store.begin(upload_id, len(DATA))
-    os.unlink(tmp_path / "staging" / upload_id / "writes")
+    session = tmp_path / "staging" / upload_id
+    (session / "payload").rename(session / "data")
+    (session / "writes").unlink()
     for offset, piece in _pieces(DATA):
         write(store, upload_id, offset, piece)
     assert store.commit(upload_id, sha(DATA)) == sha(DATA)
+    assert read_backs == [len(DATA)]
+
+
+def test_an_older_server_cannot_write_into_a_new_session(tmp_path: Path) -> None:
+    # It writes without counting, so it must not find the staged file at all.
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    assert sorted(os.listdir(tmp_path / "staging" / upload_id)) == ["payload", "state", "writes"]
+
+
+class _Failing:
+    """A hash object whose update fails, as under memory pressure."""
+
+    def update(self, data: bytes) -> None:
+        raise MemoryError
+
+    def copy(self) -> _Failing:
+        return self
+
+
+def test_a_hash_that_fails_loses_the_digest_not_the_write(
+    tmp_path: Path, read_backs: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = sha(DATA)
+    original = running.hashlib.sha256
+    monkeypatch.setattr(running.hashlib, "sha256", _Failing)
+    store = LocalBlobStore(tmp_path)
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(store, upload_id, offset, piece)
+    monkeypatch.setattr(running.hashlib, "sha256", original)
+    assert store.commit(upload_id, expected) == expected
     assert read_backs == [len(DATA)]
 
 
