@@ -59,3 +59,19 @@ def bucket(s3_client: Any) -> str:
     name = f"vault-test-{next(_buckets)}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def read_backs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the staged files an upload commit had to read back to hash."""
+    from server.storage import _staging
+
+    calls: list[int] = []
+    original = _staging.sha256_of
+
+    def counting(fd: int, size: int) -> str:
+        calls.append(size)
+        return original(fd, size)
+
+    monkeypatch.setattr(_staging, "sha256_of", counting)
+    return calls

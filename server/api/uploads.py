@@ -26,7 +26,6 @@ account's upload is "not found", like an unknown one.
 from __future__ import annotations
 
 from flask import Blueprint, request
-from werkzeug.exceptions import ClientDisconnected
 
 from server.api._request import (
     app_state,
@@ -62,19 +61,6 @@ MAX_CHUNK_SIZE = 64 * 1024 * 1024
 """Largest chunk one request may carry; it is streamed, never held whole."""
 # Base64 of the largest header, with its padding.
 _MAX_HEADER_TEXT = 4 * -(-service.MAX_HEADER_SIZE // 3)
-
-
-class _Body:
-    """The request body as a :class:`Readable`; a dropped connection is an ``OSError``."""
-
-    def __init__(self, stream: Readable) -> None:
-        self._stream = stream
-
-    def read(self, size: int, /) -> bytes:
-        try:
-            return self._stream.read(size)
-        except ClientDisconnected as exc:
-            raise OSError("the client closed the connection mid-chunk") from exc
 
 
 def _limits() -> service.Limits:
@@ -174,8 +160,9 @@ def chunk(upload_id: str) -> JsonObject:
             400, "chunk_rejected", f"chunk ends past the declared size of {upload.size} bytes"
         )
     # Exactly ``length`` bytes are read from the server's own input stream:
-    # werkzeug's wrapper would copy every piece twice more.
-    body = _Body(request.environ["wsgi.input"])
+    # werkzeug's wrapper would copy every piece twice more. A dropped
+    # connection is a short read or an OSError, both refused by the store.
+    body: Readable = request.environ["wsgi.input"]
     try:
         blob_store().write_at(upload.id, offset, body, length)
     except StorageError as exc:

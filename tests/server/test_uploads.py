@@ -29,7 +29,6 @@ from server.db import transaction
 from server.housekeeping import Sweeper
 from server.models import Item, UploadSession
 from server.services import items as service
-from server.storage import _staging as staging
 from tests.server._helpers import verify_response_receipt
 from tests.server._items import (
     OCTETS,
@@ -235,17 +234,9 @@ def test_commit_reads_back_only_what_did_not_arrive_in_order(
     app: Flask,
     client: FlaskClient,
     config: Config,
-    monkeypatch: pytest.MonkeyPatch,
+    read_backs: list[int],
     in_order: bool,
 ) -> None:
-    read_backs: list[int] = []
-    original = staging.sha256_of
-
-    def counting(fd: int, size: int) -> str:
-        read_backs.append(size)
-        return original(fd, size)
-
-    monkeypatch.setattr(staging, "sha256_of", counting)
     reporter = user(app, config, client, "reporter")
     header, _ = age_parts()
     payload = os.urandom(4000)

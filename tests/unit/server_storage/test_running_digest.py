@@ -15,27 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import server.storage._running as running
-import server.storage._staging as staging
 from server.storage import ChunkRejectedError, DigestMismatchError, new_upload_id
-from server.storage._io import sha256_of
 from server.storage.local import LocalBlobStore
 from tests.unit.server_storage.contract import KiB, sha, write
 
 DATA = bytes(range(256)) * (3 * KiB)  # 768 KiB
 PIECE = 256 * KiB
-
-
-@pytest.fixture
-def read_backs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sizes of the staged files commit had to read back."""
-    calls: list[int] = []
-
-    def counting(fd: int, size: int) -> str:
-        calls.append(size)
-        return sha256_of(fd, size)
-
-    monkeypatch.setattr(staging, "sha256_of", counting)
-    return calls
 
 
 def _pieces(data: bytes) -> list[tuple[int, bytes]]:
@@ -56,16 +41,22 @@ class _CutShort(io.RawIOBase):
         return out
 
 
+def _staged_in_order(store: LocalBlobStore) -> str:
+    """A new session holding DATA, its chunks sent in order; its id."""
+    upload_id = new_upload_id()
+    store.begin(upload_id, len(DATA))
+    for offset, piece in _pieces(DATA):
+        write(store, upload_id, offset, piece)
+    return upload_id
+
+
 def _two_processes(root: Path) -> tuple[LocalBlobStore, LocalBlobStore]:
     return LocalBlobStore(root), LocalBlobStore(root)
 
 
 def test_in_order_chunks_commit_without_reading_back(tmp_path: Path, read_backs: list[int]) -> None:
     store = LocalBlobStore(tmp_path)
-    upload_id = new_upload_id()
-    store.begin(upload_id, len(DATA))
-    for offset, piece in _pieces(DATA):
-        write(store, upload_id, offset, piece)
+    upload_id = _staged_in_order(store)
     assert store.commit(upload_id, sha(DATA)) == sha(DATA)
     assert read_backs == []
     with store.open(sha(DATA)) as blob:
@@ -74,10 +65,7 @@ def test_in_order_chunks_commit_without_reading_back(tmp_path: Path, read_backs:
 
 def test_a_wrong_hash_is_refused_on_the_fast_path(tmp_path: Path, read_backs: list[int]) -> None:
     store = LocalBlobStore(tmp_path)
-    upload_id = new_upload_id()
-    store.begin(upload_id, len(DATA))
-    for offset, piece in _pieces(DATA):
-        write(store, upload_id, offset, piece)
+    upload_id = _staged_in_order(store)
     with pytest.raises(DigestMismatchError):
         store.commit(upload_id, sha(DATA[:-1] + b"\x00"))
     assert read_backs == []
@@ -96,10 +84,7 @@ def test_out_of_order_chunks_are_read_back(tmp_path: Path, read_backs: list[int]
 
 def test_a_chunk_sent_again_is_read_back(tmp_path: Path, read_backs: list[int]) -> None:
     store = LocalBlobStore(tmp_path)
-    upload_id = new_upload_id()
-    store.begin(upload_id, len(DATA))
-    for offset, piece in _pieces(DATA):
-        write(store, upload_id, offset, piece)
+    upload_id = _staged_in_order(store)
     write(store, upload_id, 0, DATA[:PIECE])
     assert store.commit(upload_id, sha(DATA)) == sha(DATA)
     assert read_backs == [len(DATA)]
@@ -112,10 +97,7 @@ def test_a_write_cut_short_over_hashed_bytes_is_caught(
     # bytes breaks off after touching the file. Trusting the digest would store
     # a blob whose name is not the hash of its bytes.
     store = LocalBlobStore(tmp_path)
-    upload_id = new_upload_id()
-    store.begin(upload_id, len(DATA))
-    for offset, piece in _pieces(DATA):
-        write(store, upload_id, offset, piece)
+    upload_id = _staged_in_order(store)
     with pytest.raises(ChunkRejectedError):
         store.write_at(upload_id, 0, _CutShort(b"\xff" * (PIECE // 2)), PIECE)
     with pytest.raises(DigestMismatchError):
@@ -152,10 +134,7 @@ def test_chunks_split_between_processes_are_read_back(
 
 def test_a_commit_in_another_process_reads_back(tmp_path: Path, read_backs: list[int]) -> None:
     receiver, committer = _two_processes(tmp_path)
-    upload_id = new_upload_id()
-    receiver.begin(upload_id, len(DATA))
-    for offset, piece in _pieces(DATA):
-        write(receiver, upload_id, offset, piece)
+    upload_id = _staged_in_order(receiver)
     assert committer.commit(upload_id, sha(DATA)) == sha(DATA)
     assert read_backs == [len(DATA)]
 
@@ -163,10 +142,7 @@ def test_a_commit_in_another_process_reads_back(tmp_path: Path, read_backs: list
 def test_a_digest_never_outlives_its_session(tmp_path: Path, read_backs: list[int]) -> None:
     # The same id begun again elsewhere: this process's digest is of the old session.
     mine, other = _two_processes(tmp_path)
-    upload_id = new_upload_id()
-    mine.begin(upload_id, len(DATA))
-    for offset, piece in _pieces(DATA):
-        write(mine, upload_id, offset, piece)
+    upload_id = _staged_in_order(mine)
     other.abort(upload_id)
     other.begin(upload_id, len(DATA))
     replacement = bytes(reversed(DATA))
@@ -216,10 +192,7 @@ def test_a_hash_that_fails_loses_the_digest_not_the_write(
     original = running.hashlib.sha256
     monkeypatch.setattr(running.hashlib, "sha256", _Failing)
     store = LocalBlobStore(tmp_path)
-    upload_id = new_upload_id()
-    store.begin(upload_id, len(DATA))
-    for offset, piece in _pieces(DATA):
-        write(store, upload_id, offset, piece)
+    upload_id = _staged_in_order(store)
     monkeypatch.setattr(running.hashlib, "sha256", original)
     assert store.commit(upload_id, expected) == expected
     assert read_backs == [len(DATA)]
