@@ -7,19 +7,17 @@ with the age tool, streaming stdin to stdout when no files are named.
 from __future__ import annotations
 
 import datetime
-import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import click
 
+from client.ui import handle_errors
 from vault import __version__
 from vault.errors import VaultError
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str, hint: str | None = None) -> None:
@@ -28,60 +26,32 @@ def _fail(message: str, hint: str | None = None) -> None:
         click.echo(f"evault: hint: {hint}", err=True)
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so that flushing it at exit cannot fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
-def handle_errors(func: F) -> F:
-    """Turn a :class:`VaultError` into ``evault: error: …`` and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        debug = bool(ctx.find_root().params.get("debug"))
-        try:
-            return func(*args, **kwargs)
-        except VaultError as exc:
-            if debug:
-                raise
-            _fail(exc.message, exc.hint)
-            sys.exit(1)
-        except BrokenPipeError:
-            # The reader went away (`| head`): stop quietly, as other tools do.
-            _silence_stdout()
-            sys.exit(1)
-        except OSError as exc:
-            if debug:
-                raise
-            name = str(exc.filename or "")
-            where = f": {name}" if name and _SECRET_MARK not in name.upper() else ""
-            _fail(f"{exc.strerror or exc}{where}")
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("evault: interrupted", err=True)
-            sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException):
-            raise  # click reports these itself
-        except Exception:
-            if debug:
-                raise
-            _fail("unexpected internal error", "run again with --debug to see the details")
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="evault")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
-def main(debug: bool) -> None:
-    """Evidence Vault: keep evidence encrypted on your device.
+@click.option(
+    "--server",
+    metavar="URL",
+    envvar="EVAULT_SERVER",
+    help="The vault server (remembered at registration) [EVAULT_SERVER].",
+)
+@click.option(
+    "--proxy",
+    metavar="socks5h://HOST:PORT",
+    envvar="EVAULT_PROXY",
+    help="Reach the server through this SOCKS proxy, e.g. Tor's socks5h://127.0.0.1:9050.",
+)
+@click.option("--json", "json_output", is_flag=True, help="Print results as JSON, for scripts.")
+def main(debug: bool, server: str | None, proxy: str | None, json_output: bool) -> None:
+    """Evidence Vault: keep evidence encrypted on your device and safe on a server.
 
-    Files are encrypted in the age v1 format, so anyone who holds a key can
-    always decrypt them with the standard `age` tool too.
+    Files are encrypted in the age v1 format before they leave this device,
+    so anyone who holds a key can always decrypt them with the standard `age`
+    tool too. Every change is recorded in the server's audit log, which this
+    client checks.
+
+    Shell completion: eval "$(_EVAULT_COMPLETE=bash_source evault)" (or
+    zsh_source, fish_source).
     """
 
 
@@ -328,6 +298,17 @@ def decrypt(
     identities.append(_PromptedPassphrase())
     with _open_input(input_path) as src:
         _run_to_output(output, 0o600, force, lambda dst: age.decrypt(src, dst, identities))
+
+
+def _add_commands() -> None:
+    from client.commands import account, editors, items, log
+
+    for module in (account, items, editors, log):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_add_commands()
 
 
 def _terminate(signum: int, _frame: object) -> None:

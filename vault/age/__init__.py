@@ -15,7 +15,14 @@ X25519, the default), :class:`X25519Recipient`/:class:`X25519Identity` and
 
 from __future__ import annotations
 
-from vault.age._file import decrypt, encrypt, rewrap, rewrap_header, unwrap_file_key
+from vault.age._file import (
+    decrypt,
+    encrypt,
+    new_header,
+    rewrap,
+    rewrap_header,
+    unwrap_file_key,
+)
 from vault.age._interface import Identity, Recipient
 from vault.age._keyfile import (
     parse_identity,
@@ -59,6 +66,7 @@ __all__ = [
     "X25519Recipient",
     "decrypt",
     "encrypt",
+    "new_header",
     "parse_identity",
     "parse_identity_file",
     "parse_recipient",

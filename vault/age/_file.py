@@ -48,6 +48,24 @@ def _stanza_labels(stanzas: Sequence[Stanza]) -> set[frozenset[str]]:
     return labels
 
 
+def new_header(recipients: Sequence[Recipient]) -> tuple[Header, bytes]:
+    """A header for a new file to ``recipients``, and its fresh file key.
+
+    For callers that stream the payload themselves
+    (:func:`vault.age.stream.encrypt_payload`), such as an upload that must
+    be able to produce the same payload again to resume.
+
+    Raises:
+        EncryptError: no recipients, or recipients that cannot share a file.
+    """
+    if not recipients:
+        raise EncryptError("no recipients given")
+    _check_labels(recipients)
+    file_key = os.urandom(FILE_KEY_SIZE)
+    stanzas = [stanza for r in recipients for stanza in r.wrap(file_key)]
+    return Header.seal(stanzas, file_key), file_key
+
+
 def encrypt(
     src: BinaryIO, dst: BinaryIO, recipients: Sequence[Recipient], *, armor: bool = False
 ) -> None:
@@ -58,13 +76,9 @@ def encrypt(
     Raises:
         EncryptError: no recipients, or recipients that cannot share a file.
     """
-    if not recipients:
-        raise EncryptError("no recipients given")
-    _check_labels(recipients)
-    file_key = os.urandom(FILE_KEY_SIZE)
-    stanzas = [stanza for r in recipients for stanza in r.wrap(file_key)]
+    header, file_key = new_header(recipients)
     out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
-    write_all(out.write, memoryview(Header.seal(stanzas, file_key).marshal()))
+    write_all(out.write, memoryview(header.marshal()))
     encrypt_payload(file_key, Source(src), out.write)
     if isinstance(out, ArmorWriter):
         out.close()

@@ -30,6 +30,7 @@ __all__ = [
     "decrypt_payload",
     "encrypt_payload",
     "payload_key",
+    "payload_size",
 ]
 
 CHUNK_SIZE = 64 * 1024
@@ -179,9 +180,28 @@ def _pipeline(
         raise interrupted
 
 
-def encrypt_payload(file_key: bytes, reader: Reader, write: Writer) -> None:
-    """Write the payload nonce and the encrypted chunks of everything ``reader`` holds."""
-    nonce = os.urandom(NONCE_SIZE)
+def payload_size(plaintext_size: int) -> int:
+    """The size of the payload (nonce and sealed chunks) of ``plaintext_size`` bytes."""
+    if plaintext_size < 0:
+        raise ValueError("negative size")
+    chunks = max(1, -(-plaintext_size // CHUNK_SIZE))
+    return NONCE_SIZE + plaintext_size + chunks * TAG_SIZE
+
+
+def encrypt_payload(
+    file_key: bytes, reader: Reader, write: Writer, *, nonce: bytes | None = None
+) -> None:
+    """Write the payload nonce and the encrypted chunks of everything ``reader`` holds.
+
+    ``nonce`` is random unless given. A caller gives one only to produce the
+    very same payload again from the same file key and plaintext (to resume
+    an upload); a nonce must never be used with a file key for two
+    different plaintexts.
+    """
+    if nonce is None:
+        nonce = os.urandom(NONCE_SIZE)
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError("the payload nonce must be 16 bytes")
     write_all(write, memoryview(nonce))
     aead = ChaCha20Poly1305(payload_key(file_key, nonce))
     in_size = CHUNK_SIZE * _BATCH_CHUNKS

@@ -1,0 +1,292 @@
+"""The HTTP client of the server's JSON API (``/api/v1``), over Tor if asked.
+
+One :class:`Api` per command. It logs in with the identity's Ed25519 key
+(challenge–response, :mod:`vault.protocol`) and keeps the bearer token in
+memory only: a token on disk would be one more thing to seize.
+
+Connections are meant to fail: a reporter may be on a bad line through Tor.
+Idempotent requests (reads, chunk uploads) are retried with backoff;
+anything else is tried once and reported honestly. Errors become
+:class:`ApiError` with the server's code and message, or a plain sentence
+for a network failure, never a traceback.
+
+Transport rules, safe by default:
+
+- The server URL must be ``https://``, except on loopback and for ``.onion``
+  addresses, where Tor already encrypts and authenticates the connection.
+- A proxy must be ``socks5h://`` (names resolved by the proxy, as Tor needs);
+  ``socks5://`` would look names up locally and leak them, so it is refused.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import requests
+
+from vault._base64 import b64encode
+from vault.errors import ConfigError, ServerError
+from vault.keys import PersonalIdentity
+from vault.protocol import LOGIN_CONTEXT, LoginChallenge, parse_nonce
+
+__all__ = ["Api", "ApiError", "check_proxy", "check_server_url"]
+
+_PREFIX = "/api/v1"
+_CONNECT_TIMEOUT = 30.0
+_READ_TIMEOUT = 300.0
+_RETRIES = 5
+_MAX_JSON = 64 * 1024 * 1024
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+T = TypeVar("T")
+
+
+class ApiError(ServerError):
+    """The server refused a request, or could not be reached (``status`` 0)."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, code: str = "", hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
+
+
+def check_server_url(url: str) -> str:
+    """A server base URL without a trailing slash.
+
+    Raises:
+        ConfigError: not http(s), or plain http to a host that is neither
+            loopback nor an onion service.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme not in ("http", "https") or not host:
+        raise ConfigError(
+            f"invalid server address {url!r}", hint="use https://host or http://xyz.onion"
+        )
+    if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        raise ConfigError("the server address may not carry a user, a query or a fragment")
+    if parsed.scheme == "http" and host not in _LOOPBACK and not host.endswith(".onion"):
+        raise ConfigError(
+            f"refusing plain http to {host}",
+            hint="use https://, or the server's .onion address through Tor",
+        )
+    return url.rstrip("/")
+
+
+def check_proxy(proxy: str) -> str:
+    """A SOCKS proxy URL that resolves names remotely.
+
+    Raises:
+        ConfigError: anything but ``socks5h://host:port``.
+    """
+    parsed = urllib.parse.urlsplit(proxy)
+    if parsed.scheme == "socks5":
+        raise ConfigError(
+            "refusing socks5:// : it resolves server names on this machine, outside Tor",
+            hint="use socks5h://127.0.0.1:9050 (Tor) or socks5h://127.0.0.1:9150 (Tor Browser)",
+        )
+    if parsed.scheme != "socks5h" or not parsed.hostname or parsed.port is None:
+        raise ConfigError(
+            f"invalid proxy {proxy!r}",
+            hint="use socks5h://HOST:PORT, e.g. socks5h://127.0.0.1:9050",
+        )
+    return proxy
+
+
+def _message(response: requests.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body.get("error", "")), body["message"]
+    return "", f"HTTP {response.status_code}"
+
+
+class Api:
+    """One server, one optional proxy, one bearer token once logged in."""
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        proxy: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.server = check_server_url(server)
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxy or netrc from the environment by surprise
+        if proxy is not None:
+            check_proxy(proxy)
+            self._session.proxies = {"http": proxy, "https": proxy}
+        self._session.headers["User-Agent"] = "evault"
+        self._token: str | None = None
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- transport -------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return self.server + _PREFIX + path
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _retry(self, attempt: Callable[[], T], *, idempotent: bool) -> T:
+        delay = 1.0
+        for n in range(_RETRIES if idempotent else 1):
+            try:
+                return attempt()
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if n + 1 >= (_RETRIES if idempotent else 1):
+                    raise ApiError(
+                        f"cannot reach the server at {self.server}",
+                        hint="check the connection, the address and --proxy (is Tor running?); "
+                        "what was sent so far is kept and the command can be run again",
+                    ) from exc
+                self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: Mapping[str, str | int] | None = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        idempotent: bool | None = None,
+        ok: tuple[int, ...] = (200, 201),
+    ) -> requests.Response:
+        """Send one request; raise :class:`ApiError` unless the status is in ``ok``."""
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT")
+
+        def attempt() -> requests.Response:
+            return self._session.request(
+                method,
+                self._url(path),
+                json=json,
+                params=params,
+                data=data,
+                headers=self._headers(headers),
+                stream=stream,
+                timeout=(_CONNECT_TIMEOUT, _READ_TIMEOUT),
+                allow_redirects=False,
+            )
+
+        response = self._retry(attempt, idempotent=idempotent)
+        if response.status_code not in ok:
+            code, message = _message(response)
+            response.close()
+            hint = None
+            if response.status_code == 429:
+                hint = "the server asks to slow down; try again in a minute"
+            elif response.status_code == 401:
+                hint = "log in again: run the command again"
+            raise ApiError(
+                f"the server refused: {message}",
+                status=response.status_code,
+                code=code,
+                hint=hint,
+            )
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`request` and decode a JSON object."""
+        response = self.request(method, path, **kwargs)
+        if len(response.content) > _MAX_JSON:
+            raise ApiError("the server sent an oversized answer")
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiError("the server sent an answer that is not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError("the server sent an unexpected answer")
+        return body
+
+    def get_bytes(
+        self, path: str, *, limit: int, params: Mapping[str, str | int] | None = None
+    ) -> bytes:
+        """A small body (a checkpoint, a manifest), refused if over ``limit`` bytes."""
+        response = self.request("GET", path, params=params, stream=True)
+        try:
+            data = b""
+            for piece in response.iter_content(65536):
+                data += piece
+                if len(data) > limit:
+                    raise ApiError("the server sent an oversized answer")
+            return data
+        finally:
+            response.close()
+
+    def stream(self, path: str, *, headers: Mapping[str, str] | None = None) -> requests.Response:
+        """A streamed GET; the caller closes the response."""
+        return self.request("GET", path, headers=headers, stream=True, ok=(200, 206))
+
+    def iter_body(self, response: requests.Response, size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            yield from response.iter_content(size)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ApiError("the connection dropped during a download", hint="run it again") from exc
+
+    # -- login -----------------------------------------------------------
+
+    def login(self, identity: PersonalIdentity, account: str, origin: str) -> None:
+        """Log in as ``account`` with the identity's signing key.
+
+        ``origin`` is the pinned log origin, never the one the server names:
+        a server that relayed another server's challenge would otherwise get
+        a login signature valid there.
+        """
+        challenge = self.json("POST", "/auth/challenge", json={"account": account}, idempotent=True)
+        try:
+            nonce = parse_nonce(challenge.get("nonce"))
+            if challenge.get("origin") != origin:
+                raise ApiError(
+                    "the server named another log origin than the one pinned",
+                    hint="this may not be your server; check --server",
+                )
+            message = LoginChallenge(origin=origin, account=account, nonce=nonce).message()
+        except ApiError:
+            raise
+        except Exception as exc:
+            raise ApiError("the server sent a malformed login challenge") from exc
+        signature = identity.sign(LOGIN_CONTEXT, message)
+        try:
+            answer = self.json(
+                "POST",
+                "/auth/login",
+                json={
+                    "account": account,
+                    "nonce": b64encode(nonce),
+                    "signature": b64encode(signature),
+                },
+            )
+        except ApiError as exc:
+            if exc.status == 403:
+                raise ApiError(
+                    "the server did not accept this identity's login",
+                    status=403,
+                    code=exc.code,
+                    hint="is this the keystore you registered with this server? "
+                    "an operator may also have disabled the account",
+                ) from None
+            raise
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise ApiError("the server sent a malformed login answer")
+        self._token = token

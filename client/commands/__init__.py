@@ -1,0 +1,1 @@
+"""The ``evault`` commands that work with a server, one module per area."""

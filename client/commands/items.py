@@ -1,0 +1,282 @@
+"""``evault add``, ``ls``, ``get``, ``share``, ``rm``; ``inbox`` and ``pull`` for editors."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from client import items as service
+from client.commands._common import open_client
+from client.contacts import current_card
+from client.context import Client
+from client.receipts import check_item_id
+from client.transfer import add_file, pending_uploads
+from client.ui import Bar, confirm, err, handle_errors, json_mode, out, print_json, shown
+from vault.age import Recipient
+from vault.errors import ConfigError
+
+__all__ = ["COMMANDS"]
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--share",
+    "share_with",
+    multiple=True,
+    metavar="NAME",
+    help="Also encrypt to this verified editor (repeatable).",
+)
+@click.option("--note", default="", help="A note to keep in the signed manifest.")
+@click.option(
+    "--release/--no-release",
+    default=None,
+    help="Put the items in the release set (once the switch is armed).",
+)
+@handle_errors
+def add(
+    files: tuple[Path, ...], share_with: tuple[str, ...], note: str, release: bool | None
+) -> None:
+    """Encrypt FILES on this device and upload them, resumably.
+
+    Each file is encrypted to you and the editors named with --share, its
+    manifest (name, size, hashes, capture time) is signed and encrypted
+    beside it, and the server's receipt is checked against its audit log.
+    A killed or dropped upload resumes when you run the same command again.
+    """
+    if release:
+        raise ConfigError(
+            "no release policy on this vault yet",
+            hint="the release set comes with the dead-man switch (`evault switch set`)",
+        )
+    with open_client() as client:
+        client.vault  # noqa: B018 — refuses early for accounts without a vault
+        recipients: list[Recipient] = [client.card().age_recipient()]
+        # Checked before any upload: a changed or unverified key stops here.
+        for name in share_with:
+            current_card(client, name)
+        results = []
+        for path in files:
+            label = shown(path.name)
+            with Bar(label) as bar:
+                added = add_file(
+                    client, path, recipients=recipients, editors=[], note=note, progress=bar
+                )
+            shared = []
+            for name in share_with:
+                service.share_item(client, added.item, name)
+                shared.append(name)
+            results.append(
+                {
+                    "file": str(path),
+                    "item": added.item,
+                    "size": added.size,
+                    "sha256": added.plaintext_sha256,
+                    "log_index": added.entry.index,
+                    "resumed": added.resumed,
+                    "shared_with": shared,
+                }
+            )
+            if not json_mode():
+                with_whom = f", shared with {shown(', '.join(shared))}" if shared else ""
+                out().print(
+                    f"{label}: stored as item [bold]{added.item}[/] "
+                    f"({_human(added.size)}), logged at entry {added.entry.index}, "
+                    f"receipt verified{with_whom}"
+                )
+        left = [
+            p for p in pending_uploads(client) if p.path not in {str(f.absolute()) for f in files}
+        ]
+        if left and not json_mode():
+            err().print(
+                f"{len(left)} other unfinished upload(s): "
+                "run `evault add` on the same file(s) to resume"
+            )
+        if json_mode():
+            print_json({"added": results})
+
+
+def _when(value: object) -> str:
+    if not isinstance(value, int):
+        return "-"
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _list(client: Client, *, inbox: bool) -> None:
+    rows = list(service.list_items(client))
+    if json_mode():
+        print_json(
+            {
+                "items": [
+                    {
+                        "id": r.meta["id"],
+                        "owner": r.owner,
+                        "filename": None if r.manifest is None else r.manifest.filename,
+                        "size": None if r.manifest is None else r.manifest.size,
+                        "captured_at": None if r.manifest is None else r.manifest.captured_at,
+                        "uploaded_at": r.meta.get("created_at"),
+                        "shared_with": r.meta.get("shared_with"),
+                        "verified": r.manifest is not None,
+                        "problem": r.problem,
+                    }
+                    for r in rows
+                ]
+            }
+        )
+        return
+    if not rows:
+        out().print("No items shared with you yet." if inbox else "No items yet: `evault add FILE`")
+        return
+    table = Table(show_lines=False)
+    table.add_column("item", no_wrap=True, min_width=32)
+    if inbox:
+        table.add_column("from")
+    table.add_column("name")
+    table.add_column("size", justify="right")
+    table.add_column("captured")
+    table.add_column("uploaded")
+    if not inbox:
+        table.add_column("shared with")
+    table.add_column("signature")
+    for r in rows:
+        cells = [r.meta["id"]]
+        if inbox:
+            found = client.state.contact_for_account(r.owner)
+            cells.append(shown(found[0] if found else r.owner[:8]))
+        if r.manifest is None:
+            cells += ["?", "?", "?", _when(r.meta.get("created_at"))]
+        else:
+            m = r.manifest
+            cells += [
+                shown(m.filename),
+                _human(m.size),
+                m.captured_at.replace("T", " ")[:16],
+                _when(r.meta.get("created_at")),
+            ]
+        if not inbox:
+            names = []
+            for account in r.meta.get("shared_with") or []:
+                found = client.state.contact_for_account(str(account))
+                names.append(found[0] if found else str(account)[:8])
+            cells.append(shown(", ".join(names) or "-"))
+        cells.append("[green]ok[/]" if r.manifest is not None else f"[red]{shown(r.problem)}[/]")
+        table.add_row(*cells)
+    out().print(table)
+
+
+@click.command(name="ls")
+@handle_errors
+def ls() -> None:
+    """List your items, with names from their signed manifests."""
+    with open_client() as client:
+        _list(client, inbox=False)
+
+
+@click.command()
+@handle_errors
+def inbox() -> None:
+    """List the items reporters shared with you."""
+    with open_client() as client:
+        _list(client, inbox=True)
+
+
+def _fetch(item: str, output: Path | None, force: bool) -> None:
+    check_item_id(item)
+    with open_client() as client:
+        fetched = service.fetch_item(client, item, output=output, force=force)
+        if fetched.newly_pinned:
+            contact = client.state.contacts[fetched.signer_name]
+            err().print(
+                f"[bold yellow]New reporter key pinned as {shown(fetched.signer_name)}[/] — "
+                f"fingerprint {contact.parsed().fingerprint()}\n"
+                "Compare it with the reporter, then: evault editors verify "
+                f"{shown(fetched.signer_name)}"
+            )
+        m = fetched.manifest
+        if json_mode():
+            print_json(
+                {
+                    "item": item,
+                    "path": str(fetched.path),
+                    "filename": m.filename,
+                    "size": m.size,
+                    "sha256": m.plaintext_sha256,
+                    "captured_at": m.captured_at,
+                    "signed_by": fetched.signer_name,
+                }
+            )
+            return
+        out().print(
+            f"Wrote {shown(fetched.path)} ({_human(m.size)}): signature by "
+            f"{shown(fetched.signer_name)} and hashes verified"
+        )
+
+
+@click.command()
+@click.argument("item")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="A directory, or a new file name."
+)
+@click.option("-f", "--force", is_flag=True, help="Replace an existing file.")
+@handle_errors
+def get(item: str, output: Path | None, force: bool) -> None:
+    """Download ITEM, decrypt it and check its signature and hashes."""
+    _fetch(item, output, force)
+
+
+@click.command()
+@click.argument("item")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="A directory, or a new file name."
+)
+@click.option("-f", "--force", is_flag=True, help="Replace an existing file.")
+@handle_errors
+def pull(item: str, output: Path | None, force: bool) -> None:
+    """Download an item shared with you, decrypt it and check the reporter's signature."""
+    _fetch(item, output, force)
+
+
+@click.command()
+@click.argument("item")
+@click.option("--with", "name", required=True, metavar="NAME", help="A verified editor.")
+@handle_errors
+def share(item: str, name: str) -> None:
+    """Let the editor NAME read ITEM (only its header is re-wrapped)."""
+    check_item_id(item)
+    with open_client() as client:
+        entry, contact = service.share_item(client, item, name)
+        if json_mode():
+            print_json({"item": item, "shared_with": contact.name, "log_index": entry.index})
+            return
+        out().print(f"Shared {item} with {shown(contact.name)}; logged at entry {entry.index}")
+
+
+@click.command()
+@click.argument("item")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def rm(item: str, yes: bool) -> None:
+    """Remove ITEM from the server's list (the audit log keeps its record)."""
+    check_item_id(item)
+    confirm(f"Delete item {item}?", yes=yes)
+    with open_client() as client:
+        entry = service.delete_item(client, item)
+        if json_mode():
+            print_json({"deleted": item, "log_index": entry.index})
+            return
+        out().print(f"Deleted {item}; logged at entry {entry.index}")
+
+
+COMMANDS = [add, ls, get, share, rm, inbox, pull]

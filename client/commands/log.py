@@ -1,0 +1,243 @@
+"""``evault log verify|show``, ``export`` and ``verify``: the audit trail and evidence packages."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from client import items as item_service
+from client.audit import mine, read_log, receipt_for
+from client.commands._common import open_client
+from client.contacts import trust_on_first_use
+from client.receipts import check_item_id
+from client.ui import handle_errors, json_mode, out, print_json, shown
+from vault import age
+from vault.errors import ConfigError, ProofError
+from vault.evidence import verify_package, write_package
+from vault.keys import Card
+
+__all__ = ["COMMANDS"]
+
+
+def _utc(seconds: object) -> str:
+    if not isinstance(seconds, int):
+        return "-"
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@click.group()
+def log() -> None:
+    """Check the server's audit log and show what happened to your vault."""
+
+
+@log.command("verify")
+@click.option("--full", is_flag=True, help="Also fetch every entry and recompute the signed root.")
+@handle_errors
+def log_verify(full: bool) -> None:
+    """Fetch the latest checkpoint; check its signature and that it extends the last one seen."""
+    with open_client() as client:
+        before = client.log.latest
+        if full:
+            checkpoint, _ = read_log(client)
+        else:
+            checkpoint = client.log.refresh()
+        result = {
+            "origin": checkpoint.origin,
+            "size": checkpoint.size,
+            "previous_size": None if before is None else before.size,
+            "entries_checked": checkpoint.size if full else None,
+        }
+        if json_mode():
+            print_json({"ok": True, **result})
+            return
+        since = "" if before is None else f", consistent with the {before.size} seen before"
+        whole = f"; all {checkpoint.size} entries hash to its root" if full else ""
+        out().print(
+            f"Log {shown(checkpoint.origin)}: {checkpoint.size} entries, signed by the pinned key"
+            f"{since}{whole}. OK"
+        )
+
+
+def _who(client_accounts: dict[str, str], account: object, me: str) -> str:
+    if account == me:
+        return "you"
+    if isinstance(account, str):
+        return client_accounts.get(account, account[:8])
+    return "-"
+
+
+@log.command("show")
+@handle_errors
+def log_show() -> None:
+    """The events about your account and items: uploads, downloads, shares, logins."""
+    with open_client() as client:
+        _, events = read_log(client)
+        found = mine(client, events)
+        names = {c.account: n for n, c in client.state.contacts.items()}
+        if json_mode():
+            print_json({"events": [{"index": e.index, **e.event} for e in found]})
+            return
+        table = Table()
+        for column in ("entry", "time", "event", "item", "by"):
+            table.add_column(column)
+        for e in found:
+            ev = e.event
+            table.add_row(
+                str(e.index),
+                _utc(ev.get("time")),
+                shown(ev.get("type", "?")),
+                shown(str(ev.get("item", ""))[:12]),
+                shown(_who(names, ev.get("account"), client.account)),
+            )
+        out().print(table)
+        out().print(f"{len(found)} of {len(events)} log entries concern you; the log verified.")
+
+
+class _Stream:
+    """A downloaded body as a readable file object."""
+
+    def __init__(self, pieces: object) -> None:
+        self._pieces = iter(pieces)  # type: ignore[call-overload]
+        self._rest = b""
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._rest:
+            self._rest = next(self._pieces, b"")
+        if size < 0:
+            size = len(self._rest)
+        data, self._rest = self._rest[:size], self._rest[size:]
+        return data
+
+
+@click.command()
+@click.argument("item")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="A new directory."
+)
+@handle_errors
+def export(item: str, output: Path) -> None:
+    """Write a self-contained evidence package of ITEM that anyone can check offline."""
+    check_item_id(item)
+    with open_client() as client:
+        meta = item_service._meta(client, item)
+        if meta["owner"] == client.account:
+            card: Card = client.card()
+        else:
+            card = trust_on_first_use(client, meta["owner"])[0].card
+        signed = item_service._manifest(client, meta)
+        item_service._check_signed(signed, card.signing_key, meta)
+        checkpoint, events = read_log(client)
+        note = client.log.note
+        if note is None:
+            raise ProofError("no verified checkpoint to prove the log entries against")
+        about = [
+            e
+            for e in events
+            if e.event.get("item") == item
+            and e.event.get("type") in ("item.uploaded", "item.shared")
+        ]
+        if not about:
+            raise ProofError("the log has no upload entry for this item")
+        entries = [(e.index, e.data, receipt_for(client, checkpoint, note, e)) for e in about]
+        if client.state.log is None:
+            raise ConfigError("no log key pinned")
+        response = client.authed().stream(f"/items/{item}/content")
+        try:
+            write_package(
+                output,
+                item=_Stream(client.api.iter_body(response)),  # type: ignore[arg-type]
+                manifest=signed,
+                card=card,
+                log_key=client.state.log.key,
+                entries=entries,
+            )
+        finally:
+            response.close()
+        if json_mode():
+            print_json({"item": item, "package": str(output), "entries": [e[0] for e in entries]})
+            return
+        out().print(
+            f"Wrote the evidence package {shown(output)}: the ciphertext, the signed manifest, "
+            f"{len(entries)} log entr{'y' if len(entries) == 1 else 'ies'} with receipts, and a "
+            "README for whoever checks it. Check it with: evault verify "
+            f"{shown(output)}"
+        )
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--log-key", metavar="KEY", help="The log key you trust (as published by its operator)."
+)
+@click.option(
+    "--card",
+    "card_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The reporter's card you trust.",
+)
+@click.option(
+    "-i",
+    "--identity",
+    "identity_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An age identity file that can decrypt the item, to check the plaintext too.",
+)
+@handle_errors
+def verify(
+    directory: Path, log_key: str | None, card_file: Path | None, identity_files: tuple[Path, ...]
+) -> None:
+    """Check an evidence package offline and print a plain-language verdict."""
+    trusted_card = None
+    if card_file is not None:
+        trusted_card = Card.from_json(card_file.read_bytes().strip())
+    identities: list[age.Identity] = []
+    for path in identity_files:
+        identities += age.parse_identity_file(path.read_bytes())
+    report = verify_package(
+        directory, trusted_log_key=log_key, trusted_card=trusted_card, identities=identities
+    )
+    if json_mode():
+        print_json(
+            {
+                "ok": True,
+                "item": report.item_id,
+                "vault": report.vault_id,
+                "filename": report.filename,
+                "size": report.plaintext_size,
+                "captured_at": report.captured_at,
+                "plaintext_checked": report.plaintext_checked,
+                "reporter_fingerprint": report.reporter_fingerprint,
+                "log_origin": report.log_origin,
+                "log_key_fingerprint": report.log_key_fingerprint,
+                "upload_entry": report.upload_index,
+                "upload_time": report.upload_time,
+                "checks": [name for name, _ in report.checks],
+            }
+        )
+        return
+    console = out()
+    console.print("[bold green]VERDICT: the package is intact and consistent.[/]")
+    console.print(
+        f"The file {shown(report.filename)} ({report.plaintext_size} bytes, captured "
+        f"{report.captured_at}) was signed by the reporter whose fingerprint is\n"
+        f"  {report.reporter_fingerprint}\n"
+        f"and the audit log {shown(report.log_origin)} "
+        f"(key fingerprint {report.log_key_fingerprint}) "
+        f"recorded its upload as entry {report.upload_index} at {_utc(report.upload_time)}."
+    )
+    for _, text in report.checks:
+        console.print(f"  [green]✓[/] {shown(text)}")
+    for _, text in report.not_checked:
+        console.print(f"  [yellow]–[/] {shown(text)}")
+    if trusted_card is None or log_key is None:
+        console.print(
+            "Compare both fingerprints with ones published independently of this package "
+            "(or pass --card and --log-key): the package alone cannot prove whose keys they are."
+        )
+
+
+COMMANDS = [log, export, verify]

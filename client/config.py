@@ -1,0 +1,73 @@
+"""Where the client keeps its files: the platform's user directories.
+
+Everything lives under one directory, so that ``evault panic`` knows what to
+destroy and a person can see what the laptop holds:
+
+- ``keystore``: the passphrase-protected identity (:mod:`vault.keystore`).
+- ``state.json``: the server, the account, the pinned log key and last
+  checkpoint, pinned contacts. Ids, hashes and public keys only; no names of
+  files, no secrets.
+- ``receipts/<item>/``: the log entries and receipts of each item.
+- ``pending/``: unfinished uploads, each encrypted to the owner's own key,
+  so that a killed ``evault add`` resumes without leaving a file key or a
+  filename readable on disk.
+
+The directory is ``platformdirs.user_data_dir("evidence-vault")`` unless
+``EVAULT_HOME`` names another (tests, a second identity, an encrypted
+volume).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from vault.errors import ConfigError
+
+__all__ = ["Paths", "home"]
+
+_APP = "evidence-vault"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files of one client home directory."""
+
+    root: Path
+
+    @property
+    def keystore(self) -> Path:
+        return self.root / "keystore"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def receipts(self) -> Path:
+        return self.root / "receipts"
+
+    @property
+    def pending(self) -> Path:
+        return self.root / "pending"
+
+    def ensure(self) -> None:
+        """Create the directory tree, private to this user (0700)."""
+        for path in (self.root, self.receipts, self.pending):
+            try:
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
+            if path.is_symlink() or not path.is_dir():
+                raise ConfigError(f"{path} is not a directory")
+
+
+def home() -> Paths:
+    """The client's home: ``EVAULT_HOME``, or the platform's user data directory."""
+    override = os.environ.get("EVAULT_HOME")
+    if override:
+        return Paths(Path(override).expanduser().absolute())
+    return Paths(Path(platformdirs.user_data_dir(_APP, appauthor=False)))

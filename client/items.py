@@ -1,0 +1,337 @@
+"""Items from the server: list, fetch and verify, share, delete.
+
+Nothing the server sends is trusted. Before a decrypted file appears on
+disk the client checks, against what it pinned:
+
+- the manifest was signed by the item's owner (the reporter's own card, or
+  the card an editor pinned for that reporter), for this item id and vault;
+- the payload it received hashes to the manifest's ``payload_sha256`` and to
+  the server's own metadata, the plaintext to ``plaintext_sha256``, and the
+  size matches;
+- the file name comes only from the signed manifest, through
+  :func:`vault.manifest.safe_filename`, and lands in the chosen directory.
+
+The output is written atomically: if any check fails, nothing appears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from client.api import ApiError
+from client.contacts import Pinned, current_card, server_card, trust_on_first_use
+from client.context import Client
+from client.files import atomic_output
+from client.logcheck import LoggedEntry
+from client.receipts import check_item_id, store_entry
+from client.state import Contact
+from vault import age
+from vault._base64 import b64encode
+from vault.age.format import Source, parse_header
+from vault.errors import ConfigError, DecryptError, FormatError, ManifestError, ProofError
+from vault.manifest import Manifest, SignedManifest, safe_filename
+
+__all__ = [
+    "Fetched",
+    "Listed",
+    "delete_item",
+    "fetch_item",
+    "list_items",
+    "share_item",
+]
+
+_MAX_MANIFEST = 256 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listed:
+    """An item with what its manifest says (``manifest`` is None if unreadable)."""
+
+    meta: dict[str, Any]
+    manifest: Manifest | None
+    problem: str | None
+    owner: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fetched:
+    """A verified, decrypted item written to ``path``."""
+
+    path: Path
+    manifest: Manifest
+    signer_name: str
+    newly_pinned: bool
+
+
+def _meta(client: Client, item: str) -> dict[str, Any]:
+    check_item_id(item)
+    try:
+        answer = client.call("GET", f"/items/{item}")
+    except ApiError as exc:
+        if exc.status == 404:
+            raise ConfigError(f"no item {item} that you may read", hint="see `evault ls`") from None
+        raise
+    meta = answer.get("item")
+    if not isinstance(meta, dict) or meta.get("id") != item:
+        raise ProofError("the server answered with another item than the one asked for")
+    for key in ("sha256", "header_sha256", "owner", "vault"):
+        if not isinstance(meta.get(key), str):
+            raise ProofError("the server sent malformed item metadata")
+    for key in ("size", "header_size"):
+        if type(meta.get(key)) is not int or meta[key] <= 0:
+            raise ProofError("the server sent malformed item metadata")
+    return meta
+
+
+def _manifest(client: Client, meta: dict[str, Any]) -> SignedManifest:
+    data = client.authed().get_bytes(f"/items/{meta['id']}/manifest", limit=_MAX_MANIFEST)
+    expected = meta.get("manifest_sha256")
+    if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
+        raise ProofError("the manifest does not match the item's metadata")
+    out = io.BytesIO()
+    try:
+        age.decrypt(io.BytesIO(data), out, [client.identity.age_identity])
+    except DecryptError as exc:
+        raise ManifestError(f"cannot decrypt the item's manifest: {exc.message}") from None
+    return SignedManifest.parse(out.getvalue())
+
+
+def _signer(client: Client, owner: str, *, pin: bool = True) -> tuple[Pinned | None, bool]:
+    """Whose signature an item of ``owner`` must carry: mine, or a pinned contact's.
+
+    Without ``pin``, an owner not pinned yet is checked against the server's
+    card without pinning it: listing is not the moment to trust a key.
+    """
+    if owner == client.account:
+        return None, False
+    if not pin and client.state.contact_for_account(owner) is None:
+        _, card = server_card(client, owner)
+        contact = Contact(account=owner, card=card.to_json().decode("utf-8"))
+        return Pinned(name=f"unpinned-{owner[:8]}", contact=contact, card=card), False
+    return trust_on_first_use(client, owner)
+
+
+def _check_signed(signed: SignedManifest, signer: bytes, meta: dict[str, Any]) -> Manifest:
+    m = signed.manifest
+    # Everything but the hashes can be checked before the download.
+    return signed.verify(
+        signer=signer,
+        plaintext_sha256=m.plaintext_sha256,
+        payload_sha256=m.payload_sha256,
+        item_id=meta["id"],
+        vault_id=meta["vault"],
+    )
+
+
+def list_items(client: Client) -> Iterator[Listed]:
+    """Every item this account may read, with its manifest decrypted and checked."""
+    after: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 100}
+        if after is not None:
+            params["after"] = after
+        answer = client.call("GET", "/items", params=params)
+        items = answer.get("items")
+        if not isinstance(items, list):
+            raise ProofError("the server sent a malformed item list")
+        for meta in items:
+            if not isinstance(meta, dict) or not isinstance(meta.get("id"), str):
+                raise ProofError("the server sent a malformed item list")
+            owner = str(meta.get("owner", ""))
+            try:
+                pinned, _ = _signer(client, owner, pin=False)
+                signer = client.card().signing_key if pinned is None else pinned.card.signing_key
+                manifest = _check_signed(_manifest(client, meta), signer, meta)
+                yield Listed(meta=meta, manifest=manifest, problem=None, owner=owner)
+            except (ProofError, FormatError, ApiError, ConfigError) as exc:
+                yield Listed(meta=meta, manifest=None, problem=exc.message, owner=owner)
+        nxt = answer.get("next")
+        if not isinstance(nxt, str):
+            return
+        after = nxt
+
+
+class _Download:
+    """The streamed age file: header and payload hashed apart, as age reads it."""
+
+    def __init__(self, pieces: Iterator[bytes], header_size: int) -> None:
+        self._pieces = pieces
+        self._pending = b""
+        self._header_size = header_size
+        self._seen = 0
+        self.header = hashlib.sha256()
+        self.payload = hashlib.sha256()
+        self.payload_size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            self._pending = next(self._pieces, b"")
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        split = max(0, min(len(data), self._header_size - self._seen))
+        self.header.update(data[:split])
+        self.payload.update(data[split:])
+        self.payload_size += len(data) - split
+        self._seen += len(data)
+        return data
+
+
+class _HashingWriter:
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self._out.write(data)
+
+
+def _destination(output: Path | None, manifest: Manifest) -> Path:
+    name = safe_filename(manifest.filename)
+    if output is None:
+        return Path.cwd() / name
+    if output.is_dir() and not output.is_symlink():
+        return output / name
+    return output
+
+
+def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -> Fetched:
+    """Download, decrypt and verify an item; write it under a safe name.
+
+    Raises:
+        ConfigError: unknown item, or the output exists (without ``force``).
+        SignatureError, ManifestError: a manifest that is not the owner's
+            for this item, or hashes that do not match it.
+        DecryptError: the ciphertext does not decrypt or authenticate.
+    """
+    meta = _meta(client, item)
+    pinned, newly = _signer(client, meta["owner"])
+    signer = client.card().signing_key if pinned is None else pinned.card.signing_key
+    signed = _manifest(client, meta)
+    manifest = _check_signed(signed, signer, meta)
+    target = _destination(output, manifest)
+    response = client.authed().stream(f"/items/{item}/content")
+    try:
+        download = _Download(client.api.iter_body(response), meta["header_size"])
+        with atomic_output(target, mode=0o600, overwrite=force) as out:
+            writer = _HashingWriter(out)
+            age.decrypt(download, writer, [client.identity.age_identity], armored=False)  # type: ignore[arg-type]
+            if download.read(1):
+                raise DecryptError("trailing data after the item's payload")
+            payload_sha256 = download.payload.hexdigest()
+            if payload_sha256 != meta["sha256"] or download.payload_size != meta["size"]:
+                raise ProofError(
+                    "the downloaded ciphertext is not the one the server lists for this item",
+                    hint="do not trust this server",
+                )
+            signed.verify(
+                signer=signer,
+                plaintext_sha256=writer.digest.hexdigest(),
+                payload_sha256=payload_sha256,
+                item_id=item,
+                vault_id=meta["vault"],
+                size=writer.size,
+            )
+    finally:
+        response.close()
+    name = "you" if pinned is None else pinned.name
+    return Fetched(path=target, manifest=manifest, signer_name=name, newly_pinned=newly)
+
+
+def _current_header(client: Client, meta: dict[str, Any]) -> bytes:
+    size = meta["header_size"]
+    response = client.authed().request(
+        "GET",
+        f"/items/{meta['id']}/content",
+        headers={"Range": f"bytes=0-{size - 1}"},
+        stream=True,
+        ok=(206,),
+    )
+    try:
+        data = b"".join(client.api.iter_body(response))
+    finally:
+        response.close()
+    if len(data) != size or hashlib.sha256(data).hexdigest() != meta["header_sha256"]:
+        raise ProofError("the server sent another header than the item's")
+    return data
+
+
+def _check_entry(entry: LoggedEntry, expected: dict[str, object]) -> None:
+    event = entry.event
+    extra = set(event) - set(expected) - {"time"}
+    wrong = [k for k, v in expected.items() if event.get(k) != v]
+    if wrong or extra:
+        raise ProofError(
+            f"the server logged something other than this change ({(wrong or sorted(extra))[0]})",
+            hint="do not trust this server",
+        )
+
+
+def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinned]:
+    """Add the verified contact ``name`` as a reader of ``item``: header re-wrap only.
+
+    Raises:
+        KeyChangedError: the server gives another key for the contact.
+        ConfigError: the contact is unknown or unverified; not your item.
+    """
+    meta = _meta(client, item)
+    if meta["owner"] != client.account:
+        raise ConfigError("only the reporter who added an item can share it")
+    contact = current_card(client, name)
+    editors = [str(e) for e in meta.get("shared_with") or []]
+    if contact.contact.account in editors:
+        raise ConfigError(f"{item} is already shared with {name}")
+    recipient = contact.card.age_recipient()
+    identity = client.identity.age_identity
+    header = _current_header(client, meta)
+    try:
+        parsed = parse_header(Source(io.BytesIO(header)))
+    except FormatError as exc:
+        raise ProofError(f"the item's header is malformed: {exc.message}") from None
+    new_header = age.rewrap_header(parsed, identity, [recipient]).marshal()
+    manifest_data = client.authed().get_bytes(f"/items/{item}/manifest", limit=_MAX_MANIFEST)
+    new_manifest = io.BytesIO()
+    age.rewrap(io.BytesIO(manifest_data), new_manifest, identity, [recipient])
+    sealed = new_manifest.getvalue()
+    wanted = sorted({*editors, contact.contact.account})
+    answer = client.call(
+        "POST",
+        f"/items/{item}/share",
+        json={"header": b64encode(new_header), "editors": wanted, "manifest": b64encode(sealed)},
+    )
+    entry = client.log.entry(answer)
+    _check_entry(
+        entry,
+        {
+            "type": "item.shared",
+            "item": item,
+            "account": client.account,
+            "header_sha256": hashlib.sha256(new_header).hexdigest(),
+            "header_size": len(new_header),
+            "editors": wanted,
+            "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
+            "manifest_size": len(sealed),
+        },
+    )
+    store_entry(client.paths, item, entry)
+    return entry, contact
+
+
+def delete_item(client: Client, item: str) -> LoggedEntry:
+    """Delete an item of mine from the server's list (the log keeps the record)."""
+    meta = _meta(client, item)
+    if meta["owner"] != client.account:
+        raise ConfigError("only the reporter who added an item can delete it")
+    answer = client.call("DELETE", f"/items/{item}")
+    entry = client.log.entry(answer)
+    _check_entry(entry, {"type": "item.deleted", "item": item, "account": client.account})
+    store_entry(client.paths, item, entry)
+    return entry

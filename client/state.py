@@ -1,0 +1,180 @@
+"""The client's local state: server, account, pinned keys and the last checkpoint.
+
+``state.json`` holds only what a seized laptop may reveal anyway: ids,
+hashes, public keys and the server's address. It is rewritten atomically
+(mode 0600) after every change, so a crash leaves the old or the new state,
+never half of one.
+
+Contacts are the people whose keys this client pinned: editors a reporter
+shares with, reporters whose items an editor pulls. A contact's card is
+pinned when added; ``verified`` records that the person compared the
+fingerprint out of band.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from vault._atomic import write_atomically
+from vault.errors import ConfigError
+from vault.keys import Card
+
+__all__ = ["Contact", "LogPin", "State", "check_name", "load", "save"]
+
+_VERSION = 1
+_MAX_STATE = 16 * 1024 * 1024
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+def check_name(name: str) -> str:
+    """A contact's local name: letters, digits and ``_.@-``, at most 64.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"invalid name {name!r}",
+            hint="use letters, digits and . _ @ - (at most 64), starting with a letter or digit",
+        )
+    return name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contact:
+    """A pinned card: the account it belongs to, and whether it was verified."""
+
+    account: str
+    card: str
+    verified: bool = False
+
+    def parsed(self) -> Card:
+        return Card.from_json(self.card.encode("utf-8"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogPin:
+    """The server's log key and the newest checkpoint seen and verified."""
+
+    key: str
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class State:
+    """Everything the client remembers between commands."""
+
+    server: str | None = None
+    proxy: str | None = None
+    account: str | None = None
+    role: str | None = None
+    vault: str | None = None
+    log: LogPin | None = None
+    contacts: dict[str, Contact] = field(default_factory=dict)
+
+    def with_contact(self, name: str, contact: Contact) -> State:
+        contacts = dict(self.contacts)
+        contacts[check_name(name)] = contact
+        return replace(self, contacts=contacts)
+
+    def contact_for_account(self, account: str) -> tuple[str, Contact] | None:
+        for name, contact in sorted(self.contacts.items()):
+            if contact.account == account:
+                return name, contact
+        return None
+
+    def to_json(self) -> bytes:
+        value: dict[str, object] = {
+            "v": _VERSION,
+            "server": self.server,
+            "proxy": self.proxy,
+            "account": self.account,
+            "role": self.role,
+            "vault": self.vault,
+            "log": None
+            if self.log is None
+            else {"key": self.log.key, "checkpoint": self.log.checkpoint},
+            "contacts": {
+                name: {"account": c.account, "card": c.card, "verified": c.verified}
+                for name, c in sorted(self.contacts.items())
+            },
+        }
+        return json.dumps(value, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def _opt_str(value: object, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(f"damaged state file: {what} is not text")
+
+
+def _parse(data: bytes, path: Path) -> State:
+    damaged = ConfigError(
+        f"damaged state file: {path}",
+        hint="restore it from a backup, or move it away and run `evault register` again",
+    )
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise damaged from None
+    if not isinstance(value, dict) or value.get("v") != _VERSION:
+        raise damaged
+    log_value = value.get("log")
+    log: LogPin | None = None
+    if log_value is not None:
+        if not isinstance(log_value, dict) or not isinstance(log_value.get("key"), str):
+            raise damaged
+        log = LogPin(key=log_value["key"], checkpoint=_opt_str(log_value.get("checkpoint"), "log"))
+    contacts: dict[str, Contact] = {}
+    raw_contacts = value.get("contacts") or {}
+    if not isinstance(raw_contacts, dict):
+        raise damaged
+    for name, raw in raw_contacts.items():
+        if not (
+            isinstance(raw, dict)
+            and isinstance(raw.get("account"), str)
+            and isinstance(raw.get("card"), str)
+            and isinstance(raw.get("verified"), bool)
+        ):
+            raise damaged
+        contacts[check_name(name)] = Contact(
+            account=raw["account"], card=raw["card"], verified=raw["verified"]
+        )
+    return State(
+        server=_opt_str(value.get("server"), "server"),
+        proxy=_opt_str(value.get("proxy"), "proxy"),
+        account=_opt_str(value.get("account"), "account"),
+        role=_opt_str(value.get("role"), "role"),
+        vault=_opt_str(value.get("vault"), "vault"),
+        log=log,
+        contacts=contacts,
+    )
+
+
+def load(path: Path) -> State:
+    """The state in ``path``; an empty state if there is none yet.
+
+    Raises:
+        ConfigError: the file is damaged or unreadable.
+    """
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_STATE + 1)
+    except FileNotFoundError:
+        return State()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > _MAX_STATE:
+        raise ConfigError(f"damaged state file: {path} is too large")
+    return _parse(data, path)
+
+
+def save(path: Path, state: State) -> None:
+    """Replace the state file atomically (mode 0600)."""
+    try:
+        write_atomically(path, state.to_json(), overwrite=True, mode=0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,553 @@
+"""``evault add``: encrypt a file on the device while uploading it, resumably.
+
+The plaintext is read once. The age payload is produced chunk by chunk
+(:func:`vault.age.stream.encrypt_payload`) and hashed as it is produced,
+while an uploader thread sends finished pieces, so encryption, hashing and
+the network overlap and no ciphertext file is ever written.
+
+To resume after the process is killed or the line drops, the upload must be
+able to produce the very same payload again, so the file key and the payload
+nonce are kept until the commit, in a *pending record*: a small age file
+encrypted to the reporter's own key under ``pending/``. It also holds the
+local path, which names the evidence and must not be readable on a seized
+laptop either. The next ``evault add`` of the same, unchanged file asks the
+server which byte ranges it lacks, encrypts again and sends only those.
+
+After the payload, the signed manifest (vault.manifest) is encrypted to the
+same recipients and sent with the commit. The server's answer carries the
+exact log entry and a receipt: the client checks that the entry records
+what it sent, that the receipt proves the entry is in the log, and that the
+log's checkpoint is consistent with the last one this device saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import io
+import mimetypes
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from client.api import ApiError
+from client.context import Client
+from client.logcheck import LoggedEntry
+from client.receipts import store_entry
+from vault import age, canonical
+from vault._atomic import write_atomically
+from vault._base64 import b64decode, b64encode
+from vault.age.stream import NONCE_SIZE, encrypt_payload, payload_size
+from vault.errors import ConfigError, FormatError, ProofError, VaultError
+from vault.manifest import Manifest
+
+__all__ = ["Added", "Progress", "add_file", "pending_uploads"]
+
+UPLOAD_PIECE = 8 * 1024 * 1024
+"""Bytes per chunk request: big enough to be fast, small enough to resend."""
+_QUEUE_DEPTH = 2
+_ID = re.compile(r"[0-9a-f]{32}")
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_PENDING = 64 * 1024
+
+
+class Progress(Protocol):
+    """What ``add`` reports while it works (the CLI draws a bar)."""
+
+    def start(self, *, total: int, done: int, resumed: bool) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Added:
+    """A committed item and the verified log entry that records it."""
+
+    item: str
+    size: int
+    payload_sha256: str
+    plaintext_sha256: str
+    entry: LoggedEntry
+    resumed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Pending:
+    upload: str
+    item: str
+    server: str
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    file_key: bytes
+    nonce: bytes
+    header: bytes
+    editors: tuple[str, ...]
+    note: str
+
+    def to_bytes(self) -> bytes:
+        return canonical.dumps(
+            {
+                "device": str(self.device),
+                "editors": list(self.editors),
+                "file_key": b64encode(self.file_key),
+                "header": b64encode(self.header),
+                "inode": str(self.inode),
+                "item": self.item,
+                "mtime_ns": str(self.mtime_ns),
+                "nonce": b64encode(self.nonce),
+                "note": self.note,
+                "path": self.path,
+                "server": self.server,
+                "size": self.size,
+                "upload": self.upload,
+                "v": 1,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> _Pending:
+        value = canonical.loads(data)
+        if not isinstance(value, dict) or value.get("v") != 1:
+            raise FormatError("unknown pending record")
+        file_key = b64decode(value["file_key"], 16)
+        nonce = b64decode(value["nonce"], NONCE_SIZE)
+        header = b64decode(value["header"])
+        if file_key is None or nonce is None or header is None:
+            raise FormatError("damaged pending record")
+        return cls(
+            upload=str(value["upload"]),
+            item=str(value["item"]),
+            server=str(value["server"]),
+            path=str(value["path"]),
+            size=int(value["size"]),
+            mtime_ns=int(value["mtime_ns"]),
+            inode=int(value["inode"]),
+            device=int(value["device"]),
+            file_key=file_key,
+            nonce=nonce,
+            header=header,
+            editors=tuple(str(e) for e in value["editors"]),
+            note=str(value["note"]),
+        )
+
+    def matches(self, path: Path, st: os.stat_result, server: str) -> bool:
+        return (
+            self.server == server
+            and self.path == str(path)
+            and self.size == st.st_size
+            and self.mtime_ns == st.st_mtime_ns
+            and self.inode == st.st_ino
+            and self.device == st.st_dev
+        )
+
+
+def _record_path(client: Client, upload: str) -> Path:
+    if not _UPLOAD_ID.fullmatch(upload):
+        raise ProofError("the server sent a malformed upload id")
+    return client.paths.pending / f"{upload}.age"
+
+
+def _save_pending(client: Client, pending: _Pending) -> None:
+    out = io.BytesIO()
+    age.encrypt(io.BytesIO(pending.to_bytes()), out, [client.card().age_recipient()])
+    client.paths.ensure()
+    write_atomically(_record_path(client, pending.upload), out.getvalue(), overwrite=True)
+
+
+def _drop_pending(client: Client, pending: _Pending) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _record_path(client, pending.upload).unlink()
+
+
+def pending_uploads(client: Client) -> list[_Pending]:
+    """The unfinished uploads of this device (decrypted; needs the identity)."""
+    found: list[_Pending] = []
+    directory = client.paths.pending
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob("*.age")):
+        try:
+            with path.open("rb") as f:
+                data = f.read(_MAX_PENDING)
+            out = io.BytesIO()
+            age.decrypt(io.BytesIO(data), out, [client.identity.age_identity])
+            found.append(_Pending.parse(out.getvalue()))
+        except (OSError, VaultError, KeyError, ValueError, TypeError):
+            continue  # another identity's, or damaged: never fatal
+    return found
+
+
+class _HashingReader:
+    """The plaintext file, hashed and counted as the encryptor reads it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self.digest.update(buffer[:n])
+            self.count += n
+        return int(n or 0)
+
+
+class _Stop(Exception):
+    """The uploader failed: stop encrypting (its error is the one to report)."""
+
+
+def _overlaps(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    return any(start < r_end and r_start < end for r_start, r_end in ranges)
+
+
+class _Uploader:
+    """Sends payload pieces in order on a thread, skipping those the server has."""
+
+    def __init__(
+        self,
+        client: Client,
+        upload: str,
+        missing: Sequence[tuple[int, int]],
+        advance: Callable[[int], None],
+    ) -> None:
+        self._client = client
+        self._upload = upload
+        self._missing = list(missing)
+        self._advance = advance
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(_QUEUE_DEPTH)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="evault-upload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        api = self._client.authed()
+        while (piece := self._queue.get()) is not None:
+            if self.error is not None:
+                continue
+            offset, data = piece
+            try:
+                if _overlaps(offset, offset + len(data), self._missing):
+                    api.request(
+                        "PUT",
+                        f"/uploads/{self._upload}/chunks",
+                        params={"offset": offset},
+                        data=data,
+                        headers={"Content-Type": "application/octet-stream"},
+                    ).close()
+                    self._advance(len(data))
+            except BaseException as exc:  # noqa: BLE001 — reported by the main thread
+                self.error = exc
+
+    def put(self, offset: int, data: bytes) -> None:
+        if self.error is not None:
+            raise _Stop
+        self._queue.put((offset, data))
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class _Sink:
+    """The encryptor's output: hashed, cut into pieces, handed to the uploader."""
+
+    def __init__(self, uploader: _Uploader) -> None:
+        self._uploader = uploader
+        self.digest = hashlib.sha256()
+        self._buffer = bytearray()
+        self._offset = 0
+
+    def write(self, view: memoryview) -> int:
+        self.digest.update(view)
+        data = view
+        while len(data):
+            room = UPLOAD_PIECE - len(self._buffer)
+            self._buffer += data[:room]
+            data = data[room:]
+            if len(self._buffer) == UPLOAD_PIECE:
+                self._flush()
+        return len(view)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            piece = bytes(self._buffer)
+            self._buffer = bytearray()
+            self._uploader.put(self._offset, piece)
+            self._offset += len(piece)
+
+    def close(self) -> None:
+        self._flush()
+
+
+def _ranges(upload: dict[str, Any], key: str) -> list[tuple[int, int]]:
+    value = upload.get(key)
+    if not isinstance(value, list):
+        raise ProofError("the server sent a malformed upload status")
+    out = []
+    for pair in value:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(type(x) is int for x in pair)):
+            raise ProofError("the server sent a malformed upload status")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _upload_status(client: Client, upload: str) -> dict[str, Any] | None:
+    try:
+        answer = client.call("GET", f"/uploads/{upload}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    status = answer.get("upload")
+    if not isinstance(status, dict):
+        raise ProofError("the server sent a malformed upload status")
+    return status
+
+
+def _item_exists(client: Client, item: str) -> bool:
+    try:
+        client.call("GET", f"/items/{item}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def _safe_local_name(path: Path) -> str:
+    name = path.name
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:1024] or "file"
+
+
+def _capture_time(st: os.stat_result) -> str:
+    moment = datetime.datetime.fromtimestamp(st.st_mtime, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _media_type(path: Path) -> str:
+    guessed = mimetypes.guess_type(path.name, strict=False)[0]
+    return (
+        guessed
+        if guessed and re.fullmatch(r"[\w.+-]+/[\w.+-]+", guessed)
+        else ("application/octet-stream")
+    )
+
+
+def _encrypted_manifest(manifest: bytes, recipients: Sequence[age.Recipient]) -> bytes:
+    out = io.BytesIO()
+    age.encrypt(io.BytesIO(manifest), out, recipients)
+    return out.getvalue()
+
+
+def _check_event(entry: LoggedEntry, expected: dict[str, object]) -> None:
+    event = entry.event
+    extra = set(event) - set(expected) - {"time"}
+    wrong = [key for key, value in expected.items() if event.get(key) != value]
+    if wrong or extra or not isinstance(event.get("time"), int):
+        what = (wrong or sorted(extra) or ["time"])[0]
+        raise ProofError(
+            f"the server logged something other than this upload ({what})",
+            hint="do not trust this server",
+        )
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb", buffering=0), st
+
+
+def add_file(
+    client: Client,
+    path: Path,
+    *,
+    recipients: Sequence[age.Recipient],
+    editors: Sequence[str],
+    note: str,
+    progress: Progress,
+) -> Added:
+    """Encrypt ``path`` to ``recipients`` and upload it; resume if it was started before.
+
+    ``recipients`` must include the reporter's own; ``editors`` are the
+    account ids the item is shared with from the start.
+
+    Raises:
+        ConfigError: not a readable regular file, or it changed while read.
+        ApiError: the server refused or could not be reached (the upload
+            can be resumed by running the same command again).
+        ProofError: the server logged something else, or its log is not
+            consistent with what this device saw.
+    """
+    path = path.absolute()
+    src, st = _open_regular(path)
+    with src:
+        account, vault = client.account, client.vault
+        pending = next(
+            (p for p in pending_uploads(client) if p.matches(path, st, client.server)), None
+        )
+        status = None
+        if pending is not None:
+            status = _upload_status(client, pending.upload)
+            if status is None:
+                _drop_pending(client, pending)
+                if _item_exists(client, pending.item):
+                    raise VaultError(
+                        f"{path.name} was already uploaded as item {pending.item} "
+                        "(the answer to its commit was lost)",
+                        hint="`evault ls` shows it; `evault export` rebuilds its receipt",
+                    )
+                pending = None
+        if pending is None or status is None:
+            header, file_key = age.new_header(recipients)
+            header_bytes = header.marshal()
+            answer = client.call(
+                "POST",
+                "/uploads",
+                json={"size": payload_size(st.st_size), "header": b64encode(header_bytes)},
+            )
+            status = answer.get("upload")
+            if not isinstance(status, dict) or not isinstance(status.get("id"), str):
+                raise ProofError("the server sent a malformed upload")
+            item = status.get("item")
+            if not isinstance(item, str) or not _ID.fullmatch(item):
+                raise ProofError("the server did not reserve an item id; is it up to date?")
+            pending = _Pending(
+                upload=status["id"],
+                item=item,
+                server=client.server,
+                path=str(path),
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                inode=st.st_ino,
+                device=st.st_dev,
+                file_key=file_key,
+                nonce=os.urandom(NONCE_SIZE),
+                header=header_bytes,
+                editors=tuple(editors),
+                note=note,
+            )
+            _save_pending(client, pending)
+            resumed = False
+        else:
+            resumed = True
+        total = payload_size(pending.size)
+        missing = _ranges(status, "missing")
+        progress.start(total=total, done=total - sum(e - s for s, e in missing), resumed=resumed)
+        uploader = _Uploader(client, pending.upload, missing, progress.advance)
+        reader = _HashingReader(src)
+        sink = _Sink(uploader)
+        try:
+            encrypt_payload(pending.file_key, reader, sink.write, nonce=pending.nonce)
+            sink.close()
+        except _Stop:
+            pass
+        finally:
+            uploader.finish()
+        after = os.fstat(src.fileno())
+        if reader.count != pending.size or after.st_mtime_ns != pending.mtime_ns:
+            raise ConfigError(
+                f"{path} changed while it was being encrypted",
+                hint="wait until nothing writes to it, then run the command again",
+            )
+        return _commit(
+            client,
+            pending,
+            reader.digest.hexdigest(),
+            sink.digest.hexdigest(),
+            recipients,
+            account,
+            vault,
+            path,
+            st,
+            resumed,
+        )
+
+
+def _commit(
+    client: Client,
+    pending: _Pending,
+    plaintext_sha256: str,
+    payload_sha256: str,
+    recipients: Sequence[age.Recipient],
+    account: str,
+    vault: str,
+    path: Path,
+    st: os.stat_result,
+    resumed: bool,
+) -> Added:
+    manifest = Manifest(
+        item_id=pending.item,
+        vault_id=vault,
+        filename=_safe_local_name(path),
+        media_type=_media_type(path),
+        size=pending.size,
+        plaintext_sha256=plaintext_sha256,
+        payload_sha256=payload_sha256,
+        captured_at=_capture_time(st),
+        note=pending.note,
+        signer=client.card().signing_key,
+    ).sign(client.identity)
+    sealed = _encrypted_manifest(manifest.to_json(), recipients)
+    try:
+        answer = client.call(
+            "POST",
+            f"/uploads/{pending.upload}/commit",
+            json={"sha256": payload_sha256, "manifest": b64encode(sealed)},
+        )
+    except ApiError as exc:
+        if exc.status in (404, 422):
+            _drop_pending(client, pending)
+        if exc.status == 422:
+            raise ApiError(
+                "the server's copy did not match what was sent; nothing was stored",
+                status=422,
+                hint="run the same command again to upload it afresh",
+            ) from None
+        raise
+    entry = client.log.entry(answer)
+    size = payload_size(pending.size)
+    _check_event(
+        entry,
+        {
+            "type": "item.uploaded",
+            "item": pending.item,
+            "account": account,
+            "vault": vault,
+            "sha256": payload_sha256,
+            "size": size,
+            "header_sha256": hashlib.sha256(pending.header).hexdigest(),
+            "header_size": len(pending.header),
+            "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
+            "manifest_size": len(sealed),
+        },
+    )
+    store_entry(client.paths, pending.item, entry)
+    _drop_pending(client, pending)
+    return Added(
+        item=pending.item,
+        size=pending.size,
+        payload_sha256=payload_sha256,
+        plaintext_sha256=plaintext_sha256,
+        entry=entry,
+        resumed=resumed,
+    )
