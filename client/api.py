@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 
@@ -37,11 +37,10 @@ __all__ = ["Api", "ApiError", "check_proxy", "check_server_url"]
 _PREFIX = "/api/v1"
 _CONNECT_TIMEOUT = 30.0
 _READ_TIMEOUT = 300.0
-_RETRIES = 5
+_RETRIES = 8
+_GATEWAY_ERRORS = (502, 503, 504)
 _MAX_JSON = 64 * 1024 * 1024
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-
-T = TypeVar("T")
 
 
 class ApiError(ServerError):
@@ -126,6 +125,7 @@ class Api:
             self._session.proxies = {"http": proxy, "https": proxy}
         self._session.headers["User-Agent"] = "evault"
         self._token: str | None = None
+        self._relogin: Callable[[], None] | None = None
         self._sleep = sleep
 
     def close(self) -> None:
@@ -142,20 +142,29 @@ class Api:
             headers["Authorization"] = f"Bearer {self._token}"
         return headers
 
-    def _retry(self, attempt: Callable[[], T], *, idempotent: bool) -> T:
+    def _retry(
+        self, attempt: Callable[[], requests.Response], *, idempotent: bool
+    ) -> requests.Response:
+        """Send; on a dropped connection or a gateway error, try again with backoff."""
+        tries = _RETRIES if idempotent else 1
         delay = 1.0
-        for n in range(_RETRIES if idempotent else 1):
+        for n in range(tries):
+            last = n + 1 >= tries
             try:
-                return attempt()
+                response = attempt()
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if n + 1 >= (_RETRIES if idempotent else 1):
+                if last:
                     raise ApiError(
                         f"cannot reach the server at {self.server}",
                         hint="check the connection, the address and --proxy (is Tor running?); "
                         "what was sent so far is kept and the command can be run again",
                     ) from exc
-                self._sleep(delay)
-                delay = min(delay * 2, 30.0)
+            else:
+                if last or response.status_code not in _GATEWAY_ERRORS:
+                    return response
+                response.close()
+            self._sleep(delay)
+            delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
 
     def request(
@@ -189,6 +198,12 @@ class Api:
             )
 
         response = self._retry(attempt, idempotent=idempotent)
+        if response.status_code == 401 and self._relogin is not None:
+            # The token expired during a long transfer: log in again, once.
+            response.close()
+            self._token = None
+            self._relogin()
+            response = self._retry(attempt, idempotent=idempotent)
         if response.status_code not in ok:
             code, message = _message(response)
             response.close()
@@ -290,3 +305,4 @@ class Api:
         if not isinstance(token, str) or not token:
             raise ApiError("the server sent a malformed login answer")
         self._token = token
+        self._relogin = lambda: self.login(identity, account, origin)

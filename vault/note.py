@@ -29,6 +29,7 @@ Choices where the specifications leave room:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ __all__ = [
     "open_note",
     "sign_checkpoint",
     "sign_note",
+    "verifier_fingerprint",
     "verify_receipt",
 ]
 
@@ -405,3 +407,15 @@ def verify_receipt(
     hashed = leaf if leaf_is_hash else leaf_hash(leaf)
     verify_inclusion(hashed, receipt.index, checkpoint.size, receipt.proof, checkpoint.root_hash)
     return checkpoint
+
+
+def verifier_fingerprint(verifier: NoteVerifier) -> str:
+    """A short code of a log verifier key, for people to compare out of band.
+
+    SHA-256 of the verifier key string (``name+keyid+key``), its first 128
+    bits as eight groups of four hex digits, e.g. ``8af6 4df7 … e480``. The
+    operator publishes it (``evault-server keys show``); clients and evidence
+    packages show it.
+    """
+    digest = hashlib.sha256(str(verifier).encode("utf-8")).hexdigest()[:32]
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))

@@ -21,14 +21,13 @@ from client.state import LogPin
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault import keystore
 from vault.errors import ConfigError, FormatError, ProofError, VaultError
-from vault.note import NoteVerifier
+from vault.note import NoteVerifier, verifier_fingerprint
 
 __all__ = ["COMMANDS"]
 
 
 def _log_fingerprint(key: str) -> str:
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+    return verifier_fingerprint(NoteVerifier.parse(key))
 
 
 @click.command()

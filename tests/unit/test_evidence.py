@@ -1,0 +1,790 @@
+"""vault.evidence: evidence packages written from real objects, verified, then tampered with.
+
+Each tampered package is what an attacker could hand over: where a change
+would only trip the package.json hashes, the attacker updates package.json
+too, so the test shows that a signature or a proof catches it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import re
+import shutil
+import stat
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import encrypt_bytes
+from vault import age, canonical, merkle
+from vault.age.format import Source, parse_header
+from vault.age.stream import CHUNK_SIZE, payload_size
+from vault.errors import (
+    ConfigError,
+    FormatError,
+    ProofError,
+    SignatureError,
+    VaultError,
+)
+from vault.evidence import PackageReport, verify_package, write_package
+from vault.keys import Card, PersonalIdentity
+from vault.manifest import Manifest, SignedManifest
+from vault.note import Checkpoint, NoteSigner, Receipt, sign_checkpoint
+
+REPORTER = PersonalIdentity.generate("Reporter", post_quantum=False)
+OTHER = PersonalIdentity.generate("Someone Else", post_quantum=False)
+EDITOR = age.X25519Identity.generate()
+LOG = NoteSigner.from_seed("log.example/vault", hashlib.sha256(b"log key").digest())
+# Same name, another key: its signatures look like the log's.
+ROGUE = NoteSigner.from_seed("log.example/vault", hashlib.sha256(b"rogue key").digest())
+ITEM_ID = "7f3c9a0b2d4e4f6a8b1c3d5e7f9a0b1c"
+OTHER_ITEM_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+VAULT_ID = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+ACCOUNT = "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f"
+T0 = 1_790_000_000
+PLAINTEXT = os.urandom(100_000)  # two STREAM chunks
+FILENAME = "harbour memo.pdf"
+
+Entry = tuple[int, bytes, bytes]
+
+
+def _split(blob: bytes) -> tuple[bytes, bytes]:
+    header = parse_header(Source(io.BytesIO(blob))).marshal()
+    return header, blob[len(header) :]
+
+
+def _hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Log:
+    """A real Merkle log in memory, signed like the server's."""
+
+    def __init__(self, leaves: Sequence[bytes] = ()) -> None:
+        self.leaves: list[bytes] = []
+        self.store = merkle.MemoryHashStore()
+        for leaf in leaves:
+            self.add(leaf)
+
+    def add(self, leaf: bytes) -> int:
+        self.leaves.append(leaf)
+        self.store.append(merkle.leaf_hash(leaf))
+        return len(self.leaves) - 1
+
+    def append(self, event: dict[str, object]) -> int:
+        return self.add(canonical.dumps({**event, "time": T0 + 60 * len(self.leaves)}))
+
+    def receipt(self, index: int, size: int | None = None, *, signer: NoteSigner = LOG) -> bytes:
+        size = len(self.leaves) if size is None else size
+        checkpoint = Checkpoint(origin=LOG.name, size=size, root_hash=merkle.root(self.store, size))
+        return Receipt(
+            index=index,
+            proof=tuple(merkle.inclusion_proof(self.store, index, size)),
+            checkpoint=sign_checkpoint(checkpoint, signer),
+        ).marshal()
+
+    def entry(self, index: int, size: int | None = None) -> Entry:
+        return index, self.leaves[index], self.receipt(index, size)
+
+
+def _upload_event(item_id: str, blob: bytes, **changes: object) -> dict[str, object]:
+    header, payload = _split(blob)
+    event: dict[str, object] = {
+        "type": "item.uploaded",
+        "item": item_id,
+        "account": ACCOUNT,
+        "vault": VAULT_ID,
+        "sha256": _hex(payload),
+        "size": len(payload),
+        "header_sha256": _hex(header),
+        "header_size": len(header),
+    }
+    event.update(changes)
+    return event
+
+
+def _manifest(blob: bytes = b"", plaintext: bytes = PLAINTEXT, **changes: object) -> Manifest:
+    fields: dict[str, object] = {
+        "item_id": ITEM_ID,
+        "vault_id": VAULT_ID,
+        "filename": FILENAME,
+        "media_type": "application/pdf",
+        "size": len(plaintext),
+        "plaintext_sha256": _hex(plaintext),
+        "payload_sha256": _hex(_split(blob or ITEM)[1]),
+        "captured_at": "2026-11-27T06:00:00Z",
+        "note": "from the harbour office",
+        "signer": REPORTER.card().signing_key,
+    }
+    fields.update(changes)
+    return Manifest(**fields)  # type: ignore[arg-type]
+
+
+ITEM = encrypt_bytes(PLAINTEXT, [REPORTER.card().age_recipient()])
+HEADER, PAYLOAD = _split(ITEM)
+SHARED_HEADER = age.rewrap_header(
+    parse_header(Source(io.BytesIO(ITEM))), REPORTER.age_identity, [EDITOR.recipient()]
+).marshal()
+SHARED_ITEM = SHARED_HEADER + PAYLOAD
+OTHER_ITEM = encrypt_bytes(b"another memo", [REPORTER.card().age_recipient()])
+SIGNED = _manifest().sign(REPORTER)
+
+# The log: unrelated events, the item's upload, another item, a share, a download.
+LOG_ = Log()
+for n in range(3):
+    LOG_.append({"type": "account.created", "account": f"acc{n}"})
+UPLOAD = LOG_.append(_upload_event(ITEM_ID, ITEM))
+UPLOAD_RECEIPT = LOG_.receipt(UPLOAD)  # as the server returns it, at append time
+LOG_.append({"type": "checkin", "vault": VAULT_ID})
+OTHER_UPLOAD = LOG_.append(_upload_event(OTHER_ITEM_ID, OTHER_ITEM))
+SHARE = LOG_.append(
+    {
+        "type": "item.shared",
+        "item": ITEM_ID,
+        "account": ACCOUNT,
+        "header_sha256": _hex(SHARED_HEADER),
+        "header_size": len(SHARED_HEADER),
+        "editors": ["ed1"],
+    }
+)
+DOWNLOAD = LOG_.append({"type": "item.downloaded", "item": ITEM_ID, "account": "ed1"})
+for n in range(4):
+    LOG_.append({"type": "checkin", "vault": f"v{n}"})
+ENTRIES: list[Entry] = [
+    (UPLOAD, LOG_.leaves[UPLOAD], UPLOAD_RECEIPT),
+    LOG_.entry(SHARE),
+    LOG_.entry(DOWNLOAD),
+]
+
+
+def make(
+    where: Path,
+    *,
+    item: bytes = ITEM,
+    manifest: SignedManifest = SIGNED,
+    card: Card | None = None,
+    entries: Sequence[Entry] = ENTRIES,
+    log_key: str | None = None,
+) -> Path:
+    directory = where / "package"
+    write_package(
+        directory,
+        item=io.BytesIO(item),
+        manifest=manifest,
+        card=card or REPORTER.card(),
+        log_key=log_key or str(LOG.verifier()),
+        entries=entries,
+    )
+    return directory
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    return make(tmp_path)
+
+
+def rehash(directory: Path, **changes: object) -> None:
+    """Rewrite package.json to match the files present, as an attacker would."""
+    index = canonical.loads((directory / "package.json").read_bytes())
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name != "package.json":
+            files[name] = _hex(path.read_bytes())
+    index["files"] = files
+    index.update(changes)
+    (directory / "package.json").write_bytes(canonical.dumps(index))
+
+
+def leftovers(where: Path) -> list[str]:
+    return sorted(p.name for p in where.iterdir())
+
+
+# good packages -----------------------------------------------------------------
+
+
+def test_layout_modes_and_index(package: Path) -> None:
+    names = sorted(p.relative_to(package).as_posix() for p in package.rglob("*"))
+    entries = [f"entries/{i}.{ext}" for i in (UPLOAD, SHARE, DOWNLOAD) for ext in ("json", "proof")]
+    assert names == sorted(
+        [
+            "README.txt",
+            "entries",
+            *entries,
+            "item.age",
+            "log.key",
+            "manifest.json",
+            "package.json",
+            "reporter.card",
+        ]
+    )
+    assert (package / "item.age").read_bytes() == ITEM
+    assert (package / "manifest.json").read_bytes() == SIGNED.to_json()
+    assert (package / "reporter.card").read_bytes() == REPORTER.card().to_json()
+    assert (package / "log.key").read_text() == str(LOG.verifier()) + "\n"
+    assert (package / f"entries/{SHARE}.json").read_bytes() == LOG_.leaves[SHARE]
+    assert (package / f"entries/{UPLOAD}.proof").read_bytes() == UPLOAD_RECEIPT
+    index = canonical.loads((package / "package.json").read_bytes())
+    assert set(index) == {"v", "item", "vault", "files"}
+    assert (index["v"], index["item"], index["vault"]) == (1, ITEM_ID, VAULT_ID)
+    assert set(index["files"]) == set(names) - {"entries", "package.json"}
+    for name, digest in index["files"].items():
+        assert _hex((package / name).read_bytes()) == digest
+    for path in [package, *package.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), path
+    assert leftovers(package.parent) == ["package"]
+
+
+def test_verifies_without_trust_or_keys(package: Path) -> None:
+    report = verify_package(package)
+    assert isinstance(report, PackageReport)
+    assert report == dataclasses.replace(
+        report,
+        item_id=ITEM_ID,
+        vault_id=VAULT_ID,
+        filename=FILENAME,
+        media_type="application/pdf",
+        plaintext_size=len(PLAINTEXT),
+        captured_at="2026-11-27T06:00:00Z",
+        payload_sha256=_hex(PAYLOAD),
+        plaintext_sha256=_hex(PLAINTEXT),
+        plaintext_checked=False,
+        reporter_fingerprint=REPORTER.card().fingerprint(),
+        log_origin="log.example/vault",
+        upload_index=UPLOAD,
+        upload_time=T0 + 60 * UPLOAD,
+        checkpoint_size=len(LOG_.leaves),
+    )
+    assert [name for name, _ in report.checks] == [
+        "files",
+        "reporter card",
+        "manifest",
+        "payload",
+        "log key",
+        f"entry {UPLOAD}",
+        f"entry {SHARE}",
+        f"entry {DOWNLOAD}",
+        "upload",
+        "header",
+    ]
+    unchecked = dict(report.not_checked)
+    assert set(unchecked) == {"reporter identity", "log identity", "plaintext"}
+    assert report.reporter_fingerprint in unchecked["reporter identity"]
+    assert report.log_key_fingerprint in unchecked["log identity"]
+    assert "age -d -i KEY item.age | sha256sum" in unchecked["plaintext"]
+    assert "item.uploaded" in dict(report.checks)["header"]
+
+
+def test_log_key_fingerprint_is_the_servers(package: Path) -> None:
+    from server.keyfile import fingerprint
+
+    assert verify_package(package).log_key_fingerprint == fingerprint(LOG.verifier())
+
+
+def test_verifies_with_trusted_keys_and_identity(package: Path) -> None:
+    report = verify_package(
+        package,
+        trusted_log_key=str(LOG.verifier()),
+        trusted_card=REPORTER.card(),
+        identities=[OTHER.age_identity, REPORTER.age_identity],
+    )
+    assert report.plaintext_checked
+    assert "plaintext" in dict(report.checks)
+    assert report.not_checked == ()
+    # A card with the same keys under another display name is the same person.
+    renamed = dataclasses.replace(REPORTER.card(), name="R.")
+    assert verify_package(package, trusted_card=renamed).item_id == ITEM_ID
+
+
+def test_identity_that_is_no_recipient_leaves_the_plaintext_unchecked(package: Path) -> None:
+    report = verify_package(package, identities=[OTHER.age_identity])
+    assert not report.plaintext_checked
+    assert "none of the keys given opens item.age" in dict(report.not_checked)["plaintext"]
+
+
+def test_shared_header_verifies(tmp_path: Path) -> None:
+    package = make(tmp_path, item=SHARED_ITEM)
+    report = verify_package(package, identities=[EDITOR])
+    assert report.plaintext_checked
+    assert f"entries/{SHARE}.json (item.shared)" in dict(report.checks)["header"]
+
+
+def test_receipts_of_any_later_tree_size_verify(tmp_path: Path) -> None:
+    entries = [LOG_.entry(UPLOAD, UPLOAD + 2), LOG_.entry(SHARE, SHARE + 1)]
+    report = verify_package(make(tmp_path, entries=entries))
+    assert report.checkpoint_size == SHARE + 1
+
+
+def test_empty_plaintext(tmp_path: Path) -> None:
+    blob = encrypt_bytes(b"", [REPORTER.card().age_recipient()])
+    log = Log()
+    index = log.append(_upload_event(ITEM_ID, blob))
+    signed = _manifest(blob, plaintext=b"").sign(REPORTER)
+    package = make(tmp_path, item=blob, manifest=signed, entries=[log.entry(index)])
+    report = verify_package(package, identities=[REPORTER.age_identity])
+    assert (report.plaintext_size, report.plaintext_checked) == (0, True)
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE])
+def test_payload_size_is_ages(size: int) -> None:
+    blob = encrypt_bytes(bytes(size), [EDITOR.recipient()])
+    assert payload_size(size) == len(_split(blob)[1])
+
+
+def test_readme_names_the_item_and_fingerprints(package: Path) -> None:
+    readme = (package / "README.txt").read_text("utf-8")
+    report = verify_package(package)
+    assert f'"{FILENAME}"' in readme
+    assert report.reporter_fingerprint in readme
+    assert report.log_key_fingerprint in readme
+    for text in (ITEM_ID, VAULT_ID, _hex(PLAINTEXT), _hex(PAYLOAD), "sha256sum", "age -d -i KEY"):
+        assert text in readme
+    # The commands it gives work with standard tools.
+    tail = re.search(r"tail -c \+(\d+) item.age \| sha256sum\n\s+must print ([0-9a-f]{64})", readme)
+    head = re.search(r"head -c (\d+) item.age \| sha256sum", readme)
+    assert tail is not None
+    assert head is not None
+    assert tail.group(2) == _hex(PAYLOAD)
+    item = (package / "item.age").read_bytes()
+    assert _hex(item[int(tail.group(1)) - 1 :]) == _hex(PAYLOAD)
+    assert item[: int(head.group(1))] == HEADER
+    log_key = (package / "log.key").read_bytes().replace(b"\n", b"")
+    assert _hex(log_key)[:32] == report.log_key_fingerprint.replace(" ", "")
+
+
+@pytest.mark.skipif(shutil.which("tail") is None, reason="no tail command")
+def test_readme_tail_command_runs(package: Path) -> None:
+    readme = (package / "README.txt").read_text("utf-8")
+    match = re.search(r"tail -c (\+\d+) item.age", readme)
+    assert match is not None
+    out = subprocess.run(
+        ["tail", "-c", match.group(1), "item.age"], cwd=package, capture_output=True, check=True
+    )
+    assert _hex(out.stdout) == _hex(PAYLOAD)
+
+
+def test_hostile_filename_is_escaped_in_readme_and_raw_in_report(tmp_path: Path) -> None:
+    name = "invoice\u202efdp.exe\x1b[2J"
+    signed = _manifest(filename=name).sign(REPORTER)
+    package = make(tmp_path, manifest=signed)
+    readme = (package / "README.txt").read_text("utf-8")
+    assert "\u202e" not in readme
+    assert "\x1b" not in readme
+    assert '"invoice\\u202efdp.exe\\u001b[2J"' in readme
+    assert verify_package(package).filename == name
+
+
+# tampered packages -------------------------------------------------------------
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_payload_byte(package: Path) -> None:
+    _flip(package / "item.age", len(HEADER) + 100)
+    with pytest.raises(ProofError, match=r"item\.age was altered: its SHA-256") as caught:
+        verify_package(package)
+    assert caught.value.hint
+    rehash(package)
+    with pytest.raises(
+        ProofError, match=r"item.age does not match manifest.json: the payload hash"
+    ):
+        verify_package(package)
+
+
+def test_swapped_item(package: Path) -> None:
+    (package / "item.age").write_bytes(OTHER_ITEM)
+    rehash(package)
+    with pytest.raises(
+        ProofError, match=r"item.age does not match manifest.json: the payload hash"
+    ):
+        verify_package(package)
+
+
+def test_manifest_resigned_by_another_key(package: Path) -> None:
+    forged = _manifest(signer=OTHER.card().signing_key).sign(OTHER)
+    (package / "manifest.json").write_bytes(forged.to_json())
+    rehash(package)
+    with pytest.raises(SignatureError, match=r"manifest.json is not signed by the reporter"):
+        verify_package(package)
+
+
+def test_card_and_manifest_both_replaced(package: Path) -> None:
+    forged = _manifest(signer=OTHER.card().signing_key).sign(OTHER)
+    (package / "manifest.json").write_bytes(forged.to_json())
+    (package / "reporter.card").write_bytes(OTHER.card().to_json())
+    rehash(package)
+    # Self-consistent: only the fingerprint, compared out of band, tells.
+    report = verify_package(package)
+    assert report.reporter_fingerprint == OTHER.card().fingerprint()
+    with pytest.raises(SignatureError, match=r"reporter.card is not the trusted card") as caught:
+        verify_package(package, trusted_card=REPORTER.card())
+    assert OTHER.card().fingerprint() in (caught.value.hint or "")
+
+
+def test_changed_filename(package: Path) -> None:
+    changed = dataclasses.replace(SIGNED.manifest, filename="other.pdf")
+    forged = SignedManifest(manifest=changed, signature=SIGNED.signature)
+    (package / "manifest.json").write_bytes(forged.to_json())
+    rehash(package)
+    with pytest.raises(SignatureError, match=r"manifest.json is not signed by the reporter"):
+        verify_package(package)
+
+
+def test_manifest_for_another_item(package: Path) -> None:
+    rehash(package, item=OTHER_ITEM_ID)
+    with pytest.raises(ProofError, match=r"manifest.json does not describe the item"):
+        verify_package(package)
+
+
+def test_entry_for_another_item(package: Path) -> None:
+    index, leaf, receipt = LOG_.entry(OTHER_UPLOAD)
+    (package / f"entries/{index}.json").write_bytes(leaf)
+    (package / f"entries/{index}.proof").write_bytes(receipt)
+    rehash(package)
+    with pytest.raises(ProofError, match=rf"entries/{index}.json is a log event about another"):
+        verify_package(package)
+
+
+def test_upload_entry_replaced_by_another_items(package: Path) -> None:
+    for ext in ("json", "proof"):
+        (package / f"entries/{UPLOAD}.{ext}").unlink()
+    index, leaf, receipt = LOG_.entry(OTHER_UPLOAD)
+    (package / f"entries/{index}.json").write_bytes(
+        leaf.replace(OTHER_ITEM_ID.encode(), ITEM_ID.encode())
+    )
+    (package / f"entries/{index}.proof").write_bytes(receipt)
+    rehash(package)
+    with pytest.raises(ProofError, match=rf"entries/{index}.json is not in the log at index"):
+        verify_package(package)
+
+
+def test_wrong_inclusion_proof(package: Path) -> None:
+    path = package / f"entries/{DOWNLOAD}.proof"
+    receipt = Receipt.parse(path.read_bytes())
+    bad = dataclasses.replace(receipt, proof=(bytes(32), *receipt.proof[1:]))
+    path.write_bytes(bad.marshal())
+    rehash(package)
+    with pytest.raises(
+        ProofError, match=rf"entries/{DOWNLOAD}.json is not in the log at index {DOWNLOAD}"
+    ):
+        verify_package(package)
+
+
+def test_receipt_of_another_entry(package: Path) -> None:
+    (package / f"entries/{DOWNLOAD}.proof").write_bytes(LOG_.receipt(SHARE))
+    rehash(package)
+    with pytest.raises(ProofError, match=rf"entries/{DOWNLOAD}.proof is the receipt of another"):
+        verify_package(package)
+
+
+def test_checkpoint_signed_by_another_key(package: Path) -> None:
+    (package / f"entries/{SHARE}.proof").write_bytes(LOG_.receipt(SHARE, signer=ROGUE))
+    rehash(package)
+    with pytest.raises(
+        SignatureError, match=rf"entries/{SHARE}.proof: the checkpoint is not signed"
+    ):
+        verify_package(package)
+
+
+def test_log_key_replaced_with_the_rogue_one(package: Path) -> None:
+    (package / "log.key").write_text(str(ROGUE.verifier()) + "\n")
+    rehash(package)
+    with pytest.raises(SignatureError, match=r"the checkpoint is not signed by the key in log.key"):
+        verify_package(package)
+
+
+def test_trusted_log_key_mismatch(package: Path) -> None:
+    with pytest.raises(SignatureError, match=r"log.key is not the trusted log key") as caught:
+        verify_package(package, trusted_log_key=str(ROGUE.verifier()))
+    assert "compare fingerprints" in (caught.value.hint or "")
+    with pytest.raises(FormatError, match=r"the trusted log key is not a log verifier key"):
+        verify_package(package, trusted_log_key="nonsense")
+
+
+def test_forked_log(package: Path) -> None:
+    # A second history: the same first entries, then a different last one.
+    size = len(LOG_.leaves)
+    fork = Log(LOG_.leaves[: size - 1])
+    fork.add(b"a different last entry")
+    (package / f"entries/{DOWNLOAD}.proof").write_bytes(fork.receipt(DOWNLOAD, size))
+    rehash(package)
+    with pytest.raises(ProofError, match=f"the log forked: two checkpoints of {size} entries"):
+        verify_package(package)
+
+
+def test_header_not_logged(package: Path) -> None:
+    header = age.rewrap_header(
+        parse_header(Source(io.BytesIO(ITEM))),
+        REPORTER.age_identity,
+        [OTHER.card().age_recipient()],
+    ).marshal()
+    (package / "item.age").write_bytes(header + PAYLOAD)
+    rehash(package)
+    with pytest.raises(ProofError, match=r"the header of item.age is not one the log recorded"):
+        verify_package(package)
+
+
+def test_plaintext_mismatch_needs_a_key(tmp_path: Path) -> None:
+    signed = _manifest(plaintext_sha256=_hex(b"something else")).sign(REPORTER)
+    package = make(tmp_path, manifest=signed)
+    assert not verify_package(package).plaintext_checked
+    with pytest.raises(ProofError, match=r"item.age does not match manifest.json: the plaintext"):
+        verify_package(package, identities=[REPORTER.age_identity])
+
+
+def test_signed_size_that_the_payload_cannot_hold(package: Path) -> None:
+    forged = _manifest(size=len(PLAINTEXT) + 1).sign(REPORTER)
+    (package / "manifest.json").write_bytes(forged.to_json())
+    rehash(package)
+    with pytest.raises(ProofError, match=r"cannot hold the 100001 bytes of plaintext signed"):
+        verify_package(package)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sha256": _hex(b"x")}, "its payload sha256 differs from the one in entries/1.json"),
+        ({"size": 7}, "its payload size differs"),
+        ({"vault": "another"}, "entries/1.json records an upload to another vault"),
+        ({"time": "yesterday"}, "entries/1.json has no valid time"),
+    ],
+)
+def test_upload_entry_that_does_not_match(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    log = Log()
+    log.append({"type": "account.created", "account": ACCOUNT})
+    leaf = canonical.dumps({**_upload_event(ITEM_ID, ITEM), "time": T0, **changes})
+    index = log.add(leaf)
+    with pytest.raises(VaultError, match=message):
+        make(tmp_path, entries=[log.entry(index)])
+    assert leftovers(tmp_path) == []
+
+
+def test_two_uploads(tmp_path: Path) -> None:
+    log = Log()
+    first = log.append(_upload_event(ITEM_ID, ITEM))
+    second = log.append(_upload_event(ITEM_ID, ITEM))
+    with pytest.raises(
+        ProofError, match=r"more than one upload entry for this item: entries 0 and 1"
+    ):
+        make(tmp_path, entries=[log.entry(first), log.entry(second)])
+
+
+def test_no_upload_entry(package: Path) -> None:
+    for ext in ("json", "proof"):
+        (package / f"entries/{UPLOAD}.{ext}").unlink()
+    rehash(package)
+    with pytest.raises(ProofError, match=r"no upload entry"):
+        verify_package(package)
+
+
+# layout ------------------------------------------------------------------------
+
+
+def test_extra_unknown_file(package: Path) -> None:
+    (package / "notes.txt").write_text("trust me")
+    with pytest.raises(FormatError, match=r"unexpected file in the package: 'notes.txt' is not"):
+        verify_package(package)
+    rehash(package)
+    with pytest.raises(
+        FormatError, match=r"lists a path that is not part of a package: 'notes.txt'"
+    ):
+        verify_package(package)
+
+
+def test_unexpected_directory(package: Path) -> None:
+    (package / "entries" / "more").mkdir()
+    with pytest.raises(FormatError, match=r"unexpected directory in the package: 'entries/more'"):
+        verify_package(package)
+
+
+def test_symlink(package: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "card-copy"
+    shutil.move(package / "reporter.card", outside)
+    (package / "reporter.card").symlink_to(outside)
+    with pytest.raises(FormatError, match=r"the package holds a symbolic link: 'reporter.card'"):
+        verify_package(package)
+
+
+def test_symlinked_entries_directory(package: Path, tmp_path: Path) -> None:
+    shutil.move(package / "entries", tmp_path / "elsewhere")
+    (package / "entries").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FormatError, match=r"symbolic link: 'entries'"):
+        verify_package(package)
+
+
+def test_special_file(package: Path) -> None:
+    os.mkfifo(package / "entries" / "9.json")
+    with pytest.raises(FormatError, match=r"the package holds a special file: 'entries/9.json'"):
+        verify_package(package)
+
+
+def test_missing_file(package: Path) -> None:
+    (package / f"entries/{SHARE}.proof").unlink()
+    with pytest.raises(
+        FormatError, match=rf"incomplete package: 'entries/{SHARE}.proof' is missing"
+    ):
+        verify_package(package)
+
+
+def test_unpaired_entry(package: Path) -> None:
+    (package / f"entries/{SHARE}.proof").unlink()
+    rehash(package)
+    with pytest.raises(FormatError, match=rf"entries/{SHARE}.proof is not listed"):
+        verify_package(package)
+
+
+@pytest.mark.parametrize(
+    "path", ["../x", "/etc/passwd", "entries/../item.age", "entries/01.json", "./item.age", ""]
+)
+def test_index_lists_a_path_outside_the_format(package: Path, path: str) -> None:
+    index = canonical.loads((package / "package.json").read_bytes())
+    index["files"][path] = "0" * 64
+    (package / "package.json").write_bytes(canonical.dumps(index))
+    with pytest.raises(FormatError, match=r"lists a path that is not part of a package"):
+        verify_package(package)
+
+
+def _index_value(package: Path) -> dict[str, object]:
+    value = canonical.loads((package / "package.json").read_bytes())
+    assert isinstance(value, dict)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"v": 1}', "malformed package.json: invalid JSON: not in canonical form"),
+        (b"[]", "malformed package.json: not an object"),
+        (b'{"files":{},"item":"a","v":2,"vault":"b"}', "unsupported evidence package version"),
+        (b'{"files":{},"item":"a","v":1,"vault":"b","x":0}', "unexpected or missing fields"),
+        (b'{"files":{},"item":"a/b","v":1,"vault":"b"}', "invalid item id"),
+        (b'{"files":[],"item":"a","v":1,"vault":"b"}', "files must be an object"),
+        (b'{"files":{"log.key":"AB"},"item":"a","v":1,"vault":"b"}', "is not hex SHA-256"),
+        (b'{"files":{},"item":"a","v":1,"vault":"b"}', "does not list README.txt"),
+    ],
+)
+def test_malformed_index(package: Path, data: bytes, message: str) -> None:
+    (package / "package.json").write_bytes(data)
+    with pytest.raises(FormatError, match=message):
+        verify_package(package)
+
+
+def test_oversized_file(package: Path) -> None:
+    (package / "manifest.json").write_bytes(b" " * (64 * 1024 + 1))
+    rehash(package)
+    with pytest.raises(FormatError, match=r"manifest.json is too large"):
+        verify_package(package)
+
+
+def test_not_a_package(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match=r"not a directory"):
+        verify_package(tmp_path / "nothing")
+    with pytest.raises(FormatError, match=r"package.json is missing"):
+        verify_package(tmp_path)
+
+
+def test_item_that_is_not_age(package: Path) -> None:
+    (package / "item.age").write_bytes(b"hello")
+    rehash(package)
+    with pytest.raises(FormatError, match=r"item.age is not a binary age v1 file"):
+        verify_package(package)
+
+
+# writing -----------------------------------------------------------------------
+
+
+def test_refuses_a_non_empty_directory_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "package"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"is not empty"):
+        make(tmp_path)
+    assert leftovers(tmp_path) == ["package"]
+    assert leftovers(target) == ["keep.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"exists and is not a directory"):
+        write_package(
+            tmp_path / "file",
+            item=io.BytesIO(ITEM),
+            manifest=SIGNED,
+            card=REPORTER.card(),
+            log_key=str(LOG.verifier()),
+            entries=ENTRIES,
+        )
+    assert leftovers(tmp_path) == ["file", "package"]
+
+
+def test_writes_into_an_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "package").mkdir()
+    verify_package(make(tmp_path))
+    assert leftovers(tmp_path) == ["package"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        (
+            {"card": OTHER.card()},
+            SignatureError,
+            "would not verify: manifest.json is not signed by the reporter",
+        ),
+        ({"log_key": str(ROGUE.verifier())}, SignatureError, "checkpoint is not signed"),
+        ({"log_key": "nonsense"}, FormatError, "the log key is not a log verifier key"),
+        ({"item": OTHER_ITEM}, ProofError, "the payload hash does not match"),
+        ({"item": b"not age"}, FormatError, "not a binary age v1 file"),
+        ({"entries": ENTRIES[1:]}, ProofError, "no upload entry"),
+        ({"entries": [*ENTRIES, LOG_.entry(OTHER_UPLOAD)]}, ProofError, "about another item"),
+        ({"entries": [*ENTRIES, ENTRIES[0]]}, FormatError, "repeated log entry index"),
+        (
+            {"entries": [ENTRIES[0], (DOWNLOAD, LOG_.leaves[DOWNLOAD], LOG_.receipt(SHARE))]},
+            ProofError,
+            "receipt of another entry",
+        ),
+    ],
+)
+def test_bad_inputs_leave_nothing(
+    tmp_path: Path, changes: dict[str, object], error: type[VaultError], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        make(tmp_path, **changes)  # type: ignore[arg-type]
+    assert leftovers(tmp_path) == []
+
+
+class _PipeReader(io.RawIOBase):
+    """A stream that cannot seek, like a download in progress."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._data.read(min(len(buffer), 4096))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_item_is_streamed_from_a_pipe(tmp_path: Path) -> None:
+    directory = tmp_path / "package"
+    write_package(
+        directory,
+        item=io.BufferedReader(_PipeReader(ITEM)),
+        manifest=SIGNED,
+        card=REPORTER.card(),
+        log_key=str(LOG.verifier()),
+        entries=ENTRIES,
+    )
+    assert (directory / "item.age").read_bytes() == ITEM

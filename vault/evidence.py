@@ -1,0 +1,1035 @@
+"""Evidence packages: one item that anyone can check offline (DESIGN.md, "Client", ``export``).
+
+An evidence package is a directory that lets a court or another newsroom
+check, without our server and without any secret key, that a ciphertext is
+what a reporter signed and that the server's public audit log recorded it at
+a time. Nothing in it is secret: the item stays encrypted, every key is public.
+
+Format, version 1
+-----------------
+
+::
+
+    DIR/
+      README.txt         a guide for a person checking the package by hand (UTF-8)
+      item.age           the whole age v1 file, binary (header, then payload), as stored
+      manifest.json      the reporter's signed manifest: SignedManifest.to_json bytes
+      reporter.card      the reporter's public card: Card.to_json bytes
+      log.key            the log's C2SP signed-note verifier key, then one newline
+      entries/N.json     the exact bytes of log entry N, a canonical JSON event
+      entries/N.proof    the receipt of entry N: a C2SP tlog-proof whose index is N
+      package.json       {"files":{PATH:SHA256,...},"item":ID,"v":1,"vault":ID}
+
+``N`` is a leaf index in decimal without leading zeros; each ``N.json`` has its
+``N.proof``. ``package.json`` is canonical JSON (vault.canonical); ``files`` maps
+the path of every other file (``/``-separated, relative to DIR) to the
+lower-case hex SHA-256 of its bytes. No other file, directory, symbolic link
+or special file may exist in DIR.
+
+What :func:`verify_package` checks, in order:
+
+1. package.json lists exactly the files present, with their hashes. It is not
+   signed, so this only finds damage and swapped files; the signatures below
+   carry the trust.
+2. reporter.card is a card; if the caller trusts a card, it has the same keys.
+3. manifest.json is signed (Ed25519, context ``manifest``, vault.keys) by the
+   key in reporter.card, for the item and vault that package.json names.
+4. item.age splits into its header (through the newline of the ``---`` MAC
+   line) and its payload (the 16-byte nonce and the sealed chunks). The
+   payload has the manifest's ``payload_sha256``, and its size is the one
+   age's STREAM gives for the manifest's plaintext ``size``. With a key that
+   opens the file, the plaintext has the manifest's ``plaintext_sha256`` and size.
+5. log.key is a verifier key; if the caller trusts a log key, it is that one.
+6. Every entry is included at index N (RFC 6962 leaf hash, SHA-256 of 0x00
+   and the entry) in a tree whose checkpoint log.key signed, with the key's
+   name as origin line; no two checkpoints of the same size differ; every
+   entry is a canonical JSON event whose ``item`` is this item.
+7. Exactly one entry is the ``item.uploaded`` event: it names the manifest's
+   vault and records the payload's ``sha256`` and ``size``. The header of
+   item.age is the one (``header_sha256``, ``header_size``) recorded by that
+   event or by an ``item.shared`` event, as sharing re-wraps only the header.
+
+A package does not show that reporter.card and log.key belong to the reporter
+and the log: their fingerprints must be compared out of band. An event's
+``time`` is the log server's clock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from vault import age, canonical
+from vault._atomic import fsync_directory
+from vault.age.format import Source, parse_header
+from vault.age.stream import NONCE_SIZE, decrypt_payload, payload_size
+from vault.errors import (
+    ConfigError,
+    DecryptError,
+    FormatError,
+    ManifestError,
+    NoIdentityMatchError,
+    ProofError,
+    SignatureError,
+    VaultError,
+)
+from vault.keys import Card
+from vault.manifest import Manifest, SignedManifest
+from vault.note import NoteVerifier, Receipt, verifier_fingerprint, verify_receipt
+
+__all__ = ["PackageReport", "verify_package", "write_package"]
+
+_VERSION = 1
+_INDEX = "package.json"
+_README = "README.txt"
+_ITEM = "item.age"
+_MANIFEST = "manifest.json"
+_CARD = "reporter.card"
+_LOG_KEY = "log.key"
+_ENTRIES = "entries"
+_REQUIRED = (_README, _ITEM, _MANIFEST, _CARD, _LOG_KEY)
+_ENTRY = re.compile(r"entries/(0|[1-9][0-9]{0,19})\.(json|proof)")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HEX = re.compile(r"[0-9a-f]{64}")
+# Event types are short names; anything else in one is refused, so a type
+# can be shown in README.txt and in the report as it is.
+_EVENT_TYPE = re.compile(r"[a-z0-9._-]{1,64}")
+_MAX_ENTRIES = 1024
+_MAX_FILES = len(_REQUIRED) + 2 * _MAX_ENTRIES + 1
+# Every file but item.age is read whole and kept until the end, so each has
+# a ceiling well above what a real package holds and the whole stays under
+# about 50 MiB; item.age is only ever streamed.
+_LIMITS = {
+    _INDEX: 1 << 20,
+    _README: 1 << 20,
+    _MANIFEST: 64 * 1024,
+    _CARD: 16 * 1024,
+    _LOG_KEY: 4096,
+    "json": 16 * 1024,
+    "proof": 32 * 1024,
+}
+_BLOCK = 1 << 20
+_UPLOADED = "item.uploaded"
+_SHARED = "item.shared"
+_UNTOUCHED = "get an untouched copy of the package; do not trust this one"
+# Characters shown escaped in README.txt: they hide or reorder text.
+_HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageReport:
+    """What a verified package shows; every field comes from a checked file.
+
+    ``filename`` is the reporter's untrusted text, kept raw: render it safely.
+    ``checks`` lists the checks that passed, in order, as (name, description);
+    ``not_checked`` what the package alone cannot show and how to check it.
+    """
+
+    item_id: str
+    vault_id: str
+    filename: str
+    media_type: str
+    plaintext_size: int
+    captured_at: str
+    payload_sha256: str
+    plaintext_sha256: str
+    plaintext_checked: bool
+    reporter_fingerprint: str
+    log_origin: str
+    log_key_fingerprint: str
+    upload_index: int
+    upload_time: int
+    checkpoint_size: int
+    checks: tuple[tuple[str, str], ...]
+    not_checked: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Ciphertext:
+    file_sha256: str
+    header: bytes
+    payload_sha256: str
+    payload_size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Upload:
+    index: int
+    time: int
+
+
+def _parse_log_key(text: str, what: str) -> NoteVerifier:
+    try:
+        return NoteVerifier.parse(text)
+    except FormatError as exc:
+        raise FormatError(f"{what} is not a log verifier key: {exc.message}") from None
+
+
+def _utc(seconds: int) -> str:
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (Unix time)"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event(data: bytes, name: str, item_id: str) -> dict[str, object]:
+    """A log entry as an event about ``item_id``."""
+    try:
+        value: object = canonical.loads(data)
+    except FormatError as exc:
+        raise FormatError(f"{name} is not a log event: {exc.message}") from None
+    if not isinstance(value, dict):
+        raise FormatError(f"{name} is not a log event: not an object")
+    kind = value.get("type")
+    if not isinstance(kind, str) or not _EVENT_TYPE.fullmatch(kind):
+        raise FormatError(f"{name} is not a log event: no valid type")
+    if value.get("item") != item_id:
+        raise ProofError(
+            f"{name} is a log event about another item, not {item_id}",
+            hint="the package mixes up items; " + _UNTOUCHED,
+        )
+    return value
+
+
+def _find_upload(events: Sequence[tuple[int, dict[str, object]]]) -> tuple[int, dict[str, object]]:
+    uploads = [(index, event) for index, event in events if event["type"] == _UPLOADED]
+    if not uploads:
+        raise ProofError(
+            "no upload entry: no log entry records the upload of this item",
+            hint="export the package again with the item.uploaded entry",
+        )
+    if len(uploads) > 1:
+        first, second = uploads[0][0], uploads[1][0]
+        raise ProofError(f"more than one upload entry for this item: entries {first} and {second}")
+    index, event = uploads[0]
+    time = event.get("time")
+    if type(time) is not int or time < 0:
+        raise FormatError(f"entries/{index}.json has no valid time")
+    return uploads[0]
+
+
+# reading ---------------------------------------------------------------------
+
+
+def _open(root: Path, name: str) -> BinaryIO:
+    """Open a regular file of the package, never through a symbolic link or a FIFO."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    # A FIFO put in place after the listing would block open() without it.
+    flags |= getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(root / name, flags)
+    except FileNotFoundError:
+        raise FormatError(f"incomplete package: {name!r} is missing", hint=_UNTOUCHED) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read {name!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FormatError(f"{name!r} is not a regular file", hint=_UNTOUCHED)
+    return os.fdopen(fd, "rb")
+
+
+def _limit(name: str) -> int:
+    return _LIMITS.get(name) or _LIMITS[name.rpartition(".")[2]]
+
+
+def _read(root: Path, name: str) -> bytes:
+    limit = _limit(name)
+    with _open(root, name) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FormatError(f"{name} is too large: more than {limit} bytes", hint=_UNTOUCHED)
+    return data
+
+
+def _scan(directory: Path, prefix: str, found: set[str]) -> None:
+    """Add the regular files under ``directory`` to ``found``; refuse anything else."""
+    try:
+        with os.scandir(directory) as listing:
+            for entry in listing:
+                path = prefix + entry.name
+                if len(found) >= _MAX_FILES:
+                    raise FormatError("the package holds too many files")
+                if entry.is_symlink():
+                    raise FormatError(
+                        f"the package holds a symbolic link: {path!r}",
+                        hint="a package holds only regular files; " + _UNTOUCHED,
+                    )
+                if entry.is_dir(follow_symlinks=False):
+                    if prefix or entry.name != _ENTRIES:
+                        raise FormatError(f"unexpected directory in the package: {path!r}")
+                    _scan(Path(entry.path), path + "/", found)
+                elif entry.is_file(follow_symlinks=False):
+                    found.add(path)
+                else:
+                    raise FormatError(f"the package holds a special file: {path!r}")
+    except OSError as exc:
+        raise FormatError(f"cannot list {directory}: {exc.strerror or exc}") from None
+
+
+def _valid_path(path: str) -> bool:
+    if path in _REQUIRED:
+        return True
+    match = _ENTRY.fullmatch(path)
+    return match is not None and int(match.group(1)) < 1 << 64
+
+
+def _parse_index(data: bytes) -> tuple[str, str, dict[str, str]]:
+    """The item id, vault id and file hashes of package.json."""
+    try:
+        value: object = canonical.loads(data)
+    except FormatError as exc:
+        raise FormatError(f"malformed package.json: {exc.message}") from None
+    if not isinstance(value, dict):
+        raise FormatError("malformed package.json: not an object")
+    if type(value.get("v")) is not int or value["v"] != _VERSION:
+        raise FormatError("unsupported evidence package version", hint="update evault")
+    if set(value) != {"v", "item", "vault", "files"}:
+        raise FormatError("malformed package.json: unexpected or missing fields")
+    item_id, vault_id, files = value["item"], value["vault"], value["files"]
+    for what, text in (("item", item_id), ("vault", vault_id)):
+        if not isinstance(text, str) or not _ID.fullmatch(text):
+            raise FormatError(f"malformed package.json: invalid {what} id")
+    if not isinstance(files, dict) or len(files) >= _MAX_FILES:
+        raise FormatError("malformed package.json: files must be an object of a few paths")
+    for path, digest in files.items():
+        if not _valid_path(path):
+            raise FormatError(
+                f"package.json lists a path that is not part of a package: {path!r}",
+                hint="a package holds only the files its README.txt lists; " + _UNTOUCHED,
+            )
+        if not isinstance(digest, str) or not _HEX.fullmatch(digest):
+            raise FormatError(f"malformed package.json: the hash of {path!r} is not hex SHA-256")
+    return item_id, vault_id, files
+
+
+def _entry_indices(files: dict[str, str]) -> list[int]:
+    """The leaf indices of the entries, each with both of its files."""
+    indices: set[int] = set()
+    for path in files:
+        match = _ENTRY.fullmatch(path)
+        if match is not None:
+            indices.add(int(match.group(1)))
+    for index in sorted(indices):
+        for suffix in ("json", "proof"):
+            if f"entries/{index}.{suffix}" not in files:
+                raise FormatError(f"incomplete package: entries/{index}.{suffix} is not listed")
+    return sorted(indices)
+
+
+def _split_item(handle: BinaryIO, copy: BinaryIO | None = None) -> _Ciphertext:
+    """Hash an age file in one streamed pass: whole, header and payload; copy it too."""
+    source = Source(handle)
+    try:
+        header = parse_header(source).marshal()
+    except DecryptError as exc:
+        raise FormatError(f"item.age is not a binary age v1 file: {exc.message}") from None
+    whole = hashlib.sha256(header)
+    payload = hashlib.sha256()
+    size = 0
+    if copy is not None:
+        copy.write(header)
+    while data := source.read(_BLOCK):
+        whole.update(data)
+        payload.update(data)
+        size += len(data)
+        if copy is not None:
+            copy.write(data)
+    if size < NONCE_SIZE:
+        raise FormatError("item.age is truncated: the payload has no nonce", hint=_UNTOUCHED)
+    return _Ciphertext(
+        file_sha256=whole.hexdigest(),
+        header=header,
+        payload_sha256=payload.hexdigest(),
+        payload_size=size,
+    )
+
+
+def _decrypt(handle: BinaryIO, identities: Sequence[age.Identity]) -> tuple[str, int] | None:
+    """SHA-256 and size of the plaintext, streamed; ``None`` if no identity opens it."""
+    handle.seek(0)
+    source = Source(handle)
+    digest = hashlib.sha256()
+    size = 0
+
+    def write(view: memoryview) -> int:
+        nonlocal size
+        digest.update(view)
+        size += len(view)
+        return len(view)
+
+    try:
+        header = parse_header(source)
+        nonce = source.read(NONCE_SIZE)
+        try:
+            file_key = age.unwrap_file_key(header, identities)
+        except NoIdentityMatchError:
+            return None
+        decrypt_payload(file_key, nonce, source, write)
+    except DecryptError as exc:
+        raise ProofError(
+            f"item.age does not decrypt with the given key: {exc.message}",
+            hint="item.age is damaged although it matches what was signed and logged; "
+            "do not trust its content",
+        ) from None
+    return digest.hexdigest(), size
+
+
+# verifying -------------------------------------------------------------------
+
+
+def verify_package(
+    directory: Path,
+    *,
+    trusted_log_key: str | None = None,
+    trusted_card: Card | None = None,
+    identities: Sequence[age.Identity] = (),
+) -> PackageReport:
+    """Check an evidence package offline; return what it shows.
+
+    Args:
+        directory: the package.
+        trusted_log_key: the log's verifier key as the caller knows it; log.key
+            must be this key.
+        trusted_card: the reporter's card as the caller knows it; reporter.card
+            must have the same keys.
+        identities: keys that may open item.age, to check the plaintext too.
+
+    Raises:
+        FormatError: a file is missing, extra, not a regular file, too large
+            or malformed.
+        SignatureError: a signature does not verify, or is by another key than
+            a trusted one.
+        ProofError: a hash, an id or an inclusion proof does not match.
+    """
+    checks: list[tuple[str, str]] = []
+    not_checked: list[tuple[str, str]] = []
+    if not directory.is_dir():
+        raise FormatError(f"no evidence package at {directory}: not a directory")
+    found: set[str] = set()
+    _scan(directory, "", found)
+    if _INDEX not in found:
+        raise FormatError("not an evidence package: package.json is missing")
+    item_id, vault_id, files = _parse_index(_read(directory, _INDEX))
+    for name in _REQUIRED:
+        if name not in files:
+            raise FormatError(f"incomplete package: package.json does not list {name}")
+    indices = _entry_indices(files)
+    if len(indices) > _MAX_ENTRIES:
+        raise FormatError(f"the package holds more than {_MAX_ENTRIES} log entries")
+    extra = sorted(found - set(files) - {_INDEX})
+    if extra:
+        raise FormatError(
+            f"unexpected file in the package: {extra[0]!r} is not listed in package.json",
+            hint="a package holds only the files package.json lists; " + _UNTOUCHED,
+        )
+    missing = sorted(set(files) - found)
+    if missing:
+        raise FormatError(f"incomplete package: {missing[0]!r} is missing", hint=_UNTOUCHED)
+
+    with _open(directory, _ITEM) as item:
+        ciphertext = _split_item(item)
+        contents: dict[str, bytes] = {}
+        for path in sorted(files):
+            if path != _ITEM:
+                contents[path] = _read(directory, path)
+        for path, digest in sorted(files.items()):
+            actual = ciphertext.file_sha256 if path == _ITEM else _sha256(contents[path])
+            if actual != digest:
+                raise ProofError(
+                    f"{path} was altered: its SHA-256 is not the one in package.json",
+                    hint=_UNTOUCHED,
+                )
+        checks.append(
+            ("files", f"package.json lists the {len(files)} files, and each one's SHA-256 matches")
+        )
+
+        card = _check_card(contents[_CARD], trusted_card, checks, not_checked)
+        signed = _check_manifest(contents[_MANIFEST], card, item_id, vault_id, checks)
+        plaintext_checked = _check_item(
+            item, ciphertext, signed, card, identities, checks, not_checked
+        )
+    manifest = signed.manifest
+
+    verifier = _check_log_key(contents[_LOG_KEY], trusted_log_key, checks, not_checked)
+    events: list[tuple[int, dict[str, object]]] = []
+    roots: dict[int, bytes] = {}
+    for index in indices:
+        leaf = contents[f"entries/{index}.json"]
+        size = _check_receipt(index, leaf, contents[f"entries/{index}.proof"], verifier, roots)
+        event = _event(leaf, f"entries/{index}.json", item_id)
+        events.append((index, event))
+        checks.append(
+            (
+                f"entry {index}",
+                f"entries/{index}.json ({event['type']}) is entry {index} of the log "
+                f"{verifier.name}, in a tree of {size} entries whose checkpoint log.key signed",
+            )
+        )
+    upload = _check_upload(events, ciphertext, manifest, checks)
+    return PackageReport(
+        item_id=manifest.item_id,
+        vault_id=manifest.vault_id,
+        filename=manifest.filename,
+        media_type=manifest.media_type,
+        plaintext_size=manifest.size,
+        captured_at=manifest.captured_at,
+        payload_sha256=ciphertext.payload_sha256,
+        plaintext_sha256=manifest.plaintext_sha256,
+        plaintext_checked=plaintext_checked,
+        reporter_fingerprint=card.fingerprint(),
+        log_origin=verifier.name,
+        log_key_fingerprint=verifier_fingerprint(verifier),
+        upload_index=upload.index,
+        upload_time=upload.time,
+        checkpoint_size=max(roots),
+        checks=tuple(checks),
+        not_checked=tuple(not_checked),
+    )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_card(
+    data: bytes,
+    trusted: Card | None,
+    checks: list[tuple[str, str]],
+    not_checked: list[tuple[str, str]],
+) -> Card:
+    try:
+        card = Card.from_json(data)
+    except VaultError as exc:
+        raise FormatError(f"reporter.card is not a valid card: {exc.message}") from None
+    if trusted is None:
+        fingerprint = card.fingerprint()
+        checks.append(("reporter card", "reporter.card is a well-formed public card"))
+        not_checked.append(
+            (
+                "reporter identity",
+                "reporter.card was not compared with a card you trust: compare its "
+                f"fingerprint {fingerprint} with the reporter's, out of band",
+            )
+        )
+    elif card.signing_key != trusted.signing_key or card.recipient != trusted.recipient:
+        raise SignatureError(
+            "reporter.card is not the trusted card: its keys differ",
+            hint="someone else signed this package, or the reporter changed keys; "
+            f"compare fingerprints (package: {card.fingerprint()})",
+        )
+    else:
+        checks.append(("reporter card", "reporter.card has the keys of the trusted card"))
+    return card
+
+
+def _check_manifest(
+    data: bytes, card: Card, item_id: str, vault_id: str, checks: list[tuple[str, str]]
+) -> SignedManifest:
+    try:
+        signed = SignedManifest.parse(data)
+    except FormatError as exc:
+        raise FormatError(f"manifest.json is malformed: {exc.message}") from None
+    m = signed.manifest
+    try:
+        # The hashes are the manifest's own here: only the signature, the
+        # signer and the ids are checked; _check_item compares the hashes.
+        signed.verify(
+            signer=card.signing_key,
+            plaintext_sha256=m.plaintext_sha256,
+            payload_sha256=m.payload_sha256,
+            item_id=item_id,
+            vault_id=vault_id,
+        )
+    except SignatureError as exc:
+        raise SignatureError(
+            f"manifest.json is not signed by the reporter in reporter.card: {exc.message}",
+            hint="the manifest was altered or signed by someone else; " + _UNTOUCHED,
+        ) from None
+    except ManifestError as exc:
+        raise ProofError(
+            f"manifest.json does not describe the item package.json names: {exc.message}",
+            hint=_UNTOUCHED,
+        ) from None
+    checks.append(
+        (
+            "manifest",
+            "manifest.json is signed by the key in reporter.card, for this item and vault",
+        )
+    )
+    return signed
+
+
+def _check_item(
+    handle: BinaryIO,
+    ciphertext: _Ciphertext,
+    signed: SignedManifest,
+    card: Card,
+    identities: Sequence[age.Identity],
+    checks: list[tuple[str, str]],
+    not_checked: list[tuple[str, str]],
+) -> bool:
+    """Compare item.age with the manifest; whether the plaintext was checked too."""
+    m = signed.manifest
+
+    def compare(plaintext_sha256: str, size: int | None) -> None:
+        try:
+            signed.verify(
+                signer=card.signing_key,
+                plaintext_sha256=plaintext_sha256,
+                payload_sha256=ciphertext.payload_sha256,
+                item_id=m.item_id,
+                vault_id=m.vault_id,
+                size=size,
+            )
+        except ManifestError as exc:
+            raise ProofError(
+                f"item.age does not match manifest.json: {exc.message}", hint=exc.hint
+            ) from None
+
+    compare(m.plaintext_sha256, None)
+    # Without a key the plaintext size still shows in the payload's: STREAM
+    # adds a 16-byte nonce and a 16-byte tag per 64 KiB chunk.
+    if ciphertext.payload_size != payload_size(m.size):
+        raise ProofError(
+            f"item.age does not match manifest.json: a payload of {ciphertext.payload_size} "
+            f"bytes cannot hold the {m.size} bytes of plaintext signed",
+            hint="the item was altered or swapped; do not trust it",
+        )
+    checks.append(
+        (
+            "payload",
+            f"the payload of item.age ({ciphertext.payload_size} bytes after a "
+            f"{len(ciphertext.header)}-byte header) has the SHA-256 signed in manifest.json, "
+            f"and its size fits the {m.size} bytes of plaintext signed",
+        )
+    )
+    plaintext = _decrypt(handle, identities) if identities else None
+    if plaintext is None:
+        why = "none of the keys given opens item.age" if identities else "no key was given"
+        not_checked.append(
+            (
+                "plaintext",
+                f"the plaintext was not checked ({why}); with a key, "
+                "`age -d -i KEY item.age | sha256sum` must print plaintext_sha256 "
+                "of manifest.json",
+            )
+        )
+        return False
+    compare(*plaintext)
+    checks.append(
+        (
+            "plaintext",
+            f"item.age decrypts with the key given to {m.size} bytes with the SHA-256 "
+            "signed in manifest.json",
+        )
+    )
+    return True
+
+
+def _check_log_key(
+    data: bytes,
+    trusted: str | None,
+    checks: list[tuple[str, str]],
+    not_checked: list[tuple[str, str]],
+) -> NoteVerifier:
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise FormatError("log.key is not a log verifier key: not ascii") from None
+    if not text.endswith("\n"):
+        raise FormatError("log.key is not a log verifier key: no newline at the end")
+    verifier = _parse_log_key(text[:-1], "log.key")
+    fingerprint = verifier_fingerprint(verifier)
+    if trusted is None:
+        checks.append(("log key", f"log.key is a well-formed key of the log {verifier.name}"))
+        not_checked.append(
+            (
+                "log identity",
+                "log.key was not compared with a log key you trust: compare its "
+                f"fingerprint {fingerprint} with the one the log's operator publishes",
+            )
+        )
+    elif _parse_log_key(trusted.strip(), "the trusted log key") != verifier:
+        raise SignatureError(
+            "log.key is not the trusted log key",
+            hint="the package comes from another log, or log.key was replaced; "
+            f"compare fingerprints (package: {fingerprint})",
+        )
+    else:
+        checks.append(("log key", f"log.key is the trusted key of the log {verifier.name}"))
+    return verifier
+
+
+def _check_receipt(
+    index: int, leaf: bytes, proof: bytes, verifier: NoteVerifier, roots: dict[int, bytes]
+) -> int:
+    """Check the receipt of entry ``index``; the size of the tree it proves it in."""
+    name = f"entries/{index}.proof"
+    try:
+        receipt = Receipt.parse(proof)
+        if receipt.index != index:
+            raise ProofError(f"{name} is the receipt of another entry: index {receipt.index}")
+        checkpoint = verify_receipt(receipt, leaf, verifier)
+    except SignatureError as exc:
+        raise SignatureError(
+            f"{name}: the checkpoint is not signed by the key in log.key: {exc.message}",
+            hint="the receipt was altered or comes from another log; " + _UNTOUCHED,
+        ) from None
+    except ProofError as exc:
+        raise ProofError(
+            f"entries/{index}.json is not in the log at index {index}: {exc.message}",
+            hint="the entry or its receipt was altered; " + _UNTOUCHED,
+        ) from None
+    except FormatError as exc:
+        raise FormatError(f"{name} is not a valid tlog-proof: {exc.message}") from None
+    # Two signed trees of one size with different roots prove the log forked.
+    previous = roots.setdefault(checkpoint.size, checkpoint.root_hash)
+    if previous != checkpoint.root_hash:
+        raise ProofError(
+            f"the log forked: two checkpoints of {checkpoint.size} entries have different roots",
+            hint="the log showed different histories; keep this package as evidence of it",
+        )
+    return checkpoint.size
+
+
+def _check_upload(
+    events: Sequence[tuple[int, dict[str, object]]],
+    ciphertext: _Ciphertext,
+    manifest: Manifest,
+    checks: list[tuple[str, str]],
+) -> _Upload:
+    index, upload = _find_upload(events)
+    name = f"entries/{index}.json"
+    if upload.get("vault") != manifest.vault_id:
+        raise ProofError(
+            f"{name} records an upload to another vault than manifest.json names",
+            hint=_UNTOUCHED,
+        )
+    for field, actual in (
+        ("sha256", ciphertext.payload_sha256),
+        ("size", ciphertext.payload_size),
+    ):
+        if upload.get(field) != actual:
+            raise ProofError(
+                f"item.age is not the ciphertext the log recorded: its payload {field} "
+                f"differs from the one in {name}",
+                hint="the item was altered or swapped; do not trust it",
+            )
+    time = upload["time"]
+    if not isinstance(time, int):
+        raise AssertionError("internal error: the upload time was not checked")
+    checks.append(
+        (
+            "upload",
+            f"{name} records the upload of this payload to vault {manifest.vault_id}, "
+            f"logged at {_utc(time)} by the log server's clock",
+        )
+    )
+    header_sha256 = _sha256(ciphertext.header)
+    for entry, event in events:
+        if (
+            event["type"] in (_UPLOADED, _SHARED)
+            and event.get("header_sha256") == header_sha256
+            and event.get("header_size") == len(ciphertext.header)
+        ):
+            checks.append(
+                (
+                    "header",
+                    f"the header of item.age is the one logged in entries/{entry}.json "
+                    f"({event['type']})",
+                )
+            )
+            return _Upload(index=index, time=time)
+    raise ProofError(
+        "the header of item.age is not one the log recorded for this item",
+        hint="the recipients of item.age were changed without the log; " + _UNTOUCHED,
+    )
+
+
+# writing ---------------------------------------------------------------------
+
+
+def write_package(
+    directory: Path,
+    *,
+    item: BinaryIO,
+    manifest: SignedManifest,
+    card: Card,
+    log_key: str,
+    entries: Sequence[tuple[int, bytes, bytes]],
+) -> None:
+    """Write an evidence package for one item into a new ``directory``.
+
+    The package is built in a hidden sibling directory, verified with
+    :func:`verify_package` (``card`` and ``log_key`` trusted), and only then
+    renamed into place: on any failure nothing is left behind.
+
+    Args:
+        directory: must not exist, or be an empty directory.
+        item: the whole age file as stored, read once, streamed.
+        manifest: the reporter's signed manifest of the item.
+        card: the reporter's card, whose key signed ``manifest``.
+        log_key: the log's verifier key (C2SP signed-note).
+        entries: the log entries about the item as (leaf index, entry bytes,
+            receipt bytes), the ``item.uploaded`` one among them.
+
+    Raises:
+        ConfigError: ``directory`` exists and is not an empty directory, or
+            cannot be written.
+        FormatError, ProofError, SignatureError: the inputs do not make a
+            package that verifies; the message says which part.
+    """
+    verifier = _parse_log_key(log_key, "the log key")
+    m = manifest.manifest
+    leaves: dict[int, tuple[bytes, bytes]] = {}
+    for index, leaf, receipt in entries:
+        if type(index) is not int or not 0 <= index < 1 << 64 or index in leaves:
+            raise FormatError(f"invalid or repeated log entry index {index!r}")
+        leaves[index] = (leaf, receipt)
+    if len(leaves) > _MAX_ENTRIES:
+        raise FormatError(f"more than {_MAX_ENTRIES} log entries for one package")
+    events = [
+        (index, _event(leaf, f"log entry {index}", m.item_id))
+        for index, (leaf, _) in sorted(leaves.items())
+    ]
+    upload_index, upload = _find_upload(events)
+    _check_target(directory)
+    try:
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent)
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot write the package {directory}: {exc.strerror or exc}") from None
+    try:
+        try:
+            files: dict[str, str] = {}
+            with _create(tmp / _ITEM) as out:
+                ciphertext = _split_item(item, out)
+                out.flush()
+                os.fsync(out.fileno())
+            files[_ITEM] = ciphertext.file_sha256
+            files[_MANIFEST] = _write(tmp / _MANIFEST, manifest.to_json())
+            files[_CARD] = _write(tmp / _CARD, card.to_json())
+            files[_LOG_KEY] = _write(tmp / _LOG_KEY, (str(verifier) + "\n").encode("ascii"))
+            os.mkdir(tmp / _ENTRIES)
+            os.chmod(tmp / _ENTRIES, 0o755)  # noqa: S103 (public files, no secret)
+            for index, (leaf, receipt) in sorted(leaves.items()):
+                files[f"entries/{index}.json"] = _write(tmp / f"entries/{index}.json", leaf)
+                files[f"entries/{index}.proof"] = _write(tmp / f"entries/{index}.proof", receipt)
+            readme = _readme(
+                manifest=m,
+                card=card,
+                verifier=verifier,
+                ciphertext=ciphertext,
+                events=events,
+                upload_index=upload_index,
+                upload=upload,
+            )
+            files[_README] = _write(tmp / _README, readme.encode("utf-8"))
+            index_file = {"v": _VERSION, "item": m.item_id, "vault": m.vault_id, "files": files}
+            _write(tmp / _INDEX, canonical.dumps(index_file))
+            fsync_directory(tmp / _ENTRIES)
+            fsync_directory(tmp)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the package {directory}: {exc.strerror or exc}"
+            ) from None
+        try:
+            verify_package(tmp, trusted_log_key=str(verifier), trusted_card=card)
+        except VaultError as exc:
+            raise type(exc)(f"the package would not verify: {exc.message}", hint=exc.hint) from None
+        try:
+            os.chmod(tmp, 0o755)  # noqa: S103 (public files, no secret)
+            # Replaces an empty directory only; a non-empty one makes it fail.
+            os.rename(tmp, directory)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the package {directory}: {exc.strerror or exc}",
+                hint="choose a new directory",
+            ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_directory(directory.parent)
+
+
+def _check_target(directory: Path) -> None:
+    try:
+        info = directory.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot write the package {directory}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(f"cannot write the package: {directory} is a symbolic link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"cannot write the package: {directory} exists and is not a directory")
+    try:
+        with os.scandir(directory) as listing:
+            empty = next(listing, None) is None
+    except OSError as exc:
+        raise ConfigError(f"cannot write the package {directory}: {exc.strerror or exc}") from None
+    if not empty:
+        raise ConfigError(
+            f"cannot write the package: {directory} is not empty", hint="choose a new directory"
+        )
+
+
+def _create(path: Path) -> BinaryIO:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o644)
+    if hasattr(os, "fchmod"):
+        # Public files: readable by all whatever the umask.
+        os.fchmod(fd, 0o644)
+    return os.fdopen(fd, "wb")
+
+
+def _write(path: Path, data: bytes) -> str:
+    """Write a new file; its SHA-256."""
+    with _create(path) as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    return _sha256(data)
+
+
+def _shown(text: str) -> str:
+    """Untrusted text for README.txt, quoted, with hiding characters escaped."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif unicodedata.category(char) in _HIDDEN:
+            code = ord(char)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _readme(
+    *,
+    manifest: Manifest,
+    card: Card,
+    verifier: NoteVerifier,
+    ciphertext: _Ciphertext,
+    events: Sequence[tuple[int, dict[str, object]]],
+    upload_index: int,
+    upload: dict[str, object],
+) -> str:
+    m = manifest
+    header_size = len(ciphertext.header)
+    time = upload["time"]
+    if not isinstance(time, int):
+        raise AssertionError("internal error: the upload time was not checked")
+    listing = "\n".join(
+        f"  {f'entries/{index}.json':<15} log entry {index}: {event['type']}\n"
+        f"  {f'entries/{index}.proof':<15} its receipt (C2SP tlog-proof)"
+        for index, event in events
+    )
+    return f"""\
+EVIDENCE PACKAGE (format version 1)
+
+This folder lets anyone check, without the Evidence Vault server and
+without any secret key, that the encrypted file item.age is what a reporter
+signed, and that the server's public audit log recorded it. Nothing in it
+is secret. The facts below are copied from the signed files to help you;
+the files are the evidence, so check them, not this text.
+
+THE ITEM
+
+  Item id:             {m.item_id}
+  Vault id:            {m.vault_id}
+  Original filename:   {_shown(m.filename)}
+                       (as the reporter's computer named it; characters that
+                       could hide or reorder text are shown as \\uXXXX)
+  Media type:          {m.media_type}
+  Plaintext size:      {m.size} bytes
+  Plaintext SHA-256:   {m.plaintext_sha256}
+  Captured at:         {m.captured_at} (the reporter's clock)
+  Reporter:            {_shown(card.name)}
+  Reporter fingerprint: {card.fingerprint()}
+  Log:                 {verifier.name}
+  Log key fingerprint: {verifier_fingerprint(verifier)}
+  Uploaded:            log entry {upload_index}, at {_utc(time)} (the log server's clock)
+
+THE FILES
+
+  README.txt      this guide
+  item.age        the encrypted file (age v1, https://age-encryption.org), exactly
+                  as the server stores it: a {header_size}-byte header, then the
+                  payload ({ciphertext.payload_size} bytes)
+  manifest.json   what the reporter signed about the file: name, type, size,
+                  capture time, SHA-256 of the plaintext (plaintext_sha256) and
+                  of the payload (payload_sha256)
+  reporter.card   the reporter's public keys: "ed25519" signs, "recipient"
+                  is the age recipient
+  log.key         the public key of the audit log (a C2SP signed-note
+                  verifier key, https://c2sp.org/signed-note)
+{listing}
+  package.json    the SHA-256 of every other file
+
+HOW TO CHECK IT BY HAND
+
+The command `evault verify DIR` does all of this; each step can also be
+done with standard tools.
+
+1. The files are intact. `sha256sum` each file and compare with the hash
+   package.json lists for it. package.json is not signed: this step only
+   finds damage. The signatures below carry the trust.
+
+2. The people are who they say. Compare the reporter fingerprint above with
+   the one the reporter gives you by another channel (in person, by phone),
+   and the log key fingerprint with the one the log's operator publishes.
+   The log key fingerprint is the first 32 hex digits of:
+       tr -d '\\n' < log.key | sha256sum
+
+3. The reporter signed this ciphertext. manifest.json carries an Ed25519
+   signature ("signature", base64) by the key "ed25519" of reporter.card
+   over the bytes "evidence-vault/manifest", one zero byte, then
+   manifest.json without its "signature" field as canonical JSON (keys
+   sorted, no spaces, UTF-8). Any Ed25519 library can check it. Then:
+       tail -c +{header_size + 1} item.age | sha256sum
+   must print {ciphertext.payload_sha256},
+   the payload_sha256 of manifest.json.
+
+4. The log recorded it. Each entries/N.proof is a C2SP tlog-proof
+   (https://c2sp.org/tlog-proof) that entries/N.json is entry N of the log:
+   the leaf hash is SHA-256 of one zero byte followed by the bytes of
+   entries/N.json (RFC 6962), and the checkpoint at the end of the proof
+   must be signed by log.key with the origin line "{verifier.name}".
+   Any C2SP tlog-proof or signed-note verifier checks this (for example
+   golang.org/x/mod/sumdb/note for the signature and
+   github.com/transparency-dev/merkle for the inclusion proof).
+   entries/{upload_index}.json is the upload: its "sha256" and "size" are those
+   of the payload above, and
+       head -c {header_size} item.age | sha256sum
+   must print its "header_sha256" or that of an item.shared entry (sharing
+   the item with an editor changes only the header).
+
+5. The plaintext, if you are given a key that opens the file:
+       age -d -i KEY item.age | sha256sum
+   must print plaintext_sha256 of manifest.json, and
+       age -d -i KEY item.age | wc -c
+   its size.
+
+WHAT THIS DOES NOT SHOW
+
+The package cannot show by itself that reporter.card belongs to the
+reporter and log.key to the log: compare the fingerprints (step 2). The
+time of a log entry is the log server's clock. The receipts show that the
+log committed to these entries in signed checkpoints; that it kept them
+afterwards shows in its later checkpoints (consistency proofs), which are
+not part of this package.
+"""
