@@ -52,6 +52,21 @@ class LoggedEntry:
     receipt: bytes
     checkpoint: Checkpoint
 
+    def expect(self, fields: dict[str, object]) -> None:
+        """Check that the entry records exactly ``fields`` (and the server's ``time``).
+
+        Raises:
+            ProofError: a field differs, is missing or is extra.
+        """
+        extra = set(self.event) - set(fields) - {"time"}
+        wrong = [key for key, value in fields.items() if self.event.get(key) != value]
+        if wrong or extra or not isinstance(self.event.get("time"), int):
+            what = (wrong or sorted(extra) or ["time"])[0]
+            raise ProofError(
+                f"the server logged something other than this change ({what})",
+                hint="do not trust this server",
+            )
+
 
 def _b64(text: object, what: str) -> bytes:
     if not isinstance(text, str):

@@ -22,7 +22,6 @@ log's checkpoint is consistent with the last one this device saw.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import io
@@ -39,22 +38,20 @@ from typing import Any, BinaryIO, Protocol
 from client.api import ApiError
 from client.context import Client
 from client.logcheck import LoggedEntry
+from client.pending import Pending, drop_pending, pending_uploads, save_pending
 from client.receipts import store_entry
-from vault import age, canonical
-from vault._atomic import write_atomically
-from vault._base64 import b64decode, b64encode
+from vault import age
+from vault._base64 import b64encode
 from vault.age.stream import NONCE_SIZE, encrypt_payload, payload_size
-from vault.errors import ConfigError, FormatError, ProofError, VaultError
+from vault.errors import ConfigError, ProofError, VaultError
 from vault.manifest import Manifest
 
-__all__ = ["Added", "Progress", "add_file", "pending_uploads"]
+__all__ = ["Added", "Progress", "add_file"]
 
 UPLOAD_PIECE = 8 * 1024 * 1024
 """Bytes per chunk request: big enough to be fast, small enough to resend."""
 _QUEUE_DEPTH = 2
 _ID = re.compile(r"[0-9a-f]{32}")
-_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_MAX_PENDING = 64 * 1024
 
 
 class Progress(Protocol):
@@ -75,115 +72,6 @@ class Added:
     plaintext_sha256: str
     entry: LoggedEntry
     resumed: bool
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Pending:
-    upload: str
-    item: str
-    server: str
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
-    device: int
-    file_key: bytes
-    nonce: bytes
-    header: bytes
-    editors: tuple[str, ...]
-    note: str
-
-    def to_bytes(self) -> bytes:
-        return canonical.dumps(
-            {
-                "device": str(self.device),
-                "editors": list(self.editors),
-                "file_key": b64encode(self.file_key),
-                "header": b64encode(self.header),
-                "inode": str(self.inode),
-                "item": self.item,
-                "mtime_ns": str(self.mtime_ns),
-                "nonce": b64encode(self.nonce),
-                "note": self.note,
-                "path": self.path,
-                "server": self.server,
-                "size": self.size,
-                "upload": self.upload,
-                "v": 1,
-            }
-        )
-
-    @classmethod
-    def parse(cls, data: bytes) -> _Pending:
-        value = canonical.loads(data)
-        if not isinstance(value, dict) or value.get("v") != 1:
-            raise FormatError("unknown pending record")
-        file_key = b64decode(value["file_key"], 16)
-        nonce = b64decode(value["nonce"], NONCE_SIZE)
-        header = b64decode(value["header"])
-        if file_key is None or nonce is None or header is None:
-            raise FormatError("damaged pending record")
-        return cls(
-            upload=str(value["upload"]),
-            item=str(value["item"]),
-            server=str(value["server"]),
-            path=str(value["path"]),
-            size=int(value["size"]),
-            mtime_ns=int(value["mtime_ns"]),
-            inode=int(value["inode"]),
-            device=int(value["device"]),
-            file_key=file_key,
-            nonce=nonce,
-            header=header,
-            editors=tuple(str(e) for e in value["editors"]),
-            note=str(value["note"]),
-        )
-
-    def matches(self, path: Path, st: os.stat_result, server: str) -> bool:
-        return (
-            self.server == server
-            and self.path == str(path)
-            and self.size == st.st_size
-            and self.mtime_ns == st.st_mtime_ns
-            and self.inode == st.st_ino
-            and self.device == st.st_dev
-        )
-
-
-def _record_path(client: Client, upload: str) -> Path:
-    if not _UPLOAD_ID.fullmatch(upload):
-        raise ProofError("the server sent a malformed upload id")
-    return client.paths.pending / f"{upload}.age"
-
-
-def _save_pending(client: Client, pending: _Pending) -> None:
-    out = io.BytesIO()
-    age.encrypt(io.BytesIO(pending.to_bytes()), out, [client.card().age_recipient()])
-    client.paths.ensure()
-    write_atomically(_record_path(client, pending.upload), out.getvalue(), overwrite=True)
-
-
-def _drop_pending(client: Client, pending: _Pending) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        _record_path(client, pending.upload).unlink()
-
-
-def pending_uploads(client: Client) -> list[_Pending]:
-    """The unfinished uploads of this device (decrypted; needs the identity)."""
-    found: list[_Pending] = []
-    directory = client.paths.pending
-    if not directory.is_dir():
-        return found
-    for path in sorted(directory.glob("*.age")):
-        try:
-            with path.open("rb") as f:
-                data = f.read(_MAX_PENDING)
-            out = io.BytesIO()
-            age.decrypt(io.BytesIO(data), out, [client.identity.age_identity])
-            found.append(_Pending.parse(out.getvalue()))
-        except (OSError, VaultError, KeyError, ValueError, TypeError):
-            continue  # another identity's, or damaged: never fatal
-    return found
 
 
 class _HashingReader:
@@ -316,6 +204,15 @@ def _upload_status(client: Client, upload: str) -> dict[str, Any] | None:
     return status
 
 
+def _abandon(client: Client, pending: Pending) -> None:
+    try:
+        client.call("DELETE", f"/uploads/{pending.upload}")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    drop_pending(client, pending)
+
+
 def _item_exists(client: Client, item: str) -> bool:
     try:
         client.call("GET", f"/items/{item}")
@@ -349,18 +246,6 @@ def _encrypted_manifest(manifest: bytes, recipients: Sequence[age.Recipient]) ->
     out = io.BytesIO()
     age.encrypt(io.BytesIO(manifest), out, recipients)
     return out.getvalue()
-
-
-def _check_event(entry: LoggedEntry, expected: dict[str, object]) -> None:
-    event = entry.event
-    extra = set(event) - set(expected) - {"time"}
-    wrong = [key for key, value in expected.items() if event.get(key) != value]
-    if wrong or extra or not isinstance(event.get("time"), int):
-        what = (wrong or sorted(extra) or ["time"])[0]
-        raise ProofError(
-            f"the server logged something other than this upload ({what})",
-            hint="do not trust this server",
-        )
 
 
 def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
@@ -402,14 +287,18 @@ def add_file(
     src, st = _open_regular(path)
     with src:
         account, vault = client.account, client.vault
-        pending = next(
-            (p for p in pending_uploads(client) if p.matches(path, st, client.server)), None
-        )
+        pending = None
+        for record in pending_uploads(client):
+            if record.matches(path, st, client.server):
+                pending = record
+            elif record.path == str(path) and record.server == client.server:
+                # The file changed since that upload began: its bytes are useless.
+                _abandon(client, record)
         status = None
         if pending is not None:
             status = _upload_status(client, pending.upload)
             if status is None:
-                _drop_pending(client, pending)
+                drop_pending(client, pending)
                 if _item_exists(client, pending.item):
                     raise VaultError(
                         f"{path.name} was already uploaded as item {pending.item} "
@@ -431,7 +320,7 @@ def add_file(
             item = status.get("item")
             if not isinstance(item, str) or not _ID.fullmatch(item):
                 raise ProofError("the server did not reserve an item id; is it up to date?")
-            pending = _Pending(
+            pending = Pending(
                 upload=status["id"],
                 item=item,
                 server=client.server,
@@ -446,7 +335,7 @@ def add_file(
                 editors=tuple(editors),
                 note=note,
             )
-            _save_pending(client, pending)
+            save_pending(client, pending)
             resumed = False
         else:
             resumed = True
@@ -485,7 +374,7 @@ def add_file(
 
 def _commit(
     client: Client,
-    pending: _Pending,
+    pending: Pending,
     plaintext_sha256: str,
     payload_sha256: str,
     recipients: Sequence[age.Recipient],
@@ -516,7 +405,7 @@ def _commit(
         )
     except ApiError as exc:
         if exc.status in (404, 422):
-            _drop_pending(client, pending)
+            drop_pending(client, pending)
         if exc.status == 422:
             raise ApiError(
                 "the server's copy did not match what was sent; nothing was stored",
@@ -526,8 +415,7 @@ def _commit(
         raise
     entry = client.log.entry(answer)
     size = payload_size(pending.size)
-    _check_event(
-        entry,
+    entry.expect(
         {
             "type": "item.uploaded",
             "item": pending.item,
@@ -542,7 +430,7 @@ def _commit(
         },
     )
     store_entry(client.paths, pending.item, entry)
-    _drop_pending(client, pending)
+    drop_pending(client, pending)
     return Added(
         item=pending.item,
         size=pending.size,

@@ -12,8 +12,9 @@ from client import items as service
 from client.commands._common import open_client
 from client.contacts import current_card
 from client.context import Client
+from client.pending import pending_uploads
 from client.receipts import check_item_id
-from client.transfer import add_file, pending_uploads
+from client.transfer import add_file
 from client.ui import Bar, confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault.age import Recipient
 from vault.errors import ConfigError

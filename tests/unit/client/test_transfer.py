@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from client import transfer
+from client import pending, transfer
 from client.identity import check_strength
 from client.ui import shown
 from vault import age
@@ -34,12 +34,12 @@ def _pending(**changes: Any) -> Any:
         "note": "from the archive",
     }
     fields.update(changes)
-    return transfer._Pending(**fields)
+    return pending.Pending(**fields)
 
 
 def test_a_pending_record_round_trips_with_large_numbers() -> None:
     record = _pending()
-    assert transfer._Pending.parse(record.to_bytes()) == record
+    assert pending.Pending.parse(record.to_bytes()) == record
 
 
 def test_a_pending_record_is_sealed_to_its_owner(tmp_path: Any) -> None:
@@ -51,7 +51,7 @@ def test_a_pending_record_is_sealed_to_its_owner(tmp_path: Any) -> None:
     assert b"file_key" not in sealed
     plain = io.BytesIO()
     age.decrypt(io.BytesIO(sealed), plain, [identity])
-    assert transfer._Pending.parse(plain.getvalue()).path == "/home/r/evidence/été.pdf"
+    assert pending.Pending.parse(plain.getvalue()).path == "/home/r/evidence/été.pdf"
 
 
 def test_the_same_key_and_nonce_give_the_same_payload() -> None:
