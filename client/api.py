@@ -20,12 +20,14 @@ Transport rules, safe by default:
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
+from urllib3.exceptions import NameResolutionError
 
 from vault._base64 import b64encode
 from vault.errors import ConfigError, ServerError
@@ -97,6 +99,20 @@ def check_proxy(proxy: str) -> str:
     return proxy
 
 
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether a connection failed because the name has no address (no use retrying)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, NameResolutionError | socket.gaierror):
+            return True
+        seen = (
+            seen.__cause__
+            or seen.__context__
+            or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        )
+    return False
+
+
 def _message(response: requests.Response) -> tuple[str, str]:
     try:
         body = response.json()
@@ -118,6 +134,11 @@ class Api:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.server = check_server_url(server)
+        if proxy is None and (urllib.parse.urlsplit(self.server).hostname or "").endswith(".onion"):
+            raise ConfigError(
+                "an .onion address can only be reached through Tor",
+                hint="add --proxy socks5h://127.0.0.1:9050 (Tor) or :9150 (Tor Browser)",
+            )
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy or netrc from the environment by surprise
         if proxy is not None:
@@ -153,6 +174,11 @@ class Api:
             try:
                 response = attempt()
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if _unresolvable(exc):
+                    raise ApiError(
+                        f"cannot find the server {self.server}: the name does not resolve",
+                        hint="check the address; with Tor, check --proxy",
+                    ) from exc
                 if last:
                     raise ApiError(
                         f"cannot reach the server at {self.server}",
