@@ -42,6 +42,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/merkle_speed.py
 	$(BIN)/python bench/keystore_unlock.py
 	$(BIN)/python bench/upload_speed.py
+	$(BIN)/python bench/add_speed.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

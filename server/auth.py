@@ -33,6 +33,7 @@ ROLES = ACCOUNT_ROLES
 PUBLIC_ENDPOINTS = frozenset(
     {
         "health.healthz",
+        "log.key",
         "log.checkpoint",
         "log.entries",
         "log.inclusion_proof",
@@ -44,8 +45,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.login",
     }
 )
-"""Endpoints anyone may call: health, the public audit log, the API description,
-registration and login."""
+"""Endpoints anyone may call: health, the public audit log and its key, the API
+description, registration and login."""
 
 _ATTRIBUTE = "_evault_roles"
 # RFC 6750 token characters; ours are URL-safe base64 (43 characters).

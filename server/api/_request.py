@@ -3,6 +3,11 @@
 Query values are ASCII decimal without sign, spaces, underscores or leading
 zeros; ``int()`` alone would take ``+1``, `` 1`` and ``1_0``. Unknown or
 repeated parameters are refused, so one request has one meaning.
+
+A response to a write carries the write's log entry twice over
+(:func:`receipt_fields`): ``receipt``, the C2SP tlog-proof, and ``entry``,
+the exact leaf bytes it proves, so a client checks what was logged without
+guessing the ``time`` the server added.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from server.errors import ApiError
 from server.keyfile import load_key_file
 from server.services.log import Appended, receipt
 from server.storage import BlobStore
+from vault._base64 import b64encode
 from vault.note import NoteSigner
 
 if TYPE_CHECKING:
@@ -30,7 +36,9 @@ __all__ = [
     "db_session",
     "json_body",
     "log_signer",
+    "optional_json_body",
     "query_ints",
+    "receipt_fields",
     "receipt_text",
     "string_fields",
 ]
@@ -107,6 +115,18 @@ def json_body() -> dict[str, Any]:
     return value
 
 
+def optional_json_body() -> dict[str, Any] | None:
+    """The request body as a JSON object, or ``None`` for an empty body of any type.
+
+    Raises:
+        ApiError: as :func:`json_body` for a body that is not empty.
+    """
+    # Cached, so json_body reads the same bytes; the size is bounded as for any body.
+    if not request.get_data(cache=True):
+        return None
+    return json_body()
+
+
 def db_session() -> Session:
     """This request's database session, closed when the request ends."""
     session: Session | None = g.get("db_session")
@@ -135,6 +155,17 @@ def log_signer() -> NoteSigner:
 def receipt_text(appended: Appended) -> str:
     """The C2SP tlog-proof of a new entry against the checkpoint signed with it."""
     return receipt(db_session(), appended.entry.idx, appended.checkpoint).marshal().decode("utf-8")
+
+
+def receipt_fields(appended: Appended) -> dict[str, str]:
+    """``{"receipt", "entry"}`` of a new log entry, for a response to the write it records.
+
+    ``receipt`` is :func:`receipt_text`; ``entry`` is standard padded base64
+    of the leaf bytes, the canonical JSON event exactly as logged (with the
+    ``time`` the log added), whose RFC 6962 leaf hash the receipt proves
+    (:func:`vault.note.verify_receipt`). Call it before the commit.
+    """
+    return {"receipt": receipt_text(appended), "entry": b64encode(appended.entry.data)}
 
 
 def string_fields(

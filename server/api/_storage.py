@@ -1,6 +1,8 @@
-"""The API's answers to storage failures, and the JSON shape of uploads and items."""
+"""The API's answers to storage failures, the JSON shape of uploads and items, manifests."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from server.errors import ApiError
 from server.models import Item, UploadSession
@@ -16,10 +18,22 @@ from server.storage import (
     StorageError,
     UploadNotFoundError,
 )
+from vault._base64 import b64decode
+from vault.errors import FormatError
 
-__all__ = ["item_json", "missing_ranges", "service_error", "storage_error", "upload_json"]
+__all__ = [
+    "item_json",
+    "manifest_field",
+    "missing_ranges",
+    "service_error",
+    "storage_error",
+    "upload_json",
+]
 
 JsonObject = dict[str, object]
+
+# Base64 of the largest manifest, with its padding.
+_MAX_MANIFEST_TEXT = 4 * -(-service.MAX_MANIFEST_SIZE // 3)
 
 
 def storage_error(exc: StorageError) -> ApiError:
@@ -61,6 +75,7 @@ def upload_json(upload: UploadSession, received: list[tuple[int, int]]) -> JsonO
     """An upload session as the API returns it."""
     return {
         "id": upload.id,
+        "item": upload.item_id,
         "size": upload.size,
         "sha256": upload.sha256,
         "expires_at": int(upload.expires_at.timestamp()),
@@ -74,10 +89,13 @@ def item_json(item: Item, editors: list[str]) -> JsonObject:
     return {
         "id": item.id,
         "vault": item.vault_id,
+        "owner": item.account_id,
         "sha256": item.payload_key,
         "size": item.payload_size,
         "header_sha256": item.header_key,
         "header_size": item.header_size,
+        "manifest_sha256": item.manifest_key,
+        "manifest_size": item.manifest_size,
         "created_at": int(item.created_at.timestamp()),
         "release_set": item.release_set,
         "shared_with": editors,
@@ -88,3 +106,33 @@ def service_error(exc: service.ItemTooLargeError | service.QuotaExceededError) -
     """The 413 of an upload refused up front."""
     code = "item_too_large" if isinstance(exc, service.ItemTooLargeError) else "quota_exceeded"
     return ApiError(413, code, exc.message)
+
+
+def manifest_field(body: dict[str, Any]) -> service.EncryptedManifest | None:
+    """The body's ``manifest``, base64 of an encrypted manifest, parsed; ``None`` if absent or null.
+
+    Raises:
+        ApiError: 413 ``manifest_too_large`` above 64 KiB; 400 ``bad_request``
+            for text that is not canonical padded base64, ``invalid_manifest``
+            for bytes that are not an age file of a manifest
+            (:func:`server.services.items.parse_item_manifest`).
+    """
+    text = body.get("manifest")
+    if text is None:
+        return None
+    too_large = ApiError(
+        413,
+        "manifest_too_large",
+        f"the manifest may have at most {service.MAX_MANIFEST_SIZE} bytes",
+    )
+    if isinstance(text, str) and len(text) > _MAX_MANIFEST_TEXT:
+        raise too_large
+    data = b64decode(text)
+    if data is None:
+        raise ApiError.bad_request("field 'manifest' must be canonical padded base64")
+    if len(data) > service.MAX_MANIFEST_SIZE:
+        raise too_large
+    try:
+        return service.parse_item_manifest(data)
+    except FormatError as exc:
+        raise ApiError(400, "invalid_manifest", exc.message) from None

@@ -1,31 +1,50 @@
-"""Accounts: registration with an invite, and the caller's own account.
+"""Accounts: registration with an invite, the caller's own account, looking up a person.
 
 - ``POST /api/v1/accounts`` (public): ``{"invite": code, "card": card JSON
-  text}`` → 201 ``{"account": {...}, "receipt": tlog-proof}``. The card is
+  text}`` → 201 ``{"account": {...}, "receipt": tlog-proof, "entry": base64
+  leaf}`` (``entry``: the logged event the receipt proves). The card is
   parsed strictly (:meth:`vault.keys.Card.from_json`: canonical JSON, known
   fields, valid keys); the role comes from the invite, which is marked used
   in the same transaction. 400 for a malformed card, 403 ``invalid_invite``
   for an unknown, used or expired code (one answer for all three), 409
   ``duplicate_key`` for a signing key already registered.
 - ``GET /api/v1/accounts/me`` (any role): the account of the bearer token.
+- ``GET /api/v1/accounts/<id>`` (reporter, editor): ``{"account": person}``
+  for an enabled reporter or editor account; 404 ``not_found`` for an
+  unknown, malformed, disabled or operator id, all alike.
+- ``GET /api/v1/accounts?signing_key=<base64>`` (reporter, editor): the same
+  answer for the account registered with this Ed25519 signing key (canonical
+  padded base64 of 32 bytes; 400 otherwise), 404 if there is none.
 
 An account is ``{"id", "role", "vault", "card", "created_at"}``: ``vault``
 is the reporter's vault id (``null`` for other roles), ``card`` the card's
-canonical JSON as text, ``created_at`` Unix seconds.
+canonical JSON as text, ``created_at`` Unix seconds. A person, as another
+account sees them, is ``{"id", "role", "card"}`` and nothing more. Clients
+look people up to check a card received out of band and to re-check a
+pinned key; there is no way to list accounts.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, request
 
-from server.api._request import db_session, json_body, log_signer, receipt_text, string_fields
+from server.api._request import (
+    db_session,
+    json_body,
+    log_signer,
+    query_ints,
+    receipt_fields,
+    string_fields,
+)
 from server.auth import ROLES, current_account, requires_role
 from server.errors import ApiError
 from server.models import Account
 from server.services import accounts as service
+from vault._base64 import b64decode
 from vault.errors import FormatError
+from vault.protocol import parse_account_id
 
-__all__ = ["account_json", "accounts_api"]
+__all__ = ["account_json", "accounts_api", "person_json"]
 
 accounts_api = Blueprint("accounts", __name__)
 
@@ -60,9 +79,9 @@ def register() -> tuple[JsonObject, int]:
         raise ApiError(403, "invalid_invite", exc.message) from None
     except service.DuplicateKeyError as exc:
         raise ApiError(409, "duplicate_key", exc.message) from None
-    receipt = receipt_text(registered.appended)
+    logged = receipt_fields(registered.appended)
     session.commit()
-    return {"account": account_json(registered.account), "receipt": receipt}, 201
+    return {"account": account_json(registered.account), **logged}, 201
 
 
 @accounts_api.get("/me")
@@ -70,3 +89,43 @@ def register() -> tuple[JsonObject, int]:
 def me() -> JsonObject:
     """The account the bearer token belongs to."""
     return account_json(current_account())
+
+
+def person_json(account: Account) -> JsonObject:
+    """An account as another reporter or editor sees it: id, role and card."""
+    return {"id": account.id, "role": account.role, "card": account.card.decode("utf-8")}
+
+
+_SIGNING_KEY_SIZE = 32
+
+
+@accounts_api.get("")
+@requires_role("reporter", "editor")
+def find_by_key() -> JsonObject:
+    """The reporter or editor registered with the signing key in the query."""
+    query_ints(required=(), text=("signing_key",))
+    text = request.args.get("signing_key")
+    if text is None:
+        raise ApiError.bad_request("missing query parameter 'signing_key'")
+    signing_key = b64decode(text, _SIGNING_KEY_SIZE)
+    if signing_key is None:
+        raise ApiError.bad_request(
+            "query parameter 'signing_key' must be canonical padded base64 of 32 bytes"
+        )
+    try:
+        account = service.find_person(db_session(), signing_key=signing_key)
+    except service.AccountNotFoundError:
+        raise ApiError.not_found("no such account") from None
+    return {"account": person_json(account)}
+
+
+@accounts_api.get("/<account_id>")
+@requires_role("reporter", "editor")
+def find(account_id: str) -> JsonObject:
+    """The reporter or editor with this account id."""
+    query_ints(required=())
+    try:
+        account = service.find_person(db_session(), account_id=parse_account_id(account_id))
+    except (FormatError, service.AccountNotFoundError):
+        raise ApiError.not_found("no such account") from None
+    return {"account": person_json(account)}

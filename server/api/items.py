@@ -1,4 +1,4 @@
-"""Items: list, metadata, streamed download with ranges, delete.
+"""Items: list, metadata, streamed download with ranges, manifest, share, delete.
 
 - ``GET /api/v1/items?limit=N&after=ID`` (reporter, editor): ``{"items":
   [item, …], "next": ID or null}``, a reporter's own items or the items
@@ -12,21 +12,36 @@
   of at most 1 MiB. Each download appends an ``item.downloaded`` event; its
   log index is in the ``Evault-Log-Index`` header (the receipt is at
   ``/api/v1/log/proof/inclusion``).
+- ``GET /api/v1/items/<id>/manifest`` (reporter, editor): the item's
+  encrypted manifest, a whole age file, as ``application/octet-stream``
+  with a strong ``ETag``; 404 ``no_manifest`` for an item without one. It
+  is not logged: a few hundred bytes of metadata of an item the caller may
+  already download, and each download of the item itself is logged.
 - ``POST /api/v1/items/<id>/share`` (the owning reporter): ``{"header":
-  base64 re-wrapped age header, "editors": [account ids]}`` → ``{"item":
-  item, "receipt": tlog-proof}``. The header replaces the old one (the
-  payload is untouched) and must keep every stanza of the old one (400
-  ``invalid_header`` otherwise); ``editors`` is the whole new set. Logs
-  ``item.shared``. 400 ``unknown_editor`` for an id that is not an editor.
+  base64 re-wrapped age header, "editors": [account ids], "manifest": base64
+  re-wrapped manifest}`` → ``{"item": item, "receipt": tlog-proof, "entry":
+  base64 leaf}``. The header replaces the old one (the payload is
+  untouched) and must keep every stanza of the old one (400
+  ``invalid_header`` otherwise); ``editors`` is the whole new set. An item
+  with a manifest needs ``manifest`` (400 ``missing_manifest``): the current
+  one re-wrapped, keeping every stanza of its header (400
+  ``invalid_manifest`` otherwise) and everything after the header byte for
+  byte (400 ``manifest_changed`` otherwise); an item without one takes none
+  (400 ``unexpected_manifest``). Logs ``item.shared``, with the manifest's
+  hash and size if there is one. 400 ``unknown_editor`` for an id that is
+  not an editor. The old header and manifest blobs are kept.
 - ``DELETE /api/v1/items/<id>`` (the owning reporter): ``{"receipt":
-  tlog-proof}``; the item is gone from the API, its ciphertext is kept for
-  the cooling-off sweep.
+  tlog-proof, "entry": base64 leaf}``; the item is gone from the API, its
+  ciphertext is kept for the cooling-off sweep.
 
-An item is ``{"id", "vault", "sha256", "size", "header_sha256",
-"header_size", "created_at", "release_set", "shared_with"}``: the payload's
-hash and size, the header's, Unix seconds, and editor ids (an editor sees
-only their own). Anything another account may not see is "not found", like
-an id that does not exist; operators see no items at all.
+An item is ``{"id", "vault", "owner", "sha256", "size", "header_sha256",
+"header_size", "manifest_sha256", "manifest_size", "created_at",
+"release_set", "shared_with"}``: the owning reporter's account id, the
+payload's hash and size, the header's, the manifest's (both null for an item
+without one), Unix seconds, and editor ids (an editor sees only their own).
+Anything another account may not see is "not found", like an id that does
+not exist; operators see no items at all. ``entry`` is the exact log entry
+the receipt proves.
 """
 
 from __future__ import annotations
@@ -43,9 +58,9 @@ from server.api._request import (
     json_body,
     log_signer,
     query_ints,
-    receipt_text,
+    receipt_fields,
 )
-from server.api._storage import item_json, storage_error
+from server.api._storage import item_json, manifest_field, storage_error
 from server.auth import current_account, requires_role
 from server.errors import ApiError
 from server.models import Account, Item
@@ -203,6 +218,35 @@ def content(item_id: str) -> Response:
     )
 
 
+def _manifest_etag(item: Item) -> str:
+    """A strong entity tag of the manifest: its content address, shortened as for content."""
+    if item.manifest_key is None:
+        raise RuntimeError("internal error: an entity tag of no manifest")
+    return '"' + item.manifest_key[:32] + '"'
+
+
+@items_api.get("/<item_id>/manifest")
+@requires_role("reporter", "editor")
+def manifest(item_id: str) -> Response:
+    """The encrypted manifest of an item, whole; not logged (see the module docstring)."""
+    query_ints(required=())
+    item = _visible(item_id)
+    if item.manifest_key is None or item.manifest_size is None:
+        raise ApiError(404, "no_manifest", "the item has no manifest")
+    try:
+        with blob_store().open(item.manifest_key) as reader:
+            data = reader.read(service.MAX_MANIFEST_SIZE + 1)
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    if len(data) != item.manifest_size:
+        raise RuntimeError("internal error: a stored manifest of another size")
+    return Response(
+        data,
+        mimetype="application/octet-stream",
+        headers={"ETag": _manifest_etag(item)},
+    )
+
+
 @items_api.delete("/<item_id>")
 @requires_role("reporter")
 def remove(item_id: str) -> JsonObject:
@@ -221,9 +265,9 @@ def remove(item_id: str) -> JsonObject:
         raise ApiError.not_found("no such item") from None
     except StorageError as exc:
         raise storage_error(exc) from None
-    receipt = receipt_text(appended)
+    logged: JsonObject = {**receipt_fields(appended)}
     session.commit()
-    return {"receipt": receipt}
+    return logged
 
 
 @items_api.post("/<item_id>/share")
@@ -232,7 +276,7 @@ def share(item_id: str) -> JsonObject:
     """Replace an owned item's header and its set of editors; log ``item.shared``."""
     query_ints(required=())
     body = json_body()
-    unknown = sorted(set(body) - {"header", "editors"})
+    unknown = sorted(set(body) - {"header", "editors", "manifest"})
     if unknown:
         raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
     for name in ("header", "editors"):
@@ -256,6 +300,7 @@ def share(item_id: str) -> JsonObject:
         service.parse_item_header(header)
     except FormatError as exc:
         raise ApiError(400, "invalid_header", exc.message) from None
+    new_manifest = manifest_field(body)
     account = current_account()
     session = db_session()
     try:
@@ -267,6 +312,7 @@ def share(item_id: str) -> JsonObject:
             header=header,
             editors=editor_ids,
             signer=log_signer(),
+            manifest=new_manifest,
         )
     except service.ItemNotFoundError:
         raise ApiError.not_found("no such item") from None
@@ -274,13 +320,21 @@ def share(item_id: str) -> JsonObject:
         raise ApiError(400, "unknown_editor", exc.message) from None
     except service.HeaderDropsStanzasError as exc:
         raise ApiError(400, "invalid_header", exc.message) from None
+    except service.MissingManifestError as exc:
+        raise ApiError(400, "missing_manifest", exc.message) from None
+    except service.UnexpectedManifestError as exc:
+        raise ApiError(400, "unexpected_manifest", exc.message) from None
+    except service.ManifestDropsStanzasError as exc:
+        raise ApiError(400, "invalid_manifest", exc.message) from None
+    except service.ManifestChangedError as exc:
+        raise ApiError(400, "manifest_changed", exc.message) from None
     except service.BlobMissingError as exc:
         raise ApiError(409, "share_again", exc.message) from None
     except StorageError as exc:
         raise storage_error(exc) from None
-    receipt = receipt_text(appended)
+    logged = receipt_fields(appended)
     session.commit()
     item = service.visible_item(session, account, item_id)
     session.refresh(item)
     editors_now = service.shared_with(session, [item])[item.id]
-    return {"item": item_json(item, editors_now), "receipt": receipt}
+    return {"item": item_json(item, editors_now), **logged}

@@ -1,5 +1,10 @@
-"""The public audit log: checkpoint, entries and proofs (no authentication).
+"""The public audit log: its key, checkpoint, entries and proofs (no authentication).
 
+- ``GET /api/v1/log/key``: ``{"origin": the checkpoint origin line, "key":
+  the C2SP note verifier key, "fingerprint": eight groups of four hex
+  digits}``, exactly as ``evault-server keys show`` prints them, so a client
+  can pin the key on first use and a person can compare the fingerprint
+  with the operator's out of band.
 - ``GET /api/v1/log/checkpoint``: the latest signed checkpoint, ``text/plain``
   (a C2SP signed note); 404 while the log is empty.
 - ``GET /api/v1/log/entries?start=&end=``: entries ``[start, end)`` with their
@@ -17,8 +22,9 @@ import base64
 
 from flask import Blueprint, Response
 
-from server.api._request import db_session, query_ints
+from server.api._request import db_session, log_signer, query_ints
 from server.errors import ApiError
+from server.keyfile import fingerprint
 from server.services import log
 from server.services.log import MAX_ENTRIES_PAGE
 
@@ -36,6 +42,14 @@ def _b64(data: bytes) -> str:
 def _signed_size() -> int:
     checkpoint = log.latest_checkpoint(db_session())
     return 0 if checkpoint is None else checkpoint.size
+
+
+@log_api.get("/key")
+def key() -> JsonObject:
+    """The log's verifier key, its origin and its fingerprint."""
+    query_ints(required=())
+    verifier = log_signer().verifier()
+    return {"origin": verifier.name, "key": str(verifier), "fingerprint": fingerprint(verifier)}
 
 
 @log_api.get("/checkpoint")

@@ -8,10 +8,14 @@
   "signature": base64}``, the signature made with
   ``PersonalIdentity.sign("login", LoginChallenge(origin, account,
   nonce).message())`` (:mod:`vault.protocol`) → ``{"account": id, "token":
-  bearer token, "expires_at": unix seconds, "receipt": tlog-proof}``. Every
+  bearer token, "expires_at": unix seconds, "receipt": tlog-proof, "entry":
+  base64 leaf}``. Every
   failure is the same 403 ``{"error": "forbidden", "message": "forbidden"}``.
 - ``POST /api/v1/auth/logout`` (any role): revokes the bearer token →
-  ``{"receipt": tlog-proof}``.
+  ``{"receipt": tlog-proof, "entry": base64 leaf}``.
+
+``entry`` is the exact bytes of the log entry the receipt proves
+(:func:`server.api._request.receipt_fields`).
 
 Challenge and login are rate-limited per key or account and overall
 (:mod:`server.ratelimit`); over the limit the answer is 429
@@ -29,7 +33,7 @@ from server.api._request import (
     db_session,
     json_body,
     log_signer,
-    receipt_text,
+    receipt_fields,
     string_fields,
 )
 from server.auth import ROLES, requires_role
@@ -124,13 +128,13 @@ def login() -> JsonObject:
         # The nonce stays spent even though the login failed.
         session.commit()
         raise _failed() from None
-    receipt = receipt_text(logged_in.appended)
+    logged = receipt_fields(logged_in.appended)
     session.commit()
     return {
         "account": logged_in.account.id,
         "token": logged_in.token,
         "expires_at": int(logged_in.expires_at.timestamp()),
-        "receipt": receipt,
+        **logged,
     }
 
 
@@ -140,6 +144,6 @@ def logout() -> JsonObject:
     """Revoke the bearer token of this request."""
     session = db_session()
     appended = service.logout(session, g.token, log_signer())
-    receipt = receipt_text(appended)
+    logged: JsonObject = {**receipt_fields(appended)}
     session.commit()
-    return {"receipt": receipt}
+    return logged

@@ -53,6 +53,13 @@ _RECEIPT = {
     "type": "string",
     "description": "C2SP tlog-proof: the new entry's index, inclusion proof and signed checkpoint",
 }
+_ENTRY = {
+    **_B64,
+    "description": (
+        "the exact bytes of the log entry the receipt proves (a canonical JSON event, "
+        "with the time the log added); its RFC 6962 leaf hash verifies against the receipt"
+    ),
+}
 _UNIX_TIME = {"type": "integer", "minimum": 0, "description": "Unix seconds"}
 
 
@@ -75,6 +82,14 @@ _ETAG = {
     "schema": {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
 }
 _ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": _ACCOUNT_ID}
+_PERSON = {"$ref": "#/components/schemas/Person"}
+_MANIFEST = {
+    **_B64,
+    "description": (
+        "an encrypted manifest: a whole binary age v1 file (canonical header, then at least "
+        "the payload nonce and one tag) of at most 64 KiB"
+    ),
+}
 _AUTH_ERRORS = {
     "401": _error("no valid bearer token"),
     "403": _error("the account's role may not do this"),
@@ -86,14 +101,20 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _object(
+    properties: dict[str, Any], *, optional: tuple[str, ...] = (), **extra: Any
+) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": properties,
-        "required": list(properties),
+        "required": [name for name in properties if name not in optional],
         "additionalProperties": False,
         **extra,
     }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [{"type": "null"}, schema]}
 
 
 DOCUMENT: dict[str, Any] = {
@@ -134,6 +155,40 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "This document",
                 "security": [],
                 "responses": {"200": _json("the OpenAPI document", {"type": "object"})},
+            }
+        },
+        "/api/v1/log/key": {
+            "get": {
+                "operationId": "logKey",
+                "summary": "The log's verifier key, to pin on first use, and its fingerprint",
+                "description": (
+                    "The same values `evault-server keys show` prints: compare the fingerprint "
+                    "with the operator's out of band before trusting the key."
+                ),
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        "the log key",
+                        _object(
+                            {
+                                "origin": {
+                                    "type": "string",
+                                    "description": "the checkpoint origin line: the key's name",
+                                },
+                                "key": {
+                                    "type": "string",
+                                    "description": "C2SP signed-note verifier key: name+id+base64",
+                                },
+                                "fingerprint": {
+                                    "type": "string",
+                                    "pattern": "^[0-9a-f]{4}( [0-9a-f]{4}){7}$",
+                                    "description": "SHA-256 of the key string, 8 groups of 4 hex",
+                                },
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                },
             }
         },
         "/api/v1/log/checkpoint": {
@@ -257,14 +312,40 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "201": _json(
                         "the new account and the receipt of its log entry",
-                        _object({"account": _ACCOUNT, "receipt": _RECEIPT}),
+                        _object({"account": _ACCOUNT, "receipt": _RECEIPT, "entry": _ENTRY}),
                     ),
                     "400": _error("a malformed body or card"),
                     "403": _error("the invite code is unknown, used or expired"),
                     "409": _error("an account with this signing key already exists"),
                     "415": _error("the body is not application/json"),
                 },
-            }
+            },
+            "get": {
+                "operationId": "findAccountByKey",
+                "summary": "The reporter or editor registered with an Ed25519 signing key",
+                "description": (
+                    "For checking a card received out of band and re-checking a pinned key. "
+                    "Operators and disabled accounts are not found. There is no listing."
+                ),
+                "parameters": [
+                    {
+                        "name": "signing_key",
+                        "in": "query",
+                        "required": True,
+                        "description": (
+                            "canonical padded base64 of the 32-byte key, percent-encoded "
+                            "('+' is %2B, '/' is %2F, '=' is %3D)"
+                        ),
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json("the account", _object({"account": _PERSON})),
+                    "400": _error("a missing, repeated or malformed key, or another parameter"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no enabled reporter or editor with this key"),
+                },
+            },
         },
         "/api/v1/accounts/me": {
             "get": {
@@ -273,6 +354,26 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": _json("the account", _ACCOUNT),
                     "401": _error("no valid bearer token"),
+                },
+            }
+        },
+        "/api/v1/accounts/{account_id}": {
+            "get": {
+                "operationId": "findAccount",
+                "summary": "An enabled reporter or editor, by account id",
+                "parameters": [
+                    {
+                        "name": "account_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json("the account", _object({"account": _PERSON})),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such account (unknown, malformed, disabled or an operator)"),
                 },
             }
         },
@@ -331,6 +432,7 @@ DOCUMENT: dict[str, Any] = {
                                 "token": {"type": "string"},
                                 "expires_at": _UNIX_TIME,
                                 "receipt": _RECEIPT,
+                                "entry": _ENTRY,
                             }
                         ),
                     ),
@@ -345,7 +447,7 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "logout",
                 "summary": "Revoke the bearer token",
                 "responses": {
-                    "200": _json("revoked", _object({"receipt": _RECEIPT})),
+                    "200": _json("revoked", _object({"receipt": _RECEIPT, "entry": _ENTRY})),
                     "401": _error("no valid bearer token"),
                 },
             }
@@ -357,18 +459,24 @@ DOCUMENT: dict[str, Any] = {
                 "description": (
                     "The limits are checked here, before any byte is stored: a payload above "
                     "EVAULT_MAX_ITEM_SIZE is 413 item_too_large, one that would take the "
-                    "account over EVAULT_QUOTA_BYTES is 413 quota_exceeded."
+                    "account over EVAULT_QUOTA_BYTES is 413 quota_exceeded. The item's id is "
+                    "reserved now (`upload.item`), so a manifest signed before the commit can "
+                    "name it. `sha256` may be left out (or null) and given at the commit."
                 ),
                 "requestBody": _body(
                     _object(
                         {
                             "size": {"type": "integer", "minimum": 1, "description": "payload"},
-                            "sha256": {**_HEX_SHA256, "description": "SHA-256 of the payload"},
+                            "sha256": {
+                                **_nullable(_HEX_SHA256),
+                                "description": "SHA-256 of the payload, if known yet",
+                            },
                             "header": {
                                 **_B64,
                                 "description": "the item's age v1 header, at most 64 KiB",
                             },
-                        }
+                        },
+                        optional=("sha256",),
                     )
                 ),
                 "responses": {
@@ -437,16 +545,47 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "commitUpload",
                 "parameters": [_UPLOAD_ID],
                 "summary": "Check size and SHA-256, create the item, log item.uploaded",
+                "description": (
+                    "The body may be empty (older clients) or an object with `sha256` (required "
+                    "if the upload declared none, else equal to it) and `manifest`, both "
+                    "optional, null meaning absent. The item gets the id reserved by the "
+                    "upload. Refusals before the 422 leave the session as it was."
+                ),
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": _object(
+                                {
+                                    "sha256": {
+                                        **_nullable(_HEX_SHA256),
+                                        "description": "SHA-256 of the payload",
+                                    },
+                                    "manifest": _nullable(_MANIFEST),
+                                },
+                                optional=("sha256", "manifest"),
+                            )
+                        }
+                    },
+                },
                 "responses": {
                     "201": _json(
                         "the new item and the receipt of its log entry",
-                        _object({"item": _ITEM, "receipt": _RECEIPT}),
+                        _object({"item": _ITEM, "receipt": _RECEIPT, "entry": _ENTRY}),
                     ),
-                    "400": _error("unexpected query parameters"),
+                    "400": _error(
+                        "unexpected query parameters, a malformed body, missing_digest (no "
+                        "SHA-256 declared or given) or invalid_manifest; the session stays"
+                    ),
                     **_AUTH_ERRORS,
                     "404": _error("no such upload"),
                     "409": _error("bytes are missing (the session stays), or upload again"),
-                    "422": _error("the bytes do not match the SHA-256; the session ended"),
+                    "413": _error("manifest_too_large: above 64 KiB; the session stays"),
+                    "415": _error("a body that is not application/json"),
+                    "422": _error(
+                        "the bytes, or the SHA-256 given, do not match the declared SHA-256; "
+                        "the session ended"
+                    ),
                     "503": _error("storage is unavailable"),
                 },
             },
@@ -500,7 +639,7 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": [_ITEM_ID],
                 "summary": "Delete an owned item; log item.deleted",
                 "responses": {
-                    "200": _json("deleted", _object({"receipt": _RECEIPT})),
+                    "200": _json("deleted", _object({"receipt": _RECEIPT, "entry": _ENTRY})),
                     "400": _error("unexpected query parameters"),
                     **_AUTH_ERRORS,
                     "404": _error("no such item of this account"),
@@ -515,7 +654,11 @@ DOCUMENT: dict[str, Any] = {
                 "description": (
                     "The header is re-wrapped by the client (vault.age.rewrap_header) so that "
                     "the listed editors can open it; the payload is not sent again. `editors` "
-                    "is the whole new set: an editor left out loses access."
+                    "is the whole new set: an editor left out loses access. An item with a "
+                    "manifest needs `manifest`, the current one re-wrapped (vault.age.rewrap): "
+                    "every stanza of its header kept (else invalid_manifest) and the bytes "
+                    "after the header unchanged (else manifest_changed); missing_manifest "
+                    "without it, unexpected_manifest with one for an item that has none."
                 ),
                 "parameters": [_ITEM_ID],
                 "requestBody": _body(
@@ -528,19 +671,43 @@ DOCUMENT: dict[str, Any] = {
                                 "maxItems": 256,
                                 "uniqueItems": True,
                             },
-                        }
+                            "manifest": _nullable(_MANIFEST),
+                        },
+                        optional=("manifest",),
                     )
                 ),
                 "responses": {
                     "200": _json(
                         "the item and the receipt of its log entry",
-                        _object({"item": _ITEM, "receipt": _RECEIPT}),
+                        _object({"item": _ITEM, "receipt": _RECEIPT, "entry": _ENTRY}),
                     ),
-                    "400": _error("a malformed body or header, or an id that is not an editor"),
+                    "400": _error(
+                        "a malformed body, header or manifest, an id that is not an editor, "
+                        "missing_manifest, unexpected_manifest or manifest_changed"
+                    ),
                     **_AUTH_ERRORS,
                     "404": _error("no such item of this account"),
                     "409": _error("a concurrent delete removed the header; share again"),
+                    "413": _error("manifest_too_large: above 64 KiB"),
                     "415": _error("the body is not application/json"),
+                    "503": _error("storage is unavailable"),
+                },
+            },
+        },
+        "/api/v1/items/{item_id}/manifest": {
+            "get": {
+                "operationId": "getItemManifest",
+                "summary": "The item's encrypted manifest, a whole age file; not logged",
+                "parameters": [_ITEM_ID],
+                "responses": {
+                    "200": {
+                        "description": "the encrypted manifest, byte for byte",
+                        "headers": {"ETag": _ETAG},
+                        "content": {"application/octet-stream": {"schema": _BINARY}},
+                    },
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such item this account may see, or no_manifest"),
                     "503": _error("storage is unavailable"),
                 },
             },
@@ -606,11 +773,26 @@ DOCUMENT: dict[str, Any] = {
                     "created_at": _UNIX_TIME,
                 }
             ),
+            "Person": _object(
+                {
+                    "id": _ACCOUNT_ID,
+                    "role": {"enum": ["reporter", "editor"]},
+                    "card": {"type": "string", "description": "the card's canonical JSON"},
+                },
+                description="another reporter or editor, as an account sees them",
+            ),
             "Upload": _object(
                 {
                     "id": {"type": "string"},
+                    "item": {
+                        **_nullable(_ACCOUNT_ID),
+                        "description": "the reserved item id; null for an older server's session",
+                    },
                     "size": _COUNT,
-                    "sha256": _HEX_SHA256,
+                    "sha256": {
+                        **_nullable(_HEX_SHA256),
+                        "description": "the declared SHA-256; null if it comes with the commit",
+                    },
                     "expires_at": _UNIX_TIME,
                     "received": _RANGES,
                     "missing": _RANGES,
@@ -620,10 +802,19 @@ DOCUMENT: dict[str, Any] = {
                 {
                     "id": _ACCOUNT_ID,
                     "vault": _ACCOUNT_ID,
+                    "owner": {**_ACCOUNT_ID, "description": "the owning reporter's account id"},
                     "sha256": {**_HEX_SHA256, "description": "SHA-256 of the payload"},
                     "size": {**_COUNT, "description": "payload bytes"},
                     "header_sha256": _HEX_SHA256,
                     "header_size": _COUNT,
+                    "manifest_sha256": {
+                        **_nullable(_HEX_SHA256),
+                        "description": "SHA-256 of the encrypted manifest; null if none",
+                    },
+                    "manifest_size": {
+                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+                        "description": "bytes of the encrypted manifest; null if none",
+                    },
                     "created_at": _UNIX_TIME,
                     "release_set": {"type": "boolean"},
                     "shared_with": {"type": "array", "items": _ACCOUNT_ID},

@@ -1,8 +1,10 @@
 """Resumable uploads of an item's payload (reporters only).
 
 - ``POST /api/v1/uploads``: ``{"size": payload bytes, "sha256": hex SHA-256
-  of the payload, "header": base64 age header}`` → 201 ``{"upload": upload}``.
-  The header must be one canonical age v1 header of at most 64 KiB. An item
+  of the payload (optional, may be null), "header": base64 age header}`` →
+  201 ``{"upload": upload}``. The header must be one canonical age v1 header
+  of at most 64 KiB. The item's id is reserved now (``upload["item"]``), so
+  the client can sign a manifest naming it before the commit. An item
   larger than ``EVAULT_MAX_ITEM_SIZE`` or one that would take the account
   over ``EVAULT_QUOTA_BYTES`` is refused here with 413 (``item_too_large``,
   ``quota_exceeded``), before any byte is stored.
@@ -12,18 +14,33 @@
   upload}``. Chunks may come in any order and again; a chunk cut short
   records nothing.
 - ``GET /api/v1/uploads/<id>`` → ``{"upload": upload}``.
-- ``POST /api/v1/uploads/<id>/commit`` → 201 ``{"item": item, "receipt":
-  tlog-proof}``: size and SHA-256 are checked before the item exists. 409
-  ``upload_incomplete`` if bytes are missing (the session stays); 422
-  ``digest_mismatch`` if the hash differs (the session ends, nothing is kept).
+- ``POST /api/v1/uploads/<id>/commit``, with an empty body or ``{"sha256":
+  hex, "manifest": base64}`` (both optional, null is the same as absent) →
+  201 ``{"item": item, "receipt": tlog-proof, "entry": base64 leaf}``: size
+  and SHA-256 are checked before the item exists, whose id is the one
+  reserved. ``sha256`` is required if the upload declared none (400
+  ``missing_digest``, the session stays) and must equal the declared one if
+  both are given. ``manifest`` is the item's encrypted manifest, a whole
+  binary age v1 file of at most 64 KiB: a canonical header (as for uploads)
+  then at least a payload nonce and one tag; 400 ``invalid_manifest`` or 413
+  ``manifest_too_large`` otherwise (the session stays, so the client can
+  retry). 409 ``upload_incomplete`` if bytes are missing (the session
+  stays); 422 ``digest_mismatch`` if the bytes or the given hash differ from
+  the declared hash (the session ends, nothing is kept). The
+  ``item.uploaded`` event names the manifest's SHA-256 and size too.
 - ``DELETE /api/v1/uploads/<id>`` → ``{"aborted": id}``; the bytes are removed.
 
-An upload is ``{"id", "size", "sha256", "expires_at", "received",
-"missing"}``, the last two lists of ``[start, end)`` byte ranges. Another
-account's upload is "not found", like an unknown one.
+An upload is ``{"id", "item", "size", "sha256", "expires_at", "received",
+"missing"}``: ``item`` the reserved item id (null for a session opened by an
+older server, whose item gets a new id), ``sha256`` null until the commit if
+it was not declared, the last two lists of ``[start, end)`` byte ranges.
+Another account's upload is "not found", like an unknown one. ``entry`` in a
+commit answer is the exact log entry the receipt proves.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, request
 
@@ -33,10 +50,17 @@ from server.api._request import (
     db_session,
     json_body,
     log_signer,
+    optional_json_body,
     query_ints,
-    receipt_text,
+    receipt_fields,
 )
-from server.api._storage import item_json, service_error, storage_error, upload_json
+from server.api._storage import (
+    item_json,
+    manifest_field,
+    service_error,
+    storage_error,
+    upload_json,
+)
 from server.auth import current_account, requires_role
 from server.errors import ApiError
 from server.models import UploadSession
@@ -75,6 +99,16 @@ def _find(upload_id: str) -> UploadSession:
         raise ApiError.not_found("no such upload") from None
 
 
+def _digest_field(body: dict[str, Any]) -> str | None:
+    value = body.get("sha256")
+    if value is None:
+        return None
+    try:
+        return check_digest(value)
+    except MalformedIdError:
+        raise ApiError.bad_request("field 'sha256' must be 64 lowercase hex digits") from None
+
+
 def _upload_answer(upload: UploadSession) -> JsonObject:
     try:
         received = blob_store().received(upload.id)
@@ -91,16 +125,13 @@ def create() -> tuple[JsonObject, int]:
     unknown = sorted(set(body) - {"size", "sha256", "header"})
     if unknown:
         raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
-    for name in ("size", "sha256", "header"):
+    for name in ("size", "header"):
         if name not in body:
             raise ApiError.bad_request(f"missing field {name!r}")
     size = body["size"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ApiError.bad_request("field 'size' must be a positive integer")
-    try:
-        sha256 = check_digest(body["sha256"])
-    except MalformedIdError:
-        raise ApiError.bad_request("field 'sha256' must be 64 lowercase hex digits") from None
+    sha256 = _digest_field(body)
     text = body["header"]
     if isinstance(text, str) and len(text) > _MAX_HEADER_TEXT:
         raise ApiError(413, "header_too_large", "the header may have at most 65536 bytes")
@@ -173,8 +204,14 @@ def chunk(upload_id: str) -> JsonObject:
 @uploads_api.post("/<upload_id>/commit")
 @requires_role("reporter")
 def commit(upload_id: str) -> tuple[JsonObject, int]:
-    """Check size and hash, then create the item and log ``item.uploaded``."""
+    """Check size and hash, then create the item with its manifest and log ``item.uploaded``."""
     query_ints(required=())
+    body = optional_json_body() or {}
+    unknown = sorted(set(body) - {"sha256", "manifest"})
+    if unknown:
+        raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
+    sha256 = _digest_field(body)
+    manifest = manifest_field(body)
     session = db_session()
     try:
         committed = service.commit_upload(
@@ -183,9 +220,13 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
             account=current_account(),
             upload_id=upload_id,
             signer=log_signer(),
+            sha256=sha256,
+            manifest=manifest,
         )
     except service.UploadGoneError:
         raise ApiError.not_found("no such upload") from None
+    except service.MissingDigestError as exc:
+        raise ApiError(400, "missing_digest", exc.message) from None
     except service.BlobMissingError as exc:
         raise ApiError(409, "upload_again", exc.message) from None
     except StorageError as exc:
@@ -193,9 +234,9 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
             # The session ended with its bytes; so does its row.
             session.commit()
         raise storage_error(exc) from None
-    receipt = receipt_text(committed.appended)
+    logged = receipt_fields(committed.appended)
     session.commit()
-    return {"item": item_json(committed.item, []), "receipt": receipt}, 201
+    return {"item": item_json(committed.item, []), **logged}, 201
 
 
 @uploads_api.delete("/<upload_id>")

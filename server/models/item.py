@@ -1,4 +1,4 @@
-"""An item: an age header and a payload, both stored as content-addressed blobs."""
+"""An item: an age header, a payload and an encrypted manifest, as content-addressed blobs."""
 
 from __future__ import annotations
 
@@ -19,12 +19,20 @@ class Item(Base):
     ``header_key`` the header's: blobs are content-addressed and may be
     shared between items, so a blob is deleted only when no row refers to it.
     ``account_id`` is the owning reporter, ``vault_id`` their vault.
+    ``manifest_key`` and ``manifest_size`` name the encrypted manifest (a
+    whole age file, DESIGN.md "Item format"); both are null for an item
+    committed without one.
     """
 
     __tablename__ = "items"
     __table_args__ = (
         CheckConstraint("payload_size > 0", name="payload_size_positive"),
         CheckConstraint("header_size > 0", name="header_size_positive"),
+        CheckConstraint(
+            "(manifest_key IS NULL AND manifest_size IS NULL) "
+            "OR (manifest_key IS NOT NULL AND manifest_size > 0)",
+            name="manifest_key_with_size",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -36,6 +44,8 @@ class Item(Base):
     header_size: Mapped[int] = mapped_column(Integer, nullable=False)
     payload_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     payload_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    manifest_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    manifest_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     release_set: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 

@@ -13,13 +13,17 @@ __all__ = ["UploadSession"]
 
 
 class UploadSession(Base):
-    """An upload of ``size`` payload bytes with SHA-256 ``sha256`` by ``account_id``.
+    """An upload of ``size`` payload bytes by ``account_id``, for item ``item_id``.
 
     ``id`` is server-generated (:func:`server.storage.new_upload_id`) and is
     also the id of the staging session in the blob store. ``header`` is the
     item's age header, already parsed strictly and at most 64 KiB; it is kept
-    here until the commit stores it as a blob. The row and the staged bytes
-    go together: commit, abort and expiry remove both.
+    here until the commit stores it as a blob. ``sha256``, the payload's hex
+    SHA-256, is null when the client gives it only at the commit.
+    ``item_id`` is the id reserved for the item (:func:`server.services.accounts.new_id`),
+    so a manifest signed before the commit can name it; it is null for a
+    session opened by an older server. The row and the staged bytes go
+    together: commit, abort and expiry remove both.
     """
 
     __tablename__ = "upload_sessions"
@@ -30,7 +34,8 @@ class UploadSession(Base):
         String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
     )
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    item_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     header: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -1,9 +1,14 @@
-"""Accounts: registration with an invite, operator accounts from the command line.
+"""Accounts: registration with an invite, operator accounts from the command line, lookup.
 
 Registration consumes the invite, creates the account and appends an
 ``account.registered`` event in one transaction, so all three commit or
 none does. The event holds ids, the role and the SHA-256 of the card,
 never the card itself: the card carries the person's display name.
+
+Reporters and editors can look each other up by account id or signing key
+(:func:`find_person`), so a client can check a card received out of band
+and re-check a pinned key. Only enabled reporter and editor accounts are
+found; operators and disabled accounts look like unknown ones.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from vault.keys import Card
 from vault.note import NoteSigner
 
 __all__ = [
+    "AccountNotFoundError",
     "DuplicateKeyError",
     "InvalidInviteError",
     "Registered",
     "create_operator",
+    "find_person",
     "new_id",
     "parse_card",
     "register",
@@ -41,6 +48,10 @@ class InvalidInviteError(VaultError):
 
 class DuplicateKeyError(VaultError):
     """Another account already has this card's signing key."""
+
+
+class AccountNotFoundError(VaultError):
+    """No enabled reporter or editor account with this id or signing key."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -139,3 +150,29 @@ def create_operator(session: Session, *, card: Card, signer: NoteSigner) -> Regi
         DuplicateKeyError: the card's signing key is already registered.
     """
     return _create(session, card, "operator", signer, {})
+
+
+def find_person(
+    session: Session, *, account_id: str | None = None, signing_key: bytes | None = None
+) -> Account:
+    """The enabled reporter or editor account with ``account_id`` or ``signing_key``.
+
+    Exactly one of the two is given. Operators and disabled accounts are not
+    found, exactly like ids and keys nobody registered.
+
+    Raises:
+        AccountNotFoundError.
+    """
+    if (account_id is None) == (signing_key is None):
+        raise ValueError("internal error: give exactly one of account_id and signing_key")
+    query = select(Account).where(
+        Account.role.in_(("reporter", "editor")), Account.disabled_at.is_(None)
+    )
+    if account_id is not None:
+        query = query.where(Account.id == account_id)
+    else:
+        query = query.where(Account.signing_key == signing_key)
+    account = session.scalars(query).one_or_none()
+    if account is None:
+        raise AccountNotFoundError("no such account")
+    return account

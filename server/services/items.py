@@ -1,13 +1,24 @@
-"""Items and their resumable uploads: limits, commit, visibility, deletion.
+"""Items and their resumable uploads: limits, commit, manifests, visibility, deletion.
 
 An item is two blobs, its age header and its payload, so that sharing later
-replaces only the header. A reporter first opens an upload session that
-declares the payload's size and SHA-256 and carries the header; the limits
+replaces only the header, plus (since migration 0004) its encrypted manifest,
+a whole small age file (DESIGN.md, "Item format"). A reporter first opens an
+upload session that declares the payload's size (and, if the client knows it
+yet, its SHA-256) and carries the header; the server reserves the item's id
+then, so the client can sign a manifest naming it. The limits
 (:data:`Limits`: largest item, bytes per account) are checked then, before a
 byte of payload is accepted, so a refused upload leaves nothing behind. The
 payload then arrives in chunks (:meth:`server.storage.BlobStore.write_at`);
-the commit has the store check size and hash, stores the header, creates the
-item and appends an ``item.uploaded`` event in one transaction.
+the commit takes the SHA-256 if it was not declared and the encrypted
+manifest, has the store check size and hash, stores the header and the
+manifest, creates the item and appends an ``item.uploaded`` event in one
+transaction.
+
+The server cannot read a manifest. It checks only its form (one canonical age
+header, then at least a payload nonce and one tag) and, on a share, that the
+new manifest keeps every recipient of the current one and carries the very
+same encrypted payload: a share adds readers, it never changes what the
+manifest says.
 
 Blobs are content-addressed and may be shared by items. Neither deleting an
 item nor sharing it removes a blob: deleting evidence must wait out a
@@ -49,13 +60,21 @@ from vault.note import NoteSigner
 
 __all__ = [
     "MAX_HEADER_SIZE",
+    "MAX_MANIFEST_SIZE",
     "UPLOAD_LIFETIME",
     "BlobMissingError",
     "Committed",
+    "EncryptedManifest",
+    "HeaderDropsStanzasError",
     "ItemNotFoundError",
     "ItemTooLargeError",
     "Limits",
+    "ManifestChangedError",
+    "ManifestDropsStanzasError",
+    "MissingDigestError",
+    "MissingManifestError",
     "QuotaExceededError",
+    "UnexpectedManifestError",
     "UnknownEditorError",
     "UploadGoneError",
     "abort_upload",
@@ -67,6 +86,7 @@ __all__ = [
     "list_items",
     "log_download",
     "parse_item_header",
+    "parse_item_manifest",
     "share_item",
     "shared_with",
     "used_bytes",
@@ -75,6 +95,11 @@ __all__ = [
 
 MAX_HEADER_SIZE = 64 * 1024
 """Largest item header accepted: room for hundreds of recipients."""
+MAX_MANIFEST_SIZE = 64 * 1024
+"""Largest encrypted manifest accepted, header and payload together."""
+# After the header, an age file holds the 16-byte payload nonce and at least
+# one STREAM chunk, which is at least its 16-byte Poly1305 tag.
+_MIN_MANIFEST_BODY = 16 + 16
 UPLOAD_LIFETIME = dt.timedelta(hours=48)
 """How long an upload session may take from its start to its commit."""
 
@@ -105,6 +130,39 @@ class UnknownEditorError(ServerError):
 
 class HeaderDropsStanzasError(ServerError):
     """A new header that leaves out a recipient stanza of the current one."""
+
+
+class MissingDigestError(ServerError):
+    """A commit without a SHA-256 of an upload that declared none."""
+
+
+class MissingManifestError(ServerError):
+    """A share of an item with a manifest that does not send the re-wrapped manifest."""
+
+
+class UnexpectedManifestError(ServerError):
+    """A share that sends a manifest for an item committed without one."""
+
+
+class ManifestDropsStanzasError(ServerError):
+    """A new manifest whose header leaves out a recipient stanza of the current one."""
+
+
+class ManifestChangedError(ServerError):
+    """A new manifest whose encrypted payload is not the current one's, byte for byte."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EncryptedManifest:
+    """An item's encrypted manifest: a whole age v1 file, parsed but unreadable here.
+
+    ``header`` is its age header and ``body`` what follows (the payload nonce
+    and the encrypted payload), so that ``data == header + body``.
+    """
+
+    data: bytes
+    header: bytes
+    body: bytes
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -143,6 +201,33 @@ def parse_item_header(data: bytes) -> bytes:
     return data
 
 
+def parse_item_manifest(data: bytes) -> EncryptedManifest:
+    """``data`` split into header and body if it is one binary age v1 file of a manifest.
+
+    The header is held to :func:`parse_item_header`'s rules; the file must be
+    at most :data:`MAX_MANIFEST_SIZE` bytes and hold at least a payload nonce
+    and one tag after its header. The payload itself is not (cannot be) checked.
+
+    Raises:
+        FormatError: too large, armored, no age header, or no payload.
+    """
+    if len(data) > MAX_MANIFEST_SIZE:
+        raise FormatError(f"manifest too large: at most {MAX_MANIFEST_SIZE} bytes")
+    try:
+        header = parse_header(Source(io.BytesIO(data))).marshal()
+    except VaultError as exc:
+        raise FormatError(f"invalid manifest: invalid age header: {exc.message}") from None
+    size = len(header)
+    try:
+        parse_item_header(data[:size])
+    except FormatError as exc:
+        raise FormatError(f"invalid manifest: {exc.message}") from None
+    body = data[size:]
+    if len(body) < _MIN_MANIFEST_BODY:
+        raise FormatError("invalid manifest: the payload after the header is missing or cut short")
+    return EncryptedManifest(data=data, header=data[:size], body=body)
+
+
 def _lock_account(session: Session, account_id: str) -> None:
     # Serialises the quota check of one account's concurrent uploads.
     if is_sqlite(session):
@@ -153,13 +238,14 @@ def _lock_account(session: Session, account_id: str) -> None:
 def used_bytes(session: Session, account_id: str) -> int:
     """Bytes held by the account: its items and its open upload sessions, headers included.
 
+    An item's manifest counts once it is stored; an upload cannot declare it
+    ahead, so the quota may be passed by one manifest (at most 64 KiB) per item.
     Expired sessions no longer count: their owner cannot reach them any more,
     and an interrupted upload must not lock its owner out until the next sweep.
     """
+    held = Item.payload_size + Item.header_size + func.coalesce(Item.manifest_size, 0)
     items = session.scalar(
-        select(func.coalesce(func.sum(Item.payload_size + Item.header_size), 0)).where(
-            Item.account_id == account_id
-        )
+        select(func.coalesce(func.sum(held), 0)).where(Item.account_id == account_id)
     )
     uploads = session.scalar(
         select(
@@ -175,11 +261,14 @@ def create_upload(
     *,
     account: Account,
     size: int,
-    sha256: str,
+    sha256: str | None,
     header: bytes,
     limits: Limits,
 ) -> UploadSession:
     """Open an upload session, in the caller's transaction; check the limits first.
+
+    ``sha256`` may be ``None`` and given at the commit instead. The item's id
+    is reserved now (:attr:`UploadSession.item_id`).
 
     Raises:
         ItemTooLargeError, QuotaExceededError: nothing is stored.
@@ -200,6 +289,7 @@ def create_upload(
     upload = UploadSession(
         id=new_upload_id(),
         account_id=account.id,
+        item_id=new_id(),
         size=size,
         sha256=sha256,
         header=header,
@@ -241,43 +331,73 @@ def abort_upload(session: Session, store: BlobStore, upload: UploadSession) -> N
 
 
 def commit_upload(
-    session: Session, store: BlobStore, *, account: Account, upload_id: str, signer: NoteSigner
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    upload_id: str,
+    signer: NoteSigner,
+    sha256: str | None = None,
+    manifest: EncryptedManifest | None = None,
 ) -> Committed:
     """Turn a complete upload into an item, in the caller's transaction.
 
+    ``sha256`` is the payload's SHA-256 if the client gives it now; it is
+    needed when the upload declared none and must equal the declared one
+    otherwise. ``manifest`` (from :func:`parse_item_manifest`) is stored with
+    the item. The item gets the id reserved when the upload opened, or a new
+    one for a session of an older server. Nothing is stored before every
+    check passed, and a blob stored for an item that is then refused is left
+    for the sweep like any unreferenced blob.
+
     Raises:
         UploadGoneError: no such session.
+        MissingDigestError: no SHA-256 declared or given; the session stays.
         IncompleteUploadError: bytes are missing; the session stays.
-        DigestMismatchError: the bytes do not match the declared SHA-256; the
-            session row is deleted in the caller's transaction (which the
-            caller should commit) and the staged bytes are gone.
+        DigestMismatchError: the bytes, or the SHA-256 given, do not match the
+            declared SHA-256; the session row is deleted in the caller's
+            transaction (which the caller should commit) and the staged bytes
+            are gone.
         BlobMissingError: a concurrent delete removed the same bytes; upload again.
     """
     upload = find_upload(session, account, upload_id)
     # End the read transaction: verifying a large payload takes a while.
     session.commit()
+    expected = upload.sha256 or sha256
+    if expected is None:
+        raise MissingDigestError("the upload declared no sha-256; give 'sha256' with the commit")
+    if sha256 is not None and sha256 != expected:
+        # Like bytes that do not hash to the declared value: the session ends.
+        session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
+        store.abort(upload.id)
+        raise DigestMismatchError("the sha-256 given differs from the one declared; send it again")
     try:
-        payload_key = store.commit(upload.id, upload.sha256)
+        payload_key = store.commit(upload.id, expected)
     except DigestMismatchError:
         session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
         raise
     except UploadNotFoundError:
         raise UploadGoneError("no such upload") from None
     header_key = store.put(io.BytesIO(upload.header), max_size=MAX_HEADER_SIZE)
+    manifest_key = None
+    if manifest is not None:
+        manifest_key = store.put(io.BytesIO(manifest.data), max_size=MAX_MANIFEST_SIZE)
     if account.vault_id is None:
         raise RuntimeError("internal error: an upload by an account without a vault")
     item = Item(
-        id=new_id(),
+        id=upload.item_id or new_id(),
         account_id=account.id,
         vault_id=account.vault_id,
         header_key=header_key,
         header_size=len(upload.header),
         payload_key=payload_key,
         payload_size=upload.size,
+        manifest_key=manifest_key,
+        manifest_size=None if manifest is None else len(manifest.data),
         release_set=False,
         created_at=utcnow(),
     )
-    event = {
+    event: dict[str, object] = {
         "type": "item.uploaded",
         "item": item.id,
         "account": account.id,
@@ -287,10 +407,14 @@ def commit_upload(
         "header_sha256": header_key,
         "header_size": item.header_size,
     }
+    if manifest_key is not None:
+        event["manifest_sha256"] = manifest_key
+        event["manifest_size"] = item.manifest_size
     appended = log.append(session, event, signer)
     # The append lock is held: a delete of the same bytes either finished
     # before (and the blob is gone) or waits until this item is committed.
-    if not (store.exists(payload_key) and store.exists(header_key)):
+    keys = [payload_key, header_key] + ([manifest_key] if manifest_key is not None else [])
+    if not all(store.exists(key) for key in keys):
         raise BlobMissingError("the uploaded bytes were removed meanwhile; upload again")
     session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
     session.add(item)
@@ -429,17 +553,27 @@ def share_item(
     header: bytes,
     editors: Sequence[str],
     signer: NoteSigner,
+    manifest: EncryptedManifest | None = None,
 ) -> log.Appended:
-    """Replace an owned item's header and the set of editors it is shared with.
+    """Replace an owned item's header, manifest and the set of editors it is shared with.
 
     ``header`` was re-wrapped by the client (:func:`vault.age.rewrap_header`)
     and parsed by :func:`parse_item_header`; the payload is untouched, so
-    only the header is stored. ``editors`` is the whole new set: an editor
-    left out loses access. Logs ``item.shared`` in the caller's transaction.
+    only the header is stored. ``manifest`` is required exactly when the item
+    has one: the current manifest re-wrapped (:func:`vault.age.rewrap`), so
+    it keeps every stanza and its encrypted payload byte for byte. ``editors``
+    is the whole new set: an editor left out loses access. Logs
+    ``item.shared`` in the caller's transaction. Every check comes before
+    anything is stored.
 
     Raises:
         ItemNotFoundError: not the account's item.
         UnknownEditorError: an id that is not an enabled editor.
+        HeaderDropsStanzasError: the header leaves out a current recipient.
+        MissingManifestError, UnexpectedManifestError: a manifest missing or
+            one too many.
+        ManifestDropsStanzasError, ManifestChangedError: the manifest leaves
+            out a current recipient or changes its payload.
     """
     item = visible_item(session, account, item_id)
     if item.account_id != account.id:
@@ -459,8 +593,22 @@ def share_item(
         if unknown:
             raise UnknownEditorError(f"not an editor's account: {unknown[0]}")
     _check_keeps_stanzas(store, item.header_key, header)
+    if item.manifest_key is None:
+        if manifest is not None:
+            raise UnexpectedManifestError(
+                "the item has no manifest; a share cannot add one",
+                hint="share without 'manifest'",
+            )
+    elif manifest is None:
+        raise MissingManifestError(
+            "the item has a manifest: send it re-wrapped for the new editors",
+            hint="re-wrap the current manifest (vault.age.rewrap), from GET …/manifest",
+        )
+    else:
+        _check_same_manifest(store, item.manifest_key, manifest)
     header_key = store.put(io.BytesIO(header), max_size=MAX_HEADER_SIZE)
-    event = {
+    values: dict[str, object] = {"header_key": header_key, "header_size": len(header)}
+    event: dict[str, object] = {
         "type": "item.shared",
         "item": item.id,
         "account": account.id,
@@ -468,26 +616,28 @@ def share_item(
         "header_size": len(header),
         "editors": wanted,
     }
+    keys = [header_key]
+    if manifest is not None:
+        manifest_key = store.put(io.BytesIO(manifest.data), max_size=MAX_MANIFEST_SIZE)
+        keys.append(manifest_key)
+        values.update(manifest_key=manifest_key, manifest_size=len(manifest.data))
+        event.update(manifest_sha256=manifest_key, manifest_size=len(manifest.data))
     appended = log.append(session, event, signer)
     # Under the append lock, as in commit_upload and delete_item.
-    if not store.exists(header_key):
-        raise BlobMissingError("the header was removed meanwhile; share again")
+    if not all(store.exists(key) for key in keys):
+        raise BlobMissingError("the header or manifest was removed meanwhile; share again")
     old_key = item.header_key
     changed = cast(
         "CursorResult[Any]",
-        session.execute(
-            update(Item)
-            .where(Item.id == item.id)
-            .values(header_key=header_key, header_size=len(header))
-        ),
+        session.execute(update(Item).where(Item.id == item.id).values(**values)),
     )
     if changed.rowcount != 1:
         raise ItemNotFoundError("no such item")
     session.execute(delete(ItemShare).where(ItemShare.item_id == item.id))
     session.add_all(ItemShare(item_id=item.id, editor_id=editor) for editor in wanted)
     session.flush()
-    # The old header blob is kept: sharing must never be a way to make an
-    # item undecryptable (a stolen token, a coerced reporter).
+    # The old header and manifest blobs are kept: sharing must never be a
+    # way to make an item undecryptable (a stolen token, a coerced reporter).
     del old_key
     return appended
 
@@ -495,6 +645,10 @@ def share_item(
 def _stanzas(data: bytes) -> set[Stanza]:
     parse_item_header(data)
     return set(parse_header(Source(io.BytesIO(data))).stanzas)
+
+
+def _drops_stanzas(current: bytes, new_header: bytes) -> bool:
+    return bool(_stanzas(current) - _stanzas(new_header))
 
 
 def _check_keeps_stanzas(store: BlobStore, current_key: str, new_header: bytes) -> None:
@@ -507,9 +661,35 @@ def _check_keeps_stanzas(store: BlobStore, current_key: str, new_header: bytes) 
     """
     with store.open(current_key) as blob:
         current = blob.read(MAX_HEADER_SIZE + 1)
-    missing = _stanzas(current) - _stanzas(new_header)
-    if missing:
+    if _drops_stanzas(current, new_header):
         raise HeaderDropsStanzasError(
             "the new header leaves out recipients of the current one",
             hint="re-wrap the current header (vault.age.rewrap_header) to add editors",
+        )
+
+
+def _check_same_manifest(store: BlobStore, current_key: str, new: EncryptedManifest) -> None:
+    """Refuse a new manifest that is not the current one with recipients added.
+
+    Its header is held to :func:`_check_keeps_stanzas`'s rule, and what
+    follows the header (payload nonce and encrypted manifest) must be the
+    current one byte for byte: re-wrapping (:func:`vault.age.rewrap`) copies
+    it, so only a different manifest differs. The server cannot check the
+    new header's MAC; the old manifest blob is kept, like the old header. A
+    stanza added for another file key cannot make the same bytes say
+    something else either: whoever opens it fails to decrypt (the payload was
+    sealed by the reporter's client under the original key).
+    """
+    with store.open(current_key) as blob:
+        current = parse_item_manifest(blob.read(MAX_MANIFEST_SIZE + 1))
+    if _drops_stanzas(current.header, new.header):
+        raise ManifestDropsStanzasError(
+            "the new manifest leaves out recipients of the current one",
+            hint="re-wrap the current manifest (vault.age.rewrap) to add editors",
+        )
+    if current.body != new.body:
+        raise ManifestChangedError(
+            "the new manifest's encrypted payload differs from the current one: "
+            "a share may add recipients, never change the manifest",
+            hint="re-wrap the current manifest (vault.age.rewrap) instead of encrypting it again",
         )

@@ -101,13 +101,22 @@ def cli_verifier(config: Config) -> NoteVerifier:
     return NoteVerifier.parse(lines["log key"])
 
 
-def verify_response_receipt(client: FlaskClient, config: Config, receipt: str) -> dict[str, Any]:
-    """Check a receipt offline against the logged entry; return the event."""
-    parsed = Receipt.parse(receipt.encode("utf-8"))
-    page = client.get(f"/api/v1/log/entries?start={parsed.index}&end={parsed.index + 1}").json
+def verify_logged(client: FlaskClient, config: Config, body: dict[str, Any]) -> dict[str, Any]:
+    """Check a write's answer offline: its ``receipt`` proves its ``entry``; return the event.
+
+    ``entry`` must be canonical base64 of bytes whose leaf hash the receipt
+    proves under the key ``keys show`` prints (checked offline), and they must
+    be the very bytes the log serves at the receipt's index.
+    """
+    entry = b64decode(body["entry"])
+    assert entry is not None, "entry is not canonical padded base64"
+    receipt = body["receipt"].encode("utf-8")
+    checkpoint = verify_receipt(receipt, entry, cli_verifier(config))
+    index = Receipt.parse(receipt).index
+    assert checkpoint.size == index + 1
+    page = client.get(f"/api/v1/log/entries?start={index}&end={index + 1}").json
     assert page is not None
-    data = base64.b64decode(page["entries"][0]["data"])
-    checkpoint = verify_receipt(receipt.encode("utf-8"), data, cli_verifier(config))
-    assert checkpoint.size == parsed.index + 1
-    event: dict[str, Any] = canonical.loads(data)
+    assert base64.b64decode(page["entries"][0]["data"]) == entry
+    event: dict[str, Any] = canonical.loads(entry)
+    assert canonical.dumps(event) == entry
     return event

@@ -1,4 +1,4 @@
-"""Helpers of the upload and item tests: accounts of each role, age headers, uploads."""
+"""Helpers of the upload and item tests: accounts of each role, age files, uploads, manifests."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from server.db import transaction
 from server.keyfile import load_key_file
 from server.services.accounts import create_operator
 from tests.server._helpers import bearer, identity, invite, log_in, register
+from vault import canonical
 from vault._base64 import b64encode
-from vault.age import X25519Identity, encrypt
+from vault.age import Recipient, X25519Identity, encrypt, rewrap
 from vault.age.format import Source, parse_header
 
 OCTETS = "application/octet-stream"
@@ -60,12 +61,47 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def start(client: FlaskClient, who: User, header: bytes, size: int, digest: str) -> TestResponse:
-    return client.post(
-        "/api/v1/uploads",
-        json={"size": size, "sha256": digest, "header": b64encode(header)},
-        headers=who.headers,
-    )
+def age_file(plaintext: bytes, recipients: list[Recipient]) -> bytes:
+    """A whole binary age file of ``plaintext``."""
+    out = io.BytesIO()
+    encrypt(io.BytesIO(plaintext), out, recipients)
+    return out.getvalue()
+
+
+def header_of(data: bytes) -> bytes:
+    """The age header at the start of an age file."""
+    return parse_header(Source(io.BytesIO(data))).marshal()
+
+
+def manifest_file(owner: X25519Identity, item_id: str, note: str = "") -> bytes:
+    """An encrypted manifest naming ``item_id``, to the owner (its content is opaque here)."""
+    text = canonical.dumps({"item": item_id, "filename": "evidence.pdf", "note": note})
+    return age_file(text, [owner.recipient()])
+
+
+def rewrapped(data: bytes, identity: X25519Identity, add: list[Recipient]) -> bytes:
+    """The age file ``data`` re-wrapped for more recipients (:func:`vault.age.rewrap`)."""
+    out = io.BytesIO()
+    rewrap(io.BytesIO(data), out, identity, add)
+    return out.getvalue()
+
+
+def start(
+    client: FlaskClient, who: User, header: bytes, size: int, digest: str | None
+) -> TestResponse:
+    """Open an upload; ``digest`` ``None`` leaves ``sha256`` out."""
+    body: dict[str, Any] = {"size": size, "header": b64encode(header)}
+    if digest is not None:
+        body["sha256"] = digest
+    return client.post("/api/v1/uploads", json=body, headers=who.headers)
+
+
+def commit(client: FlaskClient, who: User, upload_id: str, **body: Any) -> TestResponse:
+    """Commit an upload; with no keyword arguments, with an empty body as older clients do."""
+    url = f"/api/v1/uploads/{upload_id}/commit"
+    if not body:
+        return client.post(url, headers=who.headers)
+    return client.post(url, json=body, headers=who.headers)
 
 
 def put_chunk(

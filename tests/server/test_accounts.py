@@ -1,9 +1,11 @@
-"""Registration with invites, the caller's account, and operator accounts from the CLI."""
+"""Registration with invites, the caller's account, looking people up, operator accounts."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ from sqlalchemy import func, select, update
 from server.cli import main
 from server.config import Config
 from server.db import transaction
+from server.keyfile import load_key_file
 from server.models import Account, Invite, LogEntry
+from server.services.accounts import create_operator
 from server.services.invites import code_hash
 from tests.server._helpers import (
     bearer,
@@ -23,9 +27,11 @@ from tests.server._helpers import (
     invite,
     log_in,
     register,
-    verify_response_receipt,
+    verify_logged,
 )
+from tests.server.test_openapi import check_response
 from vault import canonical
+from vault._base64 import b64encode
 from vault.keys import PersonalIdentity
 
 
@@ -59,7 +65,7 @@ def test_register_a_reporter(app: Flask, client: FlaskClient, config: Config) ->
     assert account["card"] == person.card().to_json().decode()
     assert _invite_used(app, code)
 
-    event = verify_response_receipt(client, config, body["receipt"])
+    event = verify_logged(client, config, body)
     assert event["type"] == "account.registered"
     assert event["account"] == account["id"]
     assert event["vault"] == account["vault"]
@@ -224,3 +230,116 @@ def test_one_invite_registers_one_account_under_concurrency(app: Flask, config: 
         thread.join(timeout=30)
     assert sorted(statuses) == [201, 403, 403, 403]
     assert _counts(app)[0] == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Person:
+    """A registered, logged-in account with its card."""
+
+    id: str
+    role: str
+    card: str
+    signing_key: bytes
+    headers: dict[str, str]
+
+
+def _person(app: Flask, config: Config, client: FlaskClient, role: str, name: str) -> _Person:
+    person = identity(name)
+    card = person.card()
+    if role == "operator":
+        signer = load_key_file(config.key_file).log_signer
+        with transaction(app.extensions["evault"].sessions) as session:
+            account_id = create_operator(session, card=card, signer=signer).account.id
+    else:
+        response = register(client, person, invite(app, config, role))
+        assert response.status_code == 201, response.json
+        account_id = response.json["account"]["id"]
+    token = log_in(client, person, account_id)["token"]
+    return _Person(
+        id=account_id,
+        role=role,
+        card=card.to_json().decode(),
+        signing_key=card.signing_key,
+        headers=bearer(token),
+    )
+
+
+def _by_key(key: bytes) -> str:
+    # Base64 has '+', '/' and '=': percent-encoded, as a client must.
+    return "/api/v1/accounts?" + urllib.parse.urlencode({"signing_key": b64encode(key)})
+
+
+def test_reporters_and_editors_look_each_other_up(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    reporter = _person(app, config, client, "reporter", "Ana")
+    editor = _person(app, config, client, "editor", "Eve")
+    operator = _person(app, config, client, "operator", "Oli")
+    gone = _person(app, config, client, "editor", "Gus")
+    with transaction(app.extensions["evault"].sessions) as session:
+        session.execute(
+            update(Account).where(Account.id == gone.id).values(disabled_at=dt.datetime.now(dt.UTC))
+        )
+    entries_before = _counts(app)[1]
+    calls = []
+    for asker in (reporter, editor):
+        for found in (reporter, editor):
+            expected = {"account": {"id": found.id, "role": found.role, "card": found.card}}
+            for url, path in (
+                (f"/api/v1/accounts/{found.id}", "/api/v1/accounts/{account_id}"),
+                (_by_key(found.signing_key), "/api/v1/accounts"),
+            ):
+                response = client.get(url, headers=asker.headers)
+                assert response.status_code == 200, (asker.role, url, response.json)
+                assert response.json == expected
+                calls.append((path, response))
+        # Operators, disabled accounts and strangers are all simply not there.
+        for hidden in (operator, gone):
+            for url in (f"/api/v1/accounts/{hidden.id}", _by_key(hidden.signing_key)):
+                response = client.get(url, headers=asker.headers)
+                assert response.status_code == 404, (hidden.role, url)
+                assert response.json == {"error": "not_found", "message": "no such account"}
+        for account_id in ("0" * 32, "A" * 32, "short", "..", reporter.id + "0"):
+            response = client.get(f"/api/v1/accounts/{account_id}", headers=asker.headers)
+            assert response.status_code == 404, account_id
+            assert response.json == {"error": "not_found", "message": "no such account"}
+            calls.append(("/api/v1/accounts/{account_id}", response))
+        stranger = identity("Zed").card().signing_key
+        response = client.get(_by_key(stranger), headers=asker.headers)
+        assert response.status_code == 404
+        calls.append(("/api/v1/accounts", response))
+    # The operator may not look anyone up; without a token nobody may.
+    for url in (f"/api/v1/accounts/{editor.id}", _by_key(editor.signing_key)):
+        response = client.get(url, headers=operator.headers)
+        assert response.status_code == 403
+        calls.append((url.split("?")[0].replace(editor.id, "{account_id}"), response))
+        response = client.get(url)
+        assert response.status_code == 401
+        calls.append((url.split("?")[0].replace(editor.id, "{account_id}"), response))
+    # "me" is still the caller's own account, not a lookup.
+    assert client.get("/api/v1/accounts/me", headers=editor.headers).json["id"] == editor.id
+    # Looking up is not an event.
+    assert _counts(app)[1] == entries_before
+    for path, response in calls:
+        check_response(path, "get", response)
+
+
+def test_a_malformed_lookup_is_400(app: Flask, client: FlaskClient, config: Config) -> None:
+    editor = _person(app, config, client, "editor", "Eve")
+    key = b64encode(editor.signing_key)
+    quoted = urllib.parse.quote(key, safe="")
+    for query in (
+        "",
+        "signing_key=",
+        f"signing_key={key.rstrip('=')}",  # unpadded
+        f"signing_key={b64encode(editor.signing_key + b'x')}",  # 33 bytes
+        f"signing_key={quoted}&signing_key={quoted}",
+        f"signing_key={quoted}&x=1",
+        "signing_key=" + urllib.parse.quote(key[:-2] + "B=", safe=""),  # not canonical
+    ):
+        response = client.get(f"/api/v1/accounts?{query}", headers=editor.headers)
+        assert response.status_code == 400, query
+        assert response.json["error"] == "bad_request"
+        check_response("/api/v1/accounts", "get", response)
+    refused = client.get(f"/api/v1/accounts/{editor.id}?x=1", headers=editor.headers)
+    assert refused.status_code == 400

@@ -6,16 +6,19 @@ import base64
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from server.cli import main
 from server.config import Config
 from server.db import transaction
-from server.keyfile import load_key_file
+from server.keyfile import fingerprint, load_key_file
 from server.services import log
 from server.services.log import MAX_ENTRIES_PAGE
+from tests.server.test_openapi import check_response
 from vault import merkle
-from vault.note import open_checkpoint
+from vault.note import NoteVerifier, open_checkpoint
 
 
 def _fill(app: Flask, config: Config, count: int) -> list[bytes]:
@@ -66,6 +69,40 @@ def test_checkpoint_entries_and_proofs(app: Flask, client: FlaskClient, config: 
     body = client.get("/api/v1/log/proof/consistency?old=3&new=9").json
     assert body is not None
     merkle.verify_consistency(3, 9, old_root, checkpoint.root_hash, _b64(body["proof"]))
+
+
+def test_the_log_key_is_the_one_keys_show_prints(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    response = client.get("/api/v1/log/key")
+    assert response.status_code == 200
+    check_response("/api/v1/log/key", "get", response)
+    body = response.json
+    assert body is not None
+    shown = CliRunner().invoke(
+        main,
+        ["keys", "show"],
+        env={"EVAULT_DATA_DIR": str(config.data_dir), "EVAULT_KEY_FILE": str(config.key_file)},
+        catch_exceptions=False,
+    )
+    lines = dict(line.split(": ", 1) for line in shown.stdout.splitlines())
+    assert body == {
+        "origin": "test.example/log",
+        "key": lines["log key"],
+        "fingerprint": lines["fingerprint"],
+    }
+    keys = load_key_file(config.key_file)
+    assert body["key"] == str(keys.log_verifier)
+    assert body["fingerprint"] == fingerprint(keys.log_verifier)
+    assert body["origin"] == keys.origin
+    # A client that pinned the key verifies checkpoints with it alone.
+    _fill(app, config, 3)
+    pinned = NoteVerifier.parse(body["key"])
+    checkpoint = open_checkpoint(client.get("/api/v1/log/checkpoint").data, pinned, body["origin"])
+    assert checkpoint.size == 3
+    refused = client.get("/api/v1/log/key?x=1")
+    assert refused.status_code == 400
+    check_response("/api/v1/log/key", "get", refused)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from server.config import Config
 from server.db import transaction
 from server.models import ItemShare, LogEntry
-from tests.server._helpers import verify_response_receipt
+from tests.server._helpers import verify_logged
 from tests.server._items import OCTETS, User, age_parts, put_chunk, sha256, start, upload, user
 from tests.server.test_openapi import check_response
 from vault import canonical
@@ -69,7 +69,7 @@ def test_who_reaches_which_item(app: Flask, client: FlaskClient, config: Config)
     # Another reporter and another editor: not found, exactly like a missing id.
     for who in (other, outsider):
         assert client.get("/api/v1/items", headers=who.headers).json == {"items": [], "next": None}
-        for url in (base, f"{base}/content", missing, f"{missing}/content"):
+        for url in (base, f"{base}/content", f"{base}/manifest", missing, f"{missing}/content"):
             response = client.get(url, headers=who.headers)
             assert response.status_code == 404, (who.role, url)
             assert response.json == {"error": "not_found", "message": "no such item"}
@@ -83,6 +83,8 @@ def test_who_reaches_which_item(app: Flask, client: FlaskClient, config: Config)
         ("GET", "/api/v1/items"),
         ("GET", base),
         ("GET", f"{base}/content"),
+        ("GET", f"{base}/manifest"),
+        ("POST", f"{base}/share"),
         ("DELETE", base),
     ):
         assert client.open(url, method=method, headers=operator.headers).status_code == 403
@@ -146,7 +148,7 @@ def test_delete_removes_the_item_and_keeps_the_bytes(
     assert _blobs(config) == {sha256(payload), sha256(header_one), sha256(header_two)}
     response = client.delete(f"/api/v1/items/{first['item']['id']}", headers=owner.headers)
     assert response.status_code == 200
-    event = verify_response_receipt(client, config, response.json["receipt"])
+    event = verify_logged(client, config, response.json)
     assert event["type"] == "item.deleted"
     assert event["item"] == first["item"]["id"]
     assert set(event) == {"type", "item", "account", "time"}
@@ -286,7 +288,7 @@ def test_share_replaces_the_header_and_the_editors(
     assert shared["shared_with"] == [editor.id]
     assert shared["header_sha256"] == sha256(new_header)
     assert shared["sha256"] == item["sha256"]
-    event = verify_response_receipt(client, config, response.json["receipt"])
+    event = verify_logged(client, config, response.json)
     assert event["type"] == "item.shared"
     assert event["editors"] == [editor.id]
     assert event["header_sha256"] == sha256(new_header)

@@ -28,7 +28,7 @@ from tests.server._helpers import (
     log_in,
     register,
     signed_login,
-    verify_response_receipt,
+    verify_logged,
 )
 from tests.server.test_openapi import check_response
 from vault import canonical
@@ -55,12 +55,12 @@ def test_login_logout_and_me(app: Flask, client: FlaskClient, config: Config) ->
     assert response.status_code == 200, response.json
     login = response.json
     assert login is not None
-    assert set(login) == {"account", "token", "expires_at", "receipt"}
+    assert set(login) == {"account", "token", "expires_at", "receipt", "entry"}
     assert login["account"] == account
     now = dt.datetime.now(dt.UTC).timestamp()
     assert 3500 <= login["expires_at"] - now <= 3600
 
-    event = verify_response_receipt(client, config, login["receipt"])
+    event = verify_logged(client, config, login)
     assert set(event) == {"type", "account", "time"}
     assert event["type"] == "account.login"
     assert event["account"] == account
@@ -76,7 +76,7 @@ def test_login_logout_and_me(app: Flask, client: FlaskClient, config: Config) ->
     out = client.post("/api/v1/auth/logout", headers=headers)
     assert out.status_code == 200
     assert out.json is not None
-    event = verify_response_receipt(client, config, out.json["receipt"])
+    event = verify_logged(client, config, out.json)
     assert (event["type"], event["account"]) == ("account.logout", account)
     assert client.get("/api/v1/accounts/me", headers=headers).status_code == 401
     assert client.post("/api/v1/auth/logout", headers=headers).status_code == 401
@@ -343,8 +343,19 @@ def test_the_url_map_covers_the_account_endpoints(app: Flask) -> None:
         assert protected not in PUBLIC_ENDPOINTS
         roles = required_roles(app.view_functions[protected])
         assert roles == frozenset({"operator", "reporter", "editor"})
+    # Looking people up is for those who share with each other, never the operator.
+    for protected in ("accounts.find", "accounts.find_by_key"):
+        assert protected not in PUBLIC_ENDPOINTS
+        roles = required_roles(app.view_functions[protected])
+        assert roles == frozenset({"reporter", "editor"})
     assert endpoints["accounts.register"].rule == "/api/v1/accounts"
+    assert endpoints["accounts.find_by_key"].rule == "/api/v1/accounts"
     assert endpoints["accounts.me"].rule == "/api/v1/accounts/me"
+    assert endpoints["accounts.find"].rule == "/api/v1/accounts/<account_id>"
+    # The log key is public, like the log it verifies.
+    assert "log.key" in PUBLIC_ENDPOINTS
+    assert endpoints["log.key"].rule == "/api/v1/log/key"
+    assert required_roles(app.view_functions["log.key"]) is None
 
 
 @pytest.mark.integration
@@ -382,8 +393,8 @@ def test_register_challenge_login_me_over_loopback_http(
         assert replay.status_code == 403
         assert replay.json() == FORBIDDEN
     client = app.test_client()
-    for text in (created.json()["receipt"], login.json()["receipt"]):
-        verify_response_receipt(client, config, text)
+    for answer in (created.json(), login.json()):
+        verify_logged(client, config, answer)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

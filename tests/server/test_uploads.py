@@ -29,7 +29,7 @@ from server.db import transaction
 from server.housekeeping import Sweeper
 from server.models import Item, UploadSession
 from server.services import items as service
-from tests.server._helpers import verify_response_receipt
+from tests.server._helpers import verify_logged
 from tests.server._items import (
     OCTETS,
     User,
@@ -113,7 +113,7 @@ def test_chunks_in_random_order_with_repeats(
     assert item["size"] == len(payload)
     assert item["header_sha256"] == sha256(header)
     assert item["header_size"] == len(header)
-    event = verify_response_receipt(client, config, body["receipt"])
+    event = verify_logged(client, config, body)
     assert event == {
         "type": "item.uploaded",
         "item": item["id"],

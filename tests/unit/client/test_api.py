@@ -121,3 +121,23 @@ def test_an_expired_token_logs_in_again_once() -> None:
     api.json("GET", "/items")
     assert logins == [1]
     assert fake.calls == 2
+
+
+def test_a_short_rate_limit_is_waited_out() -> None:
+    limited = _response(429, b'{"error": "too_many_requests", "message": "slow down"}')
+    limited.headers["Retry-After"] = "3"
+    fake = Flaky([limited], _response(200, b"{}"))
+    api, slept = _api(fake)
+    api.json("POST", "/auth/login", json={})
+    assert slept == [3.0]
+
+
+def test_a_long_rate_limit_is_reported_with_its_wait() -> None:
+    limited = _response(429, b'{"error": "too_many_requests", "message": "slow down"}')
+    limited.headers["Retry-After"] = "600"
+    api, slept = _api(Flaky([], limited))
+    with pytest.raises(ApiError, match="slow down") as info:
+        api.json("GET", "/items")
+    assert slept == []
+    assert info.value.hint is not None
+    assert "600 seconds" in info.value.hint

@@ -163,3 +163,18 @@ def test_a_bad_receipt_is_refused(tamper: str) -> None:
         del answer["receipt"]
     with pytest.raises(ProofError):
         check(log).entry(answer)
+
+
+def test_a_rolled_back_latest_checkpoint_is_refused() -> None:
+    log = FakeLog([event(i) for i in range(9)])
+    lc = check(log)
+    lc.refresh()
+    log.get_bytes = lambda path, *, limit: log.note(size=5)  # type: ignore[method-assign]
+    with pytest.raises(RewrittenLogError, match="rolled back"):
+        lc.refresh()
+
+
+def test_a_foreign_checkpoint_names_the_pinned_key() -> None:
+    log = FakeLog([event(i) for i in range(3)])
+    with pytest.raises(SignatureError, match="not signed by the log key this device pinned"):
+        check(log).advance(log.note(signer=OTHER))
