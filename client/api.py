@@ -41,6 +41,8 @@ _CONNECT_TIMEOUT = 30.0
 _READ_TIMEOUT = 300.0
 _RETRIES = 8
 _GATEWAY_ERRORS = (502, 503, 504)
+_MAX_WAITS = 3
+_MAX_WAIT_SECONDS = 30
 _MAX_JSON = 64 * 1024 * 1024
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
@@ -97,6 +99,15 @@ def check_proxy(proxy: str) -> str:
             hint="use socks5h://HOST:PORT, e.g. socks5h://127.0.0.1:9050",
         )
     return proxy
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The short wait a 429 asks for, or None if it asks for none or too long."""
+    text = response.headers.get("Retry-After", "")
+    if not text.isdigit():
+        return None
+    seconds = int(text)
+    return float(seconds) if seconds <= _MAX_WAIT_SECONDS else None
 
 
 def _unresolvable(exc: BaseException) -> bool:
@@ -224,6 +235,16 @@ class Api:
             )
 
         response = self._retry(attempt, idempotent=idempotent)
+        waits = 0
+        while response.status_code == 429 and waits < _MAX_WAITS:
+            # Rate-limited: nothing was done, so any request may be sent again.
+            delay = _retry_after(response)
+            if delay is None:
+                break
+            response.close()
+            self._sleep(delay)
+            waits += 1
+            response = self._retry(attempt, idempotent=idempotent)
         if response.status_code == 401 and self._relogin is not None:
             # The token expired during a long transfer: log in again, once.
             response.close()
@@ -235,7 +256,8 @@ class Api:
             response.close()
             hint = None
             if response.status_code == 429:
-                hint = "the server asks to slow down; try again in a minute"
+                wait = response.headers.get("Retry-After", "")
+                hint = f"the server asks to slow down; try again in {wait or 'a few'} seconds"
             elif response.status_code == 401:
                 hint = "log in again: run the command again"
             raise ApiError(

@@ -21,7 +21,7 @@ from typing import Any
 
 from client.api import Api, ApiError
 from vault import canonical
-from vault.errors import FormatError, ProofError, VaultError
+from vault.errors import FormatError, ProofError, SignatureError, VaultError
 from vault.merkle import verify_consistency
 from vault.note import Checkpoint, NoteVerifier, Receipt, open_checkpoint, verify_receipt
 
@@ -126,7 +126,13 @@ class LogCheck:
             SignatureError, ProofError: not signed by the pinned key.
             RewrittenLogError: not consistent with what this device saw.
         """
-        checkpoint = open_checkpoint(note, self.verifier)
+        try:
+            checkpoint = open_checkpoint(note, self.verifier)
+        except SignatureError:
+            raise SignatureError(
+                "the server's checkpoint is not signed by the log key this device pinned",
+                hint="this may not be your server, or its key was replaced; do not trust it",
+            ) from None
         if self.latest is None:
             self.latest, self.note = checkpoint, note
             return checkpoint
@@ -140,7 +146,15 @@ class LogCheck:
     def refresh(self) -> Checkpoint:
         """Fetch the server's latest checkpoint and :meth:`advance` to it."""
         note = self._api.get_bytes("/log/checkpoint", limit=_MAX_CHECKPOINT)
-        return self.advance(note)
+        before = self.latest
+        checkpoint = self.advance(note)
+        if before is not None and checkpoint.size < before.size:
+            # Consistent, but older: a server hiding its newest entries.
+            raise _rewritten(
+                f"its latest checkpoint ({checkpoint.size} entries) is older than one this "
+                f"device verified ({before.size} entries): the log was rolled back"
+            )
+        return checkpoint
 
     def entry(self, answer: dict[str, Any]) -> LoggedEntry:
         """Verify the ``entry`` and ``receipt`` of an API answer.
