@@ -7,6 +7,7 @@ with the age tool, streaming stdin to stdout when no files are named.
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,7 +27,44 @@ def _fail(message: str, hint: str | None = None) -> None:
         click.echo(f"evault: hint: {hint}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_COMMANDS = {
+    "init": "account:init",
+    "card": "account:card",
+    "register": "account:register",
+    "whoami": "account:whoami",
+    "panic": "account:panic",
+    "add": "items:add",
+    "ls": "items:ls",
+    "get": "items:get",
+    "share": "items:share",
+    "rm": "items:rm",
+    "inbox": "items:inbox",
+    "pull": "items:pull",
+    "editors": "editors:editors",
+    "log": "log:log",
+    "export": "log:export",
+    "verify": "log:verify",
+}
+"""The commands that talk to a server, imported only when run (``client.commands``)."""
+
+
+class _LazyGroup(click.Group):
+    """Imports a command's module only when that command runs: start-up and memory stay small."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(f"client.commands.{module_name}")
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="evault")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.option(
@@ -298,17 +336,6 @@ def decrypt(
     identities.append(_PromptedPassphrase())
     with _open_input(input_path) as src:
         _run_to_output(output, 0o600, force, lambda dst: age.decrypt(src, dst, identities))
-
-
-def _add_commands() -> None:
-    from client.commands import account, editors, items, log
-
-    for module in (account, items, editors, log):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_add_commands()
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -48,9 +48,11 @@ from vault.manifest import Manifest
 
 __all__ = ["Added", "Progress", "add_file"]
 
-UPLOAD_PIECE = 8 * 1024 * 1024
-"""Bytes per chunk request: big enough to be fast, small enough to resend."""
-_QUEUE_DEPTH = 2
+UPLOAD_PIECE = 32 * 1024 * 1024
+"""Bytes per chunk request: few requests per GiB, little to send again after a drop."""
+_QUEUE_DEPTH = 8
+"""Encrypted batches (about 1 MiB each) waiting for the network: the memory that upload takes."""
+_PASSES = 6
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -98,85 +100,113 @@ def _overlaps(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> bool:
     return any(start < r_end and r_start < end for r_start, r_end in ranges)
 
 
+class _PieceBody:
+    """One chunk request's body, streamed from the encryptor: ``len`` bytes, read in order."""
+
+    def __init__(self, pieces: queue.Queue[bytes | None], length: int) -> None:
+        self._pieces = pieces
+        self._length = length
+        self._left = length
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left == 0:
+            return b""
+        data = self._pieces.get()
+        if data is None:
+            raise _Stop  # the encryptor failed: cut the request short
+        if len(data) > self._left:
+            raise AssertionError("internal error: a piece straddles a chunk request")
+        self._left -= len(data)
+        self.sent += len(data)
+        return data
+
+
 class _Uploader:
-    """Sends payload pieces in order on a thread, skipping those the server has."""
+    """Sends the payload's chunk requests on a thread, as the encryptor produces them.
+
+    The payload is cut into requests of :data:`UPLOAD_PIECE` bytes at fixed
+    offsets; those the server has in full are skipped. Each request's body
+    streams from a small queue the encryptor fills, so nothing is held but a
+    few encrypted batches. A request cut short (a dropped connection) ends
+    the pass; the caller asks the server what it lacks and makes another.
+    """
 
     def __init__(
         self,
         client: Client,
         upload: str,
+        total: int,
         missing: Sequence[tuple[int, int]],
         advance: Callable[[int], None],
     ) -> None:
         self._client = client
         self._upload = upload
-        self._missing = list(missing)
         self._advance = advance
-        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(_QUEUE_DEPTH)
+        self.plan = [
+            (offset, min(UPLOAD_PIECE, total - offset))
+            for offset in range(0, total, UPLOAD_PIECE)
+            if _overlaps(offset, min(total, offset + UPLOAD_PIECE), missing)
+        ]
+        self.queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="evault-upload", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        api = self._client.authed()
-        while (piece := self._queue.get()) is not None:
-            if self.error is not None:
-                continue
-            offset, data = piece
-            try:
-                if _overlaps(offset, offset + len(data), self._missing):
-                    api.request(
-                        "PUT",
-                        f"/uploads/{self._upload}/chunks",
-                        params={"offset": offset},
-                        data=data,
-                        headers={"Content-Type": "application/octet-stream"},
-                    ).close()
-                    self._advance(len(data))
-            except BaseException as exc:  # noqa: BLE001 — reported by the main thread
-                self.error = exc
-
-    def put(self, offset: int, data: bytes) -> None:
-        if self.error is not None:
-            raise _Stop
-        self._queue.put((offset, data))
+        try:
+            api = self._client.authed()
+            for offset, length in self.plan:
+                body = _PieceBody(self.queue, length)
+                api.request(
+                    "PUT",
+                    f"/uploads/{self._upload}/chunks",
+                    params={"offset": offset},
+                    data=body,  # type: ignore[arg-type]
+                    headers={"Content-Type": "application/octet-stream"},
+                    idempotent=False,  # the body cannot be sent twice
+                ).close()
+                self._advance(length)
+        except BaseException as exc:  # noqa: BLE001 — reported by the main thread
+            self.error = exc
+        # Keep taking what the encryptor hands over, so that it never blocks.
+        while self.queue.get() is not None:
+            pass
 
     def finish(self) -> None:
-        self._queue.put(None)
+        """Wait for the thread; its error, if any, is in :attr:`error`."""
+        self.queue.put(None)
         self._thread.join()
-        if self.error is not None:
-            raise self.error
 
 
 class _Sink:
-    """The encryptor's output: hashed, cut into pieces, handed to the uploader."""
+    """The encryptor's output: hashed, and the pieces the server lacks queued for sending."""
 
     def __init__(self, uploader: _Uploader) -> None:
         self._uploader = uploader
+        self._wanted = list(uploader.plan)
         self.digest = hashlib.sha256()
-        self._buffer = bytearray()
         self._offset = 0
 
     def write(self, view: memoryview) -> int:
         self.digest.update(view)
         data = view
         while len(data):
-            room = UPLOAD_PIECE - len(self._buffer)
-            self._buffer += data[:room]
-            data = data[room:]
-            if len(self._buffer) == UPLOAD_PIECE:
-                self._flush()
-        return len(view)
-
-    def _flush(self) -> None:
-        if self._buffer:
-            piece = bytes(self._buffer)
-            self._buffer = bytearray()
-            self._uploader.put(self._offset, piece)
+            if self._uploader.error is not None:
+                raise _Stop
+            start = self._offset
+            # Cut at request boundaries, so that no piece straddles two.
+            boundary = (start // UPLOAD_PIECE + 1) * UPLOAD_PIECE
+            piece, data = data[: boundary - start], data[boundary - start :]
             self._offset += len(piece)
-
-    def close(self) -> None:
-        self._flush()
+            if self._wanted and self._wanted[0][0] <= start < sum(self._wanted[0]):
+                self._uploader.queue.put(bytes(piece))
+                if self._offset >= sum(self._wanted[0]):
+                    self._wanted.pop(0)
+        return len(view)
 
 
 def _ranges(upload: dict[str, Any], key: str) -> list[tuple[int, int]]:
@@ -342,16 +372,22 @@ def add_file(
         total = payload_size(pending.size)
         missing = _ranges(status, "missing")
         progress.start(total=total, done=total - sum(e - s for s, e in missing), resumed=resumed)
-        uploader = _Uploader(client, pending.upload, missing, progress.advance)
-        reader = _HashingReader(src)
-        sink = _Sink(uploader)
-        try:
-            encrypt_payload(pending.file_key, reader, sink.write, nonce=pending.nonce)
-            sink.close()
-        except _Stop:
-            pass
-        finally:
-            uploader.finish()
+        for attempt in range(_PASSES):
+            reader, sink = _pass(client, pending, src, total, missing, progress)
+            status = _upload_status(client, pending.upload)
+            if status is None:
+                raise ApiError(
+                    "the upload session ended on the server", hint="run the command again"
+                )
+            missing = _ranges(status, "missing")
+            if not missing:
+                break
+            if attempt + 1 == _PASSES:
+                raise ApiError(
+                    "the connection kept dropping; what was sent is kept on the server",
+                    hint="run the same command again to resume",
+                )
+            progress.start(total=total, done=total - sum(e - s for s, e in missing), resumed=True)
         after = os.fstat(src.fileno())
         if reader.count != pending.size or after.st_mtime_ns != pending.mtime_ns:
             raise ConfigError(
@@ -370,6 +406,41 @@ def add_file(
             st,
             resumed,
         )
+
+
+def _pass(
+    client: Client,
+    pending: Pending,
+    src: BinaryIO,
+    total: int,
+    missing: Sequence[tuple[int, int]],
+    progress: Progress,
+) -> tuple[_HashingReader, _Sink]:
+    """Encrypt the whole file once, sending what the server lacks.
+
+    The whole payload is produced every time, since its hash is needed at
+    the commit; only the missing parts travel. A dropped connection ends the
+    pass early without an error: the caller asks the server what it lacks.
+
+    Raises:
+        ApiError: the server refused a chunk.
+    """
+    src.seek(0)
+    uploader = _Uploader(client, pending.upload, total, missing, progress.advance)
+    reader = _HashingReader(src)
+    sink = _Sink(uploader)
+    try:
+        encrypt_payload(pending.file_key, reader, sink.write, nonce=pending.nonce)
+    except _Stop:
+        pass
+    finally:
+        uploader.finish()
+    error = uploader.error
+    if error is not None and not isinstance(error, _Stop):
+        if isinstance(error, ApiError) and (error.status == 0 or error.status >= 500):
+            return reader, sink  # dropped: the caller resumes from what the server has
+        raise error
+    return reader, sink
 
 
 def _commit(

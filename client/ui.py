@@ -161,7 +161,7 @@ class Bar:
             TimeRemainingColumn(),
             console=console,
             transient=False,
-            disable=json_mode(),
+            disable=json_mode() or not console.is_terminal,
         )
         self._task: TaskID | None = None
 
@@ -175,6 +175,8 @@ class Bar:
     def start(self, *, total: int, done: int, resumed: bool) -> None:
         label = self._label + (" (resumed)" if resumed else "")
         self._task = self._progress.add_task(label, total=total, completed=done)
+        # A first sample, so that the rate shows from the first piece on.
+        self._progress.advance(self._task, 0)
 
     def advance(self, n: int) -> None:
         if self._task is not None:

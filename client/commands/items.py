@@ -92,6 +92,7 @@ def add(
             )
             if not json_mode():
                 with_whom = f", shared with {shown(', '.join(shared))}" if shared else ""
+                with_whom += " (resumed)" if added.resumed else ""
                 out().print(
                     f"{label}: stored as item [bold]{added.item}[/] "
                     f"({_human(added.size)}), logged at entry {added.entry.index}, "

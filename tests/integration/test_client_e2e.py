@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from client.transfer import UPLOAD_PIECE
 from vault import canonical, merkle
 from vault.keys import PersonalIdentity
 from vault.note import Checkpoint, sign_checkpoint
@@ -188,6 +189,39 @@ def test_reporters_are_isolated_and_sharing_reaches_the_editor(crew: Crew, tmp_p
 # 2. Resume after a killed upload ----------------------------------------------
 
 
+def test_a_dropped_connection_is_resumed_by_the_same_add(
+    crew: Crew, line: Proxy, tmp_path: Path
+) -> None:
+    """The line drops the second chunk request once: the same command carries on."""
+    frank = crew.frank
+    clip = tmp_path / "clip.bin"
+    clip.write_bytes(payload(2 * UPLOAD_PIECE + 12345, seed=5))
+    dropped: list[str] = []
+
+    def drop_once(exchange: Exchange) -> None:
+        offset = exchange.query.get("offset")
+        if exchange.method == "PUT" and offset not in (None, "0") and not dropped:
+            dropped.append(offset)
+            raise Drop
+
+    line.reset()
+    line.before = drop_once
+    try:
+        (added,) = frank.add(clip)
+    finally:
+        line.before = None
+    assert dropped == [str(UPLOAD_PIECE)]
+    sent = [int(e.query["offset"]) for e in line.seen if e.method == "PUT"]
+    # Passed on to the server (the dropped attempt never was): each piece once,
+    # the dropped one on its second try, the first one not again.
+    assert sorted(sent) == [0, UPLOAD_PIECE, 2 * UPLOAD_PIECE]
+    assert frank.pending() == []
+    out = tmp_path / "back"
+    out.mkdir()
+    got = frank.json("get", added["item"], "-o", out)
+    assert got["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+
+
 def test_a_killed_upload_resumes_where_the_server_stopped(
     crew: Crew, line: Proxy, server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -196,7 +230,7 @@ def test_a_killed_upload_resumes_where_the_server_stopped(
     big.write_bytes(payload(48 * MiB, seed=2))
     original = hashlib.sha256(big.read_bytes()).hexdigest()
 
-    # The line lets the first 8 MiB piece through, then hangs on the next one:
+    # The line lets the first piece through, then hangs on the next one:
     # the client is killed while the server holds some bytes but not all.
     held = threading.Event()
     release = threading.Event()
@@ -239,7 +273,7 @@ def test_a_killed_upload_resumes_where_the_server_stopped(
     opened = next(e for e in line.seen if e.method == "POST" and e.path == "/api/v1/uploads")
     session = server.staging / opened.json()["upload"]["id"]
     staged = json.loads((session / "state").read_bytes())
-    assert staged["ranges"] == [[0, 8 * MiB]]
+    assert staged["ranges"] == [[0, UPLOAD_PIECE]]
     assert staged["size"] > 48 * MiB
     (record,) = frank.pending()
     assert record.endswith(".age")
@@ -247,12 +281,12 @@ def test_a_killed_upload_resumes_where_the_server_stopped(
 
     line.reset()
     resumed = frank.ok("add", big, cwd=tmp_path)
-    assert "(resumed)" in resumed.err
+    assert "(resumed)" in resumed.out
     assert "receipt verified" in resumed.out
     item = resumed.out.split("stored as item ", 1)[1].split()[0]
     offsets = [int(e.query["offset"]) for e in line.seen if e.method == "PUT"]
     assert offsets, "nothing was sent on resume"
-    assert min(offsets) == 8 * MiB, offsets  # the first piece was not sent again
+    assert min(offsets) == UPLOAD_PIECE, offsets  # the first piece was not sent again
     assert frank.pending() == []
     assert not session.exists()
 

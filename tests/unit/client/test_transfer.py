@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import queue
 from typing import Any
 
 import pytest
@@ -66,28 +67,64 @@ def test_the_same_key_and_nonce_give_the_same_payload() -> None:
     assert first.getvalue()[:NONCE_SIZE] == nonce
 
 
-class _Collect:
-    def __init__(self) -> None:
-        self.pieces: list[tuple[int, bytes]] = []
+class _FakeUploader:
+    def __init__(self, plan: list[tuple[int, int]]) -> None:
+        self.plan = plan
+        self.queue: queue.Queue[bytes | None] = queue.Queue()
         self.error = None
 
-    def put(self, offset: int, data: bytes) -> None:
-        self.pieces.append((offset, data))
+    def queued(self) -> list[bytes]:
+        out = []
+        while not self.queue.empty():
+            piece = self.queue.get()
+            assert piece is not None
+            out.append(piece)
+        return out
 
 
-@pytest.mark.parametrize("size", [0, 1, transfer.UPLOAD_PIECE, 2 * transfer.UPLOAD_PIECE + 5])
-def test_the_payload_is_cut_into_pieces_at_their_offsets(size: int) -> None:
-    collect = _Collect()
-    sink = transfer._Sink(collect)  # type: ignore[arg-type]
+PIECE = transfer.UPLOAD_PIECE
+
+
+@pytest.mark.parametrize("size", [1, PIECE, 2 * PIECE + 5])
+@pytest.mark.parametrize("skip_first", [False, True])
+def test_only_the_pieces_planned_are_queued_and_none_straddles(size: int, skip_first: bool) -> None:
+    pieces = [(o, min(PIECE, size - o)) for o in range(0, size, PIECE)]
+    plan = pieces[1:] if skip_first else pieces
+    uploader = _FakeUploader(plan)
+    sink = transfer._Sink(uploader)  # type: ignore[arg-type]
     data = os.urandom(size)
-    for start in range(0, size, 65536 + 16):
-        sink.write(memoryview(data[start : start + 65536 + 16]))
-    sink.close()
-    assert b"".join(p for _, p in collect.pieces) == data
-    assert all(len(p) <= transfer.UPLOAD_PIECE for _, p in collect.pieces)
-    offsets = [o for o, _ in collect.pieces]
-    assert offsets == [i * transfer.UPLOAD_PIECE for i in range(len(offsets))]
+    step = 1024 * 1024 + 7  # batches do not fall on request boundaries
+    for start in range(0, size, step):
+        sink.write(memoryview(data[start : start + step]))
+    queued = uploader.queued()
+    expected = b"".join(data[o : o + n] for o, n in plan)
+    assert b"".join(queued) == expected
+    # Every queued piece lies within one request.
+    offset = plan[0][0] if plan else 0
+    for piece in queued:
+        assert offset // PIECE == (offset + len(piece) - 1) // PIECE
+        offset += len(piece)
     assert sink.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_request_body_reads_exactly_its_length() -> None:
+    pieces: queue.Queue[bytes | None] = queue.Queue()
+    for piece in (b"abc", b"defg", b"hi"):
+        pieces.put(piece)
+    body = transfer._PieceBody(pieces, 9)
+    assert len(body) == 9
+    assert b"".join(iter(lambda: body.read(1 << 20), b"")) == b"abcdefghi"
+    assert body.sent == 9
+
+
+def test_a_request_body_stops_when_the_encryptor_does() -> None:
+    pieces: queue.Queue[bytes | None] = queue.Queue()
+    pieces.put(b"abc")
+    pieces.put(None)
+    body = transfer._PieceBody(pieces, 9)
+    body.read()
+    with pytest.raises(transfer._Stop):
+        body.read()
 
 
 def test_only_pieces_the_server_lacks_are_sent() -> None:
