@@ -20,6 +20,7 @@ Transport rules, safe by default:
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import urllib.parse
@@ -44,7 +45,8 @@ _RETRIES = 8
 _GATEWAY_ERRORS = (502, 503, 504)
 _MAX_WAITS = 3
 _MAX_WAIT_SECONDS = 30
-_MAX_JSON = 64 * 1024 * 1024
+_MAX_JSON = 8 * 1024 * 1024
+_MAX_ERROR = 16 * 1024
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -140,10 +142,23 @@ def _unresolvable(exc: BaseException) -> bool:
     return False
 
 
+def _read_limited(response: requests.Response, limit: int) -> bytes:
+    """The body, read as it streams in, refused past ``limit`` bytes."""
+    data = bytearray()
+    try:
+        for piece in response.iter_content(65536):
+            data += piece
+            if len(data) > limit:
+                raise ApiError("the server sent an oversized answer")
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise ApiError("the connection dropped during an answer", hint="run it again") from exc
+    return bytes(data)
+
+
 def _message(response: requests.Response) -> tuple[str, str]:
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(_read_limited(response, _MAX_ERROR))
+    except (ValueError, ApiError):
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body.get("error", "")), body["message"]
@@ -174,6 +189,8 @@ class Api:
             check_proxy(proxy)
             self._session.proxies = {"http": proxy, "https": proxy}
         self._session.headers["User-Agent"] = "evault"
+        # Sizes are checked as bodies arrive; a compressed body could not be.
+        self._session.headers["Accept-Encoding"] = "identity"
         self._token: str | None = None
         self._relogin: Callable[[], None] | None = None
         self._sleep = sleep
@@ -265,9 +282,13 @@ class Api:
             response = self._retry(attempt, idempotent=idempotent)
         if response.status_code == 401 and self._relogin is not None:
             # The token expired during a long transfer: log in again, once.
+            relogin, self._relogin = self._relogin, None
             response.close()
             self._token = None
-            self._relogin()
+            try:
+                relogin()
+            finally:
+                self._relogin = self._relogin or relogin
             response = self._retry(attempt, idempotent=idempotent)
         if response.status_code not in ok:
             code, message = _message(response)
@@ -287,12 +308,14 @@ class Api:
         return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """:meth:`request` and decode a JSON object."""
-        response = self.request(method, path, **kwargs)
-        if len(response.content) > _MAX_JSON:
-            raise ApiError("the server sent an oversized answer")
+        """:meth:`request` and decode a JSON object of at most :data:`_MAX_JSON` bytes."""
+        response = self.request(method, path, stream=True, **kwargs)
         try:
-            body = response.json()
+            data = _read_limited(response, _MAX_JSON)
+        finally:
+            response.close()
+        try:
+            body = json.loads(data)
         except ValueError:
             raise ApiError("the server sent an answer that is not JSON") from None
         if not isinstance(body, dict):
@@ -305,12 +328,7 @@ class Api:
         """A small body (a checkpoint, a manifest), refused if over ``limit`` bytes."""
         response = self.request("GET", path, params=params, stream=True)
         try:
-            data = b""
-            for piece in response.iter_content(65536):
-                data += piece
-                if len(data) > limit:
-                    raise ApiError("the server sent an oversized answer")
-            return data
+            return _read_limited(response, limit)
         finally:
             response.close()
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from client.context import Client
 from vault import canonical
 from vault.errors import FormatError, ProofError
-from vault.merkle import leaf_hash, root_of, verify_inclusion
+from vault.merkle import leaf_hash, node_hash, verify_inclusion
 from vault.note import Checkpoint, Receipt
 
-__all__ = ["Event", "mine", "read_log", "receipt_for"]
+__all__ = ["Event", "concerning_me", "read_log", "receipt_for"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,8 +34,41 @@ class Event:
     event: dict[str, Any]
 
 
-def read_log(client: Client) -> tuple[Checkpoint, list[Event]]:
+class _Root:
+    """The RFC 6962 root of leaves added one by one, in O(log n) memory.
+
+    The stack holds the perfect subtrees of the leaves so far, largest
+    first; the root folds them from the right, which is how RFC 6962
+    splits a tree at the largest power of two below its size.
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []
+
+    def add(self, leaf: bytes) -> None:
+        size, value = 1, leaf
+        while self._stack and self._stack[-1][0] == size:
+            left_size, left = self._stack.pop()
+            size, value = left_size + size, node_hash(left, value)
+        self._stack.append((size, value))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = node_hash(left, value)
+        return value
+
+
+def read_log(
+    client: Client, *, keep: Callable[[dict[str, Any]], bool] | None = None
+) -> tuple[Checkpoint, list[Event]]:
     """Every entry of the log, checked against the latest verified checkpoint.
+
+    Only the events ``keep`` accepts are returned (all without it); every
+    entry is hashed into the root all the same, so memory grows with what
+    is kept, not with the log.
 
     Raises:
         ProofError: an entry's bytes do not hash to the signed root.
@@ -42,7 +76,7 @@ def read_log(client: Client) -> tuple[Checkpoint, list[Event]]:
     """
     checkpoint = client.log.refresh()
     events: list[Event] = []
-    hashes: list[bytes] = []
+    tree = _Root()
     start = 0
     while start < checkpoint.size:
         answer = client.api.json(
@@ -62,12 +96,14 @@ def read_log(client: Client) -> tuple[Checkpoint, list[Event]]:
                 event = canonical.loads(data)
             except FormatError:
                 event = None
-            hashes.append(leaf_hash(data))
-            events.append(
-                Event(index=start, data=data, event=event if isinstance(event, dict) else {})
-            )
+            tree.add(leaf_hash(data))
+            value = event if isinstance(event, dict) else {}
+            if keep is None or keep(value):
+                events.append(Event(index=start, data=data, event=value))
             start += 1
-    if root_of(hashes) != checkpoint.root_hash:
+            if start > checkpoint.size:
+                raise ProofError("the server sent more log entries than its checkpoint holds")
+    if tree.root() != checkpoint.root_hash:
         raise ProofError(
             f"the log's {checkpoint.size} entries do not hash to its signed root",
             hint="the server altered entries after signing them; do not trust it",
@@ -75,28 +111,30 @@ def read_log(client: Client) -> tuple[Checkpoint, list[Event]]:
     return checkpoint, events
 
 
-def mine(client: Client, events: Iterable[Event]) -> list[Event]:
-    """The events about this account, its vault or its items."""
+def concerning_me(client: Client) -> Callable[[dict[str, Any]], bool]:
+    """A filter for :func:`read_log`: events about this account, its vault or its items.
+
+    It remembers the items it has seen uploaded to the vault or shared with
+    the account, so it must see the events in log order.
+    """
     account = client.account
     vault = client.state.vault
     items: set[str] = set()
-    found = []
-    for e in events:
-        ev = e.event
+
+    def keep(ev: dict[str, Any]) -> bool:
         item = ev.get("item")
+        editors = ev.get("editors")
         if ev.get("type") == "item.uploaded" and vault is not None and ev.get("vault") == vault:
             items.add(str(item))
-        editors = ev.get("editors")
-        if (
+        if isinstance(editors, list) and account in editors and isinstance(item, str):
+            items.add(item)
+        return (
             ev.get("account") == account
             or (vault is not None and ev.get("vault") == vault)
             or (isinstance(item, str) and item in items)
-            or (isinstance(editors, list) and account in editors)
-        ):
-            if isinstance(item, str) and ev.get("type") == "item.shared":
-                items.add(item)
-            found.append(e)
-    return found
+        )
+
+    return keep
 
 
 def receipt_for(client: Client, checkpoint: Checkpoint, note: bytes, event: Event) -> bytes:

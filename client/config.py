@@ -63,6 +63,8 @@ class Paths:
                 raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
             if path.is_symlink() or not path.is_dir():
                 raise ConfigError(f"{path} is not a directory")
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o700)  # made by something else, or a umask that shares
 
 
 def home() -> Paths:

@@ -12,6 +12,7 @@ verifies again. A key change is loud, never silent (DESIGN.md, "Keys").
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 
+_ACCOUNT = re.compile(r"[0-9a-f]{32}")
+
+
 class KeyChangedError(ProofError):
     """The server gives another key for a pinned contact."""
 
@@ -56,7 +60,10 @@ def _parse_account(answer: dict[str, Any]) -> tuple[str, str, Card]:
         card = Card.from_json(str(account.get("card", "")).encode("utf-8"))
     except FormatError as exc:
         raise ProofError(f"the server sent a malformed card: {exc.message}") from None
-    return str(account.get("id")), str(account.get("role")), card
+    account_id, role = str(account.get("id")), str(account.get("role"))
+    if not _ACCOUNT.fullmatch(account_id) or role not in ("reporter", "editor"):
+        raise ProofError("the server sent a malformed account")
+    return account_id, role, card
 
 
 def server_card(client: Client, account: str) -> tuple[str, Card]:

@@ -8,15 +8,20 @@ made, and the log's checkpoint is remembered when the command ends well.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from client import identity as identities
 from client import state as state_file
-from client.api import Api
+from client.api import Api, check_server_url
 from client.config import Paths
 from client.logcheck import LogCheck
-from client.state import State
+from client.state import LogPin, State
 from vault.errors import ConfigError
 from vault.keys import Card, PersonalIdentity
 
@@ -49,6 +54,15 @@ class Client:
 
     @property
     def server(self) -> str:
+        if (
+            self._server
+            and self.state.server
+            and check_server_url(self._server) != self.state.server
+        ):
+            raise ConfigError(
+                f"this device is registered with {self.state.server}, not {self._server}",
+                hint="one device, one server: leave out --server, or use another EVAULT_HOME",
+            )
         server = self._server or self.state.server
         if not server:
             raise ConfigError(
@@ -122,9 +136,57 @@ class Client:
         if self.state == self._saved:
             return
         self.paths.ensure()
-        state_file.save(self.paths.state, self.state)
-        self._saved = self.state
+        # Another command may have saved meanwhile: merge under a lock rather
+        # than overwrite its pins or a newer checkpoint.
+        with _locked(self.paths.root / ".lock"):
+            merged = _merge(self._saved, self.state, state_file.load(self.paths.state))
+            state_file.save(self.paths.state, merged)
+        self.state = self._saved = merged
 
     def close(self) -> None:
         if self._api is not None:
             self._api.close()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _checkpoint_size(pin: LogPin | None) -> int:
+    if pin is None or pin.checkpoint is None:
+        return -1
+    try:
+        return int(pin.checkpoint.split("\n", 2)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _merge(base: State, mine: State, theirs: State) -> State:
+    """``theirs`` (on disk now) with the changes this command made since ``base``.
+
+    Contacts this command added or changed win; others on disk stay. Of two
+    checkpoints of the same log, the larger is kept: each was verified by
+    the command that saved it.
+    """
+    merged = theirs
+    for name in ("server", "proxy", "account", "role", "vault"):
+        if getattr(mine, name) != getattr(base, name):
+            merged = replace(merged, **{name: getattr(mine, name)})
+    contacts = dict(merged.contacts)
+    for name, contact in mine.contacts.items():
+        if base.contacts.get(name) != contact:
+            contacts[name] = contact
+    merged = replace(merged, contacts=contacts)
+    if mine.log is not None and (
+        merged.log is None
+        or merged.log.key != mine.log.key
+        or _checkpoint_size(mine.log) > _checkpoint_size(merged.log)
+    ):
+        merged = replace(merged, log=mine.log)
+    return merged

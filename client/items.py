@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from client.api import ApiError
+from client.audit import read_log
 from client.contacts import Pinned, current_card, server_card, trust_on_first_use
 from client.context import Client
 from client.files import atomic_output
 from client.logcheck import LoggedEntry
-from client.receipts import check_item_id, store_entry
+from client.receipts import check_item_id, load_entries, store_entry
 from client.state import Contact
-from vault import age
+from vault import age, canonical
 from vault._base64 import b64encode
 from vault.age.format import Source, parse_header
+from vault.age.stream import payload_size
 from vault.errors import ConfigError, DecryptError, FormatError, ManifestError, ProofError
 from vault.manifest import Manifest, SignedManifest, safe_filename
 
@@ -46,6 +49,9 @@ __all__ = [
 ]
 
 _MAX_MANIFEST = 256 * 1024
+_MAX_HEADER = 64 * 1024
+_ITEM = re.compile(r"[0-9a-f]{32}")
+_ACCOUNT = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +62,8 @@ class Listed:
     manifest: Manifest | None
     problem: str | None
     owner: str
+    trust: str = "you"
+    """Whose key checked the signature: "you", "verified", "unverified" or "unpinned"."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +74,7 @@ class Fetched:
     manifest: Manifest
     signer_name: str
     newly_pinned: bool
+    signer_verified: bool
 
 
 def _meta(client: Client, item: str) -> dict[str, Any]:
@@ -85,6 +94,10 @@ def _meta(client: Client, item: str) -> dict[str, Any]:
     for key in ("size", "header_size"):
         if type(meta.get(key)) is not int or meta[key] <= 0:
             raise ProofError("the server sent malformed item metadata")
+    if not _ACCOUNT.fullmatch(meta["owner"]) or meta["header_size"] > _MAX_HEADER:
+        raise ProofError("the server sent malformed item metadata")
+    if meta["owner"] == client.account and meta["vault"] != client.state.vault:
+        raise ProofError("the server says your item is in another vault")
     return meta
 
 
@@ -93,6 +106,10 @@ def _manifest(client: Client, meta: dict[str, Any]) -> SignedManifest:
     expected = meta.get("manifest_sha256")
     if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
         raise ProofError("the manifest does not match the item's metadata")
+    return _open_manifest(client, data)
+
+
+def _open_manifest(client: Client, data: bytes) -> SignedManifest:
     out = io.BytesIO()
     try:
         age.decrypt(io.BytesIO(data), out, [client.identity.age_identity])
@@ -118,7 +135,8 @@ def _signer(client: Client, owner: str, *, pin: bool = True) -> tuple[Pinned | N
 
 def _check_signed(signed: SignedManifest, signer: bytes, meta: dict[str, Any]) -> Manifest:
     m = signed.manifest
-    # Everything but the hashes can be checked before the download.
+    # Everything but the hashes can be checked before the download. (The
+    # vault of one's own items is checked against the account's own.)
     return signed.verify(
         signer=signer,
         plaintext_sha256=m.plaintext_sha256,
@@ -128,9 +146,18 @@ def _check_signed(signed: SignedManifest, signer: bytes, meta: dict[str, Any]) -
     )
 
 
+def _trust(pinned: Pinned | None) -> str:
+    if pinned is None:
+        return "you"
+    if pinned.name.startswith("unpinned-"):
+        return "unpinned"
+    return "verified" if pinned.contact.verified else "unverified"
+
+
 def list_items(client: Client) -> Iterator[Listed]:
     """Every item this account may read, with its manifest decrypted and checked."""
     after: str | None = None
+    seen: set[str] = set()
     while True:
         params: dict[str, str | int] = {"limit": 100}
         if after is not None:
@@ -140,14 +167,19 @@ def list_items(client: Client) -> Iterator[Listed]:
         if not isinstance(items, list):
             raise ProofError("the server sent a malformed item list")
         for meta in items:
-            if not isinstance(meta, dict) or not isinstance(meta.get("id"), str):
+            if not isinstance(meta, dict) or not _ITEM.fullmatch(str(meta.get("id"))):
                 raise ProofError("the server sent a malformed item list")
+            if meta["id"] in seen:
+                raise ProofError("the server listed an item twice")
+            seen.add(meta["id"])
             owner = str(meta.get("owner", ""))
             try:
                 pinned, _ = _signer(client, owner, pin=False)
                 signer = client.card().signing_key if pinned is None else pinned.card.signing_key
                 manifest = _check_signed(_manifest(client, meta), signer, meta)
-                yield Listed(meta=meta, manifest=manifest, problem=None, owner=owner)
+                yield Listed(
+                    meta=meta, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
+                )
             except (ProofError, FormatError, ApiError, ConfigError) as exc:
                 yield Listed(meta=meta, manifest=None, problem=exc.message, owner=owner)
         nxt = answer.get("next")
@@ -159,8 +191,9 @@ def list_items(client: Client) -> Iterator[Listed]:
 class _Download:
     """The streamed age file: header and payload hashed apart, as age reads it."""
 
-    def __init__(self, pieces: Iterator[bytes], header_size: int) -> None:
+    def __init__(self, pieces: Iterator[bytes], header_size: int, limit: int) -> None:
         self._pieces = pieces
+        self._limit = limit
         self._pending = b""
         self._header_size = header_size
         self._seen = 0
@@ -171,6 +204,8 @@ class _Download:
     def read(self, size: int = -1) -> bytes:
         if not self._pending:
             self._pending = next(self._pieces, b"")
+            if self._seen + len(self._pending) > self._limit:
+                raise ProofError("the server sent more bytes than the item holds")
         if size < 0:
             size = len(self._pending)
         data, self._pending = self._pending[:size], self._pending[size:]
@@ -220,7 +255,11 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
     target = _destination(output, manifest)
     response = client.authed().stream(f"/items/{item}/content")
     try:
-        download = _Download(client.api.iter_body(response), meta["header_size"])
+        download = _Download(
+            client.api.iter_body(response),
+            meta["header_size"],
+            meta["header_size"] + payload_size(manifest.size),
+        )
         with atomic_output(target, mode=0o600, overwrite=force) as out:
             writer = _HashingWriter(out)
             age.decrypt(download, writer, [client.identity.age_identity], armored=False)  # type: ignore[arg-type]
@@ -243,7 +282,52 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
     finally:
         response.close()
     name = "you" if pinned is None else pinned.name
-    return Fetched(path=target, manifest=manifest, signer_name=name, newly_pinned=newly)
+    verified = pinned is None or pinned.contact.verified
+    return Fetched(
+        path=target,
+        manifest=manifest,
+        signer_name=name,
+        newly_pinned=newly,
+        signer_verified=verified,
+    )
+
+
+_HEADS = ("item.uploaded", "item.shared")
+
+
+def _latest(events: list[tuple[int, dict[str, Any]]]) -> tuple[str, str] | None:
+    heads = [(i, ev) for i, ev in events if ev.get("type") in _HEADS]
+    if not heads:
+        return None
+    _, ev = max(heads, key=lambda pair: pair[0])
+    return str(ev.get("header_sha256")), str(ev.get("manifest_sha256"))
+
+
+def _logged_state(client: Client, item: str, meta: dict[str, Any]) -> tuple[str, str]:
+    """The header and manifest hashes of the newest logged upload or share of ``item``.
+
+    The entries this device verified and kept come first; if the server's
+    metadata names other hashes (a share from another device, say), the
+    whole log is read and verified to find the newest entry.
+    """
+    kept: list[tuple[int, dict[str, Any]]] = []
+    for index, data, _ in load_entries(client.paths, item):
+        try:
+            value = canonical.loads(data)
+        except FormatError:
+            continue
+        if isinstance(value, dict) and value.get("item") == item:
+            kept.append((index, value))
+    latest = _latest(kept)
+    if latest == (meta["header_sha256"], meta.get("manifest_sha256")):
+        return latest
+    _, events = read_log(
+        client, keep=lambda ev: ev.get("item") == item and ev.get("type") in _HEADS
+    )
+    found = _latest([(e.index, e.event) for e in events])
+    if found is None:
+        raise ProofError("the log has no upload of this item", hint="do not trust this server")
+    return found
 
 
 def _current_header(client: Client, meta: dict[str, Any]) -> bytes:
@@ -255,8 +339,12 @@ def _current_header(client: Client, meta: dict[str, Any]) -> bytes:
         stream=True,
         ok=(206,),
     )
+    data = b""
     try:
-        data = b"".join(client.api.iter_body(response))
+        for piece in client.api.iter_body(response, 65536):
+            data += piece
+            if len(data) > size:
+                break
     finally:
         response.close()
     if len(data) != size or hashlib.sha256(data).hexdigest() != meta["header_sha256"]:
@@ -280,13 +368,26 @@ def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinne
         raise ConfigError(f"{item} is already shared with {name}")
     recipient = contact.card.age_recipient()
     identity = client.identity.age_identity
+    # The server says which header and manifest are this item's; the log and
+    # the signed manifest decide. A server that handed over another item's
+    # would otherwise get that item re-wrapped for the editor.
+    logged = _logged_state(client, item, meta)
     header = _current_header(client, meta)
+    manifest_data = client.authed().get_bytes(f"/items/{item}/manifest", limit=_MAX_MANIFEST)
+    if logged != (
+        hashlib.sha256(header).hexdigest(),
+        hashlib.sha256(manifest_data).hexdigest(),
+    ):
+        raise ProofError(
+            "the server sent a header or manifest that the log does not record for this item",
+            hint="do not trust this server; nothing was shared",
+        )
+    _check_signed(_open_manifest(client, manifest_data), client.card().signing_key, meta)
     try:
         parsed = parse_header(Source(io.BytesIO(header)))
     except FormatError as exc:
         raise ProofError(f"the item's header is malformed: {exc.message}") from None
     new_header = age.rewrap_header(parsed, identity, [recipient]).marshal()
-    manifest_data = client.authed().get_bytes(f"/items/{item}/manifest", limit=_MAX_MANIFEST)
     new_manifest = io.BytesIO()
     age.rewrap(io.BytesIO(manifest_data), new_manifest, identity, [recipient])
     sealed = new_manifest.getvalue()

@@ -111,6 +111,8 @@ class LogCheck:
             proof = self._proof(older.size, newer.size)
             verify_consistency(older.size, newer.size, older.root_hash, newer.root_hash, proof)
         except ApiError as exc:
+            if exc.status == 0 or exc.status >= 500:
+                raise  # the network or the server failed: not evidence of a rewrite
             raise _rewritten(f"no consistency proof from {older.size} to {newer.size}") from exc
         except ProofError as exc:
             raise _rewritten(

@@ -74,17 +74,21 @@ def print_json(value: object) -> None:
 
 def shown(text: object) -> str:
     """Untrusted text made safe for a terminal and for rich markup."""
-    cleaned = "".join(
+    return escape(_plain(str(text)))
+
+
+def _plain(text: str) -> str:
+    """Text with control and formatting characters replaced: messages may quote a server."""
+    return "".join(
         "?" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else ch
-        for ch in str(text)
+        for ch in text
     )
-    return escape(cleaned)
 
 
 def _fail(message: str, hint: str | None = None) -> None:
-    click.echo(f"evault: error: {message}", err=True)
+    click.echo(f"evault: error: {_plain(message)}", err=True)
     if hint:
-        click.echo(f"evault: hint: {hint}", err=True)
+        click.echo(f"evault: hint: {_plain(hint)}", err=True)
 
 
 def _silence_stdout() -> None:

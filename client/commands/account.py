@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from dataclasses import replace
@@ -126,7 +127,13 @@ def register(invite: str, log_key: str | None) -> None:
             json={"invite": invite, "card": identity.card().to_json().decode("utf-8")},
         )
         account = answer.get("account")
-        if not isinstance(account, dict):
+        if not isinstance(account, dict) or not re.fullmatch(
+            r"[0-9a-f]{32}", str(account.get("id"))
+        ):
+            raise ProofError("the server sent a malformed account")
+        if account.get("vault") is not None and not re.fullmatch(
+            r"[0-9a-f]{32}", str(account.get("vault"))
+        ):
             raise ProofError("the server sent a malformed account")
         check = LogCheck(api, served, None)
         entry = check.entry(answer)
@@ -219,15 +226,15 @@ def panic(yes: bool) -> None:
     if paths.keystore.exists():
         _shred(paths.keystore)
         destroyed.append("keystore")
-    for directory in (paths.pending, paths.receipts):
-        if directory.is_dir():
-            for file in directory.rglob("*"):
-                if file.is_file() and not file.is_symlink():
-                    _shred(file)
-            shutil.rmtree(directory, ignore_errors=True)
     if paths.state.exists():
         _shred(paths.state)
         destroyed.append("state")
+    # Everything else the client keeps here, hidden temporary files included.
+    for file in sorted(paths.root.rglob("*")):
+        if file.is_file() and not file.is_symlink():
+            _shred(file)
+    for directory in (paths.pending, paths.receipts):
+        shutil.rmtree(directory, ignore_errors=True)
     if json_mode():
         print_json({"destroyed": destroyed, "directory": str(paths.root)})
         return

@@ -21,6 +21,9 @@ from vault.errors import ConfigError
 
 __all__ = ["COMMANDS"]
 
+_MAX_NOTE = 4000
+"""Characters in a note: its manifest stays far below the server's 64 KiB even escaped."""
+
 
 def _human(size: int) -> str:
     value = float(size)
@@ -62,6 +65,11 @@ def add(
             "no release policy on this vault yet",
             hint="the release set comes with the dead-man switch (`evault switch set`)",
         )
+    if len(note) > _MAX_NOTE:
+        # Checked before any byte is sent: the manifest must fit what the server takes.
+        raise ConfigError(f"the note is too long: at most {_MAX_NOTE} characters")
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in note):
+        raise ConfigError("the note may not contain control characters")
     with open_client() as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
         recipients: list[Recipient] = [client.card().age_recipient()]
@@ -131,6 +139,7 @@ def _list(client: Client, *, inbox: bool) -> None:
                         "uploaded_at": r.meta.get("created_at"),
                         "shared_with": r.meta.get("shared_with"),
                         "verified": r.manifest is not None,
+                        "signer": r.trust,
                         "problem": r.problem,
                     }
                     for r in rows
@@ -173,7 +182,12 @@ def _list(client: Client, *, inbox: bool) -> None:
                 found = client.state.contact_for_account(str(account))
                 names.append(found[0] if found else str(account)[:8])
             cells.append(shown(", ".join(names) or "-"))
-        cells.append("[green]ok[/]" if r.manifest is not None else f"[red]{shown(r.problem)}[/]")
+        if r.manifest is None:
+            cells.append(f"[red]{shown(r.problem)}[/]")
+        elif r.trust in ("you", "verified"):
+            cells.append("[green]ok[/]")
+        else:
+            cells.append(f"[yellow]ok, key {r.trust}[/]")
         table.add_row(*cells)
     out().print(table)
 
@@ -217,6 +231,7 @@ def _fetch(item: str, output: Path | None, force: bool) -> None:
                     "sha256": m.plaintext_sha256,
                     "captured_at": m.captured_at,
                     "signed_by": fetched.signer_name,
+                    "signer_verified": fetched.signer_verified,
                 }
             )
             return
@@ -224,6 +239,12 @@ def _fetch(item: str, output: Path | None, force: bool) -> None:
             f"Wrote {shown(fetched.path)} ({_human(m.size)}): signature by "
             f"{shown(fetched.signer_name)} and hashes verified"
         )
+        if not fetched.signer_verified:
+            err().print(
+                f"[bold yellow]{shown(fetched.signer_name)}'s key is NOT verified yet:[/] "
+                "the signature only shows the file comes from whoever holds that key. "
+                f"Compare fingerprints: evault editors verify {shown(fetched.signer_name)}"
+            )
 
 
 @click.command()

@@ -244,12 +244,13 @@ def _flip_content(desk: Desk, proxy: Proxy, *, where: str) -> Callable[[Exchange
 Attack = Callable[[Desk, Proxy], Callable[[Exchange], None]]
 ATTACKS: dict[str, tuple[Attack, str]] = {
     "b-content-swapped": (
+        # The other item is larger than this one's signed size allows.
         lambda d, p: _swap_content(d, p, metadata=False),
-        "the downloaded ciphertext is not the one the server lists for this item",
+        "the server sent more bytes than the item holds",
     ),
     "b-content-and-metadata-swapped": (
         lambda d, p: _swap_content(d, p, metadata=True),
-        "hash does not match the signed manifest",
+        "the server sent more bytes than the item holds",
     ),
     "c-payload-byte-flipped": (
         lambda d, p: _flip_content(d, p, where="payload"),
@@ -426,3 +427,46 @@ def test_log_verify_refuses_a_rolled_back_checkpoint(desk: Desk, hostile: Proxy)
     assert run.returncode == 1, str(run)
     assert "rolled back" in run.err or "rewritten or forked" in run.err, str(run)
     assert desk.rhea.state()["log"]["checkpoint"].encode() == seen
+
+
+# h. Another item's header and manifest offered for re-wrapping ----------------------------
+
+
+@pytest.mark.parametrize("receipts_kept", [True, False])
+def test_share_refuses_to_rewrap_another_items_header(
+    desk: Desk, hostile: Proxy, tmp_path: Path, receipts_kept: bool
+) -> None:
+    """Asked to share gamma, a server hands over delta's header and manifest instead."""
+    (tmp_path / "gamma.txt").write_bytes(b"gamma: may be shared\n")
+    (tmp_path / "delta.txt").write_bytes(b"delta: never to be shared\n")
+    gamma, delta = (
+        a["item"] for a in desk.rhea.add(tmp_path / "gamma.txt", tmp_path / "delta.txt")
+    )
+    if not receipts_kept:
+        # As on another device: the log alone tells which header is gamma's.
+        for item in (gamma, delta):
+            for file in (desk.rhea.home / "receipts" / item).iterdir():
+                file.unlink()
+
+    def substitute(exchange: Exchange) -> None:
+        if exchange.method != "GET":
+            return
+        if exchange.path == _path(gamma):
+            other = json.loads(hostile.fetch(exchange, _path(delta)))["item"]
+            answer = exchange.json()
+            for key in ("header_sha256", "header_size", "manifest_sha256", "manifest_size"):
+                answer["item"][key] = other[key]
+            exchange.set_json(answer)
+        elif exchange.path in (_path(gamma, "content"), _path(gamma, "manifest")):
+            what = exchange.path.rsplit("/", 1)[1]
+            exchange.response = hostile.fetch(exchange, _path(delta, what))
+
+    hostile.after = substitute
+    err = desk.rhea.fails("share", gamma, "--with", "ed")
+    hostile.after = None
+
+    assert "the log does not record for this item" in err
+    assert not any(e.method == "POST" and e.path.endswith("/share") for e in hostile.seen)
+    listed = desk.rhea.items()
+    assert listed[delta]["shared_with"] == []
+    assert listed[gamma]["shared_with"] == []

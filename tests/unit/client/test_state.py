@@ -48,3 +48,26 @@ def test_a_damaged_state_is_a_clear_error(tmp_path: Path, data: bytes) -> None:
 def test_contact_names_are_plain(name: str) -> None:
     with pytest.raises(ConfigError):
         state.check_name(name)
+
+
+def _note(size: int) -> str:
+    return f"log.example\n{size}\nAAAA\n"
+
+
+def test_concurrent_saves_merge_instead_of_losing_pins_or_checkpoints() -> None:
+    from client.context import _merge
+
+    base = State(account="a" * 32, log=LogPin(key="k", checkpoint=_note(5)))
+    card = PersonalIdentity.generate("Bob", post_quantum=False).card().to_json().decode()
+    # This command verified a newer checkpoint; another pinned bob meanwhile.
+    mine = State(account="a" * 32, log=LogPin(key="k", checkpoint=_note(9)))
+    theirs = base.with_contact("bob", Contact(account="b" * 32, card=card))
+    merged = _merge(base, mine, theirs)
+    assert "bob" in merged.contacts
+    assert merged.log == LogPin(key="k", checkpoint=_note(9))
+    # The other way round: the disk holds the newer checkpoint, this command a new pin.
+    mine = base.with_contact("bob", Contact(account="b" * 32, card=card, verified=True))
+    theirs = State(account="a" * 32, log=LogPin(key="k", checkpoint=_note(12)))
+    merged = _merge(base, mine, theirs)
+    assert merged.contacts["bob"].verified
+    assert merged.log == LogPin(key="k", checkpoint=_note(12))
