@@ -2,8 +2,9 @@
 
 An evidence package is a directory that lets a court or another newsroom
 check, without our server and without any secret key, that a ciphertext is
-what a reporter signed and that the server's public audit log recorded it at
-a time. Nothing in it is secret: the item stays encrypted, every key is public.
+what a reporter signed, that the server's public audit log recorded it at a
+time, and that the log ties the reporter's card to the account that uploaded
+it. Nothing in it is secret: the item stays encrypted, every key is public.
 
 Format, version 1
 -----------------
@@ -14,17 +15,24 @@ Format, version 1
       README.txt         a guide for a person checking the package by hand (UTF-8)
       item.age           the whole age v1 file, binary (header, then payload), as stored
       manifest.json      the reporter's signed manifest: SignedManifest.to_json bytes
-      reporter.card      the reporter's public card: Card.to_json bytes
+      reporter.card      the reporter's public card: exactly the Card.to_json bytes
       log.key            the log's C2SP signed-note verifier key, then one newline
       entries/N.json     the exact bytes of log entry N, a canonical JSON event
       entries/N.proof    the receipt of entry N: a C2SP tlog-proof whose index is N
       package.json       {"files":{PATH:SHA256,...},"item":ID,"v":1,"vault":ID}
 
 ``N`` is a leaf index in decimal without leading zeros; each ``N.json`` has its
-``N.proof``. ``package.json`` is canonical JSON (vault.canonical); ``files`` maps
-the path of every other file (``/``-separated, relative to DIR) to the
-lower-case hex SHA-256 of its bytes. No other file, directory, symbolic link
-or special file may exist in DIR.
+``N.proof``. The entries are the item's ``item.uploaded`` event, any of its
+``item.shared`` (and other) events, and the ``account.registered`` event of
+the account that uploaded it. ``package.json`` is canonical JSON
+(vault.canonical); ``files`` maps the path of every other file
+(``/``-separated, relative to DIR) to the lower-case hex SHA-256 of its
+bytes. No other file, directory, symbolic link or special file may exist in
+DIR.
+
+Packages written before the ``account.registered`` entry became part of the
+format (never released) no longer verify: without it nothing ties
+reporter.card to the upload. Export them again.
 
 What :func:`verify_package` checks, in order:
 
@@ -38,20 +46,31 @@ What :func:`verify_package` checks, in order:
    line) and its payload (the 16-byte nonce and the sealed chunks). The
    payload has the manifest's ``payload_sha256``, and its size is the one
    age's STREAM gives for the manifest's plaintext ``size``. With a key that
-   opens the file, the plaintext has the manifest's ``plaintext_sha256`` and size.
+   opens the file, the plaintext has the manifest's ``plaintext_sha256`` and
+   size. item.age is read once: the bytes decrypted are the bytes hashed, so
+   a file that changes between two reads cannot pass for another.
 5. log.key is a verifier key; if the caller trusts a log key, it is that one.
 6. Every entry is included at index N (RFC 6962 leaf hash, SHA-256 of 0x00
    and the entry) in a tree whose checkpoint log.key signed, with the key's
    name as origin line; no two checkpoints of the same size differ; every
-   entry is a canonical JSON event whose ``item`` is this item.
+   entry is a canonical JSON event whose ``item`` is this item, but the one
+   ``account.registered`` event, which names no item.
 7. Exactly one entry is the ``item.uploaded`` event: it names the manifest's
    vault and records the payload's ``sha256`` and ``size``. The header of
    item.age is the one (``header_sha256``, ``header_size``) recorded by that
    event or by an ``item.shared`` event, as sharing re-wraps only the header.
+8. Exactly one entry is an ``account.registered`` event. It registers the
+   ``account`` that the upload event names, with the role ``reporter`` and,
+   if it names a vault, the manifest's; its ``card_sha256`` is the standard
+   padded base64 of the SHA-256 of reporter.card's bytes. So the log, not the
+   package, says whose key signed: a manifest re-signed by whoever holds a
+   copy of the ciphertext, with their own card, fails here.
 
 A package does not show that reporter.card and log.key belong to the reporter
-and the log: their fingerprints must be compared out of band. An event's
-``time`` is the log server's clock.
+and the log: their fingerprints must be compared out of band. Without a
+trusted log key, steps 6 to 8 only show that the package is consistent, as
+anyone can sign a log of their own. An event's ``time`` is the log server's
+clock.
 """
 
 from __future__ import annotations
@@ -71,7 +90,8 @@ from typing import BinaryIO
 
 from vault import age, canonical
 from vault._atomic import fsync_directory
-from vault.age.format import Source, parse_header
+from vault._base64 import b64encode
+from vault.age.format import Header, Source, parse_header
 from vault.age.stream import NONCE_SIZE, decrypt_payload, payload_size
 from vault.errors import (
     ConfigError,
@@ -121,6 +141,8 @@ _LIMITS = {
 _BLOCK = 1 << 20
 _UPLOADED = "item.uploaded"
 _SHARED = "item.shared"
+_REGISTERED = "account.registered"
+_REPORTER = "reporter"
 _UNTOUCHED = "get an untouched copy of the package; do not trust this one"
 # Characters shown escaped in README.txt: they hide or reorder text.
 _HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -131,6 +153,8 @@ class PackageReport:
     """What a verified package shows; every field comes from a checked file.
 
     ``filename`` is the reporter's untrusted text, kept raw: render it safely.
+    ``reporter_account`` is the account that uploaded the item, whose
+    registration (entry ``account_index``) records reporter.card.
     ``checks`` lists the checks that passed, in order, as (name, description);
     ``not_checked`` what the package alone cannot show and how to check it.
     """
@@ -145,6 +169,8 @@ class PackageReport:
     plaintext_sha256: str
     plaintext_checked: bool
     reporter_fingerprint: str
+    reporter_account: str
+    account_index: int
     log_origin: str
     log_key_fingerprint: str
     upload_index: int
@@ -160,12 +186,17 @@ class _Ciphertext:
     header: bytes
     payload_sha256: str
     payload_size: int
+    # What decrypting these very bytes showed, if keys were given: the
+    # plaintext's SHA-256 and size, None if no key opens the file, or the
+    # error met (reported only after the hashes, which say more).
+    plaintext: tuple[str, int] | DecryptError | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Upload:
     index: int
     time: int
+    account: str
 
 
 def _parse_log_key(text: str, what: str) -> NoteVerifier:
@@ -184,7 +215,7 @@ def _utc(seconds: int) -> str:
 
 
 def _event(data: bytes, name: str, item_id: str) -> dict[str, object]:
-    """A log entry as an event about ``item_id``."""
+    """A log entry as an event about ``item_id``, or an account's registration."""
     try:
         value: object = canonical.loads(data)
     except FormatError as exc:
@@ -194,7 +225,8 @@ def _event(data: bytes, name: str, item_id: str) -> dict[str, object]:
     kind = value.get("type")
     if not isinstance(kind, str) or not _EVENT_TYPE.fullmatch(kind):
         raise FormatError(f"{name} is not a log event: no valid type")
-    if value.get("item") != item_id:
+    # The uploader's registration names no item; _check_account allows one.
+    if kind != _REGISTERED and value.get("item") != item_id:
         raise ProofError(
             f"{name} is a log event about another item, not {item_id}",
             hint="the package mixes up items; " + _UNTOUCHED,
@@ -216,7 +248,30 @@ def _find_upload(events: Sequence[tuple[int, dict[str, object]]]) -> tuple[int, 
     time = event.get("time")
     if type(time) is not int or time < 0:
         raise FormatError(f"entries/{index}.json has no valid time")
+    account = event.get("account")
+    if not isinstance(account, str) or not _ID.fullmatch(account):
+        raise FormatError(f"entries/{index}.json names no valid uploading account")
     return uploads[0]
+
+
+def _find_account(
+    events: Sequence[tuple[int, dict[str, object]]],
+) -> tuple[int, dict[str, object]]:
+    accounts = [(index, event) for index, event in events if event["type"] == _REGISTERED]
+    if not accounts:
+        raise ProofError(
+            "no account entry: no log entry records the registration of the account "
+            "that uploaded this item, so nothing ties reporter.card to the upload",
+            hint="export the package again with a current evault; it adds the entry",
+        )
+    if len(accounts) > 1:
+        first, second = accounts[0][0], accounts[1][0]
+        raise ProofError(f"more than one account entry: entries {first} and {second}")
+    index, event = accounts[0]
+    account = event.get("account")
+    if not isinstance(account, str) or not _ID.fullmatch(account):
+        raise FormatError(f"entries/{index}.json names no valid account")
+    return accounts[0]
 
 
 # reading ---------------------------------------------------------------------
@@ -327,38 +382,83 @@ def _entry_indices(files: dict[str, str]) -> list[int]:
     return sorted(indices)
 
 
-def _split_item(handle: BinaryIO, copy: BinaryIO | None = None) -> _Ciphertext:
-    """Hash an age file in one streamed pass: whole, header and payload; copy it too."""
+class _Payload:
+    """The payload of an age file, hashed (and copied) as it is read, whoever reads it.
+
+    The decryptor reads through it too, so the bytes it opens are the bytes
+    hashed: item.age is read once, and a device that serves other bytes on
+    a second read has no second read to serve.
+    """
+
+    def __init__(self, source: Source, header: bytes, copy: BinaryIO | None) -> None:
+        self._source = source
+        self._copy = copy
+        self.whole = hashlib.sha256(header)
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = self._source.readinto(buffer)
+        data = buffer[:n]
+        self.whole.update(data)
+        self.digest.update(data)
+        self.size += n
+        if self._copy is not None:
+            self._copy.write(data)
+        return n
+
+    def read(self, size: int) -> bytes:
+        buffer = bytearray(size)
+        n = self.readinto(memoryview(buffer))
+        return bytes(buffer[:n])
+
+    def drain(self) -> None:
+        """Read what is left, to hash it."""
+        buffer = memoryview(bytearray(_BLOCK))
+        while self.readinto(buffer):
+            pass
+
+
+def _split_item(
+    handle: BinaryIO,
+    copy: BinaryIO | None = None,
+    identities: Sequence[age.Identity] = (),
+) -> _Ciphertext:
+    """Read an age file once, streamed: hash it whole, its header and its payload.
+
+    The bytes are copied to ``copy`` if given; if one of ``identities`` opens
+    the file, the very same bytes are decrypted on the way.
+    """
     source = Source(handle)
     try:
-        header = parse_header(source).marshal()
+        parsed = parse_header(source)
     except DecryptError as exc:
         raise FormatError(f"item.age is not a binary age v1 file: {exc.message}") from None
-    whole = hashlib.sha256(header)
-    payload = hashlib.sha256()
-    size = 0
+    header = parsed.marshal()
     if copy is not None:
         copy.write(header)
-    while data := source.read(_BLOCK):
-        whole.update(data)
-        payload.update(data)
-        size += len(data)
-        if copy is not None:
-            copy.write(data)
-    if size < NONCE_SIZE:
+    payload = _Payload(source, header, copy)
+    plaintext = _decrypt(parsed, payload, identities) if identities else None
+    # A failed or declined decryption stops early; the hashes need the rest.
+    payload.drain()
+    if payload.size < NONCE_SIZE:
         raise FormatError("item.age is truncated: the payload has no nonce", hint=_UNTOUCHED)
     return _Ciphertext(
-        file_sha256=whole.hexdigest(),
+        file_sha256=payload.whole.hexdigest(),
         header=header,
-        payload_sha256=payload.hexdigest(),
-        payload_size=size,
+        payload_sha256=payload.digest.hexdigest(),
+        payload_size=payload.size,
+        plaintext=plaintext,
     )
 
 
-def _decrypt(handle: BinaryIO, identities: Sequence[age.Identity]) -> tuple[str, int] | None:
-    """SHA-256 and size of the plaintext, streamed; ``None`` if no identity opens it."""
-    handle.seek(0)
-    source = Source(handle)
+def _decrypt(
+    header: Header, payload: _Payload, identities: Sequence[age.Identity]
+) -> tuple[str, int] | DecryptError | None:
+    """SHA-256 and size of the plaintext, streamed; ``None`` if no identity opens it.
+
+    A failure is returned, not raised: it is reported after the hashes.
+    """
     digest = hashlib.sha256()
     size = 0
 
@@ -369,19 +469,16 @@ def _decrypt(handle: BinaryIO, identities: Sequence[age.Identity]) -> tuple[str,
         return len(view)
 
     try:
-        header = parse_header(source)
-        nonce = source.read(NONCE_SIZE)
         try:
             file_key = age.unwrap_file_key(header, identities)
         except NoIdentityMatchError:
             return None
-        decrypt_payload(file_key, nonce, source, write)
+        nonce = payload.read(NONCE_SIZE)
+        if len(nonce) < NONCE_SIZE:
+            return None  # _split_item refuses the truncated file
+        decrypt_payload(file_key, nonce, payload, write)
     except DecryptError as exc:
-        raise ProofError(
-            f"item.age does not decrypt with the given key: {exc.message}",
-            hint="item.age is damaged although it matches what was signed and logged; "
-            "do not trust its content",
-        ) from None
+        return exc
     return digest.hexdigest(), size
 
 
@@ -438,7 +535,8 @@ def verify_package(
         raise FormatError(f"incomplete package: {missing[0]!r} is missing", hint=_UNTOUCHED)
 
     with _open(directory, _ITEM) as item:
-        ciphertext = _split_item(item)
+        # The only read of item.age: hashes and plaintext come from the same bytes.
+        ciphertext = _split_item(item, identities=identities)
         contents: dict[str, bytes] = {}
         for path in sorted(files):
             if path != _ITEM:
@@ -457,7 +555,7 @@ def verify_package(
         card = _check_card(contents[_CARD], trusted_card, checks, not_checked)
         signed = _check_manifest(contents[_MANIFEST], card, item_id, vault_id, checks)
         plaintext_checked = _check_item(
-            item, ciphertext, signed, card, identities, checks, not_checked
+            ciphertext, signed, card, bool(identities), checks, not_checked
         )
     manifest = signed.manifest
 
@@ -477,6 +575,7 @@ def verify_package(
             )
         )
     upload = _check_upload(events, ciphertext, manifest, checks)
+    account_index = _check_account(events, upload, manifest, contents[_CARD], checks)
     return PackageReport(
         item_id=manifest.item_id,
         vault_id=manifest.vault_id,
@@ -488,6 +587,8 @@ def verify_package(
         plaintext_sha256=manifest.plaintext_sha256,
         plaintext_checked=plaintext_checked,
         reporter_fingerprint=card.fingerprint(),
+        reporter_account=upload.account,
+        account_index=account_index,
         log_origin=verifier.name,
         log_key_fingerprint=verifier_fingerprint(verifier),
         upload_index=upload.index,
@@ -571,11 +672,10 @@ def _check_manifest(
 
 
 def _check_item(
-    handle: BinaryIO,
     ciphertext: _Ciphertext,
     signed: SignedManifest,
     card: Card,
-    identities: Sequence[age.Identity],
+    keys_given: bool,
     checks: list[tuple[str, str]],
     not_checked: list[tuple[str, str]],
 ) -> bool:
@@ -614,9 +714,15 @@ def _check_item(
             f"and its size fits the {m.size} bytes of plaintext signed",
         )
     )
-    plaintext = _decrypt(handle, identities) if identities else None
+    plaintext = ciphertext.plaintext
+    if isinstance(plaintext, DecryptError):
+        raise ProofError(
+            f"item.age does not decrypt with the given key: {plaintext.message}",
+            hint="item.age is damaged although it matches what was signed and logged; "
+            "do not trust its content",
+        )
     if plaintext is None:
-        why = "none of the keys given opens item.age" if identities else "no key was given"
+        why = "none of the keys given opens item.age" if keys_given else "no key was given"
         not_checked.append(
             (
                 "plaintext",
@@ -750,11 +856,64 @@ def _check_upload(
                     f"({event['type']})",
                 )
             )
-            return _Upload(index=index, time=time)
+            account = upload["account"]
+            if not isinstance(account, str):
+                raise AssertionError("internal error: the uploading account was not checked")
+            return _Upload(index=index, time=time, account=account)
     raise ProofError(
         "the header of item.age is not one the log recorded for this item",
         hint="the recipients of item.age were changed without the log; " + _UNTOUCHED,
     )
+
+
+def _check_account(
+    events: Sequence[tuple[int, dict[str, object]]],
+    upload: _Upload,
+    manifest: Manifest,
+    card_data: bytes,
+    checks: list[tuple[str, str]],
+) -> int:
+    """Check that the log ties reporter.card to the uploading account; that entry's index.
+
+    Without this, whoever holds a copy of the ciphertext and its upload entry
+    could sign a manifest of their own and pass for the reporter.
+    """
+    index, event = _find_account(events)
+    name = f"entries/{index}.json"
+    forged = "reporter.card and manifest.json may be someone else's; " + _UNTOUCHED
+    if event["account"] != upload.account:
+        raise ProofError(
+            f"{name} registers another account than the one that uploaded the item "
+            f"(entries/{upload.index}.json)",
+            hint=forged,
+        )
+    if "vault" in event and event["vault"] != manifest.vault_id:
+        raise ProofError(
+            f"{name} registers an account with another vault than the upload's",
+            hint=forged,
+        )
+    role = event.get("role")
+    if role != _REPORTER:
+        shown = role if isinstance(role, str) and _EVENT_TYPE.fullmatch(role) else "invalid"
+        raise ProofError(
+            f"{name} registers the uploading account with the role {shown}, not reporter",
+            hint=forged,
+        )
+    if event.get("card_sha256") != b64encode(hashlib.sha256(card_data).digest()):
+        raise ProofError(
+            "reporter.card is not the card that the account which uploaded the item "
+            f"registered: its SHA-256 is not the card_sha256 of {name}",
+            hint="someone other than the uploader put their card and signature in this "
+            "package; do not trust who it says signed",
+        )
+    checks.append(
+        (
+            "reporter account",
+            f"{name} records that the key in reporter.card registered the account "
+            f"{upload.account}, a reporter, that uploaded the item",
+        )
+    )
+    return index
 
 
 # writing ---------------------------------------------------------------------
@@ -779,10 +938,13 @@ def write_package(
         directory: must not exist, or be an empty directory.
         item: the whole age file as stored, read once, streamed.
         manifest: the reporter's signed manifest of the item.
-        card: the reporter's card, whose key signed ``manifest``.
+        card: the reporter's card, whose key signed ``manifest``, as the
+            uploading account registered it (written as ``card.to_json()``,
+            whose SHA-256 the registration logged).
         log_key: the log's verifier key (C2SP signed-note).
-        entries: the log entries about the item as (leaf index, entry bytes,
-            receipt bytes), the ``item.uploaded`` one among them.
+        entries: the log entries as (leaf index, entry bytes, receipt
+            bytes): the item's ``item.uploaded`` one and any others about
+            it, and the ``account.registered`` one of the uploading account.
 
     Raises:
         ConfigError: ``directory`` exists and is not an empty directory, or
@@ -804,6 +966,7 @@ def write_package(
         for index, (leaf, _) in sorted(leaves.items())
     ]
     upload_index, upload = _find_upload(events)
+    account_index, _ = _find_account(events)
     _check_target(directory)
     try:
         tmp = Path(
@@ -820,6 +983,7 @@ def write_package(
                 os.fsync(out.fileno())
             files[_ITEM] = ciphertext.file_sha256
             files[_MANIFEST] = _write(tmp / _MANIFEST, manifest.to_json())
+            # Exactly these bytes: the log holds their SHA-256 (card_sha256).
             files[_CARD] = _write(tmp / _CARD, card.to_json())
             files[_LOG_KEY] = _write(tmp / _LOG_KEY, (str(verifier) + "\n").encode("ascii"))
             os.mkdir(tmp / _ENTRIES)
@@ -835,6 +999,7 @@ def write_package(
                 events=events,
                 upload_index=upload_index,
                 upload=upload,
+                account_index=account_index,
             )
             files[_README] = _write(tmp / _README, readme.encode("utf-8"))
             index_file = {"v": _VERSION, "item": m.item_id, "vault": m.vault_id, "files": files}
@@ -927,6 +1092,7 @@ def _readme(
     events: Sequence[tuple[int, dict[str, object]]],
     upload_index: int,
     upload: dict[str, object],
+    account_index: int,
 ) -> str:
     m = manifest
     header_size = len(ciphertext.header)
@@ -943,9 +1109,10 @@ EVIDENCE PACKAGE (format version 1)
 
 This folder lets anyone check, without the Evidence Vault server and
 without any secret key, that the encrypted file item.age is what a reporter
-signed, and that the server's public audit log recorded it. Nothing in it
-is secret. The facts below are copied from the signed files to help you;
-the files are the evidence, so check them, not this text.
+signed, that the server's public audit log recorded its upload, and that
+the log ties the reporter's card to the account that uploaded it. Nothing
+in it is secret. The facts below are copied from the signed files to help
+you; the files are the evidence, so check them, not this text.
 
 THE ITEM
 
@@ -960,6 +1127,7 @@ THE ITEM
   Captured at:         {m.captured_at} (the reporter's clock)
   Reporter:            {_shown(card.name)}
   Reporter fingerprint: {card.fingerprint()}
+  Reporter account:    {upload["account"]} (registered in log entry {account_index})
   Log:                 {verifier.name}
   Log key fingerprint: {verifier_fingerprint(verifier)}
   Uploaded:            log entry {upload_index}, at {_utc(time)} (the log server's clock)
@@ -974,7 +1142,8 @@ THE FILES
                   capture time, SHA-256 of the plaintext (plaintext_sha256) and
                   of the payload (payload_sha256)
   reporter.card   the reporter's public keys: "ed25519" signs, "recipient"
-                  is the age recipient
+                  is the age recipient; exactly the bytes whose SHA-256 the
+                  log recorded when the reporter's account was registered
   log.key         the public key of the audit log (a C2SP signed-note
                   verifier key, https://c2sp.org/signed-note)
 {listing}
@@ -1018,7 +1187,17 @@ done with standard tools.
    must print its "header_sha256" or that of an item.shared entry (sharing
    the item with an editor changes only the header).
 
-5. The plaintext, if you are given a key that opens the file:
+5. The log ties the card to the upload. entries/{account_index}.json is the
+   registration of the account that uploaded the item: its "account" is
+   the "account" of entries/{upload_index}.json, its "role" is "reporter",
+   and its "card_sha256" is the SHA-256 of reporter.card in base64:
+       openssl dgst -sha256 -binary reporter.card | base64
+   So the log, not this folder, says that the key in reporter.card (which
+   signed manifest.json) belongs to the account that uploaded item.age.
+   Anyone with a copy of item.age could sign a manifest of their own; only
+   the uploader's own registration carries the hash of their card.
+
+6. The plaintext, if you are given a key that opens the file:
        age -d -i KEY item.age | sha256sum
    must print plaintext_sha256 of manifest.json, and
        age -d -i KEY item.age | wc -c
@@ -1028,8 +1207,10 @@ WHAT THIS DOES NOT SHOW
 
 The package cannot show by itself that reporter.card belongs to the
 reporter and log.key to the log: compare the fingerprints (step 2). The
-time of a log entry is the log server's clock. The receipts show that the
-log committed to these entries in signed checkpoints; that it kept them
-afterwards shows in its later checkpoints (consistency proofs), which are
-not part of this package.
+log ties reporter.card to the account that uploaded item.age (step 5),
+which means something only if log.key is the log's real key: anyone can
+sign a log of their own. The time of a log entry is the log server's
+clock. The receipts show that the log committed to these entries in signed
+checkpoints; that it kept them afterwards shows in its later checkpoints
+(consistency proofs), which are not part of this package.
 """

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from client import items as item_service
-from client.audit import mine, read_log, receipt_for
+from client.audit import concerning_me, read_log, receipt_for
 from client.commands._common import open_client
 from client.contacts import trust_on_first_use
 from client.receipts import check_item_id
@@ -74,8 +74,7 @@ def _who(client_accounts: dict[str, str], account: object, me: str) -> str:
 def log_show() -> None:
     """The events about your account and items: uploads, downloads, shares, logins."""
     with open_client() as client:
-        _, events = read_log(client)
-        found = mine(client, events)
+        checkpoint, found = read_log(client, keep=concerning_me(client))
         names = {c.account: n for n, c in client.state.contacts.items()}
         if json_mode():
             print_json({"events": [{"index": e.index, **e.event} for e in found]})
@@ -93,7 +92,7 @@ def log_show() -> None:
                 shown(_who(names, ev.get("account"), client.account)),
             )
         out().print(table)
-        out().print(f"{len(found)} of {len(events)} log entries concern you; the log verified.")
+        out().print(f"{len(found)} of {checkpoint.size} log entries concern you; the log verified.")
 
 
 class _Stream:
@@ -110,6 +109,21 @@ class _Stream:
             size = len(self._rest)
         data, self._rest = self._rest[:size], self._rest[size:]
         return data
+
+
+_REGISTERED = "account.registered"
+
+
+def _kept_for_export(item: str, event: dict[str, object]) -> bool:
+    """Whether ``event`` may go into the package of ``item``.
+
+    Every registration is kept: the uploader is known only from the upload
+    entry, which comes after its account's registration in the log.
+    """
+    kind = event.get("type")
+    if kind == _REGISTERED:
+        return True
+    return kind in ("item.uploaded", "item.shared") and event.get("item") == item
 
 
 @click.command()
@@ -129,19 +143,33 @@ def export(item: str, output: Path) -> None:
             card = trust_on_first_use(client, meta["owner"])[0].card
         signed = item_service._manifest(client, meta)
         item_service._check_signed(signed, card.signing_key, meta)
-        checkpoint, events = read_log(client)
+        checkpoint, events = read_log(client, keep=lambda event: _kept_for_export(item, event))
         note = client.log.note
         if note is None:
             raise ProofError("no verified checkpoint to prove the log entries against")
-        about = [
+        about = [e for e in events if e.event.get("type") != _REGISTERED]
+        uploads = [e for e in about if e.event.get("type") == "item.uploaded"]
+        if not uploads:
+            raise ProofError("the log has no upload entry for this item")
+        # The package carries the uploader's registration: it logs the hash of
+        # the card, so the log itself says whose key signed the manifest.
+        uploader = uploads[0].event.get("account")
+        if uploader != meta["owner"]:
+            raise ProofError(
+                "the log's upload entry names another account than the server's item owner",
+                hint="the server contradicts its own log; do not trust it",
+            )
+        registrations = [
             e
             for e in events
-            if e.event.get("item") == item
-            and e.event.get("type") in ("item.uploaded", "item.shared")
+            if e.event.get("type") == _REGISTERED and e.event.get("account") == uploader
         ]
-        if not about:
-            raise ProofError("the log has no upload entry for this item")
-        entries = [(e.index, e.data, receipt_for(client, checkpoint, note, e)) for e in about]
+        if not registrations:
+            raise ProofError("the log has no registration of the account that uploaded this item")
+        entries = [
+            (e.index, e.data, receipt_for(client, checkpoint, note, e))
+            for e in sorted([*about, *registrations], key=lambda e: e.index)
+        ]
         if client.state.log is None:
             raise ConfigError("no log key pinned")
         response = client.authed().stream(f"/items/{item}/content")
@@ -161,9 +189,9 @@ def export(item: str, output: Path) -> None:
             return
         out().print(
             f"Wrote the evidence package {shown(output)}: the ciphertext, the signed manifest, "
-            f"{len(entries)} log entr{'y' if len(entries) == 1 else 'ies'} with receipts, and a "
-            "README for whoever checks it. Check it with: evault verify "
-            f"{shown(output)}"
+            f"{len(entries)} log entries with receipts (among them the registration that ties "
+            "the reporter's card to the upload), and a README for whoever checks it. "
+            f"Check it with: evault verify {shown(output)}"
         )
 
 
@@ -190,7 +218,13 @@ def export(item: str, output: Path) -> None:
 def verify(
     directory: Path, log_key: str | None, card_file: Path | None, identity_files: tuple[Path, ...]
 ) -> None:
-    """Check an evidence package offline and print a plain-language verdict."""
+    """Check an evidence package offline and print a plain-language verdict.
+
+    The verdict is green only with both --card and --log-key: without them
+    the package is shown consistent, not shown to come from the reporter
+    and the log, since anyone can make a consistent package with keys of
+    their own.
+    """
     trusted_card = None
     if card_file is not None:
         trusted_card = Card.from_json(card_file.read_bytes().strip())
@@ -200,10 +234,13 @@ def verify(
     report = verify_package(
         directory, trusted_log_key=log_key, trusted_card=trusted_card, identities=identities
     )
+    # verify_package raises on a mismatch, so a key given is a key matched.
+    card_trusted, log_key_trusted = trusted_card is not None, log_key is not None
     if json_mode():
         print_json(
             {
                 "ok": True,
+                "keys_trusted": {"card": card_trusted, "log_key": log_key_trusted},
                 "item": report.item_id,
                 "vault": report.vault_id,
                 "filename": report.filename,
@@ -211,6 +248,8 @@ def verify(
                 "captured_at": report.captured_at,
                 "plaintext_checked": report.plaintext_checked,
                 "reporter_fingerprint": report.reporter_fingerprint,
+                "reporter_account": report.reporter_account,
+                "account_entry": report.account_index,
                 "log_origin": report.log_origin,
                 "log_key_fingerprint": report.log_key_fingerprint,
                 "upload_entry": report.upload_index,
@@ -220,23 +259,42 @@ def verify(
         )
         return
     console = out()
-    console.print("[bold green]VERDICT: the package is intact and consistent.[/]")
+    if card_trusted and log_key_trusted:
+        console.print("[bold green]VERDICT: the package is intact and consistent.[/]")
+    else:
+        if not card_trusted and not log_key_trusted:
+            unchecked = "neither the reporter's card nor the log key was compared"
+        elif not card_trusted:
+            unchecked = "the reporter's card was not compared"
+        else:
+            unchecked = "the log key was not compared"
+        console.print(
+            "[bold yellow]VERDICT: consistent, but the keys were not checked: "
+            f"{unchecked} with one you trust.[/]"
+        )
     console.print(
         f"The file {shown(report.filename)} ({report.plaintext_size} bytes, captured "
         f"{report.captured_at}) was signed by the reporter whose fingerprint is\n"
         f"  {report.reporter_fingerprint}\n"
         f"and the audit log {shown(report.log_origin)} "
         f"(key fingerprint {report.log_key_fingerprint}) "
-        f"recorded its upload as entry {report.upload_index} at {_utc(report.upload_time)}."
+        f"recorded its upload as entry {report.upload_index} at {_utc(report.upload_time)}, "
+        f"by the account whose registration (entry {report.account_index}) records that "
+        "reporter's card."
     )
     for _, text in report.checks:
         console.print(f"  [green]✓[/] {shown(text)}")
     for _, text in report.not_checked:
         console.print(f"  [yellow]–[/] {shown(text)}")
-    if trusted_card is None or log_key is None:
+    if not (card_trusted and log_key_trusted):
         console.print(
             "Compare both fingerprints with ones published independently of this package "
             "(or pass --card and --log-key): the package alone cannot prove whose keys they are."
+        )
+    if not log_key_trusted:
+        console.print(
+            "Without a trusted log key the log entries prove nothing: anyone can sign a log "
+            "of their own, and record in it whatever card they like."
         )
 
 

@@ -507,7 +507,11 @@ def test_evidence_packages_verify_offline_and_tampering_is_caught(
         shutil.copy(pkg_b / "manifest.json", package / "manifest.json")
 
     def edit_entry(package: Path) -> None:
-        upload = min((package / "entries").glob("*.json"), key=lambda f: int(f.stem))
+        upload = next(
+            f
+            for f in (package / "entries").glob("*.json")
+            if b'"type":"item.uploaded"' in f.read_bytes()
+        )
         upload.write_bytes(upload.read_bytes().replace(b'"size":', b'"size":1', 1))
 
     # A naive forger leaves package.json alone; a careful one updates its hashes.

@@ -7,6 +7,7 @@ too, so the test shows that a signature or a proof catches it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -17,11 +18,12 @@ import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from tests.helpers import encrypt_bytes
-from vault import age, canonical, merkle
+from vault import age, canonical, evidence, merkle
 from vault.age.format import Source, parse_header
 from vault.age.stream import CHUNK_SIZE, payload_size
 from vault.errors import (
@@ -46,6 +48,9 @@ ITEM_ID = "7f3c9a0b2d4e4f6a8b1c3d5e7f9a0b1c"
 OTHER_ITEM_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 VAULT_ID = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
 ACCOUNT = "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f"
+# Mallory: another reporter of the same server, with her own account and vault.
+OTHER_ACCOUNT = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+OTHER_VAULT_ID = "a0b1c2d3e4f5061728394a5b6c7d8e9f"
 T0 = 1_790_000_000
 PLAINTEXT = os.urandom(100_000)  # two STREAM chunks
 FILENAME = "harbour memo.pdf"
@@ -108,6 +113,24 @@ def _upload_event(item_id: str, blob: bytes, **changes: object) -> dict[str, obj
     return event
 
 
+def _card_sha256(card: Card) -> str:
+    return base64.b64encode(hashlib.sha256(card.to_json()).digest()).decode("ascii")
+
+
+def _registered_event(card: Card | None = None, **changes: object) -> dict[str, object]:
+    """The server's account.registered event of the reporter (accounts._create)."""
+    event: dict[str, object] = {
+        "type": "account.registered",
+        "account": ACCOUNT,
+        "role": "reporter",
+        "card_sha256": _card_sha256(card or REPORTER.card()),
+        "vault": VAULT_ID,
+        "invite": 7,
+    }
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not None}
+
+
 def _manifest(blob: bytes = b"", plaintext: bytes = PLAINTEXT, **changes: object) -> Manifest:
     fields: dict[str, object] = {
         "item_id": ITEM_ID,
@@ -134,10 +157,15 @@ SHARED_ITEM = SHARED_HEADER + PAYLOAD
 OTHER_ITEM = encrypt_bytes(b"another memo", [REPORTER.card().age_recipient()])
 SIGNED = _manifest().sign(REPORTER)
 
-# The log: unrelated events, the item's upload, another item, a share, a download.
+# The log: unrelated events, the reporter's and Mallory's registrations, the
+# item's upload, another item, a share, a download.
 LOG_ = Log()
-for n in range(3):
+for n in range(2):
     LOG_.append({"type": "account.created", "account": f"acc{n}"})
+REGISTERED = LOG_.append(_registered_event())
+MALLORY_REGISTERED = LOG_.append(
+    _registered_event(OTHER.card(), account=OTHER_ACCOUNT, vault=OTHER_VAULT_ID)
+)
 UPLOAD = LOG_.append(_upload_event(ITEM_ID, ITEM))
 UPLOAD_RECEIPT = LOG_.receipt(UPLOAD)  # as the server returns it, at append time
 LOG_.append({"type": "checkin", "vault": VAULT_ID})
@@ -159,6 +187,7 @@ ENTRIES: list[Entry] = [
     (UPLOAD, LOG_.leaves[UPLOAD], UPLOAD_RECEIPT),
     LOG_.entry(SHARE),
     LOG_.entry(DOWNLOAD),
+    LOG_.entry(REGISTERED),
 ]
 
 
@@ -210,7 +239,11 @@ def leftovers(where: Path) -> list[str]:
 
 def test_layout_modes_and_index(package: Path) -> None:
     names = sorted(p.relative_to(package).as_posix() for p in package.rglob("*"))
-    entries = [f"entries/{i}.{ext}" for i in (UPLOAD, SHARE, DOWNLOAD) for ext in ("json", "proof")]
+    entries = [
+        f"entries/{i}.{ext}"
+        for i in (REGISTERED, UPLOAD, SHARE, DOWNLOAD)
+        for ext in ("json", "proof")
+    ]
     assert names == sorted(
         [
             "README.txt",
@@ -226,6 +259,11 @@ def test_layout_modes_and_index(package: Path) -> None:
     assert (package / "item.age").read_bytes() == ITEM
     assert (package / "manifest.json").read_bytes() == SIGNED.to_json()
     assert (package / "reporter.card").read_bytes() == REPORTER.card().to_json()
+    # Those bytes are the ones whose hash the registration logged.
+    card_hash = base64.b64encode(hashlib.sha256((package / "reporter.card").read_bytes()).digest())
+    assert canonical.loads((package / f"entries/{REGISTERED}.json").read_bytes())[
+        "card_sha256"
+    ] == card_hash.decode("ascii")
     assert (package / "log.key").read_text() == str(LOG.verifier()) + "\n"
     assert (package / f"entries/{SHARE}.json").read_bytes() == LOG_.leaves[SHARE]
     assert (package / f"entries/{UPLOAD}.proof").read_bytes() == UPLOAD_RECEIPT
@@ -256,6 +294,8 @@ def test_verifies_without_trust_or_keys(package: Path) -> None:
         plaintext_sha256=_hex(PLAINTEXT),
         plaintext_checked=False,
         reporter_fingerprint=REPORTER.card().fingerprint(),
+        reporter_account=ACCOUNT,
+        account_index=REGISTERED,
         log_origin="log.example/vault",
         upload_index=UPLOAD,
         upload_time=T0 + 60 * UPLOAD,
@@ -267,11 +307,13 @@ def test_verifies_without_trust_or_keys(package: Path) -> None:
         "manifest",
         "payload",
         "log key",
+        f"entry {REGISTERED}",
         f"entry {UPLOAD}",
         f"entry {SHARE}",
         f"entry {DOWNLOAD}",
         "upload",
         "header",
+        "reporter account",
     ]
     unchecked = dict(report.not_checked)
     assert set(unchecked) == {"reporter identity", "log identity", "plaintext"}
@@ -279,6 +321,10 @@ def test_verifies_without_trust_or_keys(package: Path) -> None:
     assert report.log_key_fingerprint in unchecked["log identity"]
     assert "age -d -i KEY item.age | sha256sum" in unchecked["plaintext"]
     assert "item.uploaded" in dict(report.checks)["header"]
+    assert dict(report.checks)["reporter account"] == (
+        f"entries/{REGISTERED}.json records that the key in reporter.card registered "
+        f"the account {ACCOUNT}, a reporter, that uploaded the item"
+    )
 
 
 def test_log_key_fingerprint_is_the_servers(package: Path) -> None:
@@ -316,7 +362,11 @@ def test_shared_header_verifies(tmp_path: Path) -> None:
 
 
 def test_receipts_of_any_later_tree_size_verify(tmp_path: Path) -> None:
-    entries = [LOG_.entry(UPLOAD, UPLOAD + 2), LOG_.entry(SHARE, SHARE + 1)]
+    entries = [
+        LOG_.entry(REGISTERED, UPLOAD),
+        LOG_.entry(UPLOAD, UPLOAD + 2),
+        LOG_.entry(SHARE, SHARE + 1),
+    ]
     report = verify_package(make(tmp_path, entries=entries))
     assert report.checkpoint_size == SHARE + 1
 
@@ -324,9 +374,11 @@ def test_receipts_of_any_later_tree_size_verify(tmp_path: Path) -> None:
 def test_empty_plaintext(tmp_path: Path) -> None:
     blob = encrypt_bytes(b"", [REPORTER.card().age_recipient()])
     log = Log()
+    registered = log.append(_registered_event())
     index = log.append(_upload_event(ITEM_ID, blob))
     signed = _manifest(blob, plaintext=b"").sign(REPORTER)
-    package = make(tmp_path, item=blob, manifest=signed, entries=[log.entry(index)])
+    entries = [log.entry(registered), log.entry(index)]
+    package = make(tmp_path, item=blob, manifest=signed, entries=entries)
     report = verify_package(package, identities=[REPORTER.age_identity])
     assert (report.plaintext_size, report.plaintext_checked) == (0, True)
 
@@ -423,9 +475,10 @@ def test_card_and_manifest_both_replaced(package: Path) -> None:
     (package / "manifest.json").write_bytes(forged.to_json())
     (package / "reporter.card").write_bytes(OTHER.card().to_json())
     rehash(package)
-    # Self-consistent: only the fingerprint, compared out of band, tells.
-    report = verify_package(package)
-    assert report.reporter_fingerprint == OTHER.card().fingerprint()
+    # Signed and carded consistently, but the log registered another card
+    # for the account that uploaded the item.
+    with pytest.raises(ProofError, match=r"reporter.card is not the card that the account"):
+        verify_package(package)
     with pytest.raises(SignatureError, match=r"reporter.card is not the trusted card") as caught:
         verify_package(package, trusted_card=REPORTER.card())
     assert OTHER.card().fingerprint() in (caught.value.hint or "")
@@ -563,11 +616,11 @@ def test_upload_entry_that_does_not_match(
     tmp_path: Path, changes: dict[str, object], message: str
 ) -> None:
     log = Log()
-    log.append({"type": "account.created", "account": ACCOUNT})
+    registered = log.append(_registered_event())
     leaf = canonical.dumps({**_upload_event(ITEM_ID, ITEM), "time": T0, **changes})
     index = log.add(leaf)
     with pytest.raises(VaultError, match=message):
-        make(tmp_path, entries=[log.entry(index)])
+        make(tmp_path, entries=[log.entry(registered), log.entry(index)])
     assert leftovers(tmp_path) == []
 
 
@@ -587,6 +640,240 @@ def test_no_upload_entry(package: Path) -> None:
     rehash(package)
     with pytest.raises(ProofError, match=r"no upload entry"):
         verify_package(package)
+
+
+# the signer is bound to the upload -------------------------------------------------
+#
+# Alice's ciphertext, its upload entry and its receipts are public once the
+# item is released or shared. Mallory signs a manifest of her own for the
+# same item, vault and payload, puts her card in the package, and hands it
+# to a court that trusts the real log key and - tricked or not - her card.
+
+MALLORY_MANIFEST = _manifest(signer=OTHER.card().signing_key).sign(OTHER)
+
+
+def _drop(package: Path, index: int) -> None:
+    for ext in ("json", "proof"):
+        (package / f"entries/{index}.{ext}").unlink()
+
+
+def _put(package: Path, entry: Entry) -> None:
+    index, leaf, receipt = entry
+    (package / f"entries/{index}.json").write_bytes(leaf)
+    (package / f"entries/{index}.proof").write_bytes(receipt)
+
+
+def _mallorys(package: Path, account_entry: Entry | None) -> None:
+    """Make ``package`` Mallory's: her manifest and card, the given account entry."""
+    (package / "manifest.json").write_bytes(MALLORY_MANIFEST.to_json())
+    (package / "reporter.card").write_bytes(OTHER.card().to_json())
+    _drop(package, REGISTERED)
+    if account_entry is not None:
+        _put(package, account_entry)
+    rehash(package)
+
+
+@pytest.mark.parametrize(
+    ("account_entry", "message"),
+    [
+        (
+            LOG_.entry(MALLORY_REGISTERED),
+            rf"entries/{MALLORY_REGISTERED}.json registers another account than the one "
+            rf"that uploaded the item \(entries/{UPLOAD}.json\)",
+        ),
+        (None, r"no account entry: no log entry records the registration of the account"),
+        (
+            LOG_.entry(REGISTERED),
+            r"reporter.card is not the card that the account which uploaded the item "
+            rf"registered: its SHA-256 is not the card_sha256 of entries/{REGISTERED}.json",
+        ),
+    ],
+    ids=["her own account entry", "no account entry", "alice's account entry"],
+)
+def test_someone_elses_signature_on_a_logged_upload_is_refused(
+    package: Path, account_entry: Entry | None, message: str
+) -> None:
+    _mallorys(package, account_entry)
+    # Even trusting the real log and Mallory's card: the log says Alice uploaded.
+    with pytest.raises(ProofError, match=message) as caught:
+        verify_package(
+            package,
+            trusted_log_key=str(LOG.verifier()),
+            trusted_card=OTHER.card(),
+            identities=[REPORTER.age_identity],
+        )
+    assert caught.value.hint
+
+
+def test_someone_elses_package_cannot_be_written(tmp_path: Path) -> None:
+    with pytest.raises(ProofError, match=r"would not verify: reporter.card is not the card"):
+        make(tmp_path, manifest=MALLORY_MANIFEST, card=OTHER.card())
+    entries = [*ENTRIES[:3], LOG_.entry(MALLORY_REGISTERED)]
+    with pytest.raises(ProofError, match=r"would not verify: .* registers another account"):
+        make(tmp_path, manifest=MALLORY_MANIFEST, card=OTHER.card(), entries=entries)
+    assert leftovers(tmp_path) == []
+
+
+def _with_account_event(tmp_path: Path, event: dict[str, object]) -> Path:
+    """A good package whose account entry a forger swapped for ``event``, logged too."""
+    log = Log()
+    good = log.append(_registered_event())
+    forged = log.append(event)
+    upload = log.append(_upload_event(ITEM_ID, ITEM))
+    package = make(tmp_path, entries=[log.entry(good), log.entry(upload)])
+    _drop(package, good)
+    _put(package, log.entry(forged))
+    rehash(package)
+    return package
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"account": OTHER_ACCOUNT}, r"entries/1.json registers another account than the one"),
+        ({"vault": OTHER_VAULT_ID}, r"entries/1.json registers an account with another vault"),
+        ({"role": "editor"}, r"registers the uploading account with the role editor, not"),
+        ({"role": None}, r"with the role invalid, not reporter"),
+        ({"role": "Reporter\n"}, r"with the role invalid, not reporter"),
+        ({"card_sha256": _card_sha256(OTHER.card())}, r"reporter.card is not the card that"),
+        # The hash in another encoding is not the logged one.
+        ({"card_sha256": _hex(REPORTER.card().to_json())}, r"reporter.card is not the card"),
+        ({"card_sha256": None}, r"reporter.card is not the card that"),
+        ({"account": 5}, r"entries/1.json names no valid account"),
+    ],
+)
+def test_account_entry_that_does_not_match(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    package = _with_account_event(tmp_path, _registered_event(**changes))
+    with pytest.raises(VaultError, match=message):
+        verify_package(package, trusted_log_key=str(LOG.verifier()))
+
+
+def test_account_entry_without_a_vault_verifies(tmp_path: Path) -> None:
+    package = _with_account_event(tmp_path, _registered_event(vault=None))
+    assert verify_package(package).reporter_account == ACCOUNT
+
+
+def test_card_with_a_trailing_newline_is_not_the_registered_one(package: Path) -> None:
+    (package / "reporter.card").write_bytes(REPORTER.card().to_json() + b"\n")
+    rehash(package)
+    with pytest.raises(VaultError, match=r"reporter.card"):
+        verify_package(package)
+
+
+def test_two_account_entries(package: Path) -> None:
+    _put(package, LOG_.entry(MALLORY_REGISTERED))
+    rehash(package)
+    with pytest.raises(
+        ProofError,
+        match=rf"more than one account entry: entries {REGISTERED} and {MALLORY_REGISTERED}",
+    ):
+        verify_package(package)
+
+
+def test_upload_entry_without_an_account(tmp_path: Path) -> None:
+    log = Log()
+    registered = log.append(_registered_event())
+    event = _upload_event(ITEM_ID, ITEM)
+    del event["account"]
+    upload = log.append(event)
+    with pytest.raises(FormatError, match=r"entries/1.json names no valid uploading account"):
+        make(tmp_path, entries=[log.entry(registered), log.entry(upload)])
+
+
+def test_readme_tells_how_to_check_the_card_against_the_log(package: Path) -> None:
+    readme = (package / "README.txt").read_text("utf-8")
+    assert f"Reporter account:    {ACCOUNT} (registered in log entry {REGISTERED})" in readme
+    assert f"entries/{REGISTERED}.json is the\n   registration of the account" in readme
+    assert "openssl dgst -sha256 -binary reporter.card | base64" in readme
+    listed = rf"entries/{REGISTERED}\.json +log entry {REGISTERED}: account\.registered"
+    assert re.search(listed, readme)
+
+
+@pytest.mark.skipif(
+    shutil.which("openssl") is None or shutil.which("base64") is None,
+    reason="no openssl or base64 command",
+)
+def test_readme_card_command_runs(package: Path) -> None:
+    # openssl dgst -sha256 -binary reporter.card | base64
+    digest = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-binary", "reporter.card"],
+        cwd=package,
+        capture_output=True,
+        check=True,
+    )
+    out = subprocess.run(["base64"], input=digest.stdout, capture_output=True, check=True)
+    logged = canonical.loads((package / f"entries/{REGISTERED}.json").read_bytes())
+    assert out.stdout.decode("ascii").strip() == logged["card_sha256"]
+
+
+# item.age is read once --------------------------------------------------------------
+
+
+class _Shifty(io.BytesIO):
+    """item.age on a hostile device: other bytes once it has been read through."""
+
+    def __init__(self, first: bytes, later: bytes) -> None:
+        super().__init__(first)
+        self._later = later
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if self.tell() > 0:
+            self.truncate(0)
+            super().seek(0)
+            self.write(self._later)
+        return super().seek(offset, whence)
+
+
+def test_item_is_read_once_so_a_second_read_cannot_earn_a_plaintext_check(
+    package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The logged ciphertext opens only for the reporter. The same plaintext,
+    # encrypted to the court's key, must not pass for it.
+    later = encrypt_bytes(PLAINTEXT, [EDITOR.recipient()])
+    real_open = evidence._open
+    opened: list[str] = []
+
+    def hostile_open(root: Path, name: str) -> BinaryIO:
+        if name != "item.age":
+            return real_open(root, name)
+        opened.append(name)
+        return _Shifty(ITEM if len(opened) == 1 else later, later)
+
+    monkeypatch.setattr(evidence, "_open", hostile_open)
+    report = verify_package(package, identities=[EDITOR])
+    assert opened == ["item.age"]
+    assert not report.plaintext_checked
+    assert "none of the keys given opens item.age" in dict(report.not_checked)["plaintext"]
+    opened.clear()
+    assert verify_package(package, identities=[REPORTER.age_identity]).plaintext_checked
+    assert opened == ["item.age"]
+
+
+def test_a_payload_that_fails_to_decrypt_is_still_hashed_first(package: Path) -> None:
+    # Decryption stops at the damaged chunk; the hash of the whole file,
+    # read on to the end, names the real problem.
+    _flip(package / "item.age", len(HEADER) + 100)
+    with pytest.raises(ProofError, match=r"item\.age was altered: its SHA-256"):
+        verify_package(package, identities=[REPORTER.age_identity])
+
+
+def test_a_logged_payload_that_does_not_decrypt(tmp_path: Path) -> None:
+    # Signed and logged as it is, yet damaged: only decryption tells.
+    damaged = bytearray(ITEM)
+    damaged[len(HEADER) + 100] ^= 1
+    blob = bytes(damaged)
+    log = Log()
+    registered = log.append(_registered_event())
+    upload = log.append(_upload_event(ITEM_ID, blob))
+    signed = _manifest(blob).sign(REPORTER)
+    package = make(
+        tmp_path, item=blob, manifest=signed, entries=[log.entry(registered), log.entry(upload)]
+    )
+    assert not verify_package(package).plaintext_checked
+    with pytest.raises(ProofError, match=r"item.age does not decrypt with the given key"):
+        verify_package(package, identities=[REPORTER.age_identity])
 
 
 # layout ------------------------------------------------------------------------
@@ -748,9 +1035,21 @@ def test_writes_into_an_empty_directory(tmp_path: Path) -> None:
         ({"entries": [*ENTRIES, LOG_.entry(OTHER_UPLOAD)]}, ProofError, "about another item"),
         ({"entries": [*ENTRIES, ENTRIES[0]]}, FormatError, "repeated log entry index"),
         (
-            {"entries": [ENTRIES[0], (DOWNLOAD, LOG_.leaves[DOWNLOAD], LOG_.receipt(SHARE))]},
+            {
+                "entries": [
+                    ENTRIES[0],
+                    LOG_.entry(REGISTERED),
+                    (DOWNLOAD, LOG_.leaves[DOWNLOAD], LOG_.receipt(SHARE)),
+                ]
+            },
             ProofError,
             "receipt of another entry",
+        ),
+        ({"entries": ENTRIES[:3]}, ProofError, "no account entry"),
+        (
+            {"entries": [*ENTRIES, LOG_.entry(MALLORY_REGISTERED)]},
+            ProofError,
+            rf"more than one account entry: entries {REGISTERED} and {MALLORY_REGISTERED}",
         ),
     ],
 )
