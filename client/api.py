@@ -270,6 +270,24 @@ class Api:
             )
 
         response = self._retry(attempt, idempotent=idempotent)
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            response.close()
+            raise ApiError("the server sent a compressed answer, which this client refuses")
+        # A streamed body (a chunk from the encryptor) can be sent only once:
+        # such a request is never replayed here, its caller plans again.
+        replayable = data is None or isinstance(data, bytes)
+        if not replayable and response.status_code in (401, 429):
+            response.close()
+            if response.status_code == 401:
+                self._token = None
+                if self._relogin is not None:
+                    self._relogin()
+            raise ApiError(
+                "the server turned a chunk away for now",
+                status=response.status_code,
+                hint="run the command again",
+            )
         waits = 0
         while response.status_code == 429 and waits < _MAX_WAITS:
             # Rate-limited: nothing was done, so any request may be sent again.

@@ -25,7 +25,7 @@ from client.state import LogPin, State
 from vault.errors import ConfigError
 from vault.keys import Card, PersonalIdentity
 
-__all__ = ["Client"]
+__all__ = ["Client", "locked"]
 
 
 class Client:
@@ -138,8 +138,16 @@ class Client:
         self.paths.ensure()
         # Another command may have saved meanwhile: merge under a lock rather
         # than overwrite its pins or a newer checkpoint.
-        with _locked(self.paths.root / ".lock"):
-            merged = _merge(self._saved, self.state, state_file.load(self.paths.state))
+        with locked(self.paths.root / ".lock"):
+            if self._saved.account and not self.paths.keystore.exists():
+                return  # `evault panic` ran meanwhile: recreate nothing
+            disk = state_file.load(self.paths.state)
+            theirs = None if disk.log is None else disk.log.checkpoint
+            ours = {None if p is None else p.checkpoint for p in (self._saved.log, self.state.log)}
+            if self._log is not None and theirs is not None and theirs not in ours:
+                # Another command saw another checkpoint: both must be one log.
+                self._log.advance(theirs.encode("utf-8"))
+            merged = _merge(self._saved, self.state, disk)
             state_file.save(self.paths.state, merged)
         self.state = self._saved = merged
 
@@ -149,7 +157,8 @@ class Client:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created 0600): one writer of the home at a time."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -295,16 +295,33 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
 _HEADS = ("item.uploaded", "item.shared")
 
 
-def _latest(events: list[tuple[int, dict[str, Any]]]) -> tuple[str, str] | None:
+Logged = tuple[str, str, tuple[str, ...]]
+"""Header hash, manifest hash and editors of an item, as its newest logged entry has them."""
+
+
+def _latest(events: list[tuple[int, dict[str, Any]]]) -> Logged | None:
     heads = [(i, ev) for i, ev in events if ev.get("type") in _HEADS]
     if not heads:
         return None
     _, ev = max(heads, key=lambda pair: pair[0])
-    return str(ev.get("header_sha256")), str(ev.get("manifest_sha256"))
+    editors = ev.get("editors") if ev.get("type") == "item.shared" else []
+    if not isinstance(editors, list):
+        editors = ["?"]  # malformed: matches nothing a server lists
+    return (
+        str(ev.get("header_sha256")),
+        str(ev.get("manifest_sha256")),
+        tuple(sorted(str(e) for e in editors)),
+    )
 
 
-def _logged_state(client: Client, item: str, meta: dict[str, Any]) -> tuple[str, str]:
-    """The header and manifest hashes of the newest logged upload or share of ``item``.
+def _listed(meta: dict[str, Any]) -> Logged:
+    shared = meta.get("shared_with") or []
+    editors = tuple(sorted(str(e) for e in shared)) if isinstance(shared, list) else ("?",)
+    return str(meta["header_sha256"]), str(meta.get("manifest_sha256")), editors
+
+
+def _logged_state(client: Client, item: str, meta: dict[str, Any]) -> Logged:
+    """The header and manifest hashes and editors of the newest logged upload or share of ``item``.
 
     The entries this device verified and kept come first; if the server's
     metadata names other hashes (a share from another device, say), the
@@ -319,7 +336,7 @@ def _logged_state(client: Client, item: str, meta: dict[str, Any]) -> tuple[str,
         if isinstance(value, dict) and value.get("item") == item:
             kept.append((index, value))
     latest = _latest(kept)
-    if latest == (meta["header_sha256"], meta.get("manifest_sha256")):
+    if latest is not None and latest == _listed(meta):
         return latest
     _, events = read_log(
         client, keep=lambda ev: ev.get("item") == item and ev.get("type") in _HEADS
@@ -363,23 +380,26 @@ def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinne
     if meta["owner"] != client.account:
         raise ConfigError("only the reporter who added an item can share it")
     contact = current_card(client, name)
-    editors = [str(e) for e in meta.get("shared_with") or []]
-    if contact.contact.account in editors:
-        raise ConfigError(f"{item} is already shared with {name}")
     recipient = contact.card.age_recipient()
     identity = client.identity.age_identity
-    # The server says which header and manifest are this item's; the log and
-    # the signed manifest decide. A server that handed over another item's
-    # would otherwise get that item re-wrapped for the editor.
+    # The server says which header, manifest and editors are this item's; the
+    # log and the signed manifest decide. A server that handed over another
+    # item's header would get that item re-wrapped for the editor, and one
+    # that listed other editors would have the share replace the real ones.
     logged = _logged_state(client, item, meta)
+    editors = list(logged[2])
+    if contact.contact.account in editors:
+        raise ConfigError(f"{item} is already shared with {name}")
     header = _current_header(client, meta)
     manifest_data = client.authed().get_bytes(f"/items/{item}/manifest", limit=_MAX_MANIFEST)
     if logged != (
         hashlib.sha256(header).hexdigest(),
         hashlib.sha256(manifest_data).hexdigest(),
+        _listed(meta)[2],
     ):
         raise ProofError(
-            "the server sent a header or manifest that the log does not record for this item",
+            "the server sent a header, manifest or editor list that the log does not record "
+            "for this item",
             hint="do not trust this server; nothing was shared",
         )
     _check_signed(_open_manifest(client, manifest_data), client.card().signing_key, meta)

@@ -47,6 +47,8 @@ def _directory(paths: Paths, item: str) -> Path:
 def store_entry(paths: Paths, item: str, entry: LoggedEntry) -> None:
     """Keep a verified entry and its receipt (mode 0600, atomically)."""
     directory = _directory(paths, item)
+    if not paths.keystore.exists():
+        return  # `evault panic` ran meanwhile: recreate nothing
     paths.ensure()
     directory.mkdir(mode=0o700, exist_ok=True)
     write_atomically(directory / f"{entry.index}.proof", entry.receipt, overwrite=True)

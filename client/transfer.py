@@ -168,6 +168,7 @@ class _Uploader:
                     data=body,  # type: ignore[arg-type]
                     headers={"Content-Type": "application/octet-stream"},
                     idempotent=False,  # the body cannot be sent twice
+                    stream=True,  # the answer is not needed: never read it whole
                 ).close()
                 self._advance(length)
         except BaseException as exc:  # noqa: BLE001 — reported by the main thread
@@ -437,7 +438,7 @@ def _pass(
         uploader.finish()
     error = uploader.error
     if error is not None and not isinstance(error, _Stop):
-        if isinstance(error, ApiError) and (error.status == 0 or error.status >= 500):
+        if isinstance(error, ApiError) and (error.status in (0, 401, 429) or error.status >= 500):
             return reader, sink  # dropped: the caller resumes from what the server has
         raise error
     return reader, sink

@@ -14,7 +14,6 @@ release. A database dump therefore never holds a private key.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 from vault import age
 from vault._atomic import write_atomically
 from vault.errors import ConfigError, VaultError
-from vault.note import NoteSigner, NoteVerifier
+from vault.note import NoteSigner, NoteVerifier, verifier_fingerprint
 
 __all__ = ["ServerKeys", "create_key_file", "fingerprint", "load_key_file"]
 
@@ -64,9 +63,8 @@ class ServerKeys:
 
 
 def fingerprint(verifier: NoteVerifier) -> str:
-    """SHA-256 of the log verifier key string, as eight groups of four hex digits."""
-    digest = hashlib.sha256(str(verifier).encode("utf-8")).hexdigest()[:32]
-    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+    """The log key's fingerprint for people to compare (:func:`vault.note.verifier_fingerprint`)."""
+    return verifier_fingerprint(verifier)
 
 
 def create_key_file(path: Path, origin: str) -> ServerKeys:

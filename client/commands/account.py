@@ -16,7 +16,8 @@ import click
 from client import identity as identities
 from client.api import Api
 from client.commands._common import open_client
-from client.config import home
+from client.config import Paths, home
+from client.context import locked
 from client.logcheck import LogCheck
 from client.state import LogPin
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
@@ -222,6 +223,19 @@ def panic(yes: bool) -> None:
     if not paths.root.exists():
         raise VaultError("there is nothing to destroy on this device")
     confirm(f"Destroy the keystore and all local state in {paths.root}?", yes=yes)
+    with locked(paths.root / ".lock"):
+        destroyed = _destroy(paths)
+    if json_mode():
+        print_json({"destroyed": destroyed, "directory": str(paths.root)})
+        return
+    out().print(
+        "Destroyed the keystore and the local state. The server still holds your encrypted "
+        "items and its log.\nOn SSDs copies may survive in the drive's spare blocks: "
+        "rely on full-disk encryption and switch the machine off."
+    )
+
+
+def _destroy(paths: Paths) -> list[str]:
     destroyed = []
     if paths.keystore.exists():
         _shred(paths.keystore)
@@ -235,14 +249,7 @@ def panic(yes: bool) -> None:
             _shred(file)
     for directory in (paths.pending, paths.receipts):
         shutil.rmtree(directory, ignore_errors=True)
-    if json_mode():
-        print_json({"destroyed": destroyed, "directory": str(paths.root)})
-        return
-    out().print(
-        "Destroyed the keystore and the local state. The server still holds your encrypted "
-        "items and its log.\nOn SSDs copies may survive in the drive's spare blocks: "
-        "rely on full-disk encryption and switch the machine off."
-    )
+    return destroyed
 
 
 COMMANDS = [init, card, register, whoami, panic]

@@ -240,6 +240,10 @@ def verify(
         print_json(
             {
                 "ok": True,
+                # "verified" only when both keys were checked against trusted ones.
+                "verdict": "verified"
+                if card_trusted and log_key_trusted
+                else "consistent, keys not checked",
                 "keys_trusted": {"card": card_trusted, "log_key": log_key_trusted},
                 "item": report.item_id,
                 "vault": report.vault_id,

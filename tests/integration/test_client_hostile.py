@@ -470,3 +470,25 @@ def test_share_refuses_to_rewrap_another_items_header(
     listed = desk.rhea.items()
     assert listed[delta]["shared_with"] == []
     assert listed[gamma]["shared_with"] == []
+
+
+def test_share_refuses_an_editor_list_the_log_does_not_record(
+    desk: Desk, hostile: Proxy, tmp_path: Path
+) -> None:
+    """A server that lists other editors would have the share replace the real ones."""
+    (tmp_path / "epsilon.txt").write_bytes(b"epsilon\n")
+    (added,) = desk.rhea.add(tmp_path / "epsilon.txt")
+    stranger = desk.mal.account
+
+    def other_editors(exchange: Exchange) -> None:
+        if exchange.method == "GET" and exchange.path == _path(added["item"]):
+            answer = exchange.json()
+            answer["item"]["shared_with"] = [stranger]
+            exchange.set_json(answer)
+
+    hostile.after = other_editors
+    err = desk.rhea.fails("share", added["item"], "--with", "ed")
+    hostile.after = None
+
+    assert "editor list that the log does not record" in err
+    assert not any(e.method == "POST" and e.path.endswith("/share") for e in hostile.seen)

@@ -141,3 +141,35 @@ def test_a_long_rate_limit_is_reported_with_its_wait() -> None:
     assert slept == []
     assert info.value.hint is not None
     assert "600 seconds" in info.value.hint
+
+
+class _OneShot:
+    def __len__(self) -> int:
+        return 3
+
+    def read(self, size: int = -1) -> bytes:
+        return b"abc"
+
+
+@pytest.mark.parametrize("status", [401, 429])
+def test_a_streamed_body_is_never_replayed(status: int) -> None:
+    refused = _response(status, b'{"error": "x", "message": "no"}')
+    refused.headers["Retry-After"] = "1"
+    fake = Flaky([refused], _response(200))
+    api, slept = _api(fake)
+    logins: list[int] = []
+    api._relogin = lambda: logins.append(1)
+    with pytest.raises(ApiError) as info:
+        api.request("PUT", "/uploads/u/chunks", data=_OneShot(), idempotent=False)  # type: ignore[arg-type]
+    assert info.value.status == status
+    assert fake.calls == 1
+    assert slept == []
+    assert logins == ([1] if status == 401 else [])
+
+
+def test_a_compressed_answer_is_refused() -> None:
+    packed = _response(200, b"\x1f\x8b")
+    packed.headers["Content-Encoding"] = "gzip"
+    api, _ = _api(Flaky([], packed))
+    with pytest.raises(ApiError, match="compressed"):
+        api.json("GET", "/items")
