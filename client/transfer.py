@@ -2,8 +2,9 @@
 
 The plaintext is read once. The age payload is produced chunk by chunk
 (:func:`vault.age.stream.encrypt_payload`) and hashed as it is produced,
-while an uploader thread sends finished pieces, so encryption, hashing and
-the network overlap and no ciphertext file is ever written.
+while an uploader thread streams it to the server in chunk requests, so
+encryption, hashing and the network overlap and no ciphertext file is ever
+written; only a few encrypted batches wait in memory.
 
 To resume after the process is killed or the line drops, the upload must be
 able to produce the very same payload again, so the file key and the payload
@@ -29,6 +30,7 @@ import mimetypes
 import os
 import queue
 import re
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,9 @@ _QUEUE_DEPTH = 8
 """Encrypted batches (about 1 MiB each) waiting for the network: the memory that upload takes."""
 _PASSES = 6
 _ID = re.compile(r"[0-9a-f]{32}")
+_MEDIA_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(f"{_MEDIA_PART}/{_MEDIA_PART}")
+"""What a manifest accepts as a media type (vault.manifest); anything else is octet-stream."""
 
 
 class Progress(Protocol):
@@ -266,11 +271,9 @@ def _capture_time(st: os.stat_result) -> str:
 
 def _media_type(path: Path) -> str:
     guessed = mimetypes.guess_type(path.name, strict=False)[0]
-    return (
-        guessed
-        if guessed and re.fullmatch(r"[\w.+-]+/[\w.+-]+", guessed)
-        else ("application/octet-stream")
-    )
+    if guessed and _MEDIA_TYPE.fullmatch(guessed):
+        return guessed
+    return "application/octet-stream"
 
 
 def _encrypted_manifest(manifest: bytes, recipients: Sequence[age.Recipient]) -> bytes:
@@ -285,8 +288,6 @@ def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     st = os.fstat(fd)
-    import stat
-
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise ConfigError(f"{path} is not a regular file")
