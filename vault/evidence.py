@@ -718,8 +718,8 @@ def _check_item(
     if isinstance(plaintext, DecryptError):
         raise ProofError(
             f"item.age does not decrypt with the given key: {plaintext.message}",
-            hint="item.age is damaged although it matches what was signed and logged; "
-            "do not trust its content",
+            hint="its payload is the one signed, so its header (the wrapped keys) was "
+            "damaged or swapped; do not trust its content",
         )
     if plaintext is None:
         why = "none of the keys given opens item.age" if keys_given else "no key was given"
