@@ -70,19 +70,26 @@ def _who(client_accounts: dict[str, str], account: object, me: str) -> str:
 
 
 @log.command("show")
+@click.option("--logins", is_flag=True, help="Also list each login and logout.")
 @handle_errors
-def log_show() -> None:
-    """The events about your account and items: uploads, downloads, shares, logins."""
+def log_show(logins: bool) -> None:
+    """The events about your account and items: uploads, downloads, shares, deletions.
+
+    Every entry of the log is fetched and re-hashed to its signed root first,
+    so what is shown is what the server signed and cannot take back.
+    """
     with open_client() as client:
         checkpoint, found = read_log(client, keep=concerning_me(client))
         names = {c.account: n for n, c in client.state.contacts.items()}
         if json_mode():
             print_json({"events": [{"index": e.index, **e.event} for e in found]})
             return
+        sessions = ("account.login", "account.logout")
+        shown_events = [e for e in found if logins or e.event.get("type") not in sessions]
         table = Table()
         for column in ("entry", "time", "event", "item", "by"):
             table.add_column(column)
-        for e in found:
+        for e in shown_events:
             ev = e.event
             table.add_row(
                 str(e.index),
@@ -92,7 +99,11 @@ def log_show() -> None:
                 shown(_who(names, ev.get("account"), client.account)),
             )
         out().print(table)
-        out().print(f"{len(found)} of {checkpoint.size} log entries concern you; the log verified.")
+        hidden = len(found) - len(shown_events)
+        more = f" ({hidden} logins and logouts not shown: --logins)" if hidden else ""
+        out().print(
+            f"{len(found)} of {checkpoint.size} log entries concern you{more}; the log verified."
+        )
 
 
 class _Stream:

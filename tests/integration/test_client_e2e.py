@@ -569,3 +569,29 @@ def test_panic_destroys_the_device_but_not_the_evidence(
     with server.db() as db:
         rows = db.execute("SELECT id FROM items WHERE account_id = ?", (account,)).fetchall()
     assert [r[0] for r in rows] == [item]
+
+
+def test_log_show_tells_the_reporter_who_read_what(crew: Crew, tmp_path: Path) -> None:
+    """Carol shares with Bob; Bob pulls; Carol's `log show` names Bob's download."""
+    carol, bob = crew.carol, crew.bob
+    pin(carol, bob)
+    memo = tmp_path / "ledger.txt"
+    memo.write_bytes(b"who paid whom\n")
+    (added,) = carol.add(memo)
+    item = added["item"]
+    carol.ok("share", item, "--with", "bob")
+    out = tmp_path / "bob-inbox"
+    out.mkdir()
+    bob.ok("pull", item, "-o", out)
+
+    events = carol.json("log", "show")["events"]
+    about = [(e["type"], e["account"]) for e in events if e.get("item") == item]
+    assert ("item.uploaded", carol.account) in about
+    assert ("item.shared", carol.account) in about
+    assert ("item.downloaded", bob.account) in about
+    table = carol.ok("log", "show").out
+    assert "item.downloaded" in table
+    assert "│ bob" in table
+    assert "account.login" not in table
+    assert "logins and logouts not shown" in table
+    assert "account.login" in carol.ok("log", "show", "--logins").out
