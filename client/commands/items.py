@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import os
+import stat
 from pathlib import Path
 
 import click
@@ -65,6 +67,7 @@ def add(
             "no release policy on this vault yet",
             hint="the release set comes with the dead-man switch (`evault switch set`)",
         )
+    _check_readable(files)
     if len(note) > _MAX_NOTE:
         # Checked before any byte is sent: the manifest must fit what the server takes.
         raise ConfigError(f"the note is too long: at most {_MAX_NOTE} characters")
@@ -116,6 +119,29 @@ def add(
             )
         if json_mode():
             print_json({"added": results})
+
+
+def _check_readable(files: tuple[Path, ...]) -> None:
+    """Refuse the whole command before any upload if one file cannot be read.
+
+    Raises:
+        ConfigError: a file is missing, not a regular file, or unreadable.
+    """
+    seen: set[Path] = set()
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read {path}: {exc.strerror}", hint="nothing was uploaded"
+            ) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path} is not a regular file", hint="nothing was uploaded")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"cannot read {path}: permission denied", hint="nothing was uploaded")
+        if path.resolve() in seen:
+            raise ConfigError(f"{path} is named twice", hint="nothing was uploaded")
+        seen.add(path.resolve())
 
 
 def _when(value: object) -> str:
