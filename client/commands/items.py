@@ -65,7 +65,7 @@ def add(
     if release:
         raise ConfigError(
             "no release policy on this vault yet",
-            hint="the release set comes with the dead-man switch (`evault switch set`)",
+            hint="the release set comes with the dead-man switch, which is not built yet",
         )
     _check_readable(files)
     if len(note) > _MAX_NOTE:
