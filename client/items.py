@@ -16,6 +16,7 @@ The output is written atomically: if any check fails, nothing appears.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
@@ -37,15 +38,19 @@ from vault._base64 import b64encode
 from vault.age.format import Source, parse_header
 from vault.age.stream import payload_size
 from vault.errors import ConfigError, DecryptError, FormatError, ManifestError, ProofError
+from vault.keys import Card
 from vault.manifest import Manifest, SignedManifest, safe_filename
 
 __all__ = [
     "Fetched",
     "Listed",
+    "SignedItem",
+    "content",
     "delete_item",
     "fetch_item",
     "list_items",
     "share_item",
+    "signed_item",
 ]
 
 _MAX_MANIFEST = 256 * 1024
@@ -238,6 +243,56 @@ def _destination(output: Path | None, manifest: Manifest) -> Path:
     return output
 
 
+@dataclass(frozen=True, kw_only=True)
+class SignedItem:
+    """An item's metadata and its manifest, checked as its owner's for this item.
+
+    ``pinned`` is the owner's pinned contact, or None for one's own item;
+    ``newly_pinned`` says whether it was pinned just now (trust on first use).
+    """
+
+    meta: dict[str, Any]
+    signed: SignedManifest
+    manifest: Manifest
+    card: Card
+    pinned: Pinned | None
+    newly_pinned: bool
+
+
+def signed_item(client: Client, item: str) -> SignedItem:
+    """Fetch an item's metadata and manifest; check the owner's signature and the ids.
+
+    The hashes can only be checked against the content (:func:`content`).
+
+    Raises:
+        ConfigError: no such item this account may read.
+        SignatureError, ManifestError: not the owner's manifest of this item.
+    """
+    meta = _meta(client, item)
+    pinned, newly = _signer(client, meta["owner"])
+    card = client.card() if pinned is None else pinned.card
+    signed = _manifest(client, meta)
+    manifest = _check_signed(signed, card.signing_key, meta)
+    return SignedItem(
+        meta=meta, signed=signed, manifest=manifest, card=card, pinned=pinned, newly_pinned=newly
+    )
+
+
+@contextlib.contextmanager
+def content(client: Client, found: SignedItem) -> Iterator[_Download]:
+    """The item's age file as it streams in, refused past the size its manifest allows."""
+    meta = found.meta
+    response = client.authed().stream(f"/items/{meta['id']}/content")
+    try:
+        yield _Download(
+            client.api.iter_body(response),
+            meta["header_size"],
+            meta["header_size"] + payload_size(found.manifest.size),
+        )
+    finally:
+        response.close()
+
+
 def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -> Fetched:
     """Download, decrypt and verify an item; write it under a safe name.
 
@@ -247,47 +302,39 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
             for this item, or hashes that do not match it.
         DecryptError: the ciphertext does not decrypt or authenticate.
     """
-    meta = _meta(client, item)
-    pinned, newly = _signer(client, meta["owner"])
-    signer = client.card().signing_key if pinned is None else pinned.card.signing_key
-    signed = _manifest(client, meta)
-    manifest = _check_signed(signed, signer, meta)
-    target = _destination(output, manifest)
-    response = client.authed().stream(f"/items/{item}/content")
-    try:
-        download = _Download(
-            client.api.iter_body(response),
-            meta["header_size"],
-            meta["header_size"] + payload_size(manifest.size),
-        )
-        with atomic_output(target, mode=0o600, overwrite=force) as out:
-            writer = _HashingWriter(out)
-            age.decrypt(download, writer, [client.identity.age_identity], armored=False)  # type: ignore[arg-type]
-            if download.read(1):
-                raise DecryptError("trailing data after the item's payload")
-            payload_sha256 = download.payload.hexdigest()
-            if payload_sha256 != meta["sha256"] or download.payload_size != meta["size"]:
-                raise ProofError(
-                    "the downloaded ciphertext is not the one the server lists for this item",
-                    hint="do not trust this server",
-                )
-            signed.verify(
-                signer=signer,
-                plaintext_sha256=writer.digest.hexdigest(),
-                payload_sha256=payload_sha256,
-                item_id=item,
-                vault_id=meta["vault"],
-                size=writer.size,
+    found = signed_item(client, item)
+    meta, signed, pinned = found.meta, found.signed, found.pinned
+    signer = found.card.signing_key
+    target = _destination(output, found.manifest)
+    with (
+        content(client, found) as download,
+        atomic_output(target, mode=0o600, overwrite=force) as out,
+    ):
+        writer = _HashingWriter(out)
+        age.decrypt(download, writer, [client.identity.age_identity], armored=False)  # type: ignore[arg-type]
+        if download.read(1):
+            raise DecryptError("trailing data after the item's payload")
+        payload_sha256 = download.payload.hexdigest()
+        if payload_sha256 != meta["sha256"] or download.payload_size != meta["size"]:
+            raise ProofError(
+                "the downloaded ciphertext is not the one the server lists for this item",
+                hint="do not trust this server",
             )
-    finally:
-        response.close()
+        signed.verify(
+            signer=signer,
+            plaintext_sha256=writer.digest.hexdigest(),
+            payload_sha256=payload_sha256,
+            item_id=item,
+            vault_id=meta["vault"],
+            size=writer.size,
+        )
     name = "you" if pinned is None else pinned.name
     verified = pinned is None or pinned.contact.verified
     return Fetched(
         path=target,
-        manifest=manifest,
+        manifest=found.manifest,
         signer_name=name,
-        newly_pinned=newly,
+        newly_pinned=found.newly_pinned,
         signer_verified=verified,
     )
 

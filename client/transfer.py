@@ -46,7 +46,7 @@ from vault import age
 from vault._base64 import b64encode
 from vault.age.stream import NONCE_SIZE, encrypt_payload, payload_size
 from vault.errors import ConfigError, ProofError, VaultError
-from vault.manifest import Manifest
+from vault.manifest import Manifest, is_media_type
 
 __all__ = ["Added", "Progress", "add_file"]
 
@@ -56,9 +56,6 @@ _QUEUE_DEPTH = 8
 """Encrypted batches (about 1 MiB each) waiting for the network: the memory that upload takes."""
 _PASSES = 6
 _ID = re.compile(r"[0-9a-f]{32}")
-_MEDIA_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
-_MEDIA_TYPE = re.compile(f"{_MEDIA_PART}/{_MEDIA_PART}")
-"""What a manifest accepts as a media type (vault.manifest); anything else is octet-stream."""
 
 
 class Progress(Protocol):
@@ -271,7 +268,7 @@ def _capture_time(st: os.stat_result) -> str:
 
 def _media_type(path: Path) -> str:
     guessed = mimetypes.guess_type(path.name, strict=False)[0]
-    if guessed and _MEDIA_TYPE.fullmatch(guessed):
+    if guessed and is_media_type(guessed):
         return guessed
     return "application/octet-stream"
 

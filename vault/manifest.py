@@ -31,6 +31,7 @@ from vault.keys import PersonalIdentity, verify_signature
 __all__ = [
     "Manifest",
     "SignedManifest",
+    "is_media_type",
     "safe_filename",
     "sha256_stream",
 ]
@@ -239,6 +240,11 @@ class SignedManifest:
                     hint="the item was altered or swapped; do not trust it",
                 )
         return m
+
+
+def is_media_type(text: str) -> bool:
+    """Whether ``text`` is a media type a manifest accepts (``type/subtype``)."""
+    return bool(_MEDIA_TYPE.fullmatch(text))
 
 
 def sha256_stream(src: BinaryIO, block: int = 1 << 20) -> tuple[str, int]:

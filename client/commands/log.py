@@ -11,7 +11,6 @@ from rich.table import Table
 from client import items as item_service
 from client.audit import concerning_me, read_log, receipt_for
 from client.commands._common import open_client
-from client.contacts import trust_on_first_use
 from client.receipts import check_item_id
 from client.ui import handle_errors, json_mode, out, print_json, shown
 from vault import age
@@ -106,22 +105,6 @@ def log_show(logins: bool) -> None:
         )
 
 
-class _Stream:
-    """A downloaded body as a readable file object."""
-
-    def __init__(self, pieces: object) -> None:
-        self._pieces = iter(pieces)  # type: ignore[call-overload]
-        self._rest = b""
-
-    def read(self, size: int = -1) -> bytes:
-        if not self._rest:
-            self._rest = next(self._pieces, b"")
-        if size < 0:
-            size = len(self._rest)
-        data, self._rest = self._rest[:size], self._rest[size:]
-        return data
-
-
 _REGISTERED = "account.registered"
 
 
@@ -147,13 +130,8 @@ def export(item: str, output: Path) -> None:
     """Write a self-contained evidence package of ITEM that anyone can check offline."""
     check_item_id(item)
     with open_client() as client:
-        meta = item_service._meta(client, item)
-        if meta["owner"] == client.account:
-            card: Card = client.card()
-        else:
-            card = trust_on_first_use(client, meta["owner"])[0].card
-        signed = item_service._manifest(client, meta)
-        item_service._check_signed(signed, card.signing_key, meta)
+        found = item_service.signed_item(client, item)
+        meta = found.meta
         checkpoint, events = read_log(client, keep=lambda event: _kept_for_export(item, event))
         note = client.log.note
         if note is None:
@@ -183,18 +161,15 @@ def export(item: str, output: Path) -> None:
         ]
         if client.state.log is None:
             raise ConfigError("no log key pinned")
-        response = client.authed().stream(f"/items/{item}/content")
-        try:
+        with item_service.content(client, found) as download:
             write_package(
                 output,
-                item=_Stream(client.api.iter_body(response)),  # type: ignore[arg-type]
-                manifest=signed,
-                card=card,
+                item=download,  # type: ignore[arg-type]
+                manifest=found.signed,
+                card=found.card,
                 log_key=client.state.log.key,
                 entries=entries,
             )
-        finally:
-            response.close()
         if json_mode():
             print_json({"item": item, "package": str(output), "entries": [e[0] for e in entries]})
             return
