@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MAX_CONTENT_LENGTH",
     "DEFAULT_MAX_ITEM_SIZE",
     "DEFAULT_QUOTA_BYTES",
+    "SMTP_SECURITY",
     "STORAGE_BACKENDS",
     "Config",
     "default_data_dir",
@@ -34,6 +35,19 @@ STORAGE_BACKENDS = ("local", "s3")
 _MAX_BYTES = 1 << 50
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _DECIMAL = re.compile(r"[1-9][0-9]{0,15}")
+SMTP_SECURITY = ("starttls", "tls", "none")
+_PUBLIC_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    text = (environ.get(name) or "").strip().lower()
+    if text == "":
+        return default
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"invalid {name}: want 1 or 0")
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -70,6 +84,24 @@ class Config:
     s3_staging_dir: Path | None = None
     max_item_size: int = DEFAULT_MAX_ITEM_SIZE
     quota_bytes: int = DEFAULT_QUOTA_BYTES
+    public_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password_file: Path | None = None
+    mail_from: str = "evidence-vault@localhost"
+    webhook_allow_private: bool = False
+    worker_interval: int = 30
+    run_worker: bool = True
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach the server: ``EVAULT_PUBLIC_URL``, else the bound address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        return f"http://{host}:{self.port}"
 
     @property
     def blob_root(self) -> Path:
@@ -115,6 +147,15 @@ class Config:
             raise ConfigError("invalid EVAULT_S3_BUCKET: required with EVAULT_STORAGE=s3")
         root = env.get("EVAULT_STORAGE_ROOT")
         staging = env.get("EVAULT_S3_STAGING_DIR")
+        public_url = env.get("EVAULT_PUBLIC_URL") or None
+        if public_url is not None and not _PUBLIC_URL.fullmatch(public_url):
+            raise ConfigError("invalid EVAULT_PUBLIC_URL: want https://host[:port][/path]")
+        security = (env.get("EVAULT_SMTP_SECURITY") or "starttls").lower()
+        if security not in SMTP_SECURITY:
+            raise ConfigError(
+                f"invalid EVAULT_SMTP_SECURITY: want one of {', '.join(SMTP_SECURITY)}"
+            )
+        password_file = env.get("EVAULT_SMTP_PASSWORD_FILE")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -133,4 +174,14 @@ class Config:
             s3_staging_dir=Path(staging) if staging else None,
             max_item_size=_int(env, "EVAULT_MAX_ITEM_SIZE", DEFAULT_MAX_ITEM_SIZE, _MAX_BYTES),
             quota_bytes=_int(env, "EVAULT_QUOTA_BYTES", DEFAULT_QUOTA_BYTES, _MAX_BYTES),
+            public_url=public_url,
+            smtp_host=env.get("EVAULT_SMTP_HOST") or None,
+            smtp_port=_int(env, "EVAULT_SMTP_PORT", 587, 65535),
+            smtp_security=security,
+            smtp_user=env.get("EVAULT_SMTP_USER") or None,
+            smtp_password_file=Path(password_file) if password_file else None,
+            mail_from=env.get("EVAULT_MAIL_FROM") or "evidence-vault@localhost",
+            webhook_allow_private=_flag(env, "EVAULT_WEBHOOK_ALLOW_PRIVATE", False),
+            worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),
+            run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
         )

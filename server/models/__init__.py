@@ -11,14 +11,37 @@ from server.models.log_entry import LogEntry
 from server.models.log_head import LogHead
 from server.models.log_subtree import LogSubtree
 from server.models.login_challenge import LoginChallenge
+from server.models.switch import (
+    CHANGE_KINDS,
+    CHANGE_STATES,
+    DURESS_MODES,
+    OUTBOX_CHANNELS,
+    SWITCH_STATES,
+    ChangeVote,
+    CheckinNonce,
+    CustodianShare,
+    OutboxMessage,
+    PendingChange,
+    Release,
+    SubmittedShare,
+    Switch,
+)
 from server.models.token import Token
 from server.models.upload import UploadSession
 
 __all__ = [
     "ACCOUNT_ROLES",
+    "CHANGE_KINDS",
+    "CHANGE_STATES",
+    "DURESS_MODES",
     "INVITE_ROLES",
+    "OUTBOX_CHANNELS",
+    "SWITCH_STATES",
     "Account",
     "Base",
+    "ChangeVote",
+    "CheckinNonce",
+    "CustodianShare",
     "Invite",
     "Item",
     "ItemShare",
@@ -27,6 +50,11 @@ __all__ = [
     "LogHead",
     "LogSubtree",
     "LoginChallenge",
+    "OutboxMessage",
+    "PendingChange",
+    "Release",
+    "SubmittedShare",
+    "Switch",
     "Token",
     "UTCDateTime",
     "UploadSession",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.models.base import Base, UTCDateTime
@@ -17,7 +17,8 @@ class Token(Base):
 
     The token itself is shown once, in the login response; a database dump
     holds only hashes of 256-bit random strings, which nobody can turn back
-    into tokens.
+    into tokens. ``duress`` marks a login signed with the duress key: its
+    session's deletes and switch changes look done and change nothing.
     """
 
     __tablename__ = "tokens"
@@ -30,3 +31,4 @@ class Token(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    duress: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
