@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the tests use: the age tool, for interoperability.
+# Debian packages the tests use: the age tool, for interoperability, and
+# Chromium, for the web pages (driven headless, with JavaScript off).
 system-deps:
-	@command -v age >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v age >/dev/null 2>&1 || missing="$$missing age"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age >/dev/null; \
-	  else echo "make: please install the 'age' package (apt-get install age)"; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make: please install the Debian packages:$$missing (apt-get install$$missing)"; exit 1; fi; \
+	fi
 
 demo: $(STAMP)
 	@DEMO_DIR=$(DEMO_DIR) ./demo/run.sh

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import nacl.exceptions
 import nacl.signing
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault import age, canonical
 from vault._base64 import b64decode, b64encode
@@ -39,6 +41,7 @@ _FINGERPRINT_ITERATIONS = 5200
 _FINGERPRINT_LABEL = b"evidence-vault fingerprint v1\x00"
 _SIGNATURE_SIZE = 64
 _KEY_SIZE = 32
+_DURESS_INFO = b"evidence-vault duress identity v1"
 
 
 def _signed_message(context: str, message: bytes) -> bytes:
@@ -218,6 +221,25 @@ class PersonalIdentity:
     def sign(self, context: str, message: bytes) -> bytes:
         """A 64-byte Ed25519 signature of ``message`` for ``context`` (one of CONTEXTS)."""
         return self._signing.sign(_signed_message(context, message)).signature
+
+    def duress_twin(self) -> PersonalIdentity:
+        """The identity a duress passphrase opens, derived one way from this one.
+
+        HKDF-SHA256 of the signing seed and the age identity gives the twin's
+        Ed25519 seed and X25519 age key. The real identity can therefore
+        always name its twin (and register the twin's public key with the
+        server as the duress key, whether or not a duress passphrase was
+        ever set, so nothing on the device says whether one exists), while
+        the twin reveals nothing about the real keys.
+        """
+        material = HKDF(
+            algorithm=hashes.SHA256(), length=2 * _KEY_SIZE, salt=None, info=_DURESS_INFO
+        ).derive(self._seed + str(self._age).encode("ascii"))
+        return PersonalIdentity(
+            name=self._name,
+            age_identity=age.X25519Identity(material[_KEY_SIZE:]),
+            signing_seed=material[:_KEY_SIZE],
+        )
 
     def to_bytes(self) -> bytes:
         """Serialise the secret keys, for the keystore only."""

@@ -27,8 +27,12 @@ from vault.errors import FormatError
 
 __all__ = [
     "ACCOUNT_ID_PATTERN",
+    "CHECKIN_CONTEXT",
+    "CHECKIN_NONCE_SIZE",
+    "CHECKIN_TYPE",
     "LOGIN_CONTEXT",
     "NONCE_SIZE",
+    "CheckinStatement",
     "LoginChallenge",
     "parse_account_id",
     "parse_nonce",
@@ -90,3 +94,73 @@ class LoginChallenge:
                 "v": _VERSION,
             }
         )
+
+
+CHECKIN_CONTEXT = "checkin"
+"""The signature context of a check-in statement (one of :data:`vault.keys.CONTEXTS`)."""
+CHECKIN_NONCE_SIZE = 16
+CHECKIN_TYPE = "evault.checkin.v1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckinStatement:
+    """A reporter's signed "I am free": the vault, the time and a fresh nonce.
+
+    The bytes signed, in the ``"checkin"`` context, are the canonical JSON of
+    ``{"nonce": <base64 of 16 bytes>, "origin": <log origin>, "time": <Unix
+    seconds>, "type": "evault.checkin.v1", "vault": <vault id>}``. The server
+    refuses a time more than five minutes from its own and a nonce it has
+    seen, so a recorded statement cannot be played back to fake a check-in.
+    """
+
+    origin: str
+    vault: str
+    time: int
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        if not self.origin:
+            raise FormatError("invalid check-in: empty origin")
+        parse_account_id(self.vault)
+        if type(self.time) is not int or not 0 < self.time < 1 << 40:
+            raise FormatError("invalid check-in: bad time")
+        if len(self.nonce) != CHECKIN_NONCE_SIZE:
+            raise FormatError(f"invalid check-in: the nonce must be {CHECKIN_NONCE_SIZE} bytes")
+
+    def message(self) -> bytes:
+        """The canonical JSON that is signed and sent."""
+        return canonical.dumps(
+            {
+                "nonce": b64encode(self.nonce),
+                "origin": self.origin,
+                "time": self.time,
+                "type": CHECKIN_TYPE,
+                "vault": self.vault,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> CheckinStatement:
+        """Read a statement sent as canonical JSON.
+
+        Raises:
+            FormatError: not canonical JSON, or not a check-in statement.
+        """
+        value = canonical.loads(data)
+        if not isinstance(value, dict) or set(value) != {
+            "nonce",
+            "origin",
+            "time",
+            "type",
+            "vault",
+        }:
+            raise FormatError("invalid check-in: unexpected fields")
+        if value["type"] != CHECKIN_TYPE or not isinstance(value["origin"], str):
+            raise FormatError("invalid check-in: not a check-in statement")
+        nonce = b64decode(value["nonce"], CHECKIN_NONCE_SIZE)
+        if nonce is None:
+            raise FormatError("invalid check-in: bad nonce")
+        time = value["time"]
+        if type(time) is not int:
+            raise FormatError("invalid check-in: bad time")
+        return cls(origin=value["origin"], vault=str(value["vault"]), time=time, nonce=nonce)
