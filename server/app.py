@@ -6,6 +6,11 @@ Flask's own 404, 405 and 413 and malformed JSON; a 500 says only
 wire). Every response carries headers that forbid framing, sniffing,
 referrers and caching, and a CSP of ``default-src 'none'``. No client
 address is written to the log by the application.
+
+The public HTML pages (:mod:`server.web`) are the exceptions: an HTML
+response gets :data:`HTML_CSP`, which lets it load its stylesheet and
+images from this origin and post forms to it (still no script, no frame),
+and a page of a published release may say how long it can be cached.
 """
 
 from __future__ import annotations
@@ -13,19 +18,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from server.api import register_blueprints
+from server.clock import Clock, SystemClock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker
 from server.errors import ApiError
 from server.ratelimit import Bucket, RateLimiter
 from server.storage import BlobStore
 
-__all__ = ["SECURITY_HEADERS", "AppState", "create_app", "login_limiter", "make_store"]
+__all__ = ["HTML_CSP", "SECURITY_HEADERS", "AppState", "create_app", "login_limiter", "make_store"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
@@ -36,6 +42,13 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 """Headers on every response; the API never returns anything a browser should render."""
+HTML_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+"""The CSP of the HTML pages: their own stylesheet, images and forms; no script, no frame."""
+_PAGES = "pages"
+"""The blueprint of the HTML pages, the one whose views may set their own ``Cache-Control``."""
 
 _log = logging.getLogger(__name__)
 _CODES = {
@@ -64,13 +77,14 @@ def login_limiter() -> RateLimiter:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AppState:
-    """What the app holds for its lifetime: configuration, database, blob store, login limits."""
+    """What the app holds for its lifetime: configuration, database, blob store, limits, clock."""
 
     config: Config
     engine: Engine
     sessions: sessionmaker[Session]
     store: BlobStore
     limiter: RateLimiter = dataclasses.field(default_factory=login_limiter)
+    clock: Clock = dataclasses.field(default_factory=SystemClock)
 
 
 def make_store(config: Config) -> BlobStore:
@@ -127,8 +141,15 @@ def _unexpected(exc: Exception) -> Response:
 
 
 def _security_headers(response: Response) -> Response:
+    # A page that chose how long it may be cached keeps its choice; anything
+    # else, including every API answer and every error, is no-store.
+    cache = response.headers.get("Cache-Control") if request.blueprint == _PAGES else None
     for name, value in SECURITY_HEADERS.items():
         response.headers[name] = value
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = HTML_CSP
+    if cache is not None:
+        response.headers["Cache-Control"] = cache
     return response
 
 
@@ -138,7 +159,7 @@ def _close_session(_exc: BaseException | None) -> None:
         session.close()
 
 
-def create_app(config: Config) -> Flask:
+def create_app(config: Config, *, clock: Clock | None = None) -> Flask:
     """A new application serving ``config``'s database.
 
     The database must be migrated (``evault-server db upgrade``); the key file
@@ -152,7 +173,11 @@ def create_app(config: Config) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(config.database_url)
     app.extensions["evault"] = AppState(
-        config=config, engine=engine, sessions=make_sessionmaker(engine), store=make_store(config)
+        config=config,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        store=make_store(config),
+        clock=clock or SystemClock(),
     )
     register_blueprints(app)
     app.register_error_handler(HTTPException, _http_error)

@@ -90,6 +90,7 @@ class Config:
     smtp_security: str = "starttls"
     smtp_user: str | None = None
     smtp_password_file: Path | None = None
+    smtp_ca_file: Path | None = None
     mail_from: str = "evidence-vault@localhost"
     webhook_allow_private: bool = False
     worker_interval: int = 30
@@ -156,6 +157,7 @@ class Config:
                 f"invalid EVAULT_SMTP_SECURITY: want one of {', '.join(SMTP_SECURITY)}"
             )
         password_file = env.get("EVAULT_SMTP_PASSWORD_FILE")
+        ca_file = env.get("EVAULT_SMTP_CA_FILE")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -180,6 +182,7 @@ class Config:
             smtp_security=security,
             smtp_user=env.get("EVAULT_SMTP_USER") or None,
             smtp_password_file=Path(password_file) if password_file else None,
+            smtp_ca_file=Path(ca_file) if ca_file else None,
             mail_from=env.get("EVAULT_MAIL_FROM") or "evidence-vault@localhost",
             webhook_allow_private=_flag(env, "EVAULT_WEBHOOK_ALLOW_PRIVATE", False),
             worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),

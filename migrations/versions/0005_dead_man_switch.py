@@ -1,5 +1,6 @@
 """The dead-man switch: switches, custodian and submitted shares, pending changes, outbox.
 
+- ``items.log_index``: the index of the item's ``item.uploaded`` entry.
 - ``accounts.duress_key``: the public key of a reporter's duress identity.
 - ``tokens.duress``: a login signed with that key.
 - ``switches``, ``custodian_shares``, ``submitted_shares``, ``pending_changes``,
@@ -33,6 +34,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 def upgrade() -> None:
+    op.add_column("items", sa.Column("log_index", sa.BigInteger(), nullable=True))
     op.add_column("accounts", sa.Column("duress_key", sa.LargeBinary(length=32), nullable=True))
     op.create_index("ix_accounts_duress_key", "accounts", ["duress_key"], unique=True)
     op.add_column(
@@ -58,7 +60,9 @@ def upgrade() -> None:
         sa.Column("phrase_hash", sa.String(length=256), nullable=True),
         sa.Column("duress_phrase_hash", sa.String(length=256), nullable=True),
         sa.Column("failed_phrases", sa.Integer(), nullable=False),
+        sa.Column("phrase_failed_at", _TIME, nullable=True),
         sa.Column("armed_at", _TIME, nullable=False),
+        sa.Column("armed_entry", sa.BigInteger(), nullable=True),
         sa.Column("last_checkin_at", _TIME, nullable=False),
         sa.Column("deadline_at", _TIME, nullable=False),
         sa.Column("reminders_sent", sa.Integer(), nullable=False),
@@ -239,3 +243,4 @@ def downgrade() -> None:
     op.drop_column("tokens", "duress")
     op.drop_index("ix_accounts_duress_key", table_name="accounts")
     op.drop_column("accounts", "duress_key")
+    op.drop_column("items", "log_index")

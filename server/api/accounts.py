@@ -5,9 +5,11 @@
   leaf}`` (``entry``: the logged event the receipt proves). The card is
   parsed strictly (:meth:`vault.keys.Card.from_json`: canonical JSON, known
   fields, valid keys); the role comes from the invite, which is marked used
-  in the same transaction. 400 for a malformed card, 403 ``invalid_invite``
-  for an unknown, used or expired code (one answer for all three), 409
-  ``duplicate_key`` for a signing key already registered.
+  in the same transaction. A reporter may add ``"duress_key"``: base64 of
+  the Ed25519 public key of their duress identity; a login or check-in
+  signed with it is under duress (:mod:`server.services.switch`). 400 for
+  a malformed card, 403 ``invalid_invite`` for an unknown, used or expired
+  code (one answer for all three), 409 ``duplicate_key`` for a signing key already registered.
 - ``GET /api/v1/accounts/me`` (any role): the account of the bearer token.
 - ``GET /api/v1/accounts/<id>`` (reporter, editor): ``{"account": person}``
   for an enabled reporter or editor account; 404 ``not_found`` for an
@@ -65,15 +67,26 @@ def account_json(account: Account) -> JsonObject:
 @accounts_api.post("")
 def register() -> tuple[JsonObject, int]:
     """Register the card in the body with an invite code."""
-    fields = string_fields(json_body(), required=("invite", "card"))
+    fields = string_fields(json_body(), required=("invite", "card"), optional=("duress_key",))
     try:
         card = service.parse_card(fields["card"].encode("utf-8"))
     except FormatError as exc:
         raise ApiError(400, "invalid_card", exc.message) from None
+    duress_key = None
+    if "duress_key" in fields:
+        duress_key = b64decode(fields["duress_key"], 32)
+        if duress_key is None:
+            raise ApiError.bad_request(
+                "field 'duress_key' must be canonical padded base64 of 32 bytes"
+            )
     session = db_session()
     try:
         registered = service.register(
-            session, code=fields["invite"], card=card, signer=log_signer()
+            session,
+            code=fields["invite"],
+            card=card,
+            signer=log_signer(),
+            duress_key=duress_key,
         )
     except service.InvalidInviteError as exc:
         raise ApiError(403, "invalid_invite", exc.message) from None

@@ -50,9 +50,10 @@ import hashlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from server.api._request import (
+    app_state,
     blob_store,
     db_session,
     json_body,
@@ -65,6 +66,7 @@ from server.auth import current_account, requires_role
 from server.errors import ApiError
 from server.models import Account, Item
 from server.services import items as service
+from server.services import switch as switch_service
 from server.storage import CHUNK_SIZE, StorageError
 from vault._base64 import b64decode
 from vault.errors import FormatError
@@ -249,15 +251,45 @@ def manifest(item_id: str) -> Response:
 
 @items_api.delete("/<item_id>")
 @requires_role("reporter")
-def remove(item_id: str) -> JsonObject:
-    """Delete an owned item and log ``item.deleted``."""
+def remove(item_id: str) -> tuple[JsonObject, int]:
+    """Delete an owned item and log ``item.deleted`` — or, in an armed vault, ask to.
+
+    In an armed vault (and in any session under duress) the delete waits out
+    the cooling-off delay: 202 ``{"status": "pending", "change", "receipt",
+    "entry"}`` with the logged ``change.requested``.
+    """
     query_ints(required=())
     session = db_session()
+    account = current_account()
+    token = g.get("token")
+    duress = bool(token is not None and token.duress)
     try:
+        item = service.visible_item(session, account, item_id)
+        if item.account_id != account.id:
+            raise service.ItemNotFoundError("no such item")
+        requested = switch_service.request_delete(
+            session,
+            account=account,
+            item=item,
+            duress=duress,
+            now=app_state().clock.now(),
+            signer=log_signer(),
+        )
+        if requested is not None:
+            switch = switch_service.find_switch(session, item.vault_id)
+            if switch is None or requested.change is None:
+                raise RuntimeError("internal error: a pending delete without its switch")
+            pending: JsonObject = {
+                "status": "pending",
+                "change": switch_service.change_json(session, switch, requested.change),
+                **receipt_fields(requested.appended),
+            }
+            session.commit()
+            return pending, 202
         appended = service.delete_item(
             session,
             blob_store(),
-            account=current_account(),
+            account=account,
             item_id=item_id,
             signer=log_signer(),
         )
@@ -265,9 +297,9 @@ def remove(item_id: str) -> JsonObject:
         raise ApiError.not_found("no such item") from None
     except StorageError as exc:
         raise storage_error(exc) from None
-    logged: JsonObject = {**receipt_fields(appended)}
+    logged: JsonObject = {"status": "deleted", **receipt_fields(appended)}
     session.commit()
-    return logged
+    return logged, 200
 
 
 @items_api.post("/<item_id>/share")

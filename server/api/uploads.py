@@ -207,9 +207,12 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
     """Check size and hash, then create the item with its manifest and log ``item.uploaded``."""
     query_ints(required=())
     body = optional_json_body() or {}
-    unknown = sorted(set(body) - {"sha256", "manifest"})
+    unknown = sorted(set(body) - {"sha256", "manifest", "release"})
     if unknown:
         raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
+    release = body.get("release", False)
+    if not isinstance(release, bool):
+        raise ApiError.bad_request("field 'release' must be true or false")
     sha256 = _digest_field(body)
     manifest = manifest_field(body)
     session = db_session()
@@ -222,6 +225,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
             signer=log_signer(),
             sha256=sha256,
             manifest=manifest,
+            release=release,
         )
     except service.UploadGoneError:
         raise ApiError.not_found("no such upload") from None
@@ -229,6 +233,8 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
         raise ApiError(400, "missing_digest", exc.message) from None
     except service.BlobMissingError as exc:
         raise ApiError(409, "upload_again", exc.message) from None
+    except service.NotInReleaseError as exc:
+        raise ApiError(409, "not_armed", exc.message) from None
     except StorageError as exc:
         if isinstance(exc, DigestMismatchError):
             # The session ended with its bytes; so does its row.

@@ -21,7 +21,8 @@ class Item(Base):
     ``account_id`` is the owning reporter, ``vault_id`` their vault.
     ``manifest_key`` and ``manifest_size`` name the encrypted manifest (a
     whole age file, DESIGN.md "Item format"); both are null for an item
-    committed without one.
+    committed without one. ``log_index`` is the index of the item's
+    ``item.uploaded`` log entry (null for items older than the column).
     """
 
     __tablename__ = "items"
@@ -47,6 +48,7 @@ class Item(Base):
     manifest_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     manifest_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     release_set: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

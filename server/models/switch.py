@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -98,7 +99,9 @@ class Switch(Base):
     phrase_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
     duress_phrase_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
     failed_phrases: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    phrase_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     armed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    armed_entry: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_checkin_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     reminders_sent: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -82,17 +82,39 @@ def parse_card(data: bytes) -> Card:
         raise FormatError(message, hint=exc.hint) from None
 
 
+def _key_taken(session: Session, key: bytes) -> bool:
+    return (
+        session.scalar(
+            select(Account.id).where(or_(Account.signing_key == key, Account.duress_key == key))
+        )
+        is not None
+    )
+
+
 def _create(
-    session: Session, card: Card, role: str, signer: NoteSigner, event: dict[str, object]
+    session: Session,
+    card: Card,
+    role: str,
+    signer: NoteSigner,
+    event: dict[str, object],
+    duress_key: bytes | None = None,
 ) -> Registered:
-    if session.scalar(select(Account.id).where(Account.signing_key == card.signing_key)):
+    if _key_taken(session, card.signing_key):
         raise DuplicateKeyError("an account with this signing key already exists")
+    if role != "reporter":
+        # Only a reporter's session can be under duress.
+        duress_key = None
+    if duress_key is not None and (
+        duress_key == card.signing_key or _key_taken(session, duress_key)
+    ):
+        raise DuplicateKeyError("an account with this duress key already exists")
     data = card.to_json()
     account = Account(
         id=new_id(),
         role=role,
         card=data,
         signing_key=card.signing_key,
+        duress_key=duress_key,
         vault_id=new_id() if role == "reporter" else None,
         created_at=utcnow(),
     )
@@ -114,7 +136,14 @@ def _create(
     return Registered(account=account, appended=log.append(session, body, signer))
 
 
-def register(session: Session, *, code: str, card: Card, signer: NoteSigner) -> Registered:
+def register(
+    session: Session,
+    *,
+    code: str,
+    card: Card,
+    signer: NoteSigner,
+    duress_key: bytes | None = None,
+) -> Registered:
     """Create an account with the invite's role, in the caller's transaction.
 
     The invite is claimed with one conditional ``UPDATE`` (unused, unexpired),
@@ -140,7 +169,7 @@ def register(session: Session, *, code: str, card: Card, signer: NoteSigner) -> 
     if claimed is None:
         raise InvalidInviteError("the invite code is unknown, used or expired")
     invite_id, role = claimed
-    return _create(session, card, role, signer, {"invite": invite_id})
+    return _create(session, card, role, signer, {"invite": invite_id}, duress_key)
 
 
 def create_operator(session: Session, *, card: Card, signer: NoteSigner) -> Registered:

@@ -43,7 +43,7 @@ from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.db import is_sqlite
-from server.models import Account, Item, ItemShare, UploadSession, utcnow
+from server.models import Account, Item, ItemShare, Switch, UploadSession, utcnow
 from server.services import log
 from server.services.accounts import new_id
 from server.storage import (
@@ -73,6 +73,7 @@ __all__ = [
     "ManifestDropsStanzasError",
     "MissingDigestError",
     "MissingManifestError",
+    "NotInReleaseError",
     "QuotaExceededError",
     "UnexpectedManifestError",
     "UnknownEditorError",
@@ -130,6 +131,10 @@ class UnknownEditorError(ServerError):
 
 class HeaderDropsStanzasError(ServerError):
     """A new header that leaves out a recipient stanza of the current one."""
+
+
+class NotInReleaseError(VaultError):
+    """An item sent for the release set of a vault that is not armed."""
 
 
 class MissingDigestError(ServerError):
@@ -339,6 +344,7 @@ def commit_upload(
     signer: NoteSigner,
     sha256: str | None = None,
     manifest: EncryptedManifest | None = None,
+    release: bool = False,
 ) -> Committed:
     """Turn a complete upload into an item, in the caller's transaction.
 
@@ -360,6 +366,10 @@ def commit_upload(
             are gone.
         BlobMissingError: a concurrent delete removed the same bytes; upload again.
     """
+    if release:
+        state = session.scalar(select(Switch.state).where(Switch.vault_id == account.vault_id))
+        if state not in ("armed", "overdue"):
+            raise NotInReleaseError("the switch is not armed, so there is no release set to add to")
     upload = find_upload(session, account, upload_id)
     # End the read transaction: verifying a large payload takes a while.
     session.commit()
@@ -394,7 +404,7 @@ def commit_upload(
         payload_size=upload.size,
         manifest_key=manifest_key,
         manifest_size=None if manifest is None else len(manifest.data),
-        release_set=False,
+        release_set=release,
         created_at=utcnow(),
     )
     event: dict[str, object] = {
@@ -410,6 +420,8 @@ def commit_upload(
     if manifest_key is not None:
         event["manifest_sha256"] = manifest_key
         event["manifest_size"] = item.manifest_size
+    if release:
+        event["release_set"] = True
     appended = log.append(session, event, signer)
     # The append lock is held: a delete of the same bytes either finished
     # before (and the blob is gone) or waits until this item is committed.
@@ -417,6 +429,7 @@ def commit_upload(
     if not all(store.exists(key) for key in keys):
         raise BlobMissingError("the uploaded bytes were removed meanwhile; upload again")
     session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
+    item.log_index = appended.entry.idx
     session.add(item)
     session.flush()
     return Committed(item=item, appended=appended)

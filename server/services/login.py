@@ -26,12 +26,12 @@ import hmac
 import logging
 import secrets
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.models import Account, LoginChallenge, Token, utcnow
 from server.services import log
-from vault.errors import SignatureError, VaultError
+from vault.errors import FormatError, SignatureError, VaultError
 from vault.keys import verify_signature
 from vault.note import NoteSigner
 from vault.protocol import LOGIN_CONTEXT, NONCE_SIZE
@@ -104,7 +104,9 @@ def issue_challenge(
     session.execute(delete(LoginChallenge).where(LoginChallenge.expires_at <= now))
     query = select(Account.id)
     if public_key is not None:
-        query = query.where(Account.signing_key == public_key)
+        query = query.where(
+            or_(Account.signing_key == public_key, Account.duress_key == public_key)
+        )
     else:
         query = query.where(Account.id == account_id)
     # Unknown or disabled: a challenge bound to nobody, identical on the wire.
@@ -153,11 +155,18 @@ def login(
         _log.debug("login refused: account disabled")
         raise LoginFailedError
     message = SignedChallenge(origin=signer.name, account=account_id, nonce=nonce).message()
-    try:
-        verify_signature(account.signing_key, LOGIN_CONTEXT, message, signature)
-    except SignatureError:
+    # Both keys are always tried, so the time does not tell which one signed.
+    verdicts = []
+    for key in (account.signing_key, account.duress_key or bytes(32)):
+        try:
+            verify_signature(key, LOGIN_CONTEXT, message, signature)
+            verdicts.append(True)
+        except (SignatureError, FormatError):
+            verdicts.append(False)
+    real, duress = verdicts[0], verdicts[1] and account.duress_key is not None
+    if not (real or duress):
         _log.debug("login refused: bad signature")
-        raise LoginFailedError from None
+        raise LoginFailedError
     # Expired tokens are useless; dropping them keeps the table to live ones.
     session.execute(delete(Token).where(Token.expires_at <= now))
     token = secrets.token_urlsafe(_TOKEN_BYTES)
@@ -168,6 +177,7 @@ def login(
             account_id=account.id,
             created_at=now,
             expires_at=expires_at,
+            duress=duress and not real,
         )
     )
     session.flush()

@@ -1,0 +1,554 @@
+"""Release: custodians' shares in, the release identity rebuilt, the release set published.
+
+When a vault's grace ends the worker decrypts the server's own share with the
+custodian key and hands it in like any other (:func:`contribute_server_share`);
+trustees hand in theirs (:func:`submit_share`: by CLI or on the web form).
+Shares handed in are sealed to the custodian key at rest. With ``threshold``
+of them, :func:`prepare_release` rebuilds the release identity, checks it
+against the recipient committed at arming, and checks every item of the
+release set with it: the manifest decrypts and carries the reporter's valid
+signature, the payload decrypts and hashes to the signed values. The worker
+then publishes (:func:`publish`) in one transaction: the conditional move to
+``released``, the release row (the identity, public from now on, and the
+report), the ``switch.released`` log entry and the notices.
+
+What the release page shows is :func:`release_view`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import itertools
+from collections.abc import Iterator
+from typing import Any, BinaryIO, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from server.keyfile import ServerKeys
+from server.models import Account, Item, Release, SubmittedShare, Switch
+from server.services import log
+from server.services import switch as switches
+from server.storage import BlobStore, StorageError
+from vault import age, canonical
+from vault.errors import ShareError, VaultError
+from vault.keys import Card
+from vault.manifest import SignedManifest
+from vault.note import NoteSigner
+from vault.shares import combine_shares, describe_share
+
+__all__ = [
+    "NotReleasingError",
+    "Prepared",
+    "ReleaseView",
+    "ReleasedFile",
+    "ShareAccepted",
+    "ShareRejectedError",
+    "contribute_server_share",
+    "prepare_release",
+    "publish",
+    "release_item",
+    "release_view",
+    "submit_share",
+]
+
+_MAX_MANIFEST = 64 * 1024
+_MAX_MNEMONIC = 1024
+
+
+class ShareRejectedError(VaultError):
+    """A share that cannot be used; the message is safe to show its custodian."""
+
+
+class NotReleasingError(VaultError):
+    """Shares are taken only while the vault is releasing."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ShareAccepted:
+    have: int
+    need: int
+    state: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReleasedFile:
+    """One item of the release set and what the server checked about it."""
+
+    item: str
+    name: str
+    media_type: str
+    size: int
+    plaintext_sha256: str
+    ciphertext_sha256: str
+    age_size: int
+    captured_at: str | None
+    note: str
+    signature: str
+    committed: bool
+    log_index: int | None
+    receipt: str | None
+    problems: list[str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReleaseView:
+    """What the public release page shows."""
+
+    vault: str
+    state: str
+    published_at: dt.datetime | None
+    identity: str | None
+    recipient: str
+    reporter_name: str
+    reporter_fingerprint: str
+    commitment_count: int
+    armed_entry: int | None
+    released_entry: int | None
+    log_origin: str
+    shares_have: int
+    shares_need: int
+    files: list[ReleasedFile]
+
+
+def _seal(keys: ServerKeys, mnemonic: str) -> bytes:
+    out = io.BytesIO()
+    age.encrypt(io.BytesIO(mnemonic.encode("utf-8")), out, [keys.custodian.recipient()])
+    return out.getvalue()
+
+
+def _open(keys: ServerKeys, data: bytes) -> str:
+    out = io.BytesIO()
+    age.decrypt(io.BytesIO(data), out, [keys.custodian])
+    return out.getvalue().decode("utf-8")
+
+
+def _normalise(mnemonic: str) -> str:
+    return " ".join(mnemonic.lower().split())
+
+
+def _server_mnemonic(session: Session, switch: Switch, keys: ServerKeys) -> str:
+    shares = switches.custodian_shares_of(session, switch.vault_id)
+    own = [s for s in shares if s.custodian == "server"]
+    if len(own) != 1:
+        raise RuntimeError("internal error: a switch without the server's share")
+    return _normalise(_open(keys, own[0].encrypted))
+
+
+def _add_share(
+    session: Session,
+    switch: Switch,
+    mnemonic: str,
+    *,
+    submitted_by: str,
+    now: dt.datetime,
+    keys: ServerKeys,
+    signer: NoteSigner,
+) -> bool:
+    digest = hashlib.sha256(mnemonic.encode("utf-8")).digest()
+    if session.get(SubmittedShare, (switch.vault_id, digest)) is not None:
+        return False
+    session.add(
+        SubmittedShare(
+            vault_id=switch.vault_id,
+            digest=digest,
+            sealed=_seal(keys, mnemonic),
+            submitted_by=submitted_by,
+            submitted_at=now,
+        )
+    )
+    info = describe_share(mnemonic)
+    event = {
+        "type": "release.share",
+        "vault": switch.vault_id,
+        "custodian": "server" if submitted_by == "server" else "trustee",
+        "share": info.index,
+    }
+    log.append(session, event, signer)
+    switch.next_due_at = now
+    session.flush()
+    return True
+
+
+def contribute_server_share(
+    session: Session, switch: Switch, *, now: dt.datetime, keys: ServerKeys, signer: NoteSigner
+) -> None:
+    """Hand in the server's own share (decrypted with the custodian key)."""
+    _add_share(
+        session,
+        switch,
+        _server_mnemonic(session, switch, keys),
+        submitted_by="server",
+        now=now,
+        keys=keys,
+        signer=signer,
+    )
+
+
+def _have(session: Session, vault_id: str) -> int:
+    return len(
+        session.scalars(
+            select(SubmittedShare.digest).where(SubmittedShare.vault_id == vault_id)
+        ).all()
+    )
+
+
+def submit_share(
+    session: Session,
+    *,
+    vault_id: str,
+    mnemonic: str,
+    submitted_by: str,
+    now: dt.datetime,
+    signer: NoteSigner,
+    keys: ServerKeys,
+) -> ShareAccepted:
+    """Take a custodian's share for a releasing vault. The caller commits.
+
+    The share must be well-formed and of the same set as the server's own
+    (same SLIP-39 identifier); whether it combines is found at release.
+
+    Raises:
+        NotReleasingError: the vault is not releasing (or does not exist).
+        ShareRejectedError: a malformed share, or one of another set.
+    """
+    if len(mnemonic) > _MAX_MNEMONIC:
+        raise ShareRejectedError("that is too long to be a share")
+    switch = switches.find_switch(session, vault_id, lock=True)
+    if switch is None or switch.state not in ("releasing", "released"):
+        raise NotReleasingError("this vault is not being released; shares are not taken now")
+    if switch.state == "released":
+        return ShareAccepted(have=_have(session, vault_id), need=switch.threshold, state="released")
+    words = _normalise(mnemonic)
+    try:
+        info = describe_share(words)
+    except ShareError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise ShareRejectedError(f"{exc.message}{hint}") from None
+    own = describe_share(_server_mnemonic(session, switch, keys))
+    if info.identifier != own.identifier:
+        raise ShareRejectedError("this share belongs to another vault or another arming")
+    _add_share(session, switch, words, submitted_by=submitted_by, now=now, keys=keys, signer=signer)
+    return ShareAccepted(have=_have(session, vault_id), need=switch.threshold, state=switch.state)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A release ready to publish: the identity and the per-file report."""
+
+    identity: age.X25519Identity = dataclasses.field(repr=False)
+    files: list[dict[str, Any]]
+    version: int
+
+
+def _recover(mnemonics: list[str], threshold: int, recipient: str) -> age.X25519Identity | None:
+    # A bad share among good ones: try the sets of `threshold` shares in turn.
+    for size in range(threshold, len(mnemonics) + 1):
+        for subset in itertools.combinations(mnemonics, size):
+            try:
+                secret = combine_shares(list(subset))
+            except ShareError:
+                continue
+            if len(secret) != 32:
+                continue
+            identity = age.X25519Identity(secret)
+            if str(identity.recipient()) == recipient:
+                return identity
+        if size >= threshold:
+            # Larger sets only add shares that already failed to combine.
+            break
+    return None
+
+
+class _Chained(io.RawIOBase):
+    """The header bytes, then a blob: an age file read without copying it."""
+
+    def __init__(self, head: bytes, tail: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._tail.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class _Hasher(io.RawIOBase):
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+
+def _read_blob(store: BlobStore, key: str, limit: int) -> bytes:
+    with store.open(key) as blob:
+        data = blob.read(limit + 1)
+    if len(data) > limit:
+        raise StorageError("a stored blob is larger than expected")
+    return data
+
+
+def _check_item(
+    store: BlobStore, item: Item, identity: age.X25519Identity, card: Card
+) -> dict[str, Any]:
+    """Decrypt and check one release-set item; never raises for a bad item."""
+    entry: dict[str, Any] = {
+        "item": item.id,
+        "name": f"{item.id}.bin",
+        "media_type": "application/octet-stream",
+        "size": 0,
+        "plaintext_sha256": "",
+        "ciphertext_sha256": item.payload_key,
+        "age_size": item.header_size + item.payload_size,
+        "captured_at": None,
+        "note": "",
+        "signature": "invalid",
+        "log_index": item.log_index,
+        "problems": [],
+    }
+    problems: list[str] = entry["problems"]
+    signed: SignedManifest | None = None
+    if item.manifest_key is None:
+        problems.append("the item has no manifest")
+    else:
+        try:
+            sealed = _read_blob(store, item.manifest_key, _MAX_MANIFEST)
+            plain = io.BytesIO()
+            age.decrypt(io.BytesIO(sealed), plain, [identity])
+            signed = SignedManifest.parse(plain.getvalue())
+        except (VaultError, StorageError, OSError) as exc:
+            problems.append(f"the manifest cannot be read with the release key: {exc}")
+    hasher = _Hasher()
+    try:
+        header = _read_blob(store, item.header_key, item.header_size)
+        with store.open(item.payload_key) as payload:
+            age.decrypt(
+                cast("BinaryIO", _Chained(header, payload)), cast("BinaryIO", hasher), [identity]
+            )
+    except (VaultError, StorageError, OSError) as exc:
+        problems.append(f"the item cannot be decrypted with the release key: {exc}")
+        hasher = None  # type: ignore[assignment]
+    if signed is not None:
+        m = signed.manifest
+        entry.update(
+            name=m.filename,
+            media_type=m.media_type,
+            size=m.size,
+            plaintext_sha256=m.plaintext_sha256,
+            captured_at=m.captured_at,
+            note=m.note,
+        )
+        if hasher is not None:
+            try:
+                signed.verify(
+                    signer=card.signing_key,
+                    plaintext_sha256=hasher.digest.hexdigest(),
+                    payload_sha256=item.payload_key,
+                    item_id=item.id,
+                    vault_id=item.vault_id,
+                    size=hasher.size,
+                )
+                entry["signature"] = "valid"
+            except VaultError as exc:
+                problems.append(str(exc.message))
+    elif hasher is not None:
+        entry.update(size=hasher.size, plaintext_sha256=hasher.digest.hexdigest())
+    return entry
+
+
+def prepare_release(
+    session: Session, switch: Switch, *, store: BlobStore, keys: ServerKeys
+) -> Prepared | None:
+    """Rebuild the release identity and check the release set; None while shares are missing.
+
+    Reads only; ends with the session's transaction rolled back, so the long
+    part holds no lock.
+    """
+    version = switch.version
+    vault_id = switch.vault_id
+    threshold = switch.threshold
+    recipient = switch.release_recipient
+    commitment = canonical.loads(switch.commitment)
+    sealed = list(
+        session.scalars(select(SubmittedShare.sealed).where(SubmittedShare.vault_id == vault_id))
+    )
+    mnemonics = [_open(keys, data) for data in sealed]
+    identity = _recover(mnemonics, threshold, recipient) if len(mnemonics) >= threshold else None
+    if identity is None:
+        session.rollback()
+        return None
+    account = session.get(Account, switch.account_id)
+    if account is None:
+        raise RuntimeError("internal error: a switch without its account")
+    card = Card.from_json(account.card)
+    committed = set(commitment.get("sha256", [])) if isinstance(commitment, dict) else set()
+    items = list(
+        session.scalars(
+            select(Item)
+            .where(Item.vault_id == vault_id, Item.release_set.is_(True))
+            .order_by(Item.created_at, Item.id)
+        )
+    )
+    session.rollback()
+    files = []
+    for item in items:
+        entry = _check_item(store, item, identity, card)
+        entry["committed"] = item.payload_key in committed
+        files.append(entry)
+    return Prepared(identity=identity, files=files, version=version)
+
+
+def publish(
+    session: Session,
+    switch: Switch,
+    prepared: Prepared,
+    *,
+    now: dt.datetime,
+    signer: NoteSigner,
+    base_url: str,
+) -> bool:
+    """Move ``releasing → released`` once; False if another worker did it first."""
+    moved = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(Switch)
+            .where(
+                Switch.vault_id == switch.vault_id,
+                Switch.state == "releasing",
+                Switch.version == prepared.version,
+            )
+            .values(
+                state="released",
+                version=Switch.version + 1,
+                released_at=now,
+                next_due_at=None,
+            )
+        ),
+    )
+    if moved.rowcount != 1:
+        session.rollback()
+        return False
+    for entry in prepared.files:
+        entry["receipt"] = None
+    report = {"files": prepared.files}
+    encoded = canonical.dumps(report)
+    event = {
+        "type": "switch.released",
+        "vault": switch.vault_id,
+        "recipient": switch.release_recipient,
+        "files": len(prepared.files),
+        "report_sha256": hashlib.sha256(encoded).hexdigest(),
+    }
+    appended = log.append(session, event, signer)
+    # Each file's receipt: its upload entry in the checkpoint signed with the release.
+    for entry in prepared.files:
+        index = entry.get("log_index")
+        if isinstance(index, int):
+            entry["receipt"] = (
+                log.receipt(session, index, appended.checkpoint).marshal().decode("utf-8")
+            )
+    session.add(
+        Release(
+            vault_id=switch.vault_id,
+            identity=str(prepared.identity),
+            report=canonical.dumps({**report, "released_entry": appended.entry.idx}),
+            published_at=now,
+        )
+    )
+    session.refresh(switch)
+    url = f"{base_url}/release/{switch.vault_id}"
+    for audience in ("publish", "alert"):
+        switches.notify(
+            session,
+            switch,
+            audience=audience,
+            event="switch.released",
+            subject="Evidence Vault: a reporter's files are released",
+            text=(
+                f"The reporter of vault {switch.vault_id} stopped checking in, and their "
+                f"evidence has been released: {len(prepared.files)} file(s) at {url} , with "
+                "the key to decrypt them and the audit-log proofs."
+            ),
+            now=now,
+            extra={"url": url, "files": len(prepared.files)},
+        )
+    return True
+
+
+def release_view(session: Session, vault_id: str, *, log_origin: str = "") -> ReleaseView | None:
+    """The public release page's content; None unless the vault is releasing or released."""
+    switch = switches.find_switch(session, vault_id)
+    if switch is None or switch.state not in ("releasing", "released"):
+        return None
+    account = session.get(Account, switch.account_id)
+    if account is None:
+        return None
+    card = Card.from_json(account.card)
+    release = session.get(Release, vault_id)
+    commitment = canonical.loads(switch.commitment)
+    files: list[ReleasedFile] = []
+    released_entry = None
+    if release is not None:
+        report = canonical.loads(release.report)
+        if isinstance(report, dict):
+            released_entry = report.get("released_entry")
+            for entry in report.get("files", []):
+                files.append(ReleasedFile(**entry))
+    return ReleaseView(
+        vault=vault_id,
+        state=switch.state,
+        published_at=None if release is None else release.published_at,
+        identity=None if release is None else release.identity,
+        recipient=switch.release_recipient,
+        reporter_name=card.name,
+        reporter_fingerprint=card.fingerprint(),
+        commitment_count=int(commitment.get("count", 0)) if isinstance(commitment, dict) else 0,
+        armed_entry=switch.armed_entry,
+        released_entry=released_entry if isinstance(released_entry, int) else None,
+        log_origin=log_origin,
+        shares_have=_have(session, vault_id),
+        shares_need=switch.threshold,
+        files=files,
+    )
+
+
+def release_item(session: Session, vault_id: str, item_id: str) -> Item | None:
+    """A released item of ``vault_id`` (None unless released and in the release set)."""
+    switch = switches.find_switch(session, vault_id)
+    if switch is None or switch.state != "released":
+        return None
+    item = session.get(Item, item_id)
+    if item is None or item.vault_id != vault_id or not item.release_set:
+        return None
+    return item
+
+
+def iter_age_file(store: BlobStore, item: Item, block: int = 1 << 20) -> Iterator[bytes]:
+    """The item's age file (header, then payload), block by block."""
+    yield _read_blob(store, item.header_key, item.header_size)
+    with store.open(item.payload_key) as payload:
+        while True:
+            data = payload.read(block)
+            if not data:
+                return
+            yield data

@@ -1,0 +1,1152 @@
+"""The dead-man switch: policy, arming, check-ins, duress and cooling-off (DESIGN.md).
+
+A reporter arms their vault with a policy and the release identity's
+shares, one per custodian; from then on every check-in moves the deadline,
+and the worker (:mod:`server.worker`) moves a vault that misses it through
+``overdue`` to ``releasing`` and ``released``.
+
+Duress. A check-in signed with the account's duress key, or made with the
+duress phrase, answers exactly as a real one (same status, body, log event
+type, and the same Argon2id and signature work, so the same time) and moves
+the deadline the reporter sees; underneath, the policy's duress mode takes
+effect: ``alert`` tells the trustees quietly, ``release`` starts the
+release now, ``both`` does both. In a session under duress (a login with the
+duress key) deletes, disarming and policy changes are answered as pending
+like real ones and logged alike, but are marked and voided when due.
+
+Cooling-off. Deleting an item of an armed vault, disarming, and policy
+changes that weaken the switch (a longer interval, grace or cooling-off, a
+changed duress mode, a removed contact) wait ``cooling_off`` seconds as a
+:class:`~server.models.PendingChange`; trustees are told at once and enough
+of them (the threshold, at most their number) can cancel it.
+
+Every function works inside the caller's transaction and takes the time
+from its ``now`` argument (the app's :mod:`server.clock`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import argon2
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from server.models import (
+    Account,
+    ChangeVote,
+    CheckinNonce,
+    CustodianShare,
+    Item,
+    PendingChange,
+    Switch,
+)
+from server.services import log, outbox
+from vault import age, canonical
+from vault.errors import FormatError, SignatureError, VaultError
+from vault.keys import Card, verify_signature
+from vault.note import NoteSigner
+from vault.protocol import CHECKIN_CONTEXT, CheckinStatement
+
+__all__ = [
+    "ACTIVE_STATES",
+    "DEFAULT_COOLING_OFF",
+    "MAX_SHARES",
+    "AlreadyArmedError",
+    "Armed",
+    "ChangeNotFoundError",
+    "ChangeRequested",
+    "CheckedIn",
+    "CheckinRefusedError",
+    "NotArmedError",
+    "NotCustodianError",
+    "Policy",
+    "PolicyError",
+    "SwitchError",
+    "add_release_items",
+    "apply_policy",
+    "arm",
+    "cancel_vote",
+    "checkin_signed",
+    "checkin_with_phrase",
+    "commitment_of",
+    "custodian_shares_of",
+    "disarm",
+    "find_switch",
+    "notify",
+    "pending_changes",
+    "request_delete",
+    "reschedule",
+    "set_phrases",
+    "set_policy",
+    "status_json",
+    "trustee_vaults",
+    "trustees_of",
+    "votes_needed",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_COOLING_OFF = 72 * 3600
+"""Seconds a weakening change waits (72 hours) unless the policy says otherwise."""
+MIN_INTERVAL = 60
+MAX_DURATION = 10 * 366 * 86400
+MAX_REMINDERS = 8
+MAX_CONTACTS = 16
+MAX_SHARES = 16
+MAX_SHARE_FILE = 4096
+MAX_PHRASE = 1024
+CHECKIN_WINDOW = dt.timedelta(minutes=5)
+"""How far a signed check-in's time may be from the server's."""
+PHRASE_LOCKOUT = 5
+"""Failed web check-ins in a row after which a vault's phrase is refused for an hour."""
+PHRASE_LOCKOUT_TIME = dt.timedelta(hours=1)
+PHRASE_ALERT = 3
+"""Failed web check-ins in a row after which the trustees are alerted."""
+ACTIVE_STATES = ("armed", "overdue", "releasing")
+
+_HANDLE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
+_EMAIL = re.compile(r"[^@\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
+_URL = re.compile(r"https?://[^\s/?#@]+(/[^\s#]*)?")
+_HASHER = argon2.PasswordHasher(time_cost=3, memory_cost=65536, parallelism=2)
+# Verified against when a handle is unknown, so that costs the same time.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+class SwitchError(VaultError):
+    """A switch request that cannot be done; the message is safe to show."""
+
+
+class PolicyError(SwitchError):
+    """A policy, share set or phrase that is malformed or out of bounds."""
+
+
+class AlreadyArmedError(SwitchError):
+    """The vault is armed already."""
+
+
+class NotArmedError(SwitchError):
+    """The vault has no armed switch."""
+
+
+class ChangeNotFoundError(SwitchError):
+    """No such pending change."""
+
+
+class NotCustodianError(SwitchError):
+    """The account is not a custodian of the vault."""
+
+
+class CheckinRefusedError(SwitchError):
+    """A check-in was not accepted; the message never says why."""
+
+    def __init__(self) -> None:
+        super().__init__("check-in not accepted")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Policy:
+    """What the reporter set: times in seconds and three lists of contacts."""
+
+    interval: int
+    grace: int
+    reminders: tuple[int, ...]
+    duress: str
+    cooling_off: int
+    remind: tuple[Mapping[str, str], ...]
+    alert: tuple[Mapping[str, str], ...]
+    publish: tuple[Mapping[str, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alert": [dict(c) for c in self.alert],
+            "cooling_off": self.cooling_off,
+            "duress": self.duress,
+            "grace": self.grace,
+            "interval": self.interval,
+            "publish": [dict(c) for c in self.publish],
+            "remind": [dict(c) for c in self.remind],
+            "reminders": list(self.reminders),
+        }
+
+    def encode(self) -> bytes:
+        return canonical.dumps(self.to_json())
+
+    def public_json(self) -> dict[str, Any]:
+        """The policy without webhook secrets, for answers and status."""
+        value = self.to_json()
+        for name in ("alert", "publish", "remind"):
+            value[name] = [{k: v for k, v in c.items() if k != "secret"} for c in value[name]]
+        return value
+
+    @classmethod
+    def parse(cls, value: object) -> Policy:
+        """Check a policy sent by a client.
+
+        Raises:
+            PolicyError: anything malformed or out of bounds, said plainly.
+        """
+        if not isinstance(value, dict):
+            raise PolicyError("'policy' must be an object")
+        fields = {"interval", "grace", "reminders", "duress", "cooling_off"}
+        lists = {"remind", "alert", "publish"}
+        unknown = sorted(set(value) - fields - lists)
+        if unknown:
+            raise PolicyError(f"unknown policy field {unknown[0]!r}")
+        interval = _seconds(value.get("interval"), "interval", minimum=MIN_INTERVAL)
+        grace = _seconds(value.get("grace", 0), "grace")
+        cooling_off = _seconds(value.get("cooling_off", DEFAULT_COOLING_OFF), "cooling_off")
+        reminders = value.get("reminders", [])
+        if not isinstance(reminders, list) or len(reminders) > MAX_REMINDERS:
+            raise PolicyError(f"'reminders' must be a list of at most {MAX_REMINDERS} durations")
+        offsets = sorted({_seconds(r, "reminders", minimum=1) for r in reminders}, reverse=True)
+        if any(r >= interval for r in offsets):
+            raise PolicyError("a reminder must come less than one interval before the deadline")
+        duress = value.get("duress", "alert")
+        if duress not in ("alert", "release", "both"):
+            raise PolicyError("'duress' must be alert, release or both")
+        contacts = {name: _contacts(value.get(name, []), name) for name in sorted(lists)}
+        return cls(
+            interval=interval,
+            grace=grace,
+            reminders=tuple(offsets),
+            duress=duress,
+            cooling_off=cooling_off,
+            remind=contacts["remind"],
+            alert=contacts["alert"],
+            publish=contacts["publish"],
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Policy:
+        return cls.parse(canonical.loads(data))
+
+    def weakened_by(self, new: Policy) -> bool:
+        """Whether ``new`` makes the switch slower or quieter, and so must cool off."""
+        if (
+            new.interval > self.interval
+            or new.grace > self.grace
+            or new.cooling_off > self.cooling_off
+            or new.duress != self.duress
+        ):
+            return True
+        for name in ("remind", "alert", "publish"):
+            old_set = {canonical.dumps(dict(c)) for c in getattr(self, name)}
+            new_set = {canonical.dumps(dict(c)) for c in getattr(new, name)}
+            if not old_set <= new_set:
+                return True
+        return set(self.reminders) - set(new.reminders) != set()
+
+
+def _seconds(value: object, name: str, *, minimum: int = 0) -> int:
+    if type(value) is not int or not minimum <= value <= MAX_DURATION:
+        raise PolicyError(
+            f"'{name}' must be a whole number of seconds from {minimum} to {MAX_DURATION}"
+        )
+    return value
+
+
+def _contacts(value: object, name: str) -> tuple[Mapping[str, str], ...]:
+    if not isinstance(value, list) or len(value) > MAX_CONTACTS:
+        raise PolicyError(f"'{name}' must be a list of at most {MAX_CONTACTS} contacts")
+    result: list[dict[str, str]] = []
+    for contact in value:
+        if isinstance(contact, dict) and set(contact) == {"email"}:
+            email = contact["email"]
+            if not isinstance(email, str) or not _EMAIL.fullmatch(email):
+                raise PolicyError(f"'{name}' holds an invalid email address")
+            result.append({"email": email})
+        elif isinstance(contact, dict) and set(contact) == {"webhook", "secret"}:
+            url, secret = contact["webhook"], contact["secret"]
+            if not isinstance(url, str) or len(url) > 2048 or not _URL.fullmatch(url):
+                raise PolicyError(f"'{name}' holds an invalid webhook address")
+            if not isinstance(secret, str) or not 16 <= len(secret) <= 256:
+                raise PolicyError(f"'{name}': a webhook secret has 16 to 256 characters")
+            result.append({"secret": secret, "webhook": url})
+        else:
+            raise PolicyError(f"'{name}': a contact is {{'email'}} or {{'webhook', 'secret'}}")
+    keys = [canonical.dumps(c) for c in result]
+    if len(set(keys)) != len(keys):
+        raise PolicyError(f"'{name}' names a contact twice")
+    return tuple(result)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Armed:
+    switch: Switch
+    commitment: dict[str, Any]
+    appended: log.Appended
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CheckedIn:
+    """A check-in that was accepted (or, under duress, seemed to be)."""
+
+    deadline: dt.datetime
+    appended: log.Appended
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChangeRequested:
+    """A change: applied now (``change`` is None) or pending until ``change.effective_at``."""
+
+    change: PendingChange | None
+    appended: log.Appended
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def find_switch(session: Session, vault_id: str, *, lock: bool = False) -> Switch | None:
+    query = select(Switch).where(Switch.vault_id == vault_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def _policy(switch: Switch) -> Policy:
+    return Policy.decode(switch.policy)
+
+
+def commitment_of(session: Session, vault_id: str) -> dict[str, Any]:
+    """The insurance commitment: how many items are in the release set, and their payload hashes."""
+    hashes = sorted(
+        session.scalars(
+            select(Item.payload_key).where(Item.vault_id == vault_id, Item.release_set.is_(True))
+        )
+    )
+    return {"count": len(hashes), "sha256": hashes}
+
+
+def trustees_of(session: Session, vault_id: str) -> list[str]:
+    """Account ids of the vault's trustees (custodians other than the server)."""
+    rows = session.scalars(
+        select(CustodianShare.custodian)
+        .where(CustodianShare.vault_id == vault_id, CustodianShare.custodian != "server")
+        .order_by(CustodianShare.position)
+    )
+    return list(rows)
+
+
+def custodian_shares_of(session: Session, vault_id: str) -> list[CustodianShare]:
+    return list(
+        session.scalars(
+            select(CustodianShare)
+            .where(CustodianShare.vault_id == vault_id)
+            .order_by(CustodianShare.position)
+        )
+    )
+
+
+def votes_needed(switch: Switch, trustees: int) -> int:
+    """Trustee votes that cancel a pending change: the threshold, at most their number."""
+    return max(1, min(switch.threshold, trustees)) if trustees else 0
+
+
+def reschedule(switch: Switch, now: dt.datetime) -> None:
+    """Set ``next_due_at``: the next moment the worker has something to do for ``switch``."""
+    if switch.state == "armed":
+        due = switch.deadline_at
+        offsets = _policy(switch).reminders
+        if switch.reminders_sent < len(offsets):
+            due = min(
+                due, switch.deadline_at - dt.timedelta(seconds=offsets[switch.reminders_sent])
+            )
+        switch.next_due_at = due
+    elif switch.state == "overdue":
+        switch.next_due_at = switch.deadline_at + dt.timedelta(seconds=switch.grace_s)
+    elif switch.state == "releasing":
+        # Set to now by a new share; otherwise waits for one.
+        switch.next_due_at = None
+    else:
+        switch.next_due_at = None
+
+
+def _contacts_of(policy: Policy, audience: str) -> tuple[Mapping[str, str], ...]:
+    return cast("tuple[Mapping[str, str], ...]", getattr(policy, audience))
+
+
+def notify(
+    session: Session,
+    switch: Switch,
+    *,
+    audience: str,
+    event: str,
+    subject: str,
+    text: str,
+    now: dt.datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> int:
+    """Queue one notice per contact of ``audience`` (remind, alert or publish); return how many."""
+    policy = _policy(switch)
+    count = 0
+    for contact in _contacts_of(policy, audience):
+        if "email" in contact:
+            outbox.enqueue(
+                session,
+                vault_id=switch.vault_id,
+                event=event,
+                channel="email",
+                target=contact["email"],
+                subject=subject,
+                body=text,
+                now=now,
+            )
+        else:
+            message = outbox.enqueue(
+                session,
+                vault_id=switch.vault_id,
+                event=event,
+                channel="webhook",
+                target=canonical.dumps(
+                    {"secret": contact["secret"], "url": contact["webhook"]}
+                ).decode("utf-8"),
+                subject=subject,
+                body="",
+                now=now,
+            )
+            body = {
+                "event": event,
+                "vault": switch.vault_id,
+                "time": int(now.timestamp()),
+                "delivery": message.id,
+                "text": text,
+                **(extra or {}),
+            }
+            message.body = canonical.dumps(body).decode("utf-8")
+        count += 1
+    return count
+
+
+def _hash_phrase(phrase: str | None, what: str) -> str | None:
+    if phrase is None:
+        return None
+    if not 8 <= len(phrase) <= MAX_PHRASE:
+        raise PolicyError(f"the {what} must have 8 to {MAX_PHRASE} characters")
+    return _HASHER.hash(phrase)
+
+
+def _check_phrases(handle: str | None, phrase: str | None, duress_phrase: str | None) -> None:
+    if handle is not None and not _HANDLE.fullmatch(handle):
+        raise PolicyError("a handle has 3 to 64 characters: a-z, 0-9 and '-'")
+    if (handle is None) != (phrase is None):
+        raise PolicyError("a handle and a check-in phrase go together")
+    if duress_phrase is not None and phrase is None:
+        raise PolicyError("a duress phrase needs a check-in phrase")
+    if duress_phrase is not None and hmac.compare_digest(
+        duress_phrase.encode("utf-8"), (phrase or "").encode("utf-8")
+    ):
+        raise PolicyError("the duress phrase must differ from the check-in phrase")
+
+
+def arm(
+    session: Session,
+    *,
+    account: Account,
+    policy: Policy,
+    recipient: str,
+    threshold: int,
+    shares: Sequence[tuple[str, bytes]],
+    release_items: Sequence[str],
+    handle: str | None,
+    phrase: str | None,
+    duress_phrase: str | None,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> Armed:
+    """Arm the account's vault; log ``switch.armed`` with the insurance commitment.
+
+    ``shares`` are ``(custodian, age file)`` in position order: ``server``
+    or an editor's account id. ``release_items`` are the account's items,
+    already re-wrapped to include ``recipient``.
+
+    Raises:
+        PolicyError, AlreadyArmedError.
+    """
+    vault_id = account.vault_id
+    if vault_id is None:
+        raise RuntimeError("internal error: arming an account without a vault")
+    try:
+        parsed = age.parse_recipient(recipient)
+    except FormatError:
+        raise PolicyError("'release_recipient' is not an age recipient") from None
+    if not isinstance(parsed, age.X25519Recipient):
+        raise PolicyError("'release_recipient' must be an X25519 age recipient (age1…)")
+    if not 1 <= len(shares) <= MAX_SHARES:
+        raise PolicyError(f"give 1 to {MAX_SHARES} shares")
+    if not 1 <= threshold <= len(shares):
+        raise PolicyError("the threshold must be from 1 to the number of shares")
+    custodians = [custodian for custodian, _ in shares]
+    if custodians.count("server") != 1:
+        raise PolicyError("the server must hold exactly one share")
+    if len(set(custodians)) != len(custodians):
+        raise PolicyError("a custodian may hold only one share")
+    trustees = [c for c in custodians if c != "server"]
+    if trustees:
+        found = set(
+            session.scalars(
+                select(Account.id).where(
+                    Account.id.in_(trustees),
+                    Account.role == "editor",
+                    Account.disabled_at.is_(None),
+                )
+            )
+        )
+        missing = [t for t in trustees if t not in found]
+        if missing:
+            raise PolicyError(f"trustee {missing[0]} is not an editor of this server")
+    for _, data in shares:
+        if not 0 < len(data) <= MAX_SHARE_FILE or not data.startswith(b"age-encryption.org/v1\n"):
+            raise PolicyError("each share must be an age file of at most 4 KiB")
+    _check_phrases(handle, phrase, duress_phrase)
+    if len(set(release_items)) != len(release_items):
+        raise PolicyError("'release_items' names an item twice")
+    existing = find_switch(session, vault_id, lock=True)
+    if existing is not None and existing.state in ACTIVE_STATES:
+        raise AlreadyArmedError("the switch is armed already; change it with a policy update")
+    if existing is not None and existing.state == "released":
+        raise AlreadyArmedError("this vault was released; it cannot be armed again")
+    if handle is not None:
+        taken = session.scalar(
+            select(Switch.vault_id).where(Switch.handle == handle, Switch.vault_id != vault_id)
+        )
+        if taken is not None:
+            raise PolicyError("that handle is taken; choose another")
+    if release_items:
+        owned = set(
+            session.scalars(
+                select(Item.id).where(Item.id.in_(list(release_items)), Item.vault_id == vault_id)
+            )
+        )
+        if len(owned) != len(release_items):
+            raise PolicyError("'release_items' names an item that is not in this vault")
+    if existing is not None:
+        # A vault disarmed before: its old shares and changes go.
+        session.execute(delete(CustodianShare).where(CustodianShare.vault_id == vault_id))
+        session.delete(existing)
+        session.flush()
+    session.execute(update(Item).where(Item.vault_id == vault_id).values(release_set=False))
+    if release_items:
+        session.execute(
+            update(Item).where(Item.id.in_(list(release_items))).values(release_set=True)
+        )
+    encoded = policy.encode()
+    commitment = commitment_of(session, vault_id)
+    switch = Switch(
+        vault_id=vault_id,
+        account_id=account.id,
+        state="armed",
+        version=0,
+        policy=encoded,
+        interval_s=policy.interval,
+        grace_s=policy.grace,
+        cooling_off_s=policy.cooling_off,
+        duress_mode=policy.duress,
+        threshold=threshold,
+        shares=len(shares),
+        release_recipient=recipient,
+        commitment=canonical.dumps(commitment),
+        handle=handle,
+        phrase_hash=_hash_phrase(phrase, "check-in phrase"),
+        duress_phrase_hash=_hash_phrase(duress_phrase, "duress phrase"),
+        failed_phrases=0,
+        armed_at=now,
+        last_checkin_at=now,
+        deadline_at=now + dt.timedelta(seconds=policy.interval),
+        reminders_sent=0,
+    )
+    reschedule(switch, now)
+    session.add(switch)
+    # No ORM relationship orders the inserts: the switch row goes first.
+    session.flush()
+    for position, (custodian, data) in enumerate(shares):
+        session.add(
+            CustodianShare(
+                vault_id=vault_id, position=position, custodian=custodian, encrypted=data
+            )
+        )
+    event = {
+        "type": "switch.armed",
+        "vault": vault_id,
+        "account": account.id,
+        "recipient": recipient,
+        "threshold": threshold,
+        "shares": len(shares),
+        "commitment": commitment,
+        "policy_sha256": hashlib.sha256(encoded).hexdigest(),
+    }
+    appended = log.append(session, event, signer)
+    switch.armed_entry = appended.entry.idx
+    session.flush()
+    return Armed(switch=switch, commitment=commitment, appended=appended)
+
+
+def add_release_items(
+    session: Session,
+    *,
+    account: Account,
+    items: Sequence[str],
+    signer: NoteSigner,
+) -> tuple[dict[str, Any], log.Appended]:
+    """Put owned items (already re-wrapped) in the release set; log the new commitment."""
+    switch = _armed(session, account)
+    if not items or len(set(items)) != len(items) or len(items) > 10_000:
+        raise PolicyError("'items' must list distinct item ids")
+    owned = set(
+        session.scalars(
+            select(Item.id).where(Item.id.in_(list(items)), Item.vault_id == switch.vault_id)
+        )
+    )
+    if len(owned) != len(items):
+        raise PolicyError("'items' names an item that is not in this vault")
+    session.execute(update(Item).where(Item.id.in_(list(items))).values(release_set=True))
+    commitment = commitment_of(session, switch.vault_id)
+    event = {
+        "type": "switch.extended",
+        "vault": switch.vault_id,
+        "items": sorted(items),
+        "commitment": commitment,
+    }
+    return commitment, log.append(session, event, signer)
+
+
+def _armed(session: Session, account: Account, *, lock: bool = True) -> Switch:
+    if account.vault_id is None:
+        raise NotArmedError("this account has no vault")
+    switch = find_switch(session, account.vault_id, lock=lock)
+    if switch is None or switch.state not in ACTIVE_STATES:
+        raise NotArmedError("the switch is not armed")
+    return switch
+
+
+def _duress_effect(session: Session, switch: Switch, *, now: dt.datetime, how: str) -> None:
+    """What a duress check-in sets off underneath an ordinary answer."""
+    mode = switch.duress_mode
+    if mode in ("alert", "both"):
+        notify(
+            session,
+            switch,
+            audience="alert",
+            event="switch.duress",
+            subject="Evidence Vault: a check-in under duress",
+            text=(
+                f"The reporter of vault {switch.vault_id} checked in with their duress "
+                f"{how} at {iso(now)}. They may be detained or coerced. Do not reply to "
+                "them through channels others may watch."
+            ),
+            now=now,
+        )
+    if mode in ("release", "both") and switch.state == "armed":
+        # Release starts at the next sweep: grace is skipped, the deadline is now.
+        switch.deadline_at = now
+        switch.grace_s = 0
+        switch.next_due_at = now
+
+
+def _record_checkin(
+    session: Session,
+    switch: Switch,
+    *,
+    duress: bool,
+    how: str,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> CheckedIn:
+    interval = dt.timedelta(seconds=switch.interval_s)
+    shown_deadline = now + interval
+    if duress:
+        view = {"deadline": iso(shown_deadline), "last_checkin": iso(now), "state": "armed"}
+        switch.duress_view = canonical.dumps(view)
+        _duress_effect(session, switch, now=now, how=how)
+    elif switch.state in ("armed", "overdue"):
+        switch.last_checkin_at = now
+        switch.deadline_at = shown_deadline
+        switch.reminders_sent = 0
+        switch.duress_view = None
+        if switch.state == "overdue":
+            switch.state = "armed"
+            notify(
+                session,
+                switch,
+                audience="alert",
+                event="switch.recovered",
+                subject="Evidence Vault: the reporter checked in again",
+                text=f"The reporter of vault {switch.vault_id} checked in at {iso(now)}.",
+                now=now,
+            )
+        # The grace a duress "release" set to 0 comes back with a real check-in.
+        switch.grace_s = _policy(switch).grace
+        reschedule(switch, now)
+    switch.version += 1
+    event = {"type": "switch.checkin", "vault": switch.vault_id}
+    appended = log.append(session, event, signer)
+    return CheckedIn(deadline=shown_deadline, appended=appended)
+
+
+def checkin_signed(
+    session: Session,
+    *,
+    statement: bytes,
+    signature: bytes,
+    origin: str,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> CheckedIn:
+    """Accept a signed check-in statement (real or duress key); refuse replays and stale times.
+
+    Raises:
+        CheckinRefusedError: for every reason, alike.
+    """
+    try:
+        parsed = CheckinStatement.parse(statement)
+    except FormatError:
+        raise CheckinRefusedError from None
+    switch = find_switch(session, parsed.vault, lock=True)
+    account = None if switch is None else session.get(Account, switch.account_id)
+    keys = [b"\x00" * 32, b"\x00" * 32]
+    if account is not None:
+        keys = [account.signing_key, account.duress_key or b"\x00" * 32]
+    # Both keys are always tried, so the time does not tell which one signed.
+    verdicts = []
+    for key in keys:
+        try:
+            verify_signature(key, CHECKIN_CONTEXT, statement, signature)
+            verdicts.append(True)
+        except (SignatureError, FormatError):
+            verdicts.append(False)
+    real, duress = verdicts
+    if account is not None and account.duress_key is None:
+        duress = False
+    fresh = abs(dt.datetime.fromtimestamp(parsed.time, dt.UTC) - now) <= CHECKIN_WINDOW
+    if (
+        switch is None
+        or account is None
+        or account.disabled_at is not None
+        or switch.state not in ("armed", "overdue", "releasing")
+        or not (real or duress)
+        or not fresh
+        or parsed.origin != origin
+    ):
+        raise CheckinRefusedError
+    session.execute(delete(CheckinNonce).where(CheckinNonce.expires_at <= now))
+    seen = session.get(CheckinNonce, (switch.vault_id, parsed.nonce))
+    if seen is not None:
+        raise CheckinRefusedError
+    session.add(
+        CheckinNonce(
+            vault_id=switch.vault_id, nonce=parsed.nonce, expires_at=now + 2 * CHECKIN_WINDOW
+        )
+    )
+    if switch.state == "releasing" and not duress:
+        # Too late to stop; the check-in is still recorded and answered alike.
+        pass
+    return _record_checkin(session, switch, duress=duress, how="key", now=now, signer=signer)
+
+
+def _verify_phrase(stored: str | None, phrase: str) -> bool:
+    try:
+        return _HASHER.verify(stored or _DUMMY_HASH, phrase) and stored is not None
+    except argon2.exceptions.VerificationError:
+        return False
+    except argon2.exceptions.InvalidHashError:
+        return False
+
+
+def checkin_with_phrase(
+    session: Session, *, handle: str, phrase: str, now: dt.datetime, signer: NoteSigner
+) -> CheckedIn:
+    """The web check-in: a handle and a phrase (or the duress phrase).
+
+    Both stored hashes are always checked, so the duress phrase takes the
+    same time as the real one. After :data:`PHRASE_ALERT` failures in a row
+    the trustees are alerted; after :data:`PHRASE_LOCKOUT`, the phrase is
+    refused for an hour after each failure. The caller commits on refusal too.
+
+    Raises:
+        CheckinRefusedError: for every reason, alike.
+    """
+    phrase = phrase[:MAX_PHRASE]
+    switch = None
+    if _HANDLE.fullmatch(handle):
+        switch = session.scalars(
+            select(Switch).where(Switch.handle == handle).with_for_update()
+        ).one_or_none()
+    real = _verify_phrase(None if switch is None else switch.phrase_hash, phrase)
+    duress = _verify_phrase(None if switch is None else switch.duress_phrase_hash, phrase)
+    if switch is None or switch.state not in ACTIVE_STATES:
+        raise CheckinRefusedError
+    locked = (
+        switch.failed_phrases >= PHRASE_LOCKOUT
+        and switch.phrase_failed_at is not None
+        and now - switch.phrase_failed_at < PHRASE_LOCKOUT_TIME
+    )
+    if locked or not (real or duress):
+        switch.failed_phrases += 1
+        switch.phrase_failed_at = now
+        if switch.failed_phrases == PHRASE_ALERT:
+            notify(
+                session,
+                switch,
+                audience="alert",
+                event="switch.phrase_failures",
+                subject="Evidence Vault: repeated failed check-ins",
+                text=(
+                    f"Vault {switch.vault_id}: {PHRASE_ALERT} check-ins in a row on the web page "
+                    f"failed (last at {iso(now)}). Someone may be guessing the phrase."
+                ),
+                now=now,
+            )
+        raise CheckinRefusedError
+    switch.failed_phrases = 0
+    return _record_checkin(session, switch, duress=duress, how="phrase", now=now, signer=signer)
+
+
+def set_phrases(
+    session: Session,
+    *,
+    account: Account,
+    handle: str,
+    phrase: str,
+    duress_phrase: str | None,
+    duress_session: bool,
+) -> str:
+    """Set the web check-in handle and phrases of an armed vault."""
+    switch = _armed(session, account)
+    _check_phrases(handle, phrase, duress_phrase)
+    taken = session.scalar(
+        select(Switch.vault_id).where(Switch.handle == handle, Switch.vault_id != switch.vault_id)
+    )
+    if taken is not None:
+        raise PolicyError("that handle is taken; choose another")
+    if duress_session:
+        # Looks done; the coercer learns a handle and phrase that change nothing.
+        return handle
+    switch.handle = handle
+    switch.phrase_hash = _hash_phrase(phrase, "check-in phrase")
+    switch.duress_phrase_hash = _hash_phrase(duress_phrase, "duress phrase")
+    switch.failed_phrases = 0
+    return handle
+
+
+def _request_change(
+    session: Session,
+    switch: Switch,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    duress: bool,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> ChangeRequested:
+    change = PendingChange(
+        id=secrets.token_hex(16),
+        vault_id=switch.vault_id,
+        kind=kind,
+        params=canonical.dumps(params),
+        state="pending",
+        duress=duress,
+        requested_at=now,
+        effective_at=now + dt.timedelta(seconds=switch.cooling_off_s),
+    )
+    session.add(change)
+    event = {
+        "type": "change.requested",
+        "vault": switch.vault_id,
+        "change": change.id,
+        "kind": kind,
+        "effective": int(change.effective_at.timestamp()),
+    }
+    if kind == "delete":
+        event["item"] = params["item"]
+    appended = log.append(session, event, signer)
+    what = {
+        "delete": f"delete item {params.get('item')}",
+        "disarm": "disarm the switch",
+        "policy": "change the switch's policy",
+    }[kind]
+    notify(
+        session,
+        switch,
+        audience="alert",
+        event="change.requested",
+        subject="Evidence Vault: a change waits for cooling-off",
+        text=(
+            f"The reporter of vault {switch.vault_id} asked to {what}. It takes effect at "
+            f"{iso(change.effective_at)} unless trustees cancel it (change {change.id}: "
+            f"evault trustee cancel {switch.vault_id} {change.id})."
+        ),
+        now=now,
+        extra={"change": change.id, "kind": kind, "effective": iso(change.effective_at)},
+    )
+    if duress:
+        _duress_effect(session, switch, now=now, how="session")
+    session.flush()
+    return ChangeRequested(change=change, appended=appended)
+
+
+def set_policy(
+    session: Session,
+    *,
+    account: Account,
+    policy: Policy,
+    duress: bool,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> ChangeRequested:
+    """Change an armed vault's policy: at once if it only tightens, else after cooling-off."""
+    switch = _armed(session, account)
+    current = _policy(switch)
+    if duress or current.weakened_by(policy):
+        return _request_change(
+            session,
+            switch,
+            kind="policy",
+            params={"policy": policy.to_json()},
+            duress=duress,
+            now=now,
+            signer=signer,
+        )
+    apply_policy(switch, policy, now)
+    event = {
+        "type": "switch.policy",
+        "vault": switch.vault_id,
+        "policy_sha256": hashlib.sha256(switch.policy).hexdigest(),
+    }
+    return ChangeRequested(change=None, appended=log.append(session, event, signer))
+
+
+def apply_policy(switch: Switch, policy: Policy, now: dt.datetime) -> None:
+    switch.policy = policy.encode()
+    switch.interval_s = policy.interval
+    switch.grace_s = policy.grace
+    switch.cooling_off_s = policy.cooling_off
+    switch.duress_mode = policy.duress
+    if switch.state == "armed":
+        switch.deadline_at = max(
+            now, switch.last_checkin_at + dt.timedelta(seconds=policy.interval)
+        )
+        switch.reminders_sent = 0
+    switch.version += 1
+    reschedule(switch, now)
+
+
+def disarm(
+    session: Session, *, account: Account, duress: bool, now: dt.datetime, signer: NoteSigner
+) -> ChangeRequested:
+    """Ask to disarm: always after cooling-off."""
+    switch = _armed(session, account)
+    return _request_change(
+        session, switch, kind="disarm", params={}, duress=duress, now=now, signer=signer
+    )
+
+
+def request_delete(
+    session: Session,
+    *,
+    account: Account,
+    item: Item,
+    duress: bool,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> ChangeRequested | None:
+    """A delete that must cool off, or None when it may happen now.
+
+    Deletes in an armed vault cool off; in a session under duress every
+    delete does, and never happens.
+    """
+    if account.vault_id is None:
+        return None
+    switch = find_switch(session, account.vault_id, lock=True)
+    armed = switch is not None and switch.state in ACTIVE_STATES
+    if switch is None or not (armed or duress):
+        return None
+    if switch.state == "released" and not duress:
+        return None
+    return _request_change(
+        session,
+        switch,
+        kind="delete",
+        params={"item": item.id},
+        duress=duress,
+        now=now,
+        signer=signer,
+    )
+
+
+def pending_changes(session: Session, vault_id: str) -> list[PendingChange]:
+    return list(
+        session.scalars(
+            select(PendingChange)
+            .where(PendingChange.vault_id == vault_id, PendingChange.state == "pending")
+            .order_by(PendingChange.requested_at, PendingChange.id)
+        )
+    )
+
+
+def _votes(session: Session, change_ids: Sequence[str]) -> dict[str, int]:
+    if not change_ids:
+        return {}
+    rows = session.execute(
+        select(ChangeVote.change_id, func.count())
+        .where(ChangeVote.change_id.in_(list(change_ids)))
+        .group_by(ChangeVote.change_id)
+    ).all()
+    return {change_id: int(count) for change_id, count in rows}
+
+
+def _change_json(change: PendingChange, votes: int, needed: int) -> dict[str, Any]:
+    return {
+        "id": change.id,
+        "kind": change.kind,
+        "params": canonical.loads(change.params),
+        "requested_at": iso(change.requested_at),
+        "effective_at": iso(change.effective_at),
+        "votes": votes,
+        "votes_needed": needed,
+    }
+
+
+def changes_json(session: Session, switch: Switch) -> list[dict[str, Any]]:
+    changes = pending_changes(session, switch.vault_id)
+    votes = _votes(session, [c.id for c in changes])
+    needed = votes_needed(switch, len(trustees_of(session, switch.vault_id)))
+    return [_change_json(c, votes.get(c.id, 0), needed) for c in changes]
+
+
+def change_json(session: Session, switch: Switch, change: PendingChange) -> dict[str, Any]:
+    needed = votes_needed(switch, len(trustees_of(session, switch.vault_id)))
+    return _change_json(change, _votes(session, [change.id]).get(change.id, 0), needed)
+
+
+def status_json(session: Session, account: Account, *, duress: bool) -> dict[str, Any]:
+    """``GET /switch``: the switch as its reporter sees it (under duress, as shown)."""
+    if account.vault_id is None:
+        return {"state": "disarmed"}
+    switch = find_switch(session, account.vault_id)
+    if switch is None:
+        return {"state": "disarmed"}
+    shares = custodian_shares_of(session, switch.vault_id)
+    release_items = sorted(
+        session.scalars(
+            select(Item.id).where(Item.vault_id == switch.vault_id, Item.release_set.is_(True))
+        )
+    )
+    result: dict[str, Any] = {
+        "vault": switch.vault_id,
+        "state": switch.state,
+        "policy": _policy(switch).public_json(),
+        "threshold": switch.threshold,
+        "custodians": [{"position": s.position, "custodian": s.custodian} for s in shares],
+        "release_recipient": switch.release_recipient,
+        "commitment": canonical.loads(switch.commitment),
+        "release_items": release_items,
+        "armed_at": iso(switch.armed_at),
+        "last_checkin": iso(switch.last_checkin_at),
+        "deadline": iso(switch.deadline_at),
+        "release_at": iso(switch.deadline_at + dt.timedelta(seconds=switch.grace_s)),
+        "handle": switch.handle,
+        "pending": changes_json(session, switch),
+    }
+    if duress:
+        # A duress session sees what a real one would have: its own changes
+        # pending, and the deadline its last check-in promised.
+        if switch.duress_view is not None:
+            view = canonical.loads(switch.duress_view)
+            if isinstance(view, dict):
+                result.update(view)
+                result["release_at"] = iso(
+                    dt.datetime.fromisoformat(str(view["deadline"]).replace("Z", "+00:00"))
+                    + dt.timedelta(seconds=_policy(switch).grace)
+                )
+        if result["state"] in ("overdue", "releasing", "released"):
+            result["state"] = "armed"
+    return result
+
+
+def trustee_vaults(session: Session, trustee: Account) -> list[dict[str, Any]]:
+    """The vaults ``trustee`` holds a share of, for ``GET /trustee/vaults``."""
+    rows = session.execute(
+        select(CustodianShare, Switch)
+        .join(Switch, Switch.vault_id == CustodianShare.vault_id)
+        .where(CustodianShare.custodian == trustee.id)
+        .order_by(Switch.vault_id)
+    ).all()
+    return [
+        {
+            "vault": switch.vault_id,
+            "owner": switch.account_id,
+            "state": switch.state,
+            "position": share.position,
+            "threshold": switch.threshold,
+            "shares": switch.shares,
+            "deadline": iso(switch.deadline_at),
+            "pending": changes_json(session, switch),
+        }
+        for share, switch in rows
+    ]
+
+
+def trustee_share(session: Session, trustee: Account, vault_id: str) -> CustodianShare:
+    share = session.scalars(
+        select(CustodianShare).where(
+            CustodianShare.vault_id == vault_id, CustodianShare.custodian == trustee.id
+        )
+    ).one_or_none()
+    if share is None:
+        raise NotCustodianError("you hold no share of that vault")
+    return share
+
+
+def cancel_vote(
+    session: Session,
+    *,
+    trustee: Account,
+    vault_id: str,
+    change_id: str,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> tuple[PendingChange, int, int]:
+    """A trustee's vote to cancel a pending change; cancelled once enough have voted."""
+    trustee_share(session, trustee, vault_id)
+    switch = find_switch(session, vault_id, lock=True)
+    change = session.get(PendingChange, change_id)
+    if switch is None or change is None or change.vault_id != vault_id:
+        raise ChangeNotFoundError("no such change")
+    needed = votes_needed(switch, len(trustees_of(session, vault_id)))
+    if change.state != "pending":
+        votes = _votes(session, [change.id]).get(change.id, 0)
+        return change, votes, needed
+    if session.get(ChangeVote, (change.id, trustee.id)) is None:
+        session.add(ChangeVote(change_id=change.id, trustee_id=trustee.id, voted_at=now))
+        session.flush()
+    votes = _votes(session, [change.id]).get(change.id, 0)
+    if votes >= needed:
+        settled = cast(
+            "CursorResult[Any]",
+            session.execute(
+                update(PendingChange)
+                .where(PendingChange.id == change.id, PendingChange.state == "pending")
+                .values(state="cancelled", settled_at=now)
+            ),
+        )
+        if settled.rowcount == 1:
+            log.append(
+                session,
+                {"type": "change.cancelled", "vault": vault_id, "change": change.id},
+                signer,
+            )
+            session.refresh(change)
+    return change, votes, needed
+
+
+def card_of(account: Account) -> Card:
+    return Card.from_json(account.card)

@@ -1,0 +1,253 @@
+"""The switch from arming to release, days in milliseconds: the API, the worker and the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from server.app import create_app
+from server.clock import ManualClock
+from server.config import Config
+from server.models import OutboxMessage
+from server.services import release as releases
+from server.worker import Worker
+from tests.server._helpers import verify_logged
+from tests.server._switch import (
+    POLICY,
+    Reporter,
+    add_item,
+    arm,
+    duress_login,
+    reporter,
+    trustee,
+)
+from vault import age
+from vault._base64 import b64encode
+from vault.keys import PersonalIdentity
+from vault.protocol import CHECKIN_CONTEXT, CheckinStatement
+
+ORIGIN = "test.example/log"
+
+
+class Recorder:
+    """A sender that keeps what it was asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboxMessage] = []
+
+    def send(self, message: OutboxMessage, *, now: int) -> None:
+        self.sent.append(message)
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(m.event, m.target) for m in self.sent]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture
+def app(config: Config, clock: ManualClock) -> Iterator[Flask]:
+    app = create_app(config, clock=clock)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["evault"].engine.dispose()
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def worker(app: Flask, config: Config, clock: ManualClock, recorder: Recorder) -> Worker:
+    state = app.extensions["evault"]
+    return Worker(
+        config=config, sessions=state.sessions, store=state.store, clock=clock, sender=recorder
+    )
+
+
+def checkin(client: FlaskClient, person: PersonalIdentity, vault: str, now: dt.datetime) -> Any:
+    statement = CheckinStatement(
+        origin=ORIGIN, vault=vault, time=int(now.timestamp()), nonce=secrets.token_bytes(16)
+    )
+    message = statement.message()
+    return client.post(
+        "/api/v1/switch/checkin",
+        json={
+            "statement": message.decode("utf-8"),
+            "signature": b64encode(person.sign(CHECKIN_CONTEXT, message)),
+        },
+    )
+
+
+def armed_reporter(
+    app: Flask, config: Config, client: FlaskClient, **kwargs: Any
+) -> tuple[Reporter, Any]:
+    who = reporter(app, config, client)
+    release = age.X25519Identity.generate()
+    add_item(client, who, b"the ledger " * 100, name="ledger.pdf", extra=[release.recipient()])
+    add_item(client, who, os.urandom(70_000), name="photo.jpg", extra=[release.recipient()])
+    arming, answer = arm(client, who, release=release, **kwargs)
+    assert answer.status_code == 201, answer.json
+    return who, arming
+
+
+def test_arm_logs_the_insurance_commitment(app: Flask, config: Config, client: FlaskClient) -> None:
+    who, _arming = armed_reporter(app, config, client)
+    status = client.get("/api/v1/switch", headers=who.headers).json
+    assert status["state"] == "armed"
+    assert status["commitment"]["count"] == 2
+    assert sorted(status["release_items"]) == sorted(who.items)
+
+
+def test_a_missed_check_in_is_released_and_the_key_decrypts_every_file(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    recorder: Recorder,
+) -> None:
+    who, arming = armed_reporter(app, config, client)
+    answer = checkin(client, who.person, who.vault, clock.now())
+    assert answer.status_code == 200, answer.json
+    assert verify_logged(client, config, answer.json)["type"] == "switch.checkin"
+    clock.advance(dt.timedelta(days=6))
+    worker.sweep()
+    assert ("switch.reminder", "reporter@example.org") in recorder.events()
+    clock.advance(dt.timedelta(days=1, seconds=1))
+    worker.sweep()
+    assert ("switch.overdue", "trustee@example.org") in recorder.events()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "overdue"
+    clock.advance(dt.timedelta(days=1))
+    worker.sweep()
+    worker.sweep()
+    status = client.get("/api/v1/switch", headers=who.headers).json
+    assert status["state"] == "released"
+    assert ("switch.released", "desk@example.org") in recorder.events()
+    with app.extensions["evault"].sessions() as session:
+        view = releases.release_view(session, who.vault)
+    assert view is not None
+    assert view.identity == str(arming.identity)
+    assert {f.name for f in view.files} == {"ledger.pdf", "photo.jpg"}
+    for file in view.files:
+        assert file.signature == "valid", file.problems
+        assert file.committed
+        assert not file.problems
+        with app.extensions["evault"].sessions() as session:
+            item = releases.release_item(session, who.vault, file.item)
+            assert item is not None
+            data = b"".join(releases.iter_age_file(app.extensions["evault"].store, item))
+        out = io.BytesIO()
+        age.decrypt(io.BytesIO(data), out, [age.parse_identity(view.identity)])
+        assert out.getvalue() == who.items[file.item]
+
+
+def test_duress_check_in_answers_like_a_real_one_and_alerts(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    recorder: Recorder,
+) -> None:
+    who, _ = armed_reporter(app, config, client)
+    real = checkin(client, who.person, who.vault, clock.now())
+    fake = checkin(client, who.twin, who.vault, clock.now())
+    assert real.status_code == fake.status_code == 200
+    assert set(real.json) == set(fake.json)
+    assert real.json["deadline"] == fake.json["deadline"]
+    assert verify_logged(client, config, real.json)["type"] == "switch.checkin"
+    assert (
+        verify_logged(client, config, fake.json).keys()
+        == verify_logged(client, config, real.json).keys()
+    )
+    worker.sweep()
+    assert ("switch.duress", "trustee@example.org") in recorder.events()
+
+
+def test_a_coerced_delete_leaves_the_item_and_the_release_goes_ahead(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+) -> None:
+    who, _ = armed_reporter(app, config, client, policy={**POLICY, "grace": 0})
+    coerced = duress_login(client, who)
+    item = next(iter(who.items))
+    real_item = next(i for i in who.items if i != item)
+    forced = client.delete(f"/api/v1/items/{item}", headers=coerced)
+    honest = client.delete(f"/api/v1/items/{real_item}", headers=who.headers)
+    assert forced.status_code == honest.status_code == 202
+    assert set(forced.json) == set(honest.json)
+    assert set(forced.json["change"]) == set(honest.json["change"])
+    clock.advance(dt.timedelta(days=3, seconds=1))
+    worker.sweep()
+    ids = {i["id"] for i in client.get("/api/v1/items", headers=who.headers).json["items"]}
+    assert item in ids
+    assert real_item not in ids
+    clock.advance(dt.timedelta(days=5))
+    worker.sweep()
+    worker.sweep()
+    with app.extensions["evault"].sessions() as session:
+        view = releases.release_view(session, who.vault)
+    assert view is not None
+    assert view.state == "released"
+    assert item in {f.item for f in view.files}
+
+
+def test_two_of_three_needs_a_trustee_share(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+) -> None:
+    tom, tom_keys = trustee(app, config, client, "Tom")
+    eve, eve_keys = trustee(app, config, client, "Eve")
+    who, arming = armed_reporter(
+        app,
+        config,
+        client,
+        trustees=[
+            (tom.id, tom_keys.card().age_recipient()),
+            (eve.id, eve_keys.card().age_recipient()),
+        ],
+        threshold=2,
+    )
+    early = client.post(
+        f"/api/v1/trustee/vaults/{who.vault}/shares",
+        json={"mnemonic": arming.mnemonics[1]},
+        headers=tom.headers,
+    )
+    assert early.status_code == 409
+    clock.advance(dt.timedelta(days=9))
+    worker.sweep()
+    worker.sweep()
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "releasing"
+    share = client.get(f"/api/v1/trustee/vaults/{who.vault}/share", headers=tom.headers).json
+    out = io.BytesIO()
+    age.decrypt(
+        io.BytesIO(__import__("base64").b64decode(share["age"])), out, [tom_keys.age_identity]
+    )
+    answer = client.post(
+        f"/api/v1/trustee/vaults/{who.vault}/shares",
+        json={"mnemonic": out.getvalue().decode()},
+        headers=tom.headers,
+    )
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {"have": 2, "need": 2, "state": "releasing"}
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
