@@ -45,10 +45,20 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.login",
         # A check-in is authenticated by its own signature, in one request.
         "switch.checkin",
+        # The public HTML pages (server.web): the check-in form carries its own
+        # credentials, a share its own words; a release is public by design.
+        "pages.stylesheet",
+        "pages.checkin_form",
+        "pages.checkin",
+        "pages.release",
+        "pages.release_item",
+        "pages.release_key",
+        "pages.share_form",
+        "pages.share",
     }
 )
 """Endpoints anyone may call: health, the public audit log and its key, the API
-description, registration and login."""
+description, registration and login, signed check-ins and the public HTML pages."""
 
 _ATTRIBUTE = "_evault_roles"
 # RFC 6750 token characters; ours are URL-safe base64 (43 characters).

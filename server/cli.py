@@ -8,9 +8,13 @@ standard error with exit status 1. No command prints a secret except
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+import signal
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from server import migrate
 from server.app import create_app, make_store
+from server.clock import SystemClock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.housekeeping import Sweeper, sweep_uploads
@@ -28,6 +33,7 @@ from server.models import INVITE_ROLES
 from server.services.accounts import create_operator, parse_card
 from server.services.invites import create_invite, parse_duration
 from server.services.log import check_signer
+from server.worker import Worker, WorkerThread
 from vault import __version__
 from vault.errors import ConfigError, VaultError
 from vault.note import NoteSigner
@@ -285,16 +291,76 @@ def run(host: str | None, port: int | None) -> None:
         )
     except OSError as exc:
         raise ConfigError(f"cannot listen: {exc.strerror or exc}") from None
+    if config.public_url is None and server.port != config.port:
+        # Bound to a port chosen now (--port 0): links in notices must name it.
+        config = dataclasses.replace(config, bind=server.host, port=server.port)
+        app.extensions["evault"] = dataclasses.replace(app.extensions["evault"], config=config)
     state = app.extensions["evault"]
     # Expired uploads end by themselves here; under gunicorn, cron runs `uploads expire`.
     sweeper = Sweeper(state.sessions, state.store)
     sweeper.start()
+    # The switch worker too, unless separate `evault-server worker` processes run.
+    background = None
+    if config.run_worker:
+        load_key_file(config.key_file)
+        background = WorkerThread(
+            Worker(config=config, sessions=state.sessions, store=state.store, clock=state.clock)
+        )
+        background.start()
     click.echo(f"serving on http://{server.host}:{server.port} (pid {os.getpid()})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if background is not None:
+            background.stop()
         sweeper.stop()
         server.server_close()
         app.extensions["evault"].engine.dispose()
+
+
+@main.command()
+@click.option(
+    "--once", is_flag=True, help="Sweep once, print what was done, and exit (for cron or checks)."
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds between sweeps (default EVAULT_WORKER_INTERVAL).",
+)
+def worker(once: bool, interval: float | None) -> None:
+    """Run the dead-man switch worker: reminders, overdue vaults, releases, notices.
+
+    Any number may run at once against one database; on PostgreSQL they
+    share the due vaults (FOR UPDATE SKIP LOCKED).
+    """
+    config = _config()
+    logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
+    keys = load_key_file(config.key_file)
+    _check_log_key(config, keys.log_signer)
+    engine = make_engine(config.database_url)
+    the_worker = Worker(
+        config=config,
+        sessions=make_sessionmaker(engine),
+        store=make_store(config),
+        clock=SystemClock(),
+        keys=keys,
+    )
+    try:
+        if once:
+            report = the_worker.sweep()
+            click.echo(
+                f"steps {report.steps} (reminders {report.reminders}, overdue {report.overdue}, "
+                f"releasing {report.releasing}, released {report.released}), changes "
+                f"{report.changes}, notices sent {report.sent}, failed {report.failed}"
+            )
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        click.echo(f"worker running (pid {os.getpid()}); stop with Ctrl-C or SIGTERM")
+        with contextlib.suppress(KeyboardInterrupt):
+            the_worker.run(stop, interval=interval)
+    finally:
+        engine.dispose()

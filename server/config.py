@@ -94,6 +94,7 @@ class Config:
     mail_from: str = "evidence-vault@localhost"
     webhook_allow_private: bool = False
     worker_interval: int = 30
+    min_interval: int = 3600
     run_worker: bool = True
 
     @property
@@ -186,5 +187,6 @@ class Config:
             mail_from=env.get("EVAULT_MAIL_FROM") or "evidence-vault@localhost",
             webhook_allow_private=_flag(env, "EVAULT_WEBHOOK_ALLOW_PRIVATE", False),
             worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),
+            min_interval=_int(env, "EVAULT_MIN_INTERVAL", 3600, 86400),
             run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
         )

@@ -49,7 +49,7 @@ from server.storage import BlobStore, StorageError
 from vault import canonical
 from vault.errors import VaultError
 
-__all__ = ["SweepReport", "Worker"]
+__all__ = ["SweepReport", "Worker", "WorkerThread"]
 
 _log = logging.getLogger(__name__)
 MAX_STEPS = 4
@@ -87,6 +87,7 @@ class Worker:
         clock: Clock,
         sender: Sender | None = None,
         keys: ServerKeys | None = None,
+        lease: dt.timedelta = outbox.LEASE,
     ) -> None:
         self.config = config
         self.sessions = sessions
@@ -94,6 +95,7 @@ class Worker:
         self.clock = clock
         self.sender: Sender = sender or NoticeSender(config)
         self._keys = keys
+        self.lease = lease
 
     @property
     def keys(self) -> ServerKeys:
@@ -125,7 +127,7 @@ class Worker:
                 break
             done.add(change_id)
             report.changes += 1
-        report.sent = outbox.deliver_due(self.sessions, self.sender, self.clock)
+        report.sent = outbox.deliver_due(self.sessions, self.sender, self.clock, lease=self.lease)
         return report
 
     def _lock(self, session: Session) -> None:
@@ -384,7 +386,7 @@ class Worker:
             switch.version += 1
             log.append(session, {"type": "switch.disarmed", "vault": switch.vault_id}, signer)
         elif change.kind == "policy":
-            policy = switches.Policy.parse(params["policy"])
+            policy = switches.Policy.parse(params["policy"], min_interval=1)
             switches.apply_policy(switch, policy, now)
         change.state = "applied"
         change.settled_at = now

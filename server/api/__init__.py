@@ -12,6 +12,7 @@ from server.api.login import login_api
 from server.api.openapi import openapi
 from server.api.switch import switch_api, trustee_api
 from server.api.uploads import uploads_api
+from server.web import pages
 
 __all__ = ["API_PREFIX", "register_blueprints"]
 
@@ -29,3 +30,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(switch_api, url_prefix=f"{API_PREFIX}/switch")
     app.register_blueprint(trustee_api, url_prefix=f"{API_PREFIX}/trustee")
     app.register_blueprint(openapi, url_prefix=API_PREFIX)
+    app.register_blueprint(pages)

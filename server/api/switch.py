@@ -84,7 +84,7 @@ def _fields(
 
 def _policy(value: object) -> service.Policy:
     try:
-        return service.Policy.parse(value)
+        return service.Policy.parse(value, min_interval=app_state().config.min_interval)
     except service.PolicyError as exc:
         raise ApiError.bad_request(exc.message) from None
 

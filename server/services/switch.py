@@ -97,7 +97,8 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_COOLING_OFF = 72 * 3600
 """Seconds a weakening change waits (72 hours) unless the policy says otherwise."""
-MIN_INTERVAL = 60
+MIN_INTERVAL = 3600
+"""Shortest check-in interval unless the operator allows less (``EVAULT_MIN_INTERVAL``)."""
 MAX_DURATION = 10 * 366 * 86400
 MAX_REMINDERS = 8
 MAX_CONTACTS = 16
@@ -188,7 +189,7 @@ class Policy:
         return value
 
     @classmethod
-    def parse(cls, value: object) -> Policy:
+    def parse(cls, value: object, *, min_interval: int = MIN_INTERVAL) -> Policy:
         """Check a policy sent by a client.
 
         Raises:
@@ -201,7 +202,7 @@ class Policy:
         unknown = sorted(set(value) - fields - lists)
         if unknown:
             raise PolicyError(f"unknown policy field {unknown[0]!r}")
-        interval = _seconds(value.get("interval"), "interval", minimum=MIN_INTERVAL)
+        interval = _seconds(value.get("interval"), "interval", minimum=min_interval)
         grace = _seconds(value.get("grace", 0), "grace")
         cooling_off = _seconds(value.get("cooling_off", DEFAULT_COOLING_OFF), "cooling_off")
         reminders = value.get("reminders", [])
@@ -227,7 +228,7 @@ class Policy:
 
     @classmethod
     def decode(cls, data: bytes) -> Policy:
-        return cls.parse(canonical.loads(data))
+        return cls.parse(canonical.loads(data), min_interval=1)
 
     def weakened_by(self, new: Policy) -> bool:
         """Whether ``new`` makes the switch slower or quieter, and so must cool off."""
@@ -619,11 +620,15 @@ def add_release_items(
     return commitment, log.append(session, event, signer)
 
 
-def _armed(session: Session, account: Account, *, lock: bool = True) -> Switch:
+def _armed(
+    session: Session, account: Account, *, lock: bool = True, duress: bool = False
+) -> Switch:
     if account.vault_id is None:
         raise NotArmedError("this account has no vault")
     switch = find_switch(session, account.vault_id, lock=lock)
-    if switch is None or switch.state not in ACTIVE_STATES:
+    # Under duress a released vault is shown armed (status_json), so it answers as armed.
+    shown = (*ACTIVE_STATES, "released") if duress else ACTIVE_STATES
+    if switch is None or switch.state not in shown:
         raise NotArmedError("the switch is not armed")
     return switch
 
@@ -731,7 +736,7 @@ def checkin_signed(
         switch is None
         or account is None
         or account.disabled_at is not None
-        or switch.state not in ("armed", "overdue", "releasing")
+        or not _answers_checkins(switch, duress=duress and not real)
         or not (real or duress)
         or not fresh
         or parsed.origin != origin
@@ -750,6 +755,15 @@ def checkin_signed(
         # Too late to stop; the check-in is still recorded and answered alike.
         pass
     return _record_checkin(session, switch, duress=duress, how="key", now=now, signer=signer)
+
+
+def _answers_checkins(switch: Switch, *, duress: bool) -> bool:
+    """Whether a check-in is taken: an active switch, or under duress a released one.
+
+    A session under duress is shown a released vault as armed (:func:`status_json`),
+    so a duress check-in must keep being answered like one that counts.
+    """
+    return switch.state in ACTIVE_STATES or (duress and switch.state == "released")
 
 
 def _verify_phrase(stored: str | None, phrase: str) -> bool:
@@ -782,7 +796,7 @@ def checkin_with_phrase(
         ).one_or_none()
     real = _verify_phrase(None if switch is None else switch.phrase_hash, phrase)
     duress = _verify_phrase(None if switch is None else switch.duress_phrase_hash, phrase)
-    if switch is None or switch.state not in ACTIVE_STATES:
+    if switch is None or not _answers_checkins(switch, duress=duress and not real):
         raise CheckinRefusedError
     locked = (
         switch.failed_phrases >= PHRASE_LOCKOUT
@@ -820,7 +834,7 @@ def set_phrases(
     duress_session: bool,
 ) -> str:
     """Set the web check-in handle and phrases of an armed vault."""
-    switch = _armed(session, account)
+    switch = _armed(session, account, duress=duress_session)
     _check_phrases(handle, phrase, duress_phrase)
     taken = session.scalar(
         select(Switch.vault_id).where(Switch.handle == handle, Switch.vault_id != switch.vault_id)
@@ -903,7 +917,7 @@ def set_policy(
     signer: NoteSigner,
 ) -> ChangeRequested:
     """Change an armed vault's policy: at once if it only tightens, else after cooling-off."""
-    switch = _armed(session, account)
+    switch = _armed(session, account, duress=duress)
     current = _policy(switch)
     if duress or current.weakened_by(policy):
         return _request_change(
@@ -943,7 +957,7 @@ def disarm(
     session: Session, *, account: Account, duress: bool, now: dt.datetime, signer: NoteSigner
 ) -> ChangeRequested:
     """Ask to disarm: always after cooling-off."""
-    switch = _armed(session, account)
+    switch = _armed(session, account, duress=duress)
     return _request_change(
         session, switch, kind="disarm", params={}, duress=duress, now=now, signer=signer
     )
@@ -1004,10 +1018,14 @@ def _votes(session: Session, change_ids: Sequence[str]) -> dict[str, int]:
 
 
 def _change_json(change: PendingChange, votes: int, needed: int) -> dict[str, Any]:
+    params = canonical.loads(change.params)
+    if isinstance(params, dict) and "policy" in params:
+        # Trustees see pending changes too: never the reporter's webhook secrets.
+        params["policy"] = Policy.parse(params["policy"], min_interval=1).public_json()
     return {
         "id": change.id,
         "kind": change.kind,
-        "params": canonical.loads(change.params),
+        "params": params,
         "requested_at": iso(change.requested_at),
         "effective_at": iso(change.effective_at),
         "votes": votes,

@@ -185,13 +185,15 @@ def assert_refused(run: Run) -> str:
 class ServerProcess:
     """``evault-server run`` on a fresh data directory, on a free loopback port."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         self.root = root
         self.data_dir = root / "data"
         self.env = _base_env() | {
             "EVAULT_DATA_DIR": str(self.data_dir),
             "EVAULT_LOG_LEVEL": "WARNING",
-        }
+            # The switch's worker only where a test asks for it.
+            "EVAULT_RUN_WORKER": "0",
+        } | (env or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         init = assert_ok(_run([EVAULT_SERVER, "init"], self.env))
@@ -249,8 +251,8 @@ class ServerProcess:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, root: Path) -> Iterator[ServerProcess]:
-        server = cls(root)
+    def started(cls, root: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+        server = cls(root, env)
         server.start()
         try:
             yield server
