@@ -117,6 +117,37 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"oneOf": [{"type": "null"}, schema]}
 
 
+_TIME = {
+    "type": "string",
+    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+    "description": "ISO 8601 UTC time to the second",
+}
+_VAULT_ID = {"name": "vault_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_POLICY = {"$ref": "#/components/schemas/Policy"}
+_COMMITMENT = {"$ref": "#/components/schemas/Commitment"}
+_CHANGE = {"$ref": "#/components/schemas/Change"}
+_CUSTODIAN = {
+    "oneOf": [{"const": "server"}, _ACCOUNT_ID],
+    "description": "`server`, or the account id of a trustee (an editor)",
+}
+_SECONDS = {"type": "integer", "minimum": 0, "description": "seconds"}
+_ITEM_IDS = {"type": "array", "items": _ACCOUNT_ID, "maxItems": 10000}
+_CONTACTS = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Contact"},
+    "maxItems": 16,
+}
+_CONTACTS_SHOWN = {"type": "array", "items": {"$ref": "#/components/schemas/ContactShown"}}
+_CHANGE_ANSWER = _object(
+    {
+        "status": {"const": "pending"},
+        "change": _CHANGE,
+        "receipt": _RECEIPT,
+        "entry": {**_ENTRY, "description": "the logged change.requested event"},
+    }
+)
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -306,7 +337,16 @@ DOCUMENT: dict[str, Any] = {
                                 "type": "string",
                                 "description": "the card's canonical JSON (vault.keys.Card)",
                             },
-                        }
+                            "duress_key": {
+                                **_B64,
+                                "description": (
+                                    "a reporter's duress key: the 32-byte Ed25519 public key of "
+                                    "PersonalIdentity.duress_twin(); a login or check-in signed "
+                                    "with it is under duress. Ignored for other roles"
+                                ),
+                            },
+                        },
+                        optional=("duress_key",),
                     )
                 ),
                 "responses": {
@@ -314,9 +354,9 @@ DOCUMENT: dict[str, Any] = {
                         "the new account and the receipt of its log entry",
                         _object({"account": _ACCOUNT, "receipt": _RECEIPT, "entry": _ENTRY}),
                     ),
-                    "400": _error("a malformed body or card"),
+                    "400": _error("a malformed body, card or duress key"),
                     "403": _error("the invite code is unknown, used or expired"),
-                    "409": _error("an account with this signing key already exists"),
+                    "409": _error("an account with this signing key or duress key already exists"),
                     "415": _error("the body is not application/json"),
                 },
             },
@@ -548,8 +588,11 @@ DOCUMENT: dict[str, Any] = {
                 "description": (
                     "The body may be empty (older clients) or an object with `sha256` (required "
                     "if the upload declared none, else equal to it) and `manifest`, both "
-                    "optional, null meaning absent. The item gets the id reserved by the "
-                    "upload. Refusals before the 422 leave the session as it was."
+                    "optional, null meaning absent, and `release`: true puts the item in the "
+                    "release set of the armed switch (its header already wrapped to the release "
+                    "recipient; item.uploaded then has `release_set`: true). The item gets the "
+                    "id reserved by the upload. Refusals before the 422 leave the session as "
+                    "it was."
                 ),
                 "requestBody": {
                     "required": False,
@@ -562,8 +605,12 @@ DOCUMENT: dict[str, Any] = {
                                         "description": "SHA-256 of the payload",
                                     },
                                     "manifest": _nullable(_MANIFEST),
+                                    "release": {
+                                        "type": "boolean",
+                                        "description": "add the item to the release set",
+                                    },
                                 },
-                                optional=("sha256", "manifest"),
+                                optional=("sha256", "manifest", "release"),
                             )
                         }
                     },
@@ -579,7 +626,10 @@ DOCUMENT: dict[str, Any] = {
                     ),
                     **_AUTH_ERRORS,
                     "404": _error("no such upload"),
-                    "409": _error("bytes are missing (the session stays), or upload again"),
+                    "409": _error(
+                        "bytes are missing (the session stays), upload_again, or not_armed: "
+                        "`release` without an armed switch (the session stays)"
+                    ),
                     "413": _error("manifest_too_large: above 64 KiB; the session stays"),
                     "415": _error("a body that is not application/json"),
                     "422": _error(
@@ -637,9 +687,24 @@ DOCUMENT: dict[str, Any] = {
             "delete": {
                 "operationId": "deleteItem",
                 "parameters": [_ITEM_ID],
-                "summary": "Delete an owned item; log item.deleted",
+                "summary": "Delete an owned item (log item.deleted), or ask to in an armed vault",
+                "description": (
+                    "While the vault's switch is armed (and in a session under duress) the "
+                    "delete waits out the cooling-off delay as a pending change, logged as "
+                    "change.requested; the item stays until the change takes effect."
+                ),
                 "responses": {
-                    "200": _json("deleted", _object({"receipt": _RECEIPT, "entry": _ENTRY})),
+                    "200": _json(
+                        "deleted",
+                        _object(
+                            {
+                                "status": {"const": "deleted"},
+                                "receipt": _RECEIPT,
+                                "entry": _ENTRY,
+                            }
+                        ),
+                    ),
+                    "202": _json("the delete is pending until cooling-off ends", _CHANGE_ANSWER),
                     "400": _error("unexpected query parameters"),
                     **_AUTH_ERRORS,
                     "404": _error("no such item of this account"),
@@ -758,6 +823,381 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/api/v1/switch": {
+            "get": {
+                "operationId": "getSwitch",
+                "summary": "The reporter's dead-man switch (`disarmed` before it is ever armed)",
+                "description": (
+                    "In a session under duress the answer is what a real session would see: "
+                    "armed, with the deadline the last check-in promised."
+                ),
+                "responses": {
+                    "200": _json(
+                        "the switch",
+                        {
+                            "oneOf": [
+                                _object({"state": {"const": "disarmed"}}),
+                                {"$ref": "#/components/schemas/Switch"},
+                            ]
+                        },
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/switch/custodian": {
+            "get": {
+                "operationId": "getSwitchCustodian",
+                "summary": "The server custodian's age recipient, to seal the server's share to",
+                "responses": {
+                    "200": _json(
+                        "the recipient",
+                        _object(
+                            {
+                                "recipient": {
+                                    "type": "string",
+                                    "pattern": "^age1[02-9ac-hj-np-z]+$",
+                                    "description": "an X25519 age recipient",
+                                }
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/switch/arm": {
+            "post": {
+                "operationId": "armSwitch",
+                "summary": "Arm the vault; log switch.armed with the insurance commitment",
+                "description": (
+                    "`shares` are SLIP-39 shares of the release identity, each an age file "
+                    "sealed to its custodian, in position order: exactly one for `server` "
+                    "(sealed to /switch/custodian), the others for editors (trustees). "
+                    "`release_items` are the reporter's items, already re-wrapped to include "
+                    "`release_recipient`. The logged event is `{type: switch.armed, vault, "
+                    "account, recipient, threshold, shares, commitment, policy_sha256, time}`. "
+                    "A refusal stores nothing."
+                ),
+                "requestBody": _body(
+                    _object(
+                        {
+                            "policy": _POLICY,
+                            "release_recipient": {
+                                "type": "string",
+                                "description": "the X25519 age recipient of the release identity",
+                            },
+                            "threshold": {"type": "integer", "minimum": 1, "maximum": 16},
+                            "shares": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 16,
+                                "items": _object(
+                                    {
+                                        "custodian": _CUSTODIAN,
+                                        "age": {
+                                            **_B64,
+                                            "description": "an age file of at most 4 KiB",
+                                        },
+                                    }
+                                ),
+                            },
+                            "release_items": {**_ITEM_IDS, "uniqueItems": True},
+                            "handle": _nullable(
+                                {
+                                    "type": "string",
+                                    "pattern": "^[a-z0-9][a-z0-9-]{2,63}$",
+                                    "description": "the name to check in with on the web page",
+                                }
+                            ),
+                            "phrase": _nullable(
+                                {"type": "string", "minLength": 8, "maxLength": 1024}
+                            ),
+                            "duress_phrase": _nullable(
+                                {"type": "string", "minLength": 8, "maxLength": 1024}
+                            ),
+                        },
+                        optional=("handle", "phrase", "duress_phrase"),
+                    )
+                ),
+                "responses": {
+                    "201": _json(
+                        "armed; the receipt of switch.armed",
+                        _object(
+                            {
+                                "state": {"const": "armed"},
+                                "deadline": _TIME,
+                                "commitment": _COMMITMENT,
+                                "receipt": _RECEIPT,
+                                "entry": _ENTRY,
+                            }
+                        ),
+                    ),
+                    "400": _error(
+                        "a malformed body or policy, a threshold above the number of shares, "
+                        "not exactly one server share, a custodian that is not an editor, a "
+                        "share that is not an age file, an unknown or foreign item, a recipient "
+                        "that is not X25519, a taken handle"
+                    ),
+                    **_AUTH_ERRORS,
+                    "409": _error("conflict: armed already, or released"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/switch/policy": {
+            "post": {
+                "operationId": "setSwitchPolicy",
+                "summary": "A new policy: at once if it only tightens, else after cooling-off",
+                "description": (
+                    "A longer interval, grace or cooling-off, another duress mode, a removed "
+                    "contact or reminder weaken the switch: the change is pending (202, "
+                    "change.requested logged) and trustees are told. Otherwise it applies at "
+                    "once (200, switch.policy logged)."
+                ),
+                "requestBody": _body(_object({"policy": _POLICY})),
+                "responses": {
+                    "200": _json(
+                        "applied",
+                        _object(
+                            {
+                                "status": {"const": "applied"},
+                                "change": {"type": "null"},
+                                "receipt": _RECEIPT,
+                                "entry": _ENTRY,
+                            }
+                        ),
+                    ),
+                    "202": _json("pending until cooling-off ends", _CHANGE_ANSWER),
+                    "400": _error("a malformed body or policy"),
+                    **_AUTH_ERRORS,
+                    "409": _error("not_armed: the switch is not armed"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/switch/disarm": {
+            "post": {
+                "operationId": "disarmSwitch",
+                "summary": "Ask to disarm: after cooling-off, unless trustees cancel",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _object({})}},
+                },
+                "responses": {
+                    "202": _json("pending until cooling-off ends", _CHANGE_ANSWER),
+                    "400": _error("unexpected query parameters or fields"),
+                    **_AUTH_ERRORS,
+                    "409": _error("not_armed: the switch is not armed"),
+                    "415": _error("a body that is not application/json"),
+                },
+            }
+        },
+        "/api/v1/switch/phrase": {
+            "post": {
+                "operationId": "setSwitchPhrase",
+                "summary": "Set the web check-in handle and phrases (stored as Argon2id hashes)",
+                "requestBody": _body(
+                    _object(
+                        {
+                            "handle": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{2,63}$"},
+                            "phrase": {"type": "string", "minLength": 8, "maxLength": 1024},
+                            "duress_phrase": _nullable(
+                                {"type": "string", "minLength": 8, "maxLength": 1024}
+                            ),
+                        },
+                        optional=("duress_phrase",),
+                    )
+                ),
+                "responses": {
+                    "200": _json("set", _object({"handle": {"type": "string"}})),
+                    "400": _error(
+                        "a malformed body, handle or phrase, a duress phrase equal to the "
+                        "phrase, or a taken handle"
+                    ),
+                    **_AUTH_ERRORS,
+                    "409": _error("not_armed: the switch is not armed"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/switch/release-items": {
+            "post": {
+                "operationId": "addReleaseItems",
+                "summary": "Add items (already re-wrapped) to the release set; log switch.extended",
+                "requestBody": _body(
+                    _object({"items": {**_ITEM_IDS, "minItems": 1, "uniqueItems": True}})
+                ),
+                "responses": {
+                    "200": _json(
+                        "added; the new commitment",
+                        _object({"commitment": _COMMITMENT, "receipt": _RECEIPT, "entry": _ENTRY}),
+                    ),
+                    "400": _error("a malformed body, or an unknown or foreign item"),
+                    **_AUTH_ERRORS,
+                    "409": _error("not_armed: the switch is not armed"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/switch/checkin": {
+            "post": {
+                "operationId": "checkIn",
+                "summary": "A check-in signed with the reporter's key (or duress key)",
+                "description": (
+                    "Moves the deadline by the interval and logs `{type: switch.checkin, vault, "
+                    "time}`. One answer for every refusal: unknown vault, bad signature, a time "
+                    "more than 300 s off, a replayed nonce, another origin, a switch not armed."
+                ),
+                "security": [],
+                "requestBody": _body(
+                    _object(
+                        {
+                            "statement": {
+                                "type": "string",
+                                "maxLength": 1024,
+                                "description": (
+                                    "the canonical JSON text of "
+                                    "vault.protocol.CheckinStatement.message()"
+                                ),
+                            },
+                            "signature": {
+                                **_B64,
+                                "description": "Ed25519, context 'checkin', over the statement",
+                            },
+                        }
+                    )
+                ),
+                "responses": {
+                    "200": _json(
+                        "accepted",
+                        _object(
+                            {
+                                "status": {"const": "ok"},
+                                "deadline": _TIME,
+                                "receipt": _RECEIPT,
+                                "entry": _ENTRY,
+                            }
+                        ),
+                    ),
+                    "400": _error("a malformed body"),
+                    "403": _error("check-in not accepted (every refusal is the same)"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/trustee/vaults": {
+            "get": {
+                "operationId": "trusteeVaults",
+                "summary": "The vaults the editor holds a share of",
+                "responses": {
+                    "200": _json(
+                        "the vaults",
+                        _object(
+                            {
+                                "vaults": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/TrusteeVault"},
+                                }
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/trustee/vaults/{vault_id}/share": {
+            "get": {
+                "operationId": "trusteeShare",
+                "summary": "The editor's share of a vault, an age file sealed to their card",
+                "parameters": [_VAULT_ID],
+                "responses": {
+                    "200": _json(
+                        "the share",
+                        _object(
+                            {
+                                "position": _COUNT,
+                                "age": {**_B64, "description": "an age file of the mnemonic"},
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no share of this vault (or no such vault)"),
+                },
+            }
+        },
+        "/api/v1/trustee/vaults/{vault_id}/shares": {
+            "post": {
+                "operationId": "submitShare",
+                "summary": "Hand in a share (its mnemonic words) for a vault being released",
+                "parameters": [_VAULT_ID],
+                "requestBody": _body(
+                    _object({"mnemonic": {"type": "string", "description": "SLIP-39 words"}})
+                ),
+                "responses": {
+                    "200": _json(
+                        "taken (or the vault is released already)",
+                        _object(
+                            {
+                                "have": _COUNT,
+                                "need": {"type": "integer", "minimum": 1},
+                                "state": {"enum": ["releasing", "released"]},
+                            }
+                        ),
+                    ),
+                    "400": _error(
+                        "a malformed body, or share_rejected: not a share, or one of another "
+                        "vault or arming"
+                    ),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such vault"),
+                    "409": _error("not_releasing: shares are taken only while releasing"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/trustee/vaults/{vault_id}/changes/{change_id}/cancel": {
+            "post": {
+                "operationId": "cancelChange",
+                "summary": "Vote to cancel a pending change; enough votes cancel it",
+                "parameters": [
+                    _VAULT_ID,
+                    {
+                        "name": "change_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _object({})}},
+                },
+                "responses": {
+                    "200": _json(
+                        "the vote counted; the change's state",
+                        _object(
+                            {
+                                "votes": _COUNT,
+                                "votes_needed": _COUNT,
+                                "state": {
+                                    "enum": ["pending", "cancelled", "applied", "void"],
+                                    "description": "applied or void: settled before the vote",
+                                },
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters or fields"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no share of this vault, or no such change of it"),
+                    "415": _error("a body that is not application/json"),
+                },
+            }
+        },
     },
     "components": {
         "schemas": {
@@ -819,6 +1259,152 @@ DOCUMENT: dict[str, Any] = {
                     "release_set": {"type": "boolean"},
                     "shared_with": {"type": "array", "items": _ACCOUNT_ID},
                 }
+            ),
+            "Contact": {
+                "oneOf": [
+                    _object({"email": {"type": "string", "format": "email"}}),
+                    _object(
+                        {
+                            "webhook": {"type": "string", "pattern": "^https?://"},
+                            "secret": {
+                                "type": "string",
+                                "minLength": 16,
+                                "maxLength": 256,
+                                "description": "signs each delivery (see docs/webhooks.md)",
+                            },
+                        }
+                    ),
+                ],
+                "description": "where a notice goes",
+            },
+            "ContactShown": {
+                "oneOf": [
+                    _object({"email": {"type": "string"}}),
+                    _object({"webhook": {"type": "string"}}),
+                ],
+                "description": "a contact as answers show it: a webhook without its secret",
+            },
+            "Policy": _object(
+                {
+                    "interval": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 316224000,
+                        "description": (
+                            "seconds between check-ins, at least the server's "
+                            "EVAULT_MIN_INTERVAL (default 3600)"
+                        ),
+                    },
+                    "grace": {**_SECONDS, "description": "seconds after the deadline; default 0"},
+                    "reminders": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1},
+                        "maxItems": 8,
+                        "description": "seconds before the deadline, each less than the interval",
+                    },
+                    "duress": {"enum": ["alert", "release", "both"]},
+                    "cooling_off": {
+                        **_SECONDS,
+                        "description": "seconds a weakening change waits; default 259200 (72 h)",
+                    },
+                    "remind": _CONTACTS,
+                    "alert": _CONTACTS,
+                    "publish": _CONTACTS,
+                },
+                optional=(
+                    "grace",
+                    "reminders",
+                    "duress",
+                    "cooling_off",
+                    "remind",
+                    "alert",
+                    "publish",
+                ),
+                description=(
+                    "the reporter's switch policy; `remind` gets their own reminders, `alert` "
+                    "the trustees' alerts, `publish` the release notice"
+                ),
+            ),
+            "PolicyShown": _object(
+                {
+                    "interval": {"type": "integer", "minimum": 1},
+                    "grace": _SECONDS,
+                    "reminders": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1},
+                        "description": "seconds before the deadline, largest first",
+                    },
+                    "duress": {"enum": ["alert", "release", "both"]},
+                    "cooling_off": _SECONDS,
+                    "remind": _CONTACTS_SHOWN,
+                    "alert": _CONTACTS_SHOWN,
+                    "publish": _CONTACTS_SHOWN,
+                },
+                description="a policy as answers show it, without webhook secrets",
+            ),
+            "Commitment": _object(
+                {
+                    "count": _COUNT,
+                    "sha256": {
+                        "type": "array",
+                        "items": _HEX_SHA256,
+                        "description": "the payload SHA-256 of each release-set item, sorted",
+                    },
+                },
+                description="the insurance commitment: what the release set holds",
+            ),
+            "Change": _object(
+                {
+                    "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                    "kind": {"enum": ["delete", "disarm", "policy"]},
+                    "params": _object(
+                        {
+                            "item": {**_ACCOUNT_ID, "description": "the item to delete"},
+                            "policy": {"$ref": "#/components/schemas/PolicyShown"},
+                        },
+                        optional=("item", "policy"),
+                    ),
+                    "requested_at": _TIME,
+                    "effective_at": _TIME,
+                    "votes": {**_COUNT, "description": "trustees' votes to cancel it"},
+                    "votes_needed": {**_COUNT, "description": "votes that cancel it"},
+                },
+                description="a change waiting out the cooling-off delay",
+            ),
+            "Switch": _object(
+                {
+                    "vault": _ACCOUNT_ID,
+                    "state": {"enum": ["armed", "overdue", "releasing", "released", "disarmed"]},
+                    "policy": {"$ref": "#/components/schemas/PolicyShown"},
+                    "threshold": {"type": "integer", "minimum": 1},
+                    "custodians": {
+                        "type": "array",
+                        "items": _object({"position": _COUNT, "custodian": _CUSTODIAN}),
+                    },
+                    "release_recipient": {"type": "string"},
+                    "commitment": _COMMITMENT,
+                    "release_items": {"type": "array", "items": _ACCOUNT_ID},
+                    "armed_at": _TIME,
+                    "last_checkin": _TIME,
+                    "deadline": _TIME,
+                    "release_at": {**_TIME, "description": "the deadline plus grace"},
+                    "handle": {"type": ["string", "null"]},
+                    "pending": {"type": "array", "items": _CHANGE},
+                },
+                description="a switch that was armed at least once",
+            ),
+            "TrusteeVault": _object(
+                {
+                    "vault": _ACCOUNT_ID,
+                    "owner": {**_ACCOUNT_ID, "description": "the reporter's account id"},
+                    "state": {"enum": ["armed", "overdue", "releasing", "released", "disarmed"]},
+                    "position": _COUNT,
+                    "threshold": {"type": "integer", "minimum": 1},
+                    "shares": {"type": "integer", "minimum": 1},
+                    "deadline": _TIME,
+                    "pending": {"type": "array", "items": _CHANGE},
+                },
+                description="a vault an editor holds a share of",
             ),
             "Error": {
                 "type": "object",

@@ -667,9 +667,16 @@ def _record_checkin(
     signer: NoteSigner,
 ) -> CheckedIn:
     interval = dt.timedelta(seconds=switch.interval_s)
+    view = canonical.loads(switch.duress_view) if switch.duress_view else {}
+    if not isinstance(view, dict):
+        view = {}
+    shown = view.get("policy")
+    if duress and isinstance(shown, dict) and type(shown.get("interval")) is int:
+        # The interval a duress session was shown as set.
+        interval = dt.timedelta(seconds=shown["interval"])
     shown_deadline = now + interval
     if duress:
-        view = {"deadline": iso(shown_deadline), "last_checkin": iso(now), "state": "armed"}
+        view.update(deadline=iso(shown_deadline), last_checkin=iso(now), state="armed")
         switch.duress_view = canonical.dumps(view)
         _duress_effect(session, switch, now=now, how=how)
     elif switch.state in ("armed", "overdue"):
@@ -919,6 +926,22 @@ def set_policy(
     """Change an armed vault's policy: at once if it only tightens, else after cooling-off."""
     switch = _armed(session, account, duress=duress)
     current = _policy(switch)
+    if duress and not current.weakened_by(policy):
+        # Answered and logged as applied, like a real tightening, and not
+        # applied: a coercer could otherwise add their own address to the
+        # alerts. The duress session is shown the policy it asked for.
+        view = canonical.loads(switch.duress_view) if switch.duress_view else {}
+        if not isinstance(view, dict):
+            view = {}
+        view["policy"] = policy.public_json()
+        switch.duress_view = canonical.dumps(view)
+        _duress_effect(session, switch, now=now, how="session")
+        event = {
+            "type": "switch.policy",
+            "vault": switch.vault_id,
+            "policy_sha256": hashlib.sha256(policy.encode()).hexdigest(),
+        }
+        return ChangeRequested(change=None, appended=log.append(session, event, signer))
     if duress or current.weakened_by(policy):
         return _request_change(
             session,
@@ -1081,10 +1104,11 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
             view = canonical.loads(switch.duress_view)
             if isinstance(view, dict):
                 result.update(view)
-                result["release_at"] = iso(
-                    dt.datetime.fromisoformat(str(view["deadline"]).replace("Z", "+00:00"))
-                    + dt.timedelta(seconds=_policy(switch).grace)
-                )
+                if "deadline" in view:
+                    result["release_at"] = iso(
+                        dt.datetime.fromisoformat(str(view["deadline"]).replace("Z", "+00:00"))
+                        + dt.timedelta(seconds=_policy(switch).grace)
+                    )
         if result["state"] in ("overdue", "releasing", "released"):
             result["state"] = "armed"
     return result

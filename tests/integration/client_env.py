@@ -188,12 +188,16 @@ class ServerProcess:
     def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         self.root = root
         self.data_dir = root / "data"
-        self.env = _base_env() | {
-            "EVAULT_DATA_DIR": str(self.data_dir),
-            "EVAULT_LOG_LEVEL": "WARNING",
-            # The switch's worker only where a test asks for it.
-            "EVAULT_RUN_WORKER": "0",
-        } | (env or {})
+        self.env = (
+            _base_env()
+            | {
+                "EVAULT_DATA_DIR": str(self.data_dir),
+                "EVAULT_LOG_LEVEL": "WARNING",
+                # The switch's worker only where a test asks for it.
+                "EVAULT_RUN_WORKER": "0",
+            }
+            | (env or {})
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         init = assert_ok(_run([EVAULT_SERVER, "init"], self.env))

@@ -29,11 +29,15 @@ def _openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)
 
 
+# The public HTML pages (server.web) are not the JSON API; tests/server/test_pages.py covers them.
+_NOT_API = {"static", "pages"}
+
+
 def _served(app: Flask) -> set[tuple[str, str]]:
     return {
         (_openapi_path(rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
-        if rule.endpoint != "static"
+        if rule.endpoint.split(".")[0] not in _NOT_API
         for method in (rule.methods or set()) - _IGNORED_METHODS
     }
 

@@ -251,3 +251,34 @@ def test_two_of_three_needs_a_trustee_share(
     assert answer.json == {"have": 2, "need": 2, "state": "releasing"}
     worker.sweep()
     assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
+
+
+def test_a_coerced_tightening_answers_applied_and_changes_nothing(
+    app: Flask, config: Config, client: FlaskClient, worker: Worker, recorder: Recorder
+) -> None:
+    who, _ = armed_reporter(app, config, client)
+    coerced = duress_login(client, who)
+    # A coercer adding their own address to the trustees' alerts.
+    wanted = {
+        **POLICY,
+        "interval": 2 * 86400,
+        "alert": [*POLICY["alert"], {"email": "coercer@example.net"}],
+    }
+    forced = client.post("/api/v1/switch/policy", json={"policy": wanted}, headers=coerced)
+    assert forced.status_code == 200, forced.json
+    assert forced.json["status"] == "applied"
+    assert verify_logged(client, config, forced.json)["type"] == "switch.policy"
+    shown = client.get("/api/v1/switch", headers=coerced).json
+    assert shown["policy"]["interval"] == 2 * 86400
+    assert {"email": "coercer@example.net"} in shown["policy"]["alert"]
+    real = client.get("/api/v1/switch", headers=who.headers).json
+    assert real["policy"]["interval"] == POLICY["interval"]
+    assert {"email": "coercer@example.net"} not in real["policy"]["alert"]
+    worker.sweep()
+    assert ("switch.duress", "trustee@example.org") in recorder.events()
+    assert all(target != "coercer@example.net" for _, target in recorder.events())
+    honest = client.post("/api/v1/switch/policy", json={"policy": wanted}, headers=who.headers)
+    assert honest.status_code == 200
+    assert set(honest.json) == set(forced.json)
+    changed = client.get("/api/v1/switch", headers=who.headers).json
+    assert changed["policy"]["interval"] == 2 * 86400
