@@ -327,6 +327,10 @@ class Api:
 
     def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """:meth:`request` and decode a JSON object of at most :data:`_MAX_JSON` bytes."""
+        return self.answer(method, path, **kwargs)[1]
+
+    def answer(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+        """:meth:`json` with the status, for calls that may answer 200 or 202."""
         response = self.request(method, path, stream=True, **kwargs)
         try:
             data = _read_limited(response, _MAX_JSON)
@@ -338,7 +342,7 @@ class Api:
             raise ApiError("the server sent an answer that is not JSON") from None
         if not isinstance(body, dict):
             raise ApiError("the server sent an unexpected answer")
-        return body
+        return response.status_code, body
 
     def get_bytes(
         self, path: str, *, limit: int, params: Mapping[str, str | int] | None = None

@@ -44,6 +44,9 @@ _COMMANDS = {
     "log": "log:log",
     "export": "log:export",
     "verify": "log:verify",
+    "switch": "switch:switch",
+    "checkin": "switch:checkin",
+    "trustee": "trustee:trustee",
 }
 """The commands that talk to a server, imported only when run (``client.commands``)."""
 

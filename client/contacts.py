@@ -88,15 +88,18 @@ def pinned(client: Client, name: str) -> Pinned:
     return Pinned(name=name, contact=contact, card=contact.parsed())
 
 
-def current_card(client: Client, name: str, *, require_verified: bool = True) -> Pinned:
+def current_card(
+    client: Client, name: str, *, require_verified: bool = True, role: str | None = None
+) -> Pinned:
     """A contact whose pinned card the server still confirms.
 
     Raises:
         KeyChangedError: the server now has another card for the account.
-        ConfigError: unknown, or not verified yet while ``require_verified``.
+        ConfigError: unknown, not verified yet while ``require_verified``, or
+            not of ``role`` (if given).
     """
     entry = pinned(client, name)
-    _, card = server_card(client, entry.contact.account)
+    found_role, card = server_card(client, entry.contact.account)
     if not _same(card, entry.card):
         raise KeyChangedError(
             f"the server now gives a different key for {name}",
@@ -107,6 +110,10 @@ def current_card(client: Client, name: str, *, require_verified: bool = True) ->
         raise ConfigError(
             f"{name}'s key is not verified yet",
             hint=f"compare fingerprints with {name}: `evault editors verify {name}`",
+        )
+    if role is not None and found_role != role:
+        raise ConfigError(
+            f"{name} is not an {role}" if role[0] in "aeiou" else f"{name} is not a {role}"
         )
     return entry
 

@@ -22,7 +22,7 @@ from client.api import Api, check_server_url
 from client.config import Paths
 from client.logcheck import LogCheck
 from client.state import LogPin, State
-from vault.errors import ConfigError
+from vault.errors import ConfigError, FormatError
 from vault.keys import Card, PersonalIdentity
 
 __all__ = ["Client", "locked"]
@@ -87,7 +87,35 @@ class Client:
         return self._identity
 
     def card(self) -> Card:
+        """The card of the identity that was unlocked (the one that signs and decrypts)."""
         return self.identity.card()
+
+    def own_card(self) -> Card:
+        """The card this device registered with, to show and to check one's own items against.
+
+        A duress passphrase opens another identity (the real one's duress
+        twin): what is shown and what is encrypted to stays the registered
+        card's, so the screen and the items look the same either way.
+        """
+        if self.state.card is not None:
+            try:
+                return Card.from_json(self.state.card.encode("utf-8"))
+            except FormatError:
+                raise ConfigError("the registered card in state.json is damaged") from None
+        return self.card()
+
+    def own_signing_keys(self) -> frozenset[bytes]:
+        """The keys whose signatures on this account's manifests are its own.
+
+        The registered key, and its duress twin's: what is added in a session
+        under duress is signed by the twin, and stays the reporter's evidence.
+        """
+        registered = self.own_card().signing_key
+        unlocked = self.card().signing_key
+        keys = {registered, unlocked}
+        if unlocked == registered:
+            keys.add(self.identity.duress_twin().card().signing_key)
+        return frozenset(keys)
 
     @property
     def account(self) -> str:
@@ -184,7 +212,7 @@ def _merge(base: State, mine: State, theirs: State) -> State:
     the command that saved it.
     """
     merged = theirs
-    for name in ("server", "proxy", "account", "role", "vault"):
+    for name in ("server", "proxy", "account", "role", "vault", "card", "release"):
         if getattr(mine, name) != getattr(base, name):
             merged = replace(merged, **{name: getattr(mine, name)})
     contacts = dict(merged.contacts)

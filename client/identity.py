@@ -101,8 +101,10 @@ def create(
 ) -> PersonalIdentity:
     """Generate an identity and seal it in a new keystore at ``path``.
 
-    With ``duress``, a second passphrase opens the other slot, which holds a
-    second identity of the same name.
+    With ``duress``, a second passphrase opens the other slot, which holds
+    the identity's duress twin (:meth:`PersonalIdentity.duress_twin`): the
+    server knows its public key from the registration and treats a login or
+    check-in signed with it as made under duress.
 
     Raises:
         KeystoreError: ``path`` exists; ConfigError: a weak or mistyped passphrase.
@@ -121,7 +123,7 @@ def create(
         )
         if duress_passphrase == passphrase:
             raise ConfigError("the duress passphrase must differ from the real one")
-        second = (duress_passphrase, PersonalIdentity.generate(name).to_bytes())
+        second = (duress_passphrase, identity.duress_twin().to_bytes())
     keystore.create_keystore(path, passphrase, identity.to_bytes(), params=params, duress=second)
     return identity
 

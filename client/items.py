@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from client import recipients
 from client.api import ApiError
 from client.audit import read_log
+from client.changes import PendingChange, expect_change, parse_change
 from client.contacts import Pinned, current_card, server_card, trust_on_first_use
 from client.context import Client
 from client.files import atomic_output
@@ -42,9 +44,11 @@ from vault.keys import Card
 from vault.manifest import Manifest, SignedManifest, safe_filename
 
 __all__ = [
+    "Deleted",
     "Fetched",
     "Listed",
     "SignedItem",
+    "add_release_recipient",
     "content",
     "delete_item",
     "fetch_item",
@@ -151,6 +155,12 @@ def _check_signed(signed: SignedManifest, signer: bytes, meta: dict[str, Any]) -
     )
 
 
+def _own_signer(client: Client, signed: SignedManifest) -> bytes:
+    """The key one's own manifest must be signed with: the registered one, or its duress twin."""
+    named = signed.manifest.signer
+    return named if named in client.own_signing_keys() else client.own_card().signing_key
+
+
 def _trust(pinned: Pinned | None) -> str:
     if pinned is None:
         return "you"
@@ -180,8 +190,9 @@ def list_items(client: Client) -> Iterator[Listed]:
             owner = str(meta.get("owner", ""))
             try:
                 pinned, _ = _signer(client, owner, pin=False)
-                signer = client.card().signing_key if pinned is None else pinned.card.signing_key
-                manifest = _check_signed(_manifest(client, meta), signer, meta)
+                signed = _manifest(client, meta)
+                signer = _own_signer(client, signed) if pinned is None else pinned.card.signing_key
+                manifest = _check_signed(signed, signer, meta)
                 yield Listed(
                     meta=meta, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
                 )
@@ -257,6 +268,8 @@ class SignedItem:
     card: Card
     pinned: Pinned | None
     newly_pinned: bool
+    signer: bytes
+    """The key that signed the manifest (the card's, or one's own duress twin's)."""
 
 
 def signed_item(client: Client, item: str) -> SignedItem:
@@ -270,11 +283,18 @@ def signed_item(client: Client, item: str) -> SignedItem:
     """
     meta = _meta(client, item)
     pinned, newly = _signer(client, meta["owner"])
-    card = client.card() if pinned is None else pinned.card
+    card = client.own_card() if pinned is None else pinned.card
     signed = _manifest(client, meta)
-    manifest = _check_signed(signed, card.signing_key, meta)
+    signer = _own_signer(client, signed) if pinned is None else card.signing_key
+    manifest = _check_signed(signed, signer, meta)
     return SignedItem(
-        meta=meta, signed=signed, manifest=manifest, card=card, pinned=pinned, newly_pinned=newly
+        meta=meta,
+        signed=signed,
+        manifest=manifest,
+        card=card,
+        pinned=pinned,
+        newly_pinned=newly,
+        signer=signer,
     )
 
 
@@ -304,7 +324,7 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
     """
     found = signed_item(client, item)
     meta, signed, pinned = found.meta, found.signed, found.pinned
-    signer = found.card.signing_key
+    signer = found.signer
     target = _destination(output, found.manifest)
     with (
         content(client, found) as download,
@@ -416,27 +436,18 @@ def _current_header(client: Client, meta: dict[str, Any]) -> bytes:
     return data
 
 
-def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinned]:
-    """Add the verified contact ``name`` as a reader of ``item``: header re-wrap only.
+def _rewrap(
+    client: Client,
+    meta: dict[str, Any],
+    logged: Logged,
+    add: list[age.Recipient],
+    editors: list[str],
+) -> tuple[LoggedEntry, Manifest]:
+    """Add ``add`` to the item's header and manifest; share it with exactly ``editors``.
 
-    Raises:
-        KeyChangedError: the server gives another key for the contact.
-        ConfigError: the contact is unknown or unverified; not your item.
+    Returns the verified ``item.shared`` entry and the item's signed manifest.
     """
-    meta = _meta(client, item)
-    if meta["owner"] != client.account:
-        raise ConfigError("only the reporter who added an item can share it")
-    contact = current_card(client, name)
-    recipient = contact.card.age_recipient()
-    identity = client.identity.age_identity
-    # The server says which header, manifest and editors are this item's; the
-    # log and the signed manifest decide. A server that handed over another
-    # item's header would get that item re-wrapped for the editor, and one
-    # that listed other editors would have the share replace the real ones.
-    logged = _logged_state(client, item, meta)
-    editors = list(logged[2])
-    if contact.contact.account in editors:
-        raise ConfigError(f"{item} is already shared with {name}")
+    item = meta["id"]
     header = _current_header(client, meta)
     manifest_data = client.authed().get_bytes(f"/items/{item}/manifest", limit=_MAX_MANIFEST)
     if logged != (
@@ -449,20 +460,19 @@ def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinne
             "for this item",
             hint="do not trust this server; nothing was shared",
         )
-    _check_signed(_open_manifest(client, manifest_data), client.card().signing_key, meta)
+    signed = _open_manifest(client, manifest_data)
+    manifest = _check_signed(signed, _own_signer(client, signed), meta)
+    identity = client.identity.age_identity
     try:
         parsed = parse_header(Source(io.BytesIO(header)))
     except FormatError as exc:
         raise ProofError(f"the item's header is malformed: {exc.message}") from None
-    new_header = age.rewrap_header(parsed, identity, [recipient]).marshal()
-    new_manifest = io.BytesIO()
-    age.rewrap(io.BytesIO(manifest_data), new_manifest, identity, [recipient])
-    sealed = new_manifest.getvalue()
-    wanted = sorted({*editors, contact.contact.account})
+    new_header = recipients.rewrap_header(parsed, identity, add).marshal()
+    sealed = recipients.rewrap(manifest_data, identity, add)
     answer = client.call(
         "POST",
         f"/items/{item}/share",
-        json={"header": b64encode(new_header), "editors": wanted, "manifest": b64encode(sealed)},
+        json={"header": b64encode(new_header), "editors": editors, "manifest": b64encode(sealed)},
     )
     entry = client.log.entry(answer)
     entry.expect(
@@ -472,22 +482,84 @@ def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinne
             "account": client.account,
             "header_sha256": hashlib.sha256(new_header).hexdigest(),
             "header_size": len(new_header),
-            "editors": wanted,
+            "editors": editors,
             "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
             "manifest_size": len(sealed),
         },
     )
     store_entry(client.paths, item, entry)
+    return entry, manifest
+
+
+def _own_meta(client: Client, item: str, what: str) -> dict[str, Any]:
+    meta = _meta(client, item)
+    if meta["owner"] != client.account:
+        raise ConfigError(f"only the reporter who added an item can {what} it")
+    return meta
+
+
+def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinned]:
+    """Add the verified contact ``name`` as a reader of ``item``: header re-wrap only.
+
+    Raises:
+        KeyChangedError: the server gives another key for the contact.
+        ConfigError: the contact is unknown or unverified; not your item.
+    """
+    meta = _own_meta(client, item, "share")
+    contact = current_card(client, name)
+    # The server says which header, manifest and editors are this item's; the
+    # log and the signed manifest decide. A server that handed over another
+    # item's header would get that item re-wrapped for the editor, and one
+    # that listed other editors would have the share replace the real ones.
+    logged = _logged_state(client, item, meta)
+    editors = list(logged[2])
+    if contact.contact.account in editors:
+        raise ConfigError(f"{item} is already shared with {name}")
+    wanted = sorted({*editors, contact.contact.account})
+    entry, _ = _rewrap(client, meta, logged, [contact.card.age_recipient()], wanted)
     return entry, contact
 
 
-def delete_item(client: Client, item: str) -> LoggedEntry:
-    """Delete an item of mine from the server's list (the log keeps the record)."""
-    meta = _meta(client, item)
-    if meta["owner"] != client.account:
-        raise ConfigError("only the reporter who added an item can delete it")
-    answer = client.call("DELETE", f"/items/{item}")
+def add_release_recipient(
+    client: Client, item: str, release: age.X25519Recipient
+) -> tuple[LoggedEntry, Manifest]:
+    """Make ``item`` readable by the vault's release identity, with the same editors.
+
+    Returns the verified ``item.shared`` entry and the item's signed manifest
+    (whose ``payload_sha256`` is what the release commitment must list).
+
+    Raises:
+        ConfigError: not your item.
+        ProofError: the server's header, manifest or editors are not the logged ones.
+    """
+    meta = _own_meta(client, item, "put in the release set")
+    logged = _logged_state(client, item, meta)
+    return _rewrap(client, meta, logged, [release], list(logged[2]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deleted:
+    """A deletion: done now, or pending until ``effective_at`` (the switch's cooling-off)."""
+
+    entry: LoggedEntry
+    pending: PendingChange | None
+
+
+def delete_item(client: Client, item: str) -> Deleted:
+    """Delete an item of mine from the server's list (the log keeps the record).
+
+    While the dead-man switch is armed, the server only records the request
+    (202): the item goes when the cooling-off delay ends, unless trustees
+    cancel it.
+    """
+    _own_meta(client, item, "delete")
+    status, answer = client.authed().answer("DELETE", f"/items/{item}", ok=(200, 202))
     entry = client.log.entry(answer)
+    if status == 202:
+        change = parse_change(answer.get("change"))
+        expect_change(client, entry, change, kind="delete", item=item)
+        store_entry(client.paths, item, entry)
+        return Deleted(entry=entry, pending=change)
     entry.expect({"type": "item.deleted", "item": item, "account": client.account})
     store_entry(client.paths, item, entry)
-    return entry
+    return Deleted(entry=entry, pending=None)

@@ -47,6 +47,8 @@ class Pending:
     header: bytes
     editors: tuple[str, ...]
     note: str
+    release: bool = False
+    """Whether the header has the release recipient, and the commit joins the release set."""
 
     def to_bytes(self) -> bytes:
         return canonical.dumps(
@@ -61,6 +63,7 @@ class Pending:
                 "nonce": b64encode(self.nonce),
                 "note": self.note,
                 "path": self.path,
+                "release": self.release,
                 "server": self.server,
                 "size": self.size,
                 "upload": self.upload,
@@ -92,6 +95,7 @@ class Pending:
             header=header,
             editors=tuple(str(e) for e in value["editors"]),
             note=str(value["note"]),
+            release=value.get("release") is True,
         )
 
     def matches(self, path: Path, st: os.stat_result, server: str) -> bool:

@@ -5,6 +5,12 @@ hashes, public keys and the server's address. It is rewritten atomically
 (mode 0600) after every change, so a crash leaves the old or the new state,
 never half of one.
 
+``card`` is the card this device registered with, so that commands show
+and check against the registered keys whichever keystore slot was opened
+(a duress passphrase opens another identity, and nothing on screen may
+tell). ``release`` is the age recipient of the vault's release identity
+while the dead-man switch is armed, so that ``evault add`` encrypts to it.
+
 Contacts are the people whose keys this client pinned: editors a reporter
 shares with, reporters whose items an editor pulls. A contact's card is
 pinned when added; ``verified`` records that the person compared the
@@ -74,6 +80,8 @@ class State:
     vault: str | None = None
     log: LogPin | None = None
     contacts: dict[str, Contact] = field(default_factory=dict)
+    card: str | None = None
+    release: str | None = None
 
     def with_contact(self, name: str, contact: Contact) -> State:
         contacts = dict(self.contacts)
@@ -94,6 +102,8 @@ class State:
             "account": self.account,
             "role": self.role,
             "vault": self.vault,
+            "card": self.card,
+            "release": self.release,
             "log": None
             if self.log is None
             else {"key": self.log.key, "checkpoint": self.log.checkpoint},
@@ -151,6 +161,8 @@ def _parse(data: bytes, path: Path) -> State:
         vault=_opt_str(value.get("vault"), "vault"),
         log=log,
         contacts=contacts,
+        card=_opt_str(value.get("card"), "card"),
+        release=_opt_str(value.get("release"), "release"),
     )
 
 

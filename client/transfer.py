@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import mimetypes
 import os
 import queue
@@ -33,7 +32,7 @@ import re
 import stat
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -42,6 +41,7 @@ from client.context import Client
 from client.logcheck import LoggedEntry
 from client.pending import Pending, drop_pending, pending_uploads, save_pending
 from client.receipts import store_entry
+from client.recipients import encrypt, new_header
 from vault import age
 from vault._base64 import b64encode
 from vault.age.stream import NONCE_SIZE, encrypt_payload, payload_size
@@ -273,12 +273,6 @@ def _media_type(path: Path) -> str:
     return "application/octet-stream"
 
 
-def _encrypted_manifest(manifest: bytes, recipients: Sequence[age.Recipient]) -> bytes:
-    out = io.BytesIO()
-    age.encrypt(io.BytesIO(manifest), out, recipients)
-    return out.getvalue()
-
-
 def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -299,11 +293,14 @@ def add_file(
     editors: Sequence[str],
     note: str,
     progress: Progress,
+    release: age.X25519Recipient | None = None,
 ) -> Added:
     """Encrypt ``path`` to ``recipients`` and upload it; resume if it was started before.
 
     ``recipients`` must include the reporter's own; ``editors`` are the
-    account ids the item is shared with from the start.
+    account ids the item is shared with from the start. With ``release``
+    (the vault's release recipient) the item is encrypted to it too and
+    joins the release set.
 
     Raises:
         ConfigError: not a readable regular file, or it changed while read.
@@ -318,10 +315,11 @@ def add_file(
         account, vault = client.account, client.vault
         pending = None
         for record in pending_uploads(client):
-            if record.matches(path, st, client.server):
+            if record.matches(path, st, client.server) and record.release == (release is not None):
                 pending = record
             elif record.path == str(path) and record.server == client.server:
-                # The file changed since that upload began: its bytes are useless.
+                # The file changed since that upload began, or it is now wanted
+                # in (or out of) the release set: its bytes are useless.
                 _abandon(client, record)
         status = None
         if pending is not None:
@@ -336,7 +334,7 @@ def add_file(
                     )
                 pending = None
         if pending is None or status is None:
-            header, file_key = age.new_header(recipients)
+            header, file_key = new_header(recipients, release)
             header_bytes = header.marshal()
             answer = client.call(
                 "POST",
@@ -363,6 +361,7 @@ def add_file(
                 header=header_bytes,
                 editors=tuple(editors),
                 note=note,
+                release=release is not None,
             )
             save_pending(client, pending)
             resumed = False
@@ -399,6 +398,7 @@ def add_file(
             reader.digest.hexdigest(),
             sink.digest.hexdigest(),
             recipients,
+            release,
             account,
             vault,
             path,
@@ -448,6 +448,7 @@ def _commit(
     plaintext_sha256: str,
     payload_sha256: str,
     recipients: Sequence[age.Recipient],
+    release: age.X25519Recipient | None,
     account: str,
     vault: str,
     path: Path,
@@ -466,13 +467,14 @@ def _commit(
         note=pending.note,
         signer=client.card().signing_key,
     ).sign(client.identity)
-    sealed = _encrypted_manifest(manifest.to_json(), recipients)
+    if pending.release and release is None:
+        raise AssertionError("internal error: a release-set upload without the release recipient")
+    sealed = encrypt(manifest.to_json(), recipients, release)
+    body: dict[str, object] = {"sha256": payload_sha256, "manifest": b64encode(sealed)}
+    if pending.release:
+        body["release"] = True
     try:
-        answer = client.call(
-            "POST",
-            f"/uploads/{pending.upload}/commit",
-            json={"sha256": payload_sha256, "manifest": b64encode(sealed)},
-        )
+        answer = client.call("POST", f"/uploads/{pending.upload}/commit", json=body)
     except ApiError as exc:
         if exc.status in (404, 422):
             drop_pending(client, pending)
@@ -482,23 +484,31 @@ def _commit(
                 status=422,
                 hint="run the same command again to upload it afresh",
             ) from None
+        if exc.status == 409 and exc.code == "not_armed":
+            # The switch was disarmed since this device last looked.
+            client.state = replace(client.state, release=None)
+            raise ConfigError(
+                "the dead-man switch is no longer armed: there is no release set to join",
+                hint="run the same command again to add the file outside the release set",
+            ) from None
         raise
     entry = client.log.entry(answer)
     size = payload_size(pending.size)
-    entry.expect(
-        {
-            "type": "item.uploaded",
-            "item": pending.item,
-            "account": account,
-            "vault": vault,
-            "sha256": payload_sha256,
-            "size": size,
-            "header_sha256": hashlib.sha256(pending.header).hexdigest(),
-            "header_size": len(pending.header),
-            "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
-            "manifest_size": len(sealed),
-        },
-    )
+    fields: dict[str, object] = {
+        "type": "item.uploaded",
+        "item": pending.item,
+        "account": account,
+        "vault": vault,
+        "sha256": payload_sha256,
+        "size": size,
+        "header_sha256": hashlib.sha256(pending.header).hexdigest(),
+        "header_size": len(pending.header),
+        "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
+        "manifest_size": len(sealed),
+    }
+    if pending.release:
+        fields["release_set"] = True
+    entry.expect(fields)
     store_entry(client.paths, pending.item, entry)
     drop_pending(client, pending)
     return Added(

@@ -22,6 +22,7 @@ from client.logcheck import LogCheck
 from client.state import LogPin
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault import keystore
+from vault._base64 import b64encode
 from vault.errors import ConfigError, FormatError, ProofError, VaultError
 from vault.note import NoteVerifier, verifier_fingerprint
 
@@ -74,7 +75,7 @@ def init(name: str | None, duress: bool, insecure_fast_kdf: bool) -> None:
 def card() -> None:
     """Print your public card (to give to editors; it holds no secret)."""
     with open_client() as client:
-        click.echo(client.card().to_json().decode("utf-8"))
+        click.echo(client.own_card().to_json().decode("utf-8"))
 
 
 def _fetch_log_key(api: Api) -> tuple[str, str]:
@@ -122,10 +123,18 @@ def register(invite: str, log_key: str | None) -> None:
                 "From now on, this device refuses any other key."
             )
         identity = client.identity
+        # Always sent, duress passphrase or not: a device must not tell
+        # whether its keystore has a duress slot, and the server must know
+        # the key that slot would open.
+        duress_key = b64encode(identity.duress_twin().card().signing_key)
         answer = api.json(
             "POST",
             "/accounts",
-            json={"invite": invite, "card": identity.card().to_json().decode("utf-8")},
+            json={
+                "invite": invite,
+                "card": identity.card().to_json().decode("utf-8"),
+                "duress_key": duress_key,
+            },
         )
         account = answer.get("account")
         if not isinstance(account, dict) or not re.fullmatch(
@@ -153,6 +162,7 @@ def register(invite: str, log_key: str | None) -> None:
             role=str(account.get("role")),
             vault=account.get("vault") if isinstance(account.get("vault"), str) else None,
             log=LogPin(key=served, checkpoint=check.checkpoint_text()),
+            card=identity.card().to_json().decode("utf-8"),
         )
         if json_mode():
             print_json(
@@ -175,7 +185,8 @@ def register(invite: str, log_key: str | None) -> None:
 def whoami() -> None:
     """Show this device's identity, account, server and pinned log key."""
     with open_client() as client:
-        card_ = client.card()
+        # The registered card, whichever keystore slot the passphrase opened.
+        card_ = client.own_card()
         state = client.state
         info = {
             "name": card_.name,

@@ -16,6 +16,7 @@ from client.contacts import current_card
 from client.context import Client
 from client.pending import pending_uploads
 from client.receipts import check_item_id
+from client.switch import release_recipient
 from client.transfer import add_file
 from client.ui import Bar, confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault.age import Recipient
@@ -49,7 +50,7 @@ def _human(size: int) -> str:
 @click.option(
     "--release/--no-release",
     default=None,
-    help="Put the items in the release set (once the switch is armed).",
+    help="Put the items in the release set (the default while the switch is armed).",
 )
 @handle_errors
 def add(
@@ -60,13 +61,10 @@ def add(
     Each file is encrypted to you and the editors named with --share, its
     manifest (name, size, hashes, capture time) is signed and encrypted
     beside it, and the server's receipt is checked against its audit log.
+    While the dead-man switch is armed, files are also encrypted to the
+    vault's release key and join the release set, unless --no-release.
     A killed or dropped upload resumes when you run the same command again.
     """
-    if release:
-        raise ConfigError(
-            "no release policy on this vault yet",
-            hint="the release set comes with the dead-man switch, which is not built yet",
-        )
     _check_readable(files)
     if len(note) > _MAX_NOTE:
         # Checked before any byte is sent: the manifest must fit what the server takes.
@@ -75,16 +73,31 @@ def add(
         raise ConfigError("the note may not contain control characters")
     with open_client() as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
-        recipients: list[Recipient] = [client.card().age_recipient()]
+        # The registered card's recipient, whichever keystore slot was opened.
+        recipients: list[Recipient] = [client.own_card().age_recipient()]
         # Checked before any upload: a changed or unverified key stops here.
         for name in share_with:
             current_card(client, name)
+        release_key = None
+        if release is not False:
+            release_key = release_recipient(client)
+            if release_key is None and release:
+                raise ConfigError(
+                    "the dead-man switch is not armed: there is no release set yet",
+                    hint="arm it with `evault switch set --every 24h`, or leave out --release",
+                )
         results = []
         for path in files:
             label = shown(path.name)
             with Bar(label) as bar:
                 added = add_file(
-                    client, path, recipients=recipients, editors=[], note=note, progress=bar
+                    client,
+                    path,
+                    recipients=recipients,
+                    editors=[],
+                    note=note,
+                    progress=bar,
+                    release=release_key,
                 )
             shared = []
             for name in share_with:
@@ -99,10 +112,12 @@ def add(
                     "log_index": added.entry.index,
                     "resumed": added.resumed,
                     "shared_with": shared,
+                    "release": release_key is not None,
                 }
             )
             if not json_mode():
                 with_whom = f", shared with {shown(', '.join(shared))}" if shared else ""
+                with_whom += ", in the release set" if release_key is not None else ""
                 with_whom += " (resumed)" if added.resumed else ""
                 out().print(
                     f"{label}: stored as item [bold]{added.item}[/] "
@@ -321,11 +336,31 @@ def rm(item: str, yes: bool) -> None:
     check_item_id(item)
     confirm(f"Delete item {item}?", yes=yes)
     with open_client() as client:
-        entry = service.delete_item(client, item)
-        if json_mode():
-            print_json({"deleted": item, "log_index": entry.index})
+        deleted = service.delete_item(client, item)
+        index = deleted.entry.index
+        change = deleted.pending
+        if change is not None:
+            when = change.effective_at.strftime("%Y-%m-%d %H:%M UTC")
+            if json_mode():
+                print_json(
+                    {
+                        "deleted": None,
+                        "pending": item,
+                        "change": change.id,
+                        "effective_at": when,
+                        "log_index": index,
+                    }
+                )
+                return
+            out().print(
+                f"Deletion requested; takes effect at {when} unless trustees cancel it "
+                f"(cooling-off); logged at entry {index}"
+            )
             return
-        out().print(f"Deleted {item}; logged at entry {entry.index}")
+        if json_mode():
+            print_json({"deleted": item, "pending": None, "log_index": index})
+            return
+        out().print(f"Deleted {item}; logged at entry {index}")
 
 
 COMMANDS = [add, ls, get, share, rm, inbox, pull]

@@ -1272,10 +1272,14 @@ DOCUMENT: dict[str, Any] = {
                                 "maxLength": 256,
                                 "description": "signs each delivery (see docs/webhooks.md)",
                             },
-                        }
+                        },
+                        optional=("secret",),
                     ),
                 ],
-                "description": "where a notice goes",
+                "description": (
+                    "where a notice goes; in a policy update, a webhook the vault already has "
+                    "may come without its secret, which then stays as it is"
+                ),
             },
             "ContactShown": {
                 "oneOf": [

@@ -214,7 +214,7 @@ def policy() -> tuple[JsonObject, int]:
     query_ints(required=())
     body = json_body()
     _fields(body, ("policy",))
-    new = _policy(body["policy"])
+    new = _policy(service.keep_secrets(db_session(), current_account(), body["policy"]))
     try:
         requested = service.set_policy(
             db_session(),

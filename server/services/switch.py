@@ -81,6 +81,7 @@ __all__ = [
     "custodian_shares_of",
     "disarm",
     "find_switch",
+    "keep_secrets",
     "notify",
     "pending_changes",
     "request_delete",
@@ -180,6 +181,10 @@ class Policy:
 
     def encode(self) -> bytes:
         return canonical.dumps(self.to_json())
+
+    def digest(self) -> str:
+        """What the log records of a policy: SHA-256 (hex) of its canonical JSON without secrets."""
+        return hashlib.sha256(canonical.dumps(self.public_json())).hexdigest()
 
     def public_json(self) -> dict[str, Any]:
         """The policy without webhook secrets, for answers and status."""
@@ -583,7 +588,7 @@ def arm(
         "threshold": threshold,
         "shares": len(shares),
         "commitment": commitment,
-        "policy_sha256": hashlib.sha256(encoded).hexdigest(),
+        "policy_sha256": policy.digest(),
     }
     appended = log.append(session, event, signer)
     switch.armed_entry = appended.entry.idx
@@ -914,6 +919,34 @@ def _request_change(
     return ChangeRequested(change=change, appended=appended)
 
 
+def keep_secrets(session: Session, account: Account, value: object) -> object:
+    """``value`` with each webhook sent without its secret given the one it has now.
+
+    ``GET /switch`` never shows webhook secrets, so a client changing other
+    settings sends ``{"webhook": url}``: that means "unchanged". A webhook
+    the vault does not have yet still needs a secret.
+    """
+    if not isinstance(value, dict) or account.vault_id is None:
+        return value
+    switch = find_switch(session, account.vault_id)
+    if switch is None:
+        return value
+    current = _policy(switch)
+    result = dict(value)
+    for name in ("remind", "alert", "publish"):
+        known = {c["webhook"]: c["secret"] for c in getattr(current, name) if "webhook" in c}
+        contacts = result.get(name)
+        if not isinstance(contacts, list):
+            continue
+        result[name] = [
+            {"secret": known[c["webhook"]], "webhook": c["webhook"]}
+            if isinstance(c, dict) and set(c) == {"webhook"} and c["webhook"] in known
+            else c
+            for c in contacts
+        ]
+    return result
+
+
 def set_policy(
     session: Session,
     *,
@@ -939,7 +972,7 @@ def set_policy(
         event = {
             "type": "switch.policy",
             "vault": switch.vault_id,
-            "policy_sha256": hashlib.sha256(policy.encode()).hexdigest(),
+            "policy_sha256": policy.digest(),
         }
         return ChangeRequested(change=None, appended=log.append(session, event, signer))
     if duress or current.weakened_by(policy):
@@ -956,7 +989,7 @@ def set_policy(
     event = {
         "type": "switch.policy",
         "vault": switch.vault_id,
-        "policy_sha256": hashlib.sha256(switch.policy).hexdigest(),
+        "policy_sha256": _policy(switch).digest(),
     }
     return ChangeRequested(change=None, appended=log.append(session, event, signer))
 

@@ -1,0 +1,464 @@
+"""``evault switch set|status|disarm|phrase`` and ``evault checkin``: the dead-man switch."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+
+import click
+from rich.table import Table
+
+from client import switch as service
+from client.commands._common import open_client
+from client.context import Client
+from client.durations import format_duration, parse_duration, shown_time
+from client.identity import check_strength
+from client.policy import (
+    DURESS_MODES,
+    Notice,
+    Policy,
+    PolicyOptions,
+    build_policy,
+    email_notice,
+    webhook_notice,
+)
+from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
+from vault.errors import ConfigError
+
+__all__ = ["COMMANDS"]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _iso(moment: datetime.datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Duration(click.ParamType[int]):
+    name = "DURATION"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ConfigError as exc:
+            self.fail(f"{exc.message} ({exc.hint})", param, ctx)
+
+
+DURATION = _Duration()
+
+
+def _phrases(client: Client, *, ask_duress: bool = True) -> tuple[str, str | None]:
+    """The web check-in phrase and the optional duress phrase: environment, or the terminal."""
+    scripted = os.environ.get("EVAULT_CHECKIN_PHRASE")
+    if scripted:
+        check_strength(scripted)
+        duress = os.environ.get("EVAULT_DURESS_PHRASE") or None
+    else:
+        phrase = client.prompt("Check-in phrase for the web page: ")
+        check_strength(phrase)
+        if client.prompt("Repeat the check-in phrase: ") != phrase:
+            raise ConfigError("the two check-in phrases did not match; nothing was changed")
+        scripted = phrase
+        duress = None
+        if ask_duress:
+            duress = client.prompt("Duress phrase for the web page (empty for none): ") or None
+            if duress is not None and client.prompt("Repeat the duress phrase: ") != duress:
+                raise ConfigError("the two duress phrases did not match; nothing was changed")
+    if duress is not None:
+        check_strength(duress)
+        if duress == scripted:
+            raise ConfigError("the duress phrase must differ from the check-in phrase")
+    return scripted, duress
+
+
+def _options(
+    every: int | None,
+    grace: int | None,
+    remind_before: Sequence[int],
+    duress: str | None,
+    cooling_off: int | None,
+    contacts: dict[str, tuple[Sequence[str], Sequence[str]]],
+) -> PolicyOptions:
+    notices: dict[str, tuple[Notice, ...]] = {}
+    for channel, (emails, hooks) in contacts.items():
+        notices[channel] = (
+            *(email_notice(e) for e in emails),
+            *(webhook_notice(h) for h in hooks),
+        )
+    return PolicyOptions(
+        every=every,
+        grace=grace,
+        remind_before=tuple(remind_before),
+        duress=duress,
+        cooling_off=cooling_off,
+        remind=notices["remind"],
+        alert=notices["alert"],
+        publish=notices["publish"],
+    )
+
+
+def _secrets_json(made: Sequence[tuple[str, Notice]]) -> list[dict[str, str | None]]:
+    return [{"channel": c, "webhook": n.webhook, "secret": n.secret} for c, n in made]
+
+
+def _print_secrets(made: Sequence[tuple[str, Notice]]) -> None:
+    """New webhook secrets: shown once, never kept on this device."""
+    if json_mode():
+        return
+    console = out()
+    for channel, notice in made:
+        console.print(
+            f"Webhook {shown(notice.webhook)} ({channel}) secret: {shown(notice.secret)}\n"
+            "  Give it to whoever runs that receiver, over a channel you trust: it checks "
+            "that notices come from the vault. It is not shown again."
+        )
+
+
+def _policy_lines(policy: Policy) -> list[str]:
+    def listed(notices: Sequence[Notice]) -> str:
+        return ", ".join(n.shown() for n in notices) or "-"
+
+    reminders = ", ".join(f"{format_duration(r)} before" for r in policy.reminders) or "-"
+    return [
+        f"check in every {format_duration(policy.interval)}, "
+        f"grace {format_duration(policy.grace)}, "
+        f"cooling-off {format_duration(policy.cooling_off)}, duress: {policy.duress}",
+        f"reminders: {reminders}; to {listed(policy.remind)}",
+        f"alerts to: {listed(policy.alert)}",
+        f"on release, tell: {listed(policy.publish)}",
+    ]
+
+
+@click.group()
+def switch() -> None:
+    """Arm, change and check the dead-man switch of your vault."""
+
+
+@switch.command("set")
+@click.option("--every", type=DURATION, help="Check-in interval, e.g. 24h, 3d (needed to arm).")
+@click.option("--grace", type=DURATION, help="Wait after a missed deadline before release [24h].")
+@click.option(
+    "--remind-before",
+    type=DURATION,
+    multiple=True,
+    help="Remind you this long before a deadline (repeatable; replaces the list).",
+)
+@click.option(
+    "--duress",
+    type=click.Choice(DURESS_MODES),
+    help="What a duress check-in does: alert trustees, release early, or both [alert].",
+)
+@click.option("--cooling-off", type=DURATION, help="Delay of weakening changes [72h].")
+@click.option(
+    "--trustee",
+    "trustees",
+    multiple=True,
+    metavar="NAME",
+    help="A verified editor who holds a release share (repeatable; only when arming).",
+)
+@click.option(
+    "--threshold",
+    type=int,
+    help="Shares needed to release, of the server's and the trustees' [1; only when arming].",
+)
+@click.option("--remind-email", multiple=True, metavar="ADDRESS", help="Your reminders.")
+@click.option("--remind-webhook", multiple=True, metavar="URL", help="Your reminders.")
+@click.option("--alert-email", multiple=True, metavar="ADDRESS", help="Trustees' alerts.")
+@click.option("--alert-webhook", multiple=True, metavar="URL", help="Trustees' alerts.")
+@click.option("--publish-email", multiple=True, metavar="ADDRESS", help="Told on release.")
+@click.option("--publish-webhook", multiple=True, metavar="URL", help="Told on release.")
+@click.option("--handle", metavar="NAME", help="Your handle on the web check-in page.")
+@handle_errors
+def set_(
+    every: int | None,
+    grace: int | None,
+    remind_before: tuple[int, ...],
+    duress: str | None,
+    cooling_off: int | None,
+    trustees: tuple[str, ...],
+    threshold: int | None,
+    remind_email: tuple[str, ...],
+    remind_webhook: tuple[str, ...],
+    alert_email: tuple[str, ...],
+    alert_webhook: tuple[str, ...],
+    publish_email: tuple[str, ...],
+    publish_webhook: tuple[str, ...],
+    handle: str | None,
+) -> None:
+    """Arm the switch, or change its policy once armed.
+
+    Arming makes a release key on this device, splits it among the server
+    and the trustees (any --threshold of them can rebuild it), adds it to
+    every item you hold, and tells the server your policy. If you miss a
+    check-in by more than the grace period, your release set is published.
+
+    Once armed, each option given replaces that part of the policy (contacts
+    given for a list replace that list). A change that weakens the switch
+    (a longer interval, grace or cooling-off, fewer contacts, another duress
+    mode) waits out the cooling-off delay, and your trustees are told.
+    """
+    options = _options(
+        every,
+        grace,
+        remind_before,
+        duress,
+        cooling_off,
+        {
+            "remind": (remind_email, remind_webhook),
+            "alert": (alert_email, alert_webhook),
+            "publish": (publish_email, publish_webhook),
+        },
+    )
+    if handle is not None:
+        service.check_handle(handle)
+    with open_client() as client:
+        client.vault  # noqa: B018 — refuses early for accounts without a vault
+        status = service.fetch_status(client)
+        if status.armed:
+            _change(client, status, options, trustees, threshold, handle)
+            return
+        policy, made = build_policy(options, None)
+        phrase = duress_phrase = None
+        if handle is not None:
+            phrase, duress_phrase = _phrases(client)
+        console = err()
+        armed = service.arm(
+            client,
+            policy,
+            trustees=trustees,
+            threshold=1 if threshold is None else threshold,
+            handle=handle,
+            phrase=phrase,
+            duress_phrase=duress_phrase,
+            narrate=lambda line: None if json_mode() else console.print(line),
+        )
+        _print_secrets(made)
+        if json_mode():
+            print_json(
+                {
+                    "state": "armed",
+                    "deadline": _iso(armed.deadline),
+                    "release_recipient": armed.recipient,
+                    "release_items": list(armed.items),
+                    "threshold": armed.threshold,
+                    "custodians": [h.name for h in armed.holders],
+                    "log_index": armed.entry.index,
+                    "webhook_secrets": _secrets_json(made),
+                }
+            )
+            return
+        names = ", ".join(shown(h.name) for h in armed.holders)
+        out().print(
+            f"Armed: {len(armed.items)} item(s) in the release set, {armed.threshold} of "
+            f"{len(armed.holders)} shares needed ({names}); logged at entry {armed.entry.index}.\n"
+            f"Next check-in due by {shown_time(armed.deadline, _now())}: evault checkin"
+        )
+
+
+def _change(
+    client: Client,
+    status: service.Status,
+    options: PolicyOptions,
+    trustees: Sequence[str],
+    threshold: int | None,
+    handle: str | None,
+) -> None:
+    if trustees or threshold is not None:
+        raise ConfigError(
+            "trustees and threshold are fixed while the switch is armed",
+            hint="disarm it (after the cooling-off delay) and arm it again to change them",
+        )
+    if status.policy is None:
+        raise ConfigError("the server sent no policy for the armed switch")
+    changed = options != PolicyOptions()
+    if not changed and handle is None:
+        raise ConfigError(
+            "the switch is armed already; nothing to change",
+            hint="give the options to change, or see `evault switch status`",
+        )
+    result = None
+    made: list[tuple[str, Notice]] = []
+    if changed:
+        policy, made = build_policy(options, status.policy)
+        result = service.change_policy(client, policy)
+        _print_secrets(made)
+    if handle is not None:
+        phrase, duress_phrase = _phrases(client)
+        service.set_phrases(client, handle, phrase, duress_phrase)
+    if json_mode():
+        print_json(
+            {
+                "status": None if result is None else ("applied" if result.applied else "pending"),
+                "change": None if result is None or result.change is None else result.change.id,
+                "effective_at": None
+                if result is None or result.change is None
+                else _iso(result.change.effective_at),
+                "handle": handle,
+                "webhook_secrets": _secrets_json(made),
+            }
+        )
+        return
+    console = out()
+    if result is not None and result.change is not None:
+        when = result.change.effective_at.strftime("%Y-%m-%d %H:%M UTC")
+        console.print(f"Pending until {when} (cooling-off); trustees were told")
+    elif result is not None:
+        console.print("Applied")
+    if handle is not None:
+        console.print(f"Web check-in handle set: {shown(handle)}")
+
+
+@switch.command("status")
+@handle_errors
+def status_() -> None:
+    """Show the switch: state, deadline, last check-in, policy, custodians, pending changes."""
+    with open_client() as client:
+        client.vault  # noqa: B018
+        status = service.fetch_status(client)
+        names = {}
+        for position, custodian in status.custodians:
+            if custodian == service.SERVER:
+                names[position] = "the server"
+            else:
+                found = client.state.contact_for_account(custodian)
+                names[position] = found[0] if found else custodian
+        if json_mode():
+            print_json(
+                {
+                    "vault": status.vault or client.vault,
+                    "state": status.state,
+                    "release_recipient": status.release_recipient,
+                    "deadline": _iso(status.deadline),
+                    "release_at": _iso(status.release_at),
+                    "last_checkin": _iso(status.last_checkin),
+                    "armed_at": _iso(status.armed_at),
+                    "policy": None if status.policy is None else status.policy.to_json(),
+                    "threshold": status.threshold,
+                    "custodians": [names[p] for p, _ in status.custodians],
+                    "release_items": list(status.release_items),
+                    "handle": status.handle,
+                    "pending": [
+                        {
+                            "id": c.id,
+                            "kind": c.kind,
+                            "params": c.params,
+                            "effective_at": _iso(c.effective_at),
+                            "votes": c.votes,
+                            "votes_needed": c.votes_needed,
+                        }
+                        for c in status.pending
+                    ],
+                }
+            )
+            return
+        console = out()
+        now = _now()
+        console.print(f"state:         [bold]{shown(status.state)}[/]")
+        if status.policy is None or status.state == "disarmed":
+            console.print("Not armed: `evault switch set --every 24h` arms it.")
+            return
+        console.print(f"deadline:      {shown_time(status.deadline, now)}")
+        console.print(f"release at:    {shown_time(status.release_at, now)}")
+        console.print(f"last check-in: {shown_time(status.last_checkin, now)}")
+        for n, line in enumerate(_policy_lines(status.policy)):
+            console.print(f"{'policy:' if n == 0 else '':15}{shown(line)}")
+        holders = ", ".join(shown(names[p]) for p, _ in status.custodians)
+        console.print(f"custodians:    {holders}; {status.threshold} needed to release")
+        count = len(status.release_items)
+        console.print(f"release set:   {count} item(s)")
+        console.print(f"web handle:    {shown(status.handle or '-')}")
+        if not status.pending:
+            return
+        table = Table(title="pending changes")
+        for column in ("change", "kind", "takes effect", "cancel votes"):
+            table.add_column(column)
+        for change in status.pending:
+            table.add_row(
+                change.id,
+                change.kind,
+                shown_time(change.effective_at, now),
+                f"{change.votes} of {change.votes_needed}",
+            )
+        console.print(table)
+
+
+@switch.command("disarm")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def disarm(yes: bool) -> None:
+    """Ask to disarm the switch: it takes effect after the cooling-off delay.
+
+    Your trustees are told at once and may cancel it meanwhile.
+    """
+    confirm("Disarm the dead-man switch (after the cooling-off delay)?", yes=yes)
+    with open_client() as client:
+        client.vault  # noqa: B018
+        change, entry = service.disarm(client)
+        when = change.effective_at.strftime("%Y-%m-%d %H:%M UTC")
+        if json_mode():
+            print_json(
+                {
+                    "status": "pending",
+                    "change": change.id,
+                    "effective_at": _iso(change.effective_at),
+                    "log_index": entry.index,
+                }
+            )
+            return
+        out().print(
+            f"Disarm requested; takes effect at {when} unless trustees cancel it "
+            f"(cooling-off); logged at entry {entry.index}"
+        )
+
+
+@switch.command("phrase")
+@click.option("--handle", metavar="NAME", help="Your handle on the web check-in page.")
+@handle_errors
+def phrase(handle: str | None) -> None:
+    """Set your handle and phrases for the web check-in page (no JavaScript, works in Tor Browser).
+
+    The check-in phrase checks you in like `evault checkin`; the optional
+    duress phrase looks the same and triggers the switch's duress policy.
+    The server keeps only Argon2id hashes of them.
+    """
+    if handle is not None:
+        service.check_handle(handle)
+    with open_client() as client:
+        client.vault  # noqa: B018
+        if handle is None:
+            handle = service.fetch_status(client).handle
+            if handle is None:
+                raise ConfigError("no handle yet", hint="give --handle NAME")
+        check_phrase, duress_phrase = _phrases(client)
+        service.set_phrases(client, handle, check_phrase, duress_phrase)
+        if json_mode():
+            print_json({"handle": handle, "duress_phrase": duress_phrase is not None})
+            return
+        out().print(f"Web check-in set for the handle {shown(handle)}")
+
+
+@click.command()
+@handle_errors
+def checkin() -> None:
+    """Tell the server you are free: a signed check-in (one request, no login)."""
+    with open_client() as client:
+        done = service.checkin(client)
+        if json_mode():
+            print_json(
+                {"status": "ok", "deadline": _iso(done.deadline), "log_index": done.entry.index}
+            )
+            return
+        out().print(
+            f"Checked in; next check-in due by {shown_time(done.deadline, _now())}; "
+            f"logged at entry {done.entry.index}"
+        )
+
+
+COMMANDS = [switch, checkin]

@@ -1,0 +1,568 @@
+"""The dead-man switch from the reporter's device: arm, change, check in, read its state.
+
+DESIGN.md, "Dead-man switch". Arming happens here, on the reporter's
+device, because only it can open the items:
+
+1. a fresh release identity is made (X25519, its 32-byte secret);
+2. the secret is split k-of-n into SLIP-39 shares (:mod:`vault.shares`),
+   one per custodian: position 0 is the server, then each trustee, and
+   each share is sealed as a small age file that only its custodian opens
+   (the server's custodian key, the trustee's pinned card);
+3. every item of the reporter gets the release recipient added to its
+   header and manifest, like a share with the same editors;
+4. the policy, the recipient, the sealed shares and the item ids go to the
+   server, whose log entry must record exactly that release set.
+
+The release secret is never written anywhere and is dropped once the shares
+are sealed: from then on only k custodians together can rebuild it.
+
+A check-in is a statement signed with the identity's key
+(:class:`vault.protocol.CheckinStatement`); it needs no login, so over Tor
+it is one request. A duress passphrase opens an identity whose key the
+server also knows: its check-ins, deletions and changes look the same here
+and on the server's answers, and nothing in this module tells them apart.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from client import contacts
+from client import items as item_service
+from client.api import ApiError
+from client.audit import read_log
+from client.changes import PendingChange, expect_change, parse_change
+from client.context import Client
+from client.durations import parse_time
+from client.logcheck import LoggedEntry
+from client.policy import CHANNELS, Policy
+from vault import age, canonical
+from vault._base64 import b64encode
+from vault.errors import ConfigError, ProofError, VaultError
+from vault.protocol import CHECKIN_CONTEXT, CHECKIN_NONCE_SIZE, CheckinStatement
+from vault.shares import MAX_SHARES, split_secret
+
+__all__ = [
+    "ARMED_STATES",
+    "Armed",
+    "Checkin",
+    "Custodian",
+    "PolicyChange",
+    "Status",
+    "arm",
+    "change_policy",
+    "check_handle",
+    "checkin",
+    "custodians",
+    "disarm",
+    "fetch_status",
+    "release_recipient",
+    "seal_shares",
+    "set_phrases",
+]
+
+ARMED_STATES = ("armed", "overdue", "releasing")
+"""States in which the vault has a release set that new items may join."""
+STATES = ("disarmed", "armed", "overdue", "releasing", "released")
+SERVER = "server"
+_HANDLE = re.compile(r"[a-z0-9-]{3,64}")
+_ACCOUNT = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RELEASE_KEY_SIZE = 32
+
+
+def check_handle(handle: str) -> str:
+    """A web check-in handle: 3 to 64 of ``a-z 0-9 -``.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if not _HANDLE.fullmatch(handle):
+        raise ConfigError(
+            f"invalid handle {handle!r}", hint="use 3 to 64 lower-case letters, digits and -"
+        )
+    return handle
+
+
+# -- custodians and shares ------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Custodian:
+    """Who holds one share: ``server`` or a trustee's account id, and whom it is sealed to."""
+
+    custodian: str
+    name: str
+    recipient: age.Recipient
+
+
+def custodians(client: Client, trustees: Sequence[str]) -> list[Custodian]:
+    """The server's custodian, then each trustee, in share order.
+
+    Each trustee must be a pinned, verified contact whose card the server
+    still confirms and whose account is an editor's.
+
+    Raises:
+        ConfigError: an unknown, unverified or repeated trustee, or not an editor.
+        KeyChangedError: the server gives another key for a trustee.
+    """
+    if len(set(trustees)) != len(trustees):
+        raise ConfigError("a trustee is named twice")
+    if 1 + len(trustees) > MAX_SHARES:
+        raise ConfigError(f"at most {MAX_SHARES - 1} trustees (the server holds a share too)")
+    found = []
+    for name in trustees:
+        pinned = contacts.current_card(client, name, role="editor")
+        found.append(
+            Custodian(
+                custodian=pinned.contact.account,
+                name=name,
+                recipient=pinned.card.age_recipient(),
+            )
+        )
+    answer = client.call("GET", "/switch/custodian")
+    text = answer.get("recipient")
+    try:
+        recipient = age.parse_recipient(str(text))
+    except VaultError:
+        raise ProofError("the server sent a malformed custodian recipient") from None
+    return [Custodian(custodian=SERVER, name="the server", recipient=recipient), *found]
+
+
+def seal_shares(
+    secret: bytes, threshold: int, holders: Sequence[Custodian]
+) -> list[dict[str, str]]:
+    """Split ``secret`` k-of-n and seal each mnemonic to its custodian, in order.
+
+    Raises:
+        ConfigError: a threshold out of 1..n.
+    """
+    if not 1 <= threshold <= len(holders):
+        raise ConfigError(
+            f"the threshold must be between 1 and {len(holders)} "
+            "(the server and the trustees each hold one share)"
+        )
+    mnemonics = split_secret(secret, threshold, len(holders))
+    sealed = []
+    for holder, mnemonic in zip(holders, mnemonics, strict=True):
+        out = io.BytesIO()
+        age.encrypt(io.BytesIO(mnemonic.encode("ascii")), out, [holder.recipient])
+        sealed.append({"custodian": holder.custodian, "age": b64encode(out.getvalue())})
+    return sealed
+
+
+# -- status -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    """``GET /switch``: the vault's switch as the server has it."""
+
+    state: str
+    vault: str | None = None
+    policy: Policy | None = None
+    threshold: int | None = None
+    custodians: tuple[tuple[int, str], ...] = ()
+    release_recipient: str | None = None
+    commitment_count: int | None = None
+    release_items: tuple[str, ...] = ()
+    armed_at: datetime.datetime | None = None
+    last_checkin: datetime.datetime | None = None
+    deadline: datetime.datetime | None = None
+    release_at: datetime.datetime | None = None
+    handle: str | None = None
+    pending: tuple[PendingChange, ...] = ()
+
+    @property
+    def armed(self) -> bool:
+        return self.state in ARMED_STATES
+
+
+def _int(value: object, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ProofError(f"the server sent a malformed switch ({what})")
+    return value
+
+
+def parse_status(answer: dict[str, Any]) -> Status:
+    """Read ``GET /switch``.
+
+    Raises:
+        ProofError: malformed.
+    """
+    state = answer.get("state")
+    if state not in STATES:
+        raise ProofError("the server sent a malformed switch (state)")
+    if set(answer) == {"state"}:
+        return Status(state=str(state))
+    custodian_list = answer.get("custodians", [])
+    if not isinstance(custodian_list, list):
+        raise ProofError("the server sent a malformed switch (custodians)")
+    holders = []
+    for raw in custodian_list:
+        if not isinstance(raw, dict) or not (
+            raw.get("custodian") == SERVER or _ACCOUNT.fullmatch(str(raw.get("custodian")))
+        ):
+            raise ProofError("the server sent a malformed switch (custodians)")
+        holders.append((_int(raw.get("position"), "custodians"), str(raw["custodian"])))
+    items = answer.get("release_items", [])
+    if not isinstance(items, list) or not all(_ACCOUNT.fullmatch(str(i)) for i in items):
+        raise ProofError("the server sent a malformed switch (release items)")
+    commitment = answer.get("commitment")
+    count = None
+    if isinstance(commitment, dict):
+        count = _int(commitment.get("count"), "commitment")
+    pending = answer.get("pending", [])
+    if not isinstance(pending, list):
+        raise ProofError("the server sent a malformed switch (pending)")
+    handle = answer.get("handle")
+    recipient = answer.get("release_recipient")
+    threshold = answer.get("threshold")
+    return Status(
+        state=str(state),
+        vault=str(answer.get("vault")),
+        policy=Policy.from_json(answer.get("policy")),
+        threshold=None if threshold is None else _int(threshold, "threshold"),
+        custodians=tuple(sorted(holders)),
+        release_recipient=recipient if isinstance(recipient, str) else None,
+        commitment_count=count,
+        release_items=tuple(str(i) for i in items),
+        armed_at=parse_time(answer.get("armed_at")),
+        last_checkin=parse_time(answer.get("last_checkin")),
+        deadline=parse_time(answer.get("deadline")),
+        release_at=parse_time(answer.get("release_at")),
+        handle=handle if isinstance(handle, str) else None,
+        pending=tuple(parse_change(p) for p in pending),
+    )
+
+
+def fetch_status(client: Client) -> Status:
+    """The switch as the server has it; the local note of the release recipient follows it.
+
+    Raises:
+        ProofError: malformed, or a release recipient the log does not record.
+    """
+    status = parse_status(client.call("GET", "/switch"))
+    if status.armed and status.release_recipient is not None:
+        if client.state.release != status.release_recipient:
+            release_recipient(client, status)
+    elif status.state in ("disarmed", "released") and client.state.release is not None:
+        client.state = replace(client.state, release=None)
+    return status
+
+
+def release_recipient(client: Client, status: Status | None = None) -> age.X25519Recipient | None:
+    """The vault's release recipient while the switch is armed, or None.
+
+    This device's note of it is used when there is one. Otherwise the
+    server's answer is believed only if the log's newest ``switch.armed``
+    entry of this vault names the same recipient: a server that named its
+    own would otherwise get every new item encrypted to a key it holds.
+
+    Raises:
+        ProofError: the log does not record the recipient the server names.
+    """
+    if client.state.release is not None and status is None:
+        return _parse_release(client.state.release)
+    if status is None:
+        status = parse_status(client.call("GET", "/switch"))
+    if not status.armed or status.release_recipient is None:
+        return None
+    vault = client.vault
+    _, events = read_log(
+        client, keep=lambda ev: ev.get("type") == "switch.armed" and ev.get("vault") == vault
+    )
+    if not events or events[-1].event.get("recipient") != status.release_recipient:
+        raise ProofError(
+            "the server names a release key that its log does not record for this vault",
+            hint="do not trust this server; nothing was added to the release set",
+        )
+    client.state = replace(client.state, release=status.release_recipient)
+    return _parse_release(status.release_recipient)
+
+
+def _parse_release(text: str) -> age.X25519Recipient:
+    try:
+        recipient = age.parse_recipient(text)
+    except VaultError:
+        raise ConfigError("the release key noted in state.json is damaged") from None
+    if not isinstance(recipient, age.X25519Recipient):
+        raise ConfigError("the release key noted in state.json is damaged")
+    return recipient
+
+
+# -- arming -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Armed:
+    """An armed switch: its deadline, release recipient, release set and log entry."""
+
+    deadline: datetime.datetime | None
+    recipient: str
+    items: tuple[str, ...]
+    holders: tuple[Custodian, ...]
+    threshold: int
+    entry: LoggedEntry
+
+
+def policy_sha256(policy: Policy) -> str:
+    """The hash the log records of a policy: SHA-256 (hex) of its canonical JSON without secrets.
+
+    Webhook secrets are left out: the log is public, and a webhook sent
+    without its secret (unchanged) is the same policy.
+    """
+    value = policy.to_json()
+    for name in ("remind", "alert", "publish"):
+        contacts = value.get(name)
+        if isinstance(contacts, list):
+            value[name] = [
+                {k: v for k, v in c.items() if k != "secret"} if isinstance(c, dict) else c
+                for c in contacts
+            ]
+    return hashlib.sha256(canonical.dumps(value)).hexdigest()
+
+
+def own_items(client: Client) -> list[str]:
+    """The ids of this account's items, as the server lists them."""
+    found: list[str] = []
+    after: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 1000}
+        if after is not None:
+            params["after"] = after
+        answer = client.call("GET", "/items", params=params)
+        page = answer.get("items")
+        if not isinstance(page, list):
+            raise ProofError("the server sent a malformed item list")
+        for meta in page:
+            if not isinstance(meta, dict) or not _ACCOUNT.fullmatch(str(meta.get("id"))):
+                raise ProofError("the server sent a malformed item list")
+            if meta.get("owner") == client.account and meta["id"] not in found:
+                found.append(str(meta["id"]))
+        nxt = answer.get("next")
+        if not isinstance(nxt, str):
+            return found
+        after = nxt
+
+
+Narrate = Callable[[str], None]
+
+
+def arm(
+    client: Client,
+    policy: Policy,
+    *,
+    trustees: Sequence[str],
+    threshold: int,
+    handle: str | None = None,
+    phrase: str | None = None,
+    duress_phrase: str | None = None,
+    narrate: Narrate = lambda _: None,
+) -> Armed:
+    """Arm the switch: release identity, shares, release set, policy (see the module).
+
+    Raises:
+        ConfigError: bad trustees or threshold; the switch is armed already.
+        ProofError: the server logged another release set or policy.
+    """
+    holders = custodians(client, trustees)
+    if not 1 <= threshold <= len(holders):
+        raise ConfigError(
+            f"the threshold must be between 1 and {len(holders)} "
+            "(the server and the trustees each hold one share)"
+        )
+    secret = os.urandom(_RELEASE_KEY_SIZE)
+    recipient = age.X25519Identity(secret).recipient()
+    ids = own_items(client)
+    narrate(
+        f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
+        f"({threshold} needed to release)"
+    )
+    hashes = []
+    for item in ids:
+        _, manifest = item_service.add_release_recipient(client, item, recipient)
+        hashes.append(manifest.payload_sha256)
+    shares = seal_shares(secret, threshold, holders)
+    # The only whole copy of the release secret: gone from here on.
+    del secret
+    body: dict[str, Any] = {
+        "policy": policy.to_json(),
+        "release_recipient": str(recipient),
+        "threshold": threshold,
+        "shares": shares,
+        "release_items": ids,
+    }
+    if handle is not None:
+        body["handle"] = check_handle(handle)
+    if phrase is not None:
+        body["phrase"] = phrase
+    if duress_phrase is not None:
+        body["duress_phrase"] = duress_phrase
+    try:
+        answer = client.call("POST", "/switch/arm", json=body)
+    except ApiError as exc:
+        if exc.status == 409:
+            raise ConfigError(
+                "the switch is armed already",
+                hint="`evault switch set` without --trustee/--threshold changes its policy",
+            ) from None
+        raise
+    commitment = {"count": len(ids), "sha256": sorted(hashes)}
+    entry = client.log.entry(answer)
+    entry.expect(
+        {
+            "type": "switch.armed",
+            "vault": client.vault,
+            "account": client.account,
+            "recipient": str(recipient),
+            "threshold": threshold,
+            "shares": len(holders),
+            "commitment": commitment,
+            "policy_sha256": policy_sha256(policy),
+        }
+    )
+    if answer.get("commitment") != commitment:
+        raise ProofError(
+            "the server's release set is not the items sent", hint="do not trust this server"
+        )
+    client.state = replace(client.state, release=str(recipient))
+    return Armed(
+        deadline=parse_time(answer.get("deadline")),
+        recipient=str(recipient),
+        items=tuple(ids),
+        holders=tuple(holders),
+        threshold=threshold,
+        entry=entry,
+    )
+
+
+# -- changes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyChange:
+    """A policy change: applied now, or pending until its cooling-off ends."""
+
+    applied: bool
+    change: PendingChange | None
+    entry: LoggedEntry
+
+
+def change_policy(client: Client, policy: Policy) -> PolicyChange:
+    """Send a new policy; a weaker one waits out the cooling-off delay.
+
+    Raises:
+        ProofError: the server logged something else.
+    """
+    try:
+        _, answer = client.authed().answer(
+            "POST", "/switch/policy", json={"policy": policy.to_json()}, ok=(200, 202)
+        )
+    except ApiError as exc:
+        kept = [
+            f"--{channel}-webhook"
+            for channel in CHANNELS
+            for notice in getattr(policy, channel)
+            if notice.webhook is not None and notice.secret is None
+        ]
+        if exc.status == 400 and kept:
+            raise ConfigError(
+                exc.message,
+                hint="the server does not show webhook secrets, so they cannot be sent back "
+                f"unchanged: give that list again ({', '.join(sorted(set(kept)))} URL …); "
+                "its webhooks get new secrets",
+            ) from None
+        raise
+    entry = client.log.entry(answer)
+    status = answer.get("status")
+    if status == "pending":
+        change = parse_change(answer.get("change"))
+        expect_change(client, entry, change, kind="policy")
+        return PolicyChange(applied=False, change=change, entry=entry)
+    if status != "applied":
+        raise ProofError("the server sent a malformed answer to a policy change")
+    entry.expect(
+        {"type": "switch.policy", "vault": client.vault, "policy_sha256": policy_sha256(policy)}
+    )
+    return PolicyChange(applied=True, change=None, entry=entry)
+
+
+def disarm(client: Client) -> tuple[PendingChange, LoggedEntry]:
+    """Ask to disarm; it takes effect after the cooling-off delay unless trustees cancel it."""
+    _, answer = client.authed().answer("POST", "/switch/disarm", json={}, ok=(200, 202))
+    entry = client.log.entry(answer)
+    change = parse_change(answer.get("change"))
+    expect_change(client, entry, change, kind="disarm")
+    return change, entry
+
+
+def set_phrases(client: Client, handle: str, phrase: str, duress_phrase: str | None) -> str:
+    """Set the web check-in handle and phrases (hashed with Argon2id by the server)."""
+    body = {"handle": check_handle(handle), "phrase": phrase}
+    if duress_phrase is not None:
+        body["duress_phrase"] = duress_phrase
+    answer = client.call("POST", "/switch/phrase", json=body)
+    if answer.get("handle") != handle:
+        raise ProofError("the server set another handle than the one sent")
+    return handle
+
+
+# -- check-in ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkin:
+    """An accepted check-in: the new deadline and the log entry."""
+
+    deadline: datetime.datetime | None
+    entry: LoggedEntry
+
+
+def checkin_statement(client: Client, now: float | None = None) -> CheckinStatement:
+    """A fresh statement for this vault and the pinned log's origin."""
+    return CheckinStatement(
+        origin=client.origin(),
+        vault=client.vault,
+        time=int(time.time() if now is None else now),
+        nonce=os.urandom(CHECKIN_NONCE_SIZE),
+    )
+
+
+def checkin(client: Client) -> Checkin:
+    """Sign and send a check-in (no login: one request).
+
+    Raises:
+        ApiError: refused (a clock more than five minutes off, a switch not armed).
+        ProofError: the server logged something else.
+    """
+    statement = checkin_statement(client)
+    message = statement.message()
+    signature = client.identity.sign(CHECKIN_CONTEXT, message)
+    try:
+        answer = client.api.json(
+            "POST",
+            "/switch/checkin",
+            json={"statement": message.decode("utf-8"), "signature": b64encode(signature)},
+        )
+    except ApiError as exc:
+        if exc.status == 403:
+            raise ApiError(
+                "the server did not accept the check-in",
+                status=403,
+                code=exc.code,
+                hint="is the switch armed (`evault switch status`)? is this device's clock "
+                "right (within five minutes)?",
+            ) from None
+        raise
+    entry = client.log.entry(answer)
+    entry.expect({"type": "switch.checkin", "vault": client.vault})
+    return Checkin(deadline=parse_time(answer.get("deadline")), entry=entry)

@@ -1,0 +1,346 @@
+"""Acceptance tests of the dead-man switch from ``evault``, against a real server on loopback.
+
+A reporter arms the switch with an editor as trustee, checks in, adds to the
+release set, asks for a deletion and a disarm that wait out the cooling-off,
+and the trustee sees the vault, reads their share and votes. A second
+reporter has a duress passphrase: a session opened with it logs in, checks
+in and "deletes" like a real one, and shows the same account.
+
+The release key never exists on disk; the test rebuilds it from the
+trustee's printed words and the server's own share (opened with the server's
+custodian key, as the server would at release) and decrypts an item with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from vault import age
+from vault.keys import PersonalIdentity
+from vault.protocol import LOGIN_CONTEXT, LoginChallenge
+from vault.shares import combine_shares
+
+from .client_env import PASSPHRASE, Person, ServerProcess, _run, assert_ok, enroll, pin
+
+pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
+
+DURESS = "orbit staple horse correct battery under duress"
+CHECKIN_PHRASE = "lantern meadow copper violin seventeen"
+
+
+@dataclass(frozen=True)
+class Crew:
+    alice: Person  # reporter who arms with a trustee
+    maria: Person  # editor, alice's trustee
+    dora: Person  # reporter with a duress passphrase
+    dora_coerced: Person  # dora's device, opened with the duress passphrase
+    nina: Person  # reporter who never arms
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess.started(tmp_path_factory.mktemp("server")) as started:
+        yield started
+
+
+def _with_duress(server: ServerProcess, root: Path) -> tuple[Person, Person]:
+    """``init --duress``, ``register``; and the same device opened with the duress passphrase."""
+    dora = Person(root / "dora", "dora", "reporter")
+    dora.env["EVAULT_DURESS_PASSPHRASE"] = DURESS
+    made = dora.json("init", "--name", "Dora", "--duress", "--insecure-fast-kdf")
+    dora.fingerprint = made["fingerprint"]
+    del dora.env["EVAULT_DURESS_PASSPHRASE"]
+    registered = dora.ok(
+        "--server",
+        server.url,
+        "register",
+        "--invite",
+        server.invite("reporter"),
+        "--log-key",
+        server.log_key,
+    )
+    assert "Registered as reporter" in registered.out
+    coerced = Person(root / "dora", "dora", "reporter")
+    coerced.env["EVAULT_PASSPHRASE"] = DURESS
+    return dora, coerced
+
+
+@pytest.fixture(scope="module")
+def crew(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Crew:
+    root = tmp_path_factory.mktemp("people")
+    alice, maria, nina = enroll(
+        server, root, [("alice", "reporter"), ("maria", "editor"), ("nina", "reporter")]
+    )
+    pin(alice, maria)
+    dora, coerced = _with_duress(server, root)
+    return Crew(alice=alice, maria=maria, dora=dora, dora_coerced=coerced, nina=nina)
+
+
+def _login(server: ServerProcess, person: Person, identity: PersonalIdentity) -> requests.Session:
+    """An API session of ``person`` logged in with ``identity`` (as the client does)."""
+    api = server.url + "/api/v1"
+    account = person.account
+    http = requests.Session()
+    http.trust_env = False
+    challenge = http.post(f"{api}/auth/challenge", json={"account": account}, timeout=30).json()
+    message = LoginChallenge(
+        origin=challenge["origin"], account=account, nonce=base64.b64decode(challenge["nonce"])
+    ).message()
+    login = http.post(
+        f"{api}/auth/login",
+        json={
+            "account": account,
+            "nonce": challenge["nonce"],
+            "signature": base64.b64encode(identity.sign(LOGIN_CONTEXT, message)).decode(),
+        },
+        timeout=30,
+    )
+    login.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {login.json()['token']}"
+    return http
+
+
+def _server_share(server: ServerProcess, vault: str) -> str:
+    """The server's own share, opened with its custodian key (as it does at release)."""
+    from server.keyfile import load_key_file
+
+    with server.db() as db:
+        (sealed,) = db.execute(
+            "SELECT encrypted FROM custodian_shares WHERE vault_id = ? AND custodian = 'server'",
+            (vault,),
+        ).fetchone()
+    out = io.BytesIO()
+    age.decrypt(io.BytesIO(sealed), out, [load_key_file(server.key_file).custodian])
+    return out.getvalue().decode("ascii")
+
+
+def _decrypt_item(http: requests.Session, server: ServerProcess, item: str, identity: Any) -> bytes:
+    content = http.get(f"{server.url}/api/v1/items/{item}/content", timeout=30)
+    content.raise_for_status()
+    out = io.BytesIO()
+    age.decrypt(io.BytesIO(content.content), out, [identity])
+    return out.getvalue()
+
+
+# 1. Arming with a trustee, checking in, the release set, cooling-off -----------------
+
+
+def test_arm_check_in_release_set_and_cooling_off(
+    crew: Crew, server: ServerProcess, tmp_path: Path
+) -> None:
+    alice, maria = crew.alice, crew.maria
+    memo = tmp_path / "memo.txt"
+    memo.write_bytes(b"the minister's driver kept a ledger\n")
+    (before,) = alice.add(memo)
+    assert before["release"] is False  # not armed yet: no release set
+    memo_id = before["item"]
+
+    armed = alice.json(
+        "switch",
+        "set",
+        "--every",
+        "1d",
+        "--grace",
+        "1h",
+        "--remind-before",
+        "2h",
+        "--trustee",
+        "maria",
+        "--threshold",
+        "2",
+        "--alert-email",
+        "maria@example.org",
+        "--publish-webhook",
+        "https://wire.example.org/in",
+    )
+    assert armed["state"] == "armed"
+    assert armed["release_items"] == [memo_id]
+    assert armed["threshold"] == 2
+    assert armed["custodians"] == ["the server", "maria"]
+    (hook,) = armed["webhook_secrets"]
+    assert hook["webhook"] == "https://wire.example.org/in"
+    assert len(hook["secret"]) >= 32
+    assert alice.state()["release"] == armed["release_recipient"]
+    # The release key is on no disk: only its recipient is noted.
+    assert "AGE-SECRET-KEY" not in (alice.home / "state.json").read_text()
+
+    # Arming again is refused; trustees are fixed while armed.
+    err = alice.fails("switch", "set", "--every", "1d", "--trustee", "maria")
+    assert "fixed while the switch is armed" in err
+
+    status = alice.json("switch", "status")
+    assert status["state"] == "armed"
+    assert status["custodians"] == ["the server", "maria"]
+    assert status["release_items"] == [memo_id]
+    assert status["policy"]["interval"] == 86400
+    assert status["policy"]["reminders"] == [7200]
+    text = alice.ok("switch", "status").out
+    assert "check in every 1d, grace 1h" in text
+    assert "the server, maria; 2 needed to release" in text
+
+    checked = alice.json("checkin")
+    assert checked["status"] == "ok"
+    assert checked["deadline"].endswith("Z")
+    assert "Checked in; next check-in due by" in alice.ok("checkin").out
+
+    # New files join the release set by default; --no-release keeps one out.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 not really a jpeg")
+    (added,) = alice.add(photo)
+    assert added["release"] is True
+    private = tmp_path / "private.txt"
+    private.write_bytes(b"mine only")
+    (kept_out,) = alice.json("add", "--no-release", private)["added"]
+    assert kept_out["release"] is False
+    status = alice.json("switch", "status")
+    assert sorted(status["release_items"]) == sorted([memo_id, added["item"]])
+
+    # The trustee sees the vault and reads their share for paper.
+    (listed,) = maria.json("trustee", "list")["vaults"]
+    vault = alice.state()["vault"]
+    assert listed["vault"] == vault
+    assert listed["state"] == "armed"
+    assert listed["threshold"] == 2
+    err = maria.fails("trustee", "show", vault)
+    assert "--yes" in err  # asks first; there is no terminal here
+    shown = maria.json("trustee", "show", vault, "--yes")
+    assert len(shown["words"]) == 33
+    words = maria.ok("trustee", "show", vault, "--yes").out
+    assert f"Share {shown['position']} of vault {vault}" in words
+
+    # Two shares (the trustee's, the server's) rebuild the release key, which opens
+    # the item that existed before arming and the one added after.
+    secret = combine_shares([" ".join(shown["words"]), _server_share(server, vault)])
+    release = age.X25519Identity(secret)
+    assert str(release.recipient()) == armed["release_recipient"]
+    http = _login(server, alice, alice.identity())
+    assert _decrypt_item(http, server, memo_id, release) == memo.read_bytes()
+    assert _decrypt_item(http, server, added["item"], release) == photo.read_bytes()
+    with pytest.raises(age.NoIdentityMatchError):
+        _decrypt_item(http, server, kept_out["item"], release)
+    # The reporter still reads everything, and sharing a release-set item still works.
+    out = tmp_path / "back"
+    out.mkdir()
+    alice.ok("get", memo_id, "-o", out)
+    assert (out / "memo.txt").read_bytes() == memo.read_bytes()
+    alice.ok("share", added["item"], "--with", "maria")
+    pulled = tmp_path / "maria"
+    pulled.mkdir()
+    maria.ok("pull", added["item"], "-o", pulled)
+    assert (pulled / "photo.jpg").read_bytes() == photo.read_bytes()
+
+    # A deletion waits out the cooling-off; the item stays meanwhile.
+    removed = alice.ok("rm", memo_id, "--yes")
+    assert "Deletion requested; takes effect at" in removed.out
+    assert "unless trustees cancel it (cooling-off)" in removed.out
+    assert memo_id in alice.items()
+    (listed,) = maria.json("trustee", "list")["vaults"]
+    (change,) = [c for c in listed["pending"] if c["kind"] == "delete"]
+    vote = maria.json("trustee", "cancel", vault, change["id"])
+    assert vote["state"] in ("pending", "cancelled")
+
+    # The server shows webhooks without their secrets; sent back without one, a
+    # webhook keeps its secret, so changing another setting leaves it alone.
+    tighter = alice.ok("switch", "set", "--every", "12h")
+    assert "pplied" in tighter.out, tighter.out
+    # Replacing a contact weakens the switch: it waits, and the trustees are told.
+    looser = alice.ok("switch", "set", "--every", "12h", "--publish-email", "desk@example.org")
+    assert "Pending until" in looser.out
+    assert "(cooling-off); trustees were told" in looser.out
+
+    # Disarming asks first, then waits out the cooling-off too.
+    assert "--yes" in alice.fails("switch", "disarm")
+    disarmed = alice.ok("switch", "disarm", "--yes")
+    assert "Disarm requested; takes effect at" in disarmed.out
+    status = alice.json("switch", "status")
+    assert status["state"] == "armed"
+    assert {c["kind"] for c in status["pending"]} >= {"disarm", "policy"}
+
+
+# 2. A reporter who never armed -----------------------------------------------------
+
+
+def test_without_a_switch(crew: Crew, tmp_path: Path) -> None:
+    nina = crew.nina
+    note = tmp_path / "n.txt"
+    note.write_bytes(b"n")
+    err = nina.fails("add", "--release", note)
+    assert "not armed" in err
+    assert "evault switch set" in err
+    assert nina.json("switch", "status")["state"] == "disarmed"
+    assert "Not armed" in nina.ok("switch", "status").out
+    err = nina.fails("checkin")
+    assert "did not accept the check-in" in err
+    # No login for a check-in; an editor has no vault to check in for.
+    assert "no vault" in crew.maria.fails("checkin")
+
+
+# 3. Duress -------------------------------------------------------------------------
+
+
+def test_a_duress_session_looks_like_a_real_one(crew: Crew, tmp_path: Path) -> None:
+    dora, coerced = crew.dora, crew.dora_coerced
+    # The duress slot holds the identity's duress twin.
+    from vault import keystore
+
+    slot = keystore.unlock(dora.home / "keystore", DURESS)
+    twin = PersonalIdentity.from_bytes(slot.secret)
+    real = dora.identity()
+    assert twin.card() == real.duress_twin().card()
+
+    dora.ok("switch", "set", "--every", "1d", "--duress", "alert")
+    # Tightening applies at once; loosening waits for the cooling-off.
+    assert "Applied" in dora.ok("switch", "set", "--every", "12h").out
+    assert "Pending until" in dora.ok("switch", "set", "--every", "2d").out
+    ledger = tmp_path / "ledger.txt"
+    ledger.write_bytes(b"payments, march\n")
+    (item,) = dora.add(ledger)
+    assert item["release"] is True
+
+    # Opened with the duress passphrase, the device shows the same person.
+    assert coerced.json("whoami") == dora.json("whoami")
+    assert coerced.ok("card").out == dora.ok("card").out
+    assert (
+        json.loads(coerced.ok("card").out)["ed25519"]
+        == base64.b64encode(real.card().signing_key).decode()
+    )
+
+    # Login works (the status needs it), a check-in works, a deletion "is requested".
+    assert coerced.json("switch", "status")["state"] == "armed"
+    checked = coerced.ok("checkin")
+    assert "Checked in; next check-in due by" in checked.out
+    removed = coerced.ok("rm", item["item"], "--yes")
+    assert "Deletion requested; takes effect at" in removed.out
+    assert "unless trustees cancel it (cooling-off)" in removed.out
+    disarm = coerced.ok("switch", "disarm", "--yes")
+    assert "Disarm requested; takes effect at" in disarm.out
+    assert "Applied" in coerced.ok("switch", "set", "--every", "6h").out
+    assert "Pending until" in coerced.ok("switch", "set", "--every", "3d").out
+
+    # The item stays; the real session still reads it.
+    out = tmp_path / "out"
+    out.mkdir()
+    dora.ok("get", item["item"], "-o", out)
+    assert (out / "ledger.txt").read_bytes() == ledger.read_bytes()
+
+
+def test_web_check_in_phrases(crew: Crew) -> None:
+    dora = crew.dora
+    env = dict(dora.env, EVAULT_CHECKIN_PHRASE=CHECKIN_PHRASE)
+    done = assert_ok(_run(dora.argv("switch", "phrase", "--handle", "dora-7"), env))
+    assert "Web check-in set for the handle dora-7" in done.out
+    assert dora.json("switch", "status")["handle"] == "dora-7"
+    weak = dict(dora.env, EVAULT_CHECKIN_PHRASE="dora")
+    refused = _run(dora.argv("switch", "phrase", "--handle", "dora-7"), weak)
+    assert refused.returncode == 1
+    assert "passphrase too short" in refused.err
+    assert PASSPHRASE not in refused.err

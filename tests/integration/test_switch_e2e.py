@@ -1,0 +1,240 @@
+"""The dead-man switch end to end, with real programs and real time.
+
+A real ``evault-server run`` (with its worker), the real ``evault`` command for
+a reporter and a trustee, a real SMTP server on loopback (aiosmtpd) and a
+webhook receiver that checks signatures. The reporter arms a short interval,
+checks in once, adds one more file, then stops: the reminder, the trustee's
+alert and the release notice arrive by mail, the webhook is told, and the
+released files, downloaded from the public release page's links, decrypt with
+the Debian ``age`` tool and the published key to the original bytes.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html
+import json
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from server.notify import verify_webhook
+from vault import canonical
+
+from .client_env import ServerProcess, enroll, payload, pin
+
+pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
+
+AGE = "/usr/bin/age"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Mailbox:
+    """Keeps every message the SMTP server accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+SECRET_FIELD = re.compile(r"secret[^A-Za-z0-9]+([A-Za-z0-9_\-]{16,})")
+
+
+class Hooks:
+    """Deliveries a webhook receiver got: raw body and signature header."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, str, str]] = []
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def hooks() -> Iterator[tuple[Hooks, str]]:
+    box = Hooks()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with box.lock:
+                box.received.append(
+                    (
+                        body,
+                        self.headers.get("Evault-Signature", ""),
+                        self.headers.get("Evault-Delivery", ""),
+                    )
+                )
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield box, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _wait(what: str, check: Any, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_armed_missed_released_and_decrypted_with_age(
+    tmp_path: Path, mailbox: tuple[Mailbox, int], hooks: tuple[Hooks, str]
+) -> None:
+    box, smtp_port = mailbox
+    hook_box, hook_url = hooks
+    env = {
+        "EVAULT_RUN_WORKER": "1",
+        "EVAULT_WORKER_INTERVAL": "1",
+        "EVAULT_MIN_INTERVAL": "1",
+        "EVAULT_SMTP_HOST": "127.0.0.1",
+        "EVAULT_SMTP_PORT": str(smtp_port),
+        "EVAULT_SMTP_SECURITY": "none",
+        "EVAULT_MAIL_FROM": "vault@example.org",
+        "EVAULT_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    with ServerProcess.started(tmp_path / "server", env) as server:
+        ana, tom = enroll(server, tmp_path, [("ana", "reporter"), ("tom", "editor")])
+        pin(ana, tom)
+        originals = {
+            "ledger.pdf": payload(300_000, seed=1),
+            "call-log.csv": b"time,caller,callee\n" + payload(5_000, seed=2),
+        }
+        for name, data in originals.items():
+            (tmp_path / name).write_bytes(data)
+        ana.add(*(tmp_path / name for name in originals))
+        armed = ana.run(
+            "switch",
+            "set",
+            "--every",
+            "14s",
+            "--grace",
+            "3s",
+            "--remind-before",
+            "7s",
+            "--trustee",
+            "tom",
+            "--threshold",
+            "1",
+            "--remind-email",
+            "ana@example.org",
+            "--alert-email",
+            "tom@example.org",
+            "--publish-email",
+            "desk@example.org",
+            "--publish-webhook",
+            hook_url,
+        )
+        assert armed.returncode == 0, str(armed)
+        secret = SECRET_FIELD.search(armed.out)
+        assert secret is not None, armed.out
+        ana.ok("checkin")
+        late = tmp_path / "after-arming.txt"
+        late.write_bytes(b"added after arming: in the release set by default\n")
+        originals[late.name] = late.read_bytes()
+        ana.add(late)
+        vault = ana.json("switch", "status")["vault"]
+
+        reminder = _wait("the reminder", lambda: box.to("ana@example.org"))
+        assert "check in" in reminder[0]["Subject"].lower()
+        alert = _wait("the trustee's alert", lambda: box.to("tom@example.org"))
+        assert "missed" in alert[0]["Subject"].lower()
+        notice = _wait("the release notice", lambda: box.to("desk@example.org"))
+        page_url = f"{server.url}/release/{vault}"
+        assert page_url in notice[0].get_content()
+
+        delivered = _wait(
+            "the release webhook",
+            lambda: [h for h in hook_box.received if b'"switch.released"' in h[0]],
+        )
+        body, signature, delivery = delivered[0]
+        verify_webhook(secret[1].encode(), signature, body, now=int(time.time()))
+        event = canonical.loads(body)
+        assert isinstance(event, dict)
+        assert event["vault"] == vault
+        assert event["delivery"] == delivery
+
+        page = requests.get(page_url, timeout=30)
+        assert page.status_code == 200
+        text = html.unescape(page.text)
+        for name in originals:
+            assert name in text
+        key = requests.get(f"{page_url}/key.txt", timeout=30)
+        assert key.status_code == 200
+        assert key.text.startswith("AGE-SECRET-KEY-1")
+        key_file = tmp_path / "release-key.txt"
+        key_file.write_text(key.text)
+        links = sorted(
+            set(re.findall(r'href="(/release/[0-9a-f]+/items/[0-9a-f]+\.age)"', page.text))
+        )
+        assert len(links) == len(originals)
+        recovered: dict[bytes, Path] = {}
+        for link in links:
+            download = requests.get(server.url + link, timeout=30)
+            assert download.status_code == 200
+            sealed = tmp_path / link.rsplit("/", 1)[1]
+            sealed.write_bytes(download.content)
+            out = tmp_path / (sealed.name + ".out")
+            subprocess.run(
+                [AGE, "-d", "-i", str(key_file), "-o", str(out), str(sealed)],
+                check=True,
+                timeout=60,
+            )
+            recovered[out.read_bytes()] = out
+        assert set(recovered) == set(originals.values())
+
+        # The log says so too: the client verifies it end to end.
+        verified = ana.run("log", "verify", "--full")
+        assert verified.returncode == 0, str(verified)
+        status = json.loads(ana.ok("--json", "switch", "status").stdout)
+        assert status["state"] == "released"
