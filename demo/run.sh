@@ -15,13 +15,26 @@ out=$(cd "$out" && pwd)
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 say "An operator sets up a server on this machine: SQLite, local disk, a log key in a 0600 file."
 export EVAULT_DATA_DIR="$out/server"
 "$server_cmd" init | sed 's/^/    /'
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$server_cmd" run --port "$port" > "$out/server.log" 2>&1 &
+port=$(free_port)
+# A local mail server stands in for the newsroom's: notices land in $out/mail as .eml files.
+smtp_port=$(free_port)
+"$python" "$here/mail_sink.py" "$smtp_port" "$out/mail" > "$out/mail-sink.log" 2>&1 &
+sink_pid=$!
+# For the demo only: the switch's worker sweeps every second and intervals of seconds are allowed.
+EVAULT_SMTP_HOST=127.0.0.1 EVAULT_SMTP_PORT="$smtp_port" EVAULT_SMTP_SECURITY=none \
+  EVAULT_MAIL_FROM=vault@demo.invalid EVAULT_WORKER_INTERVAL=1 EVAULT_MIN_INTERVAL=1 \
+  "$server_cmd" run --port "$port" > "$out/server.log" 2>&1 &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true' EXIT
+stop_all() {
+  kill "$server_pid" "$sink_pid" 2>/dev/null || true
+  wait "$server_pid" "$sink_pid" 2>/dev/null || true
+}
+trap stop_all EXIT
 url="http://127.0.0.1:$port"
 "$python" - "$url" <<'PY'
 import sys, time, urllib.request
@@ -81,9 +94,65 @@ say "The reporter checks the audit log: signed by the pinned key, consistent, ev
 as_reporter log verify --full | sed 's/^/    /'
 as_reporter log show | tail -6 | sed 's/^/    /'
 
+say "The reporter arms the dead-man switch: a release key made on the laptop, split between the server and the editor as trustee."
+echo "    (a 12-second interval for the demo; real ones are days)"
+as_reporter switch set --every 12s --grace 3s --remind-before 6s --trustee editor --threshold 1 \
+  --remind-email reporter@demo.invalid --alert-email editor@demo.invalid \
+  --publish-email newsdesk@demo.invalid | sed 's/^/    /'
+vault=$(as_reporter --json switch status | "$python" -c 'import json,sys; print(json.load(sys.stdin)["vault"])')
+
+say "The reporter checks in once: one signed request moves the deadline."
+as_reporter checkin | sed 's/^/    /'
+
+say "Then the reporter is silenced and misses the next check-in. The worker takes over."
+wait_mail() {  # wait_mail ADDRESS: the subject of the first message to ADDRESS
+  "$python" - "$out/mail" "$1" <<'PY'
+import email, email.policy, pathlib, sys, time
+box, address = pathlib.Path(sys.argv[1]), sys.argv[2]
+for _ in range(600):
+    for path in sorted(box.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["To"] == address:
+            print(f"{path.name} to {address}: {message['Subject']}")
+            sys.exit(0)
+    time.sleep(0.1)
+sys.exit(f"no mail to {address}")
+PY
+}
+wait_mail reporter@demo.invalid | sed 's/^/    /'
+wait_mail editor@demo.invalid | sed 's/^/    /'
+wait_mail newsdesk@demo.invalid | sed 's/^/    /'
+release_url="$url/release/$vault"
+echo "    the release page: $release_url"
+
+say "Anyone can now check the release with the standard age tool and the published key."
+"$python" - "$release_url" "$out/release" <<'PY'
+import pathlib, re, sys, urllib.request
+page_url, target = sys.argv[1], pathlib.Path(sys.argv[2])
+target.mkdir(parents=True, exist_ok=True)
+page = urllib.request.urlopen(page_url, timeout=30).read().decode()
+(target / "key.txt").write_bytes(urllib.request.urlopen(page_url + "/key.txt", timeout=30).read())
+base = page_url.split("/release/")[0]
+links = sorted(set(re.findall(r'href="(/release/[0-9a-f]+/items/[0-9a-f]+\.age)"', page)))
+for link in links:
+    (target / link.rsplit("/", 1)[1]).write_bytes(urllib.request.urlopen(base + link, timeout=60).read())
+print(f"    {len(links)} released file(s) downloaded, with the release key")
+PY
+if command -v age >/dev/null 2>&1; then
+  for sealed in "$out"/release/*.age; do
+    age -d -i "$out/release/key.txt" -o "$sealed.out" "$sealed"
+    for original in "$out/evidence/memo.txt" "$out/evidence/recording.bin"; do
+      if cmp -s "$sealed.out" "$original"; then echo "    age -d $(basename "$sealed"): identical to $(basename "$original")"; fi
+    done
+  done
+else
+  echo "    (the age tool is not installed; the page shows the command to run)"
+fi
+as_reporter log verify --full | sed 's/^/    /'
+
 say "An evidence package for a court: checked offline, without the server, with the keys published apart."
 as_reporter export "$item" -o "$out/memo-evidence" | sed 's/^/    /'
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+stop_all
 echo "    (server stopped)"
 as_reporter card > "$out/reporter.card"
 as_reporter verify "$out/memo-evidence" --log-key "$log_key" --card "$out/reporter.card" | sed -n 1,4p | sed 's/^/    /'
