@@ -20,7 +20,7 @@ class Filing:
         self.count = 0
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.count += 1
             name = self.directory / f"{self.count:03d}.eml"
