@@ -295,6 +295,8 @@ def remove(item_id: str) -> tuple[JsonObject, int]:
         )
     except service.ItemNotFoundError:
         raise ApiError.not_found("no such item") from None
+    except switch_service.PublishedError as exc:
+        raise ApiError(409, "published", exc.message) from None
     except StorageError as exc:
         raise storage_error(exc) from None
     logged: JsonObject = {"status": "deleted", **receipt_fields(appended)}

@@ -33,6 +33,7 @@ import hmac
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -40,12 +41,14 @@ import argon2
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from server.db import is_sqlite
 from server.models import (
     Account,
     ChangeVote,
     CheckinNonce,
     CustodianShare,
     Item,
+    LogHead,
     PendingChange,
     Switch,
 )
@@ -70,6 +73,7 @@ __all__ = [
     "NotCustodianError",
     "Policy",
     "PolicyError",
+    "PublishedError",
     "SwitchError",
     "add_release_items",
     "apply_policy",
@@ -109,8 +113,13 @@ MAX_PHRASE = 1024
 CHECKIN_WINDOW = dt.timedelta(minutes=5)
 """How far a signed check-in's time may be from the server's."""
 PHRASE_LOCKOUT = 5
-"""Failed web check-ins in a row after which a vault's phrase is refused for an hour."""
-PHRASE_LOCKOUT_TIME = dt.timedelta(hours=1)
+"""Failed web check-ins in a row after which attempts are throttled."""
+PHRASE_THROTTLE = dt.timedelta(minutes=5)
+"""After :data:`PHRASE_LOCKOUT` failures, one web check-in is judged per this time."""
+MAX_HASHING = 4
+"""Web check-ins whose phrases are checked at once (each Argon2id run takes 64 MiB)."""
+HASHING_WAIT = 10.0
+_HASHING = threading.BoundedSemaphore(MAX_HASHING)
 PHRASE_ALERT = 3
 """Failed web check-ins in a row after which the trustees are alerted."""
 ACTIVE_STATES = ("armed", "overdue", "releasing")
@@ -145,6 +154,10 @@ class ChangeNotFoundError(SwitchError):
 
 class NotCustodianError(SwitchError):
     """The account is not a custodian of the vault."""
+
+
+class PublishedError(SwitchError):
+    """An item of a release under way or published: it stays."""
 
 
 class CheckinRefusedError(SwitchError):
@@ -249,6 +262,12 @@ class Policy:
             new_set = {canonical.dumps(dict(c)) for c in getattr(new, name)}
             if not old_set <= new_set:
                 return True
+        # Trustees' alerts tell of a duress check-in: a new address there
+        # (a coercer's own) waits, and the trustees already listed are told.
+        if {canonical.dumps(dict(c)) for c in self.alert} != {
+            canonical.dumps(dict(c)) for c in new.alert
+        }:
+            return True
         return set(self.reminders) - set(new.reminders) != set()
 
 
@@ -312,9 +331,22 @@ def iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def write_lock(session: Session) -> None:
+    """On SQLite, take the database write lock now, so what is read next is what is written on.
+
+    PostgreSQL locks rows with ``FOR UPDATE`` instead; SQLite ignores that
+    clause, and a read followed by a write would otherwise overwrite what a
+    worker committed in between.
+    """
+    if is_sqlite(session):
+        session.execute(update(LogHead).where(LogHead.id == 1).values(size=LogHead.size))
+
+
 def find_switch(session: Session, vault_id: str, *, lock: bool = False) -> Switch | None:
+    """The vault's switch; with ``lock``, locked for the rest of the transaction."""
     query = select(Switch).where(Switch.vault_id == vault_id)
     if lock:
+        write_lock(session)
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
 
@@ -638,6 +670,20 @@ def _armed(
     return switch
 
 
+def _view(switch: Switch) -> dict[str, Any]:
+    view = canonical.loads(switch.duress_view) if switch.duress_view else {}
+    return view if isinstance(view, dict) else {}
+
+
+def _keep_view(switch: Switch) -> None:
+    """Freeze what a duress session is shown before the truth moves on underneath."""
+    view = _view(switch)
+    view.setdefault("deadline", iso(switch.deadline_at))
+    view.setdefault("last_checkin", iso(switch.last_checkin_at))
+    view.setdefault("state", "armed")
+    switch.duress_view = canonical.dumps(view)
+
+
 def _duress_effect(session: Session, switch: Switch, *, now: dt.datetime, how: str) -> None:
     """What a duress check-in sets off underneath an ordinary answer."""
     mode = switch.duress_mode
@@ -655,7 +701,9 @@ def _duress_effect(session: Session, switch: Switch, *, now: dt.datetime, how: s
             ),
             now=now,
         )
-    if mode in ("release", "both") and switch.state == "armed":
+    if mode in ("release", "both") and switch.state in ("armed", "overdue"):
+        # The duress session goes on seeing the deadline it was shown.
+        _keep_view(switch)
         # Release starts at the next sweep: grace is skipped, the deadline is now.
         switch.deadline_at = now
         switch.grace_s = 0
@@ -672,9 +720,7 @@ def _record_checkin(
     signer: NoteSigner,
 ) -> CheckedIn:
     interval = dt.timedelta(seconds=switch.interval_s)
-    view = canonical.loads(switch.duress_view) if switch.duress_view else {}
-    if not isinstance(view, dict):
-        view = {}
+    view = _view(switch)
     shown = view.get("policy")
     if duress and isinstance(shown, dict) and type(shown.get("interval")) is int:
         # The interval a duress session was shown as set.
@@ -685,6 +731,7 @@ def _record_checkin(
         switch.duress_view = canonical.dumps(view)
         _duress_effect(session, switch, now=now, how=how)
     elif switch.state in ("armed", "overdue"):
+        switch.version += 1
         switch.last_checkin_at = now
         switch.deadline_at = shown_deadline
         switch.reminders_sent = 0
@@ -703,7 +750,8 @@ def _record_checkin(
         # The grace a duress "release" set to 0 comes back with a real check-in.
         switch.grace_s = _policy(switch).grace
         reschedule(switch, now)
-    switch.version += 1
+    # Too late in "releasing": the check-in is logged and answered alike and changes
+    # nothing, so the release it cannot stop is not held up either.
     event = {"type": "switch.checkin", "vault": switch.vault_id}
     appended = log.append(session, event, signer)
     return CheckedIn(deadline=shown_deadline, appended=appended)
@@ -743,7 +791,7 @@ def checkin_signed(
     real, duress = verdicts
     if account is not None and account.duress_key is None:
         duress = False
-    fresh = abs(dt.datetime.fromtimestamp(parsed.time, dt.UTC) - now) <= CHECKIN_WINDOW
+    fresh = abs(parsed.time - int(now.timestamp())) <= CHECKIN_WINDOW.total_seconds()
     if (
         switch is None
         or account is None
@@ -792,30 +840,54 @@ def checkin_with_phrase(
 ) -> CheckedIn:
     """The web check-in: a handle and a phrase (or the duress phrase).
 
-    Both stored hashes are always checked, so the duress phrase takes the
-    same time as the real one. After :data:`PHRASE_ALERT` failures in a row
-    the trustees are alerted; after :data:`PHRASE_LOCKOUT`, the phrase is
-    refused for an hour after each failure. The caller commits on refusal too.
+    Both stored hashes are always checked (a stand-in for an unknown handle),
+    so the duress phrase takes the same time as the real one, and an unknown
+    handle as a known one. At most :data:`MAX_HASHING` checks run at once.
+    After :data:`PHRASE_ALERT` failures in a row the trustees are alerted;
+    after :data:`PHRASE_LOCKOUT`, one attempt is judged per
+    :data:`PHRASE_THROTTLE` and the others refused unjudged, without counting:
+    a guesser gets a few hundred tries a day against Argon2id, and cannot
+    lock the reporter out for longer than that. The hashes are checked
+    before the switch is locked; the caller commits on refusal too.
 
     Raises:
         CheckinRefusedError: for every reason, alike.
     """
     phrase = phrase[:MAX_PHRASE]
-    switch = None
+    found = None
     if _HANDLE.fullmatch(handle):
-        switch = session.scalars(
-            select(Switch).where(Switch.handle == handle).with_for_update()
+        found = session.execute(
+            select(Switch.vault_id, Switch.phrase_hash, Switch.duress_phrase_hash).where(
+                Switch.handle == handle
+            )
         ).one_or_none()
-    real = _verify_phrase(None if switch is None else switch.phrase_hash, phrase)
-    duress = _verify_phrase(None if switch is None else switch.duress_phrase_hash, phrase)
-    if switch is None or not _answers_checkins(switch, duress=duress and not real):
+    # End the read: hashing takes a while and holds no lock.
+    session.rollback()
+    if not _HASHING.acquire(timeout=HASHING_WAIT):
         raise CheckinRefusedError
-    locked = (
+    try:
+        real = _verify_phrase(None if found is None else found.phrase_hash, phrase)
+        duress = _verify_phrase(None if found is None else found.duress_phrase_hash, phrase)
+    finally:
+        _HASHING.release()
+    if found is None:
+        raise CheckinRefusedError
+    switch = find_switch(session, found.vault_id, lock=True)
+    if (
+        switch is None
+        or switch.phrase_hash != found.phrase_hash
+        or switch.duress_phrase_hash != found.duress_phrase_hash
+        or not _answers_checkins(switch, duress=duress and not real)
+    ):
+        raise CheckinRefusedError
+    throttled = (
         switch.failed_phrases >= PHRASE_LOCKOUT
         and switch.phrase_failed_at is not None
-        and now - switch.phrase_failed_at < PHRASE_LOCKOUT_TIME
+        and now - switch.phrase_failed_at < PHRASE_THROTTLE
     )
-    if locked or not (real or duress):
+    if throttled:
+        raise CheckinRefusedError
+    if not (real or duress):
         switch.failed_phrases += 1
         switch.phrase_failed_at = now
         if switch.failed_phrases == PHRASE_ALERT:
@@ -854,7 +926,9 @@ def set_phrases(
     if taken is not None:
         raise PolicyError("that handle is taken; choose another")
     if duress_session:
-        # Looks done; the coercer learns a handle and phrase that change nothing.
+        # Looks done (and takes as long); the coercer learns a phrase that changes nothing.
+        _hash_phrase(phrase, "check-in phrase")
+        _hash_phrase(duress_phrase, "duress phrase")
         return handle
     switch.handle = handle
     switch.phrase_hash = _hash_phrase(phrase, "check-in phrase")
@@ -963,10 +1037,13 @@ def set_policy(
         # Answered and logged as applied, like a real tightening, and not
         # applied: a coercer could otherwise add their own address to the
         # alerts. The duress session is shown the policy it asked for.
-        view = canonical.loads(switch.duress_view) if switch.duress_view else {}
-        if not isinstance(view, dict):
-            view = {}
+        _keep_view(switch)
+        view = _view(switch)
         view["policy"] = policy.public_json()
+        # The deadline moves as a real tightening would move it.
+        shown_last = dt.datetime.fromisoformat(str(view["last_checkin"]).replace("Z", "+00:00"))
+        # As apply_policy does: from the last check-in, never before now.
+        view["deadline"] = iso(max(now, shown_last + dt.timedelta(seconds=policy.interval)))
         switch.duress_view = canonical.dumps(view)
         _duress_effect(session, switch, now=now, how="session")
         event = {
@@ -1038,8 +1115,8 @@ def request_delete(
     switch = find_switch(session, account.vault_id, lock=True)
     armed = switch is not None and switch.state in ACTIVE_STATES
     if switch is None or not (armed or duress):
-        return None
-    if switch.state == "released" and not duress:
+        if switch is not None and switch.state == "released" and item.release_set:
+            raise PublishedError("this item was released; published evidence cannot be deleted")
         return None
     return _request_change(
         session,
@@ -1142,7 +1219,13 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
                         dt.datetime.fromisoformat(str(view["deadline"]).replace("Z", "+00:00"))
                         + dt.timedelta(seconds=_policy(switch).grace)
                     )
-        if result["state"] in ("overdue", "releasing", "released"):
+        # What the truth became after a duress event is hidden; without one, the
+        # duress session sees what a real one does (an overdue vault is overdue).
+        if switch.duress_view is not None and result["state"] in (
+            "overdue",
+            "releasing",
+            "released",
+        ):
             result["state"] = "armed"
     return result
 

@@ -711,7 +711,7 @@ def test_a_tighter_policy_applies_at_once(
     shorter = {
         **POLICY,
         "interval": 3 * 86400,
-        "alert": [*POLICY["alert"], {"email": "editor@example.org"}],
+        "publish": [*POLICY["publish"], {"email": "editor@example.org"}],
     }
     answer = client.post("/api/v1/switch/policy", json={"policy": shorter}, headers=who.headers)
     assert answer.status_code == 200, answer.json
@@ -725,10 +725,13 @@ def test_a_tighter_policy_applies_at_once(
     # The deadline runs from the last check-in, at arming.
     assert status["deadline"] == iso(start + dt.timedelta(days=3))
     assert _changes(app, who.vault) == {}
-    # Shrinking the reminders or dropping a contact is not tighter.
+    # Shrinking the reminders, dropping a contact or any change to the trustees'
+    # alerts (a coercer's address added there would learn of a duress check-in)
+    # is not tighter.
     for weaker in (
+        {**shorter, "alert": [*POLICY["alert"], {"email": "coercer@example.net"}]},
         {**shorter, "reminders": [3600]},
-        {**shorter, "alert": POLICY["alert"]},
+        {**shorter, "publish": POLICY["publish"]},
         {**shorter, "duress": "both"},
         {**shorter, "grace": 2 * 86400},
         {**shorter, "cooling_off": 4 * 86400},

@@ -16,8 +16,10 @@ from flask.testing import FlaskClient
 from server.app import create_app
 from server.clock import ManualClock
 from server.config import Config
+from server.keyfile import load_key_file
 from server.models import OutboxMessage
 from server.services import release as releases
+from server.services import switch as switch_service
 from server.worker import Worker
 from tests.server._helpers import verify_logged
 from tests.server._switch import (
@@ -258,11 +260,11 @@ def test_a_coerced_tightening_answers_applied_and_changes_nothing(
 ) -> None:
     who, _ = armed_reporter(app, config, client)
     coerced = duress_login(client, who)
-    # A coercer adding their own address to the trustees' alerts.
+    # A coercer adding their own address to the release notices, and a shorter interval.
     wanted = {
         **POLICY,
         "interval": 2 * 86400,
-        "alert": [*POLICY["alert"], {"email": "coercer@example.net"}],
+        "publish": [*POLICY["publish"], {"email": "coercer@example.net"}],
     }
     forced = client.post("/api/v1/switch/policy", json={"policy": wanted}, headers=coerced)
     assert forced.status_code == 200, forced.json
@@ -270,10 +272,12 @@ def test_a_coerced_tightening_answers_applied_and_changes_nothing(
     assert verify_logged(client, config, forced.json)["type"] == "switch.policy"
     shown = client.get("/api/v1/switch", headers=coerced).json
     assert shown["policy"]["interval"] == 2 * 86400
-    assert {"email": "coercer@example.net"} in shown["policy"]["alert"]
+    assert {"email": "coercer@example.net"} in shown["policy"]["publish"]
     real = client.get("/api/v1/switch", headers=who.headers).json
     assert real["policy"]["interval"] == POLICY["interval"]
-    assert {"email": "coercer@example.net"} not in real["policy"]["alert"]
+    assert {"email": "coercer@example.net"} not in real["policy"]["publish"]
+    # The deadline shown moved as a real tightening moves it; the real one did not.
+    assert shown["deadline"] != real["deadline"]
     worker.sweep()
     assert ("switch.duress", "trustee@example.org") in recorder.events()
     assert all(target != "coercer@example.net" for _, target in recorder.events())
@@ -282,3 +286,73 @@ def test_a_coerced_tightening_answers_applied_and_changes_nothing(
     assert set(honest.json) == set(forced.json)
     changed = client.get("/api/v1/switch", headers=who.headers).json
     assert changed["policy"]["interval"] == 2 * 86400
+
+
+def test_a_check_in_while_releasing_neither_stops_nor_stalls_the_release(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tom, tom_keys = trustee(app, config, client, "Tom")
+    who, arming = armed_reporter(
+        app, config, client, trustees=[(tom.id, tom_keys.card().age_recipient())], threshold=2
+    )
+    clock.advance(dt.timedelta(days=9))
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "releasing"
+    # Check-ins keep coming (a coercer's, with the real key) while the shares arrive.
+    late = checkin(client, who.person, who.vault, clock.now())
+    assert late.status_code == 200
+    handed = client.post(
+        f"/api/v1/trustee/vaults/{who.vault}/shares",
+        json={"mnemonic": arming.mnemonics[1]},
+        headers=tom.headers,
+    )
+    assert handed.status_code == 200, handed.json
+    # And one lands while the worker checks the release set, between its read and its write.
+    prepare = releases.prepare_release
+
+    def prepare_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        prepared = prepare(*args, **kwargs)
+        assert checkin(client, who.person, who.vault, clock.now()).status_code == 200
+        return prepared
+
+    monkeypatch.setattr(releases, "prepare_release", prepare_meanwhile)
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
+    # A released item cannot be deleted, with any key.
+    item = next(iter(who.items))
+    refused = client.delete(f"/api/v1/items/{item}", headers=who.headers)
+    assert refused.status_code == 409, refused.json
+    assert refused.json["error"] == "published"
+
+
+def test_failed_web_check_ins_throttle_and_never_lock_the_reporter_out(
+    app: Flask, config: Config, client: FlaskClient, clock: ManualClock
+) -> None:
+    armed_reporter(app, config, client, handle="ana-desk", phrase="the right phrase, long enough")
+    sessions = app.extensions["evault"].sessions
+    signer = load_key_file(config.key_file).log_signer
+
+    def attempt(phrase: str) -> bool:
+        with sessions() as session:
+            try:
+                switch_service.checkin_with_phrase(
+                    session, handle="ana-desk", phrase=phrase, now=clock.now(), signer=signer
+                )
+            except switch_service.CheckinRefusedError:
+                session.commit()
+                return False
+            session.commit()
+            return True
+
+    for _ in range(switch_service.PHRASE_LOCKOUT):
+        assert not attempt("a wrong guess")
+    # Throttled: even the right phrase waits its turn...
+    assert not attempt("the right phrase, long enough")
+    # ...and a guesser cannot keep the page shut beyond one slot at a time.
+    clock.advance(switch_service.PHRASE_THROTTLE)
+    assert attempt("the right phrase, long enough")
