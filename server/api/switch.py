@@ -374,6 +374,11 @@ def submit_share(vault_id: str) -> JsonObject:
     session = db_session()
     signer = log_signer()
     try:
+        # Only the vault's own trustees hand in shares here (others may use the web form).
+        service.trustee_share(session, current_account(), _vault_id(vault_id))
+    except service.NotCustodianError as exc:
+        raise ApiError.not_found(exc.message) from None
+    try:
         accepted = releases.submit_share(
             session,
             vault_id=_vault_id(vault_id),

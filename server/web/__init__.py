@@ -390,6 +390,9 @@ def share(vault: str) -> Response:
     if not 0 < len(words) <= MAX_MNEMONIC:
         raise _bad_request(f"A share is its 20 or 33 words, at most {MAX_MNEMONIC} characters.")
     view = _releasing(vault)
+    # Per vault: a forger guessing the share set's 15-bit identifier gets a few
+    # hundred tries an hour. Trustees held up here hand in with `evault trustee submit`.
+    _limit("share", view.vault)
     state = app_state()
     session = db_session()
     # End the read transaction, as server.auth does before a write: on SQLite
