@@ -30,7 +30,7 @@ import logging
 import threading
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,7 +38,7 @@ from server.clock import Clock
 from server.config import Config
 from server.db import is_sqlite
 from server.keyfile import ServerKeys, load_key_file
-from server.models import Item, LogHead, PendingChange, Switch
+from server.models import Item, LogHead, PendingChange, SubmittedShare, Switch
 from server.notify import NoticeSender
 from server.services import items as item_service
 from server.services import log, outbox
@@ -105,8 +105,12 @@ class Worker:
 
     # -- one sweep -------------------------------------------------------------
 
-    def sweep(self, *, limit: int = 1000) -> SweepReport:
-        """Do everything due now, up to ``limit`` vault steps and changes."""
+    def sweep(self, *, limit: int = 1000, deliver: bool = True) -> SweepReport:
+        """Do everything due now, up to ``limit`` vault steps and changes.
+
+        With ``deliver`` false the outbox is left to :meth:`run`'s sending
+        thread, so a slow receiver never holds up a release.
+        """
         report = SweepReport()
         now = self.clock.now()
         # A vault may take several steps in one sweep (a worker that was
@@ -127,8 +131,13 @@ class Worker:
                 break
             done.add(change_id)
             report.changes += 1
-        report.sent = outbox.deliver_due(self.sessions, self.sender, self.clock, lease=self.lease)
+        if deliver:
+            report.sent = self.deliver()
         return report
+
+    def deliver(self) -> int:
+        """Send the notices that are due; how many were sent."""
+        return outbox.deliver_due(self.sessions, self.sender, self.clock, lease=self.lease)
 
     def _lock(self, session: Session) -> None:
         if is_sqlite(session):
@@ -156,7 +165,8 @@ class Worker:
             try:
                 self._step(session, switch, now, report)
                 report.steps += 1
-            except (VaultError, StorageError, OSError, ValueError) as exc:
+            except (VaultError, StorageError, OSError, ValueError, SQLAlchemyError) as exc:
+                # One vault's failure (a conflict included) must not stop the others.
                 session.rollback()
                 report.failed += 1
                 _log.warning(
@@ -199,16 +209,26 @@ class Worker:
             session.commit()
         elif switch.state == "releasing":
             due = switch.next_due_at
+            shares = self._shares(session, switch.vault_id)
             prepared = releases.prepare_release(
                 session, switch, store=self.store, keys=self.keys
             )  # ends the transaction
             if prepared is None:
+                # Waits for a share. One handed in since they were read set
+                # next_due_at to its time, which may equal ``due`` to the
+                # second: only the count tells, read once that hand-in is over.
                 self._lock(session)
                 session.execute(
-                    update(Switch)
-                    .where(Switch.vault_id == switch.vault_id, Switch.next_due_at == due)
-                    .values(next_due_at=None)
+                    select(Switch.vault_id)
+                    .where(Switch.vault_id == switch.vault_id)
+                    .with_for_update()
                 )
+                if self._shares(session, switch.vault_id) == shares:
+                    session.execute(
+                        update(Switch)
+                        .where(Switch.vault_id == switch.vault_id, Switch.next_due_at == due)
+                        .values(next_due_at=None)
+                    )
                 session.commit()
                 return
             self._lock(session)
@@ -229,6 +249,14 @@ class Worker:
         else:
             switch.next_due_at = None
             session.commit()
+
+    def _shares(self, session: Session, vault_id: str) -> int:
+        count = session.scalar(
+            select(func.count())
+            .select_from(SubmittedShare)
+            .where(SubmittedShare.vault_id == vault_id)
+        )
+        return int(count or 0)
 
     def _remind(self, session: Session, switch: Switch, now: dt.datetime) -> None:
         offsets = canonical.loads(switch.policy).get("reminders", [])
@@ -362,11 +390,16 @@ class Worker:
     def _settle(self, session: Session, change: PendingChange, now: dt.datetime) -> None:
         signer = self.keys.log_signer
         switch = switches.find_switch(session, change.vault_id, lock=True)
-        if change.duress or switch is None or switch.state == "released":
-            # Asked for under duress, or too late to matter: never applied.
-            # Nothing is logged, so the log does not tell a coercer.
+        if change.duress or switch is None or switch.state in ("releasing", "released"):
+            # Asked for under duress, or too late: a release under way or
+            # published is not undone. Never applied; nothing is logged, so
+            # the log does not tell a coercer which changes were duress ones.
             change.state = "void"
             change.settled_at = now
+            return
+        if switch.state == "overdue":
+            # Held while the reporter is missing: applied if they check in
+            # again, voided if the release starts.
             return
         params = canonical.loads(change.params)
         if change.kind == "delete":
@@ -399,13 +432,30 @@ class Worker:
     # -- running ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, interval: float | None = None) -> None:
-        """Sweep every ``interval`` seconds (the configured one by default) until ``stop``."""
+        """Sweep every ``interval`` seconds (the configured one by default) until ``stop``.
+
+        Notices are sent by a thread of their own on the same schedule: a
+        receiver that answers slowly delays other notices, never a release.
+        """
         wait = float(self.config.worker_interval if interval is None else interval)
+        sending = threading.Thread(
+            target=self._send_loop, args=(stop, wait), name="outbox", daemon=True
+        )
+        sending.start()
         while not stop.is_set():
             try:
-                self.sweep()
+                self.sweep(deliver=False)
             except SQLAlchemyError as exc:
                 _log.warning("sweep failed: database error (%s)", type(exc).__name__)
+            stop.wait(wait)
+        sending.join(timeout=60)
+
+    def _send_loop(self, stop: threading.Event, wait: float) -> None:
+        while not stop.is_set():
+            try:
+                self.deliver()
+            except SQLAlchemyError as exc:
+                _log.warning("sending notices failed: database error (%s)", type(exc).__name__)
             stop.wait(wait)
 
 

@@ -57,6 +57,10 @@ __all__ = [
 
 _MAX_MANIFEST = 64 * 1024
 _MAX_MNEMONIC = 1024
+MAX_SUBMITTED = 2
+"""Shares kept per vault, as a multiple of the shares made: forged ones cannot pile up."""
+MAX_COMBINATIONS = 2000
+"""Sets of shares tried at one release attempt; each try runs SLIP-39's PBKDF2."""
 
 
 class ShareRejectedError(VaultError):
@@ -229,8 +233,22 @@ def submit_share(
         hint = f" ({exc.hint})" if exc.hint else ""
         raise ShareRejectedError(f"{exc.message}{hint}") from None
     own = describe_share(_server_mnemonic(session, switch, keys))
-    if info.identifier != own.identifier:
-        raise ShareRejectedError("this share belongs to another vault or another arming")
+    same_set = (
+        info.identifier == own.identifier
+        and info.extendable == own.extendable
+        and info.iteration_exponent == own.iteration_exponent
+        and info.secret_length == own.secret_length
+        and info.group_threshold == own.group_threshold
+        and info.group_count == own.group_count
+        and info.member_threshold == own.member_threshold
+    )
+    if not same_set:
+        # One answer whatever differs, so the set's identifier is not guessed field by field.
+        raise ShareRejectedError("this share does not belong to the release key of this vault")
+    if _have(session, vault_id) >= MAX_SUBMITTED * switch.shares:
+        raise ShareRejectedError(
+            "too many shares were handed in for this vault; the operator must look at them"
+        )
     _add_share(session, switch, words, submitted_by=submitted_by, now=now, keys=keys, signer=signer)
     return ShareAccepted(have=_have(session, vault_id), need=switch.threshold, state=switch.state)
 
@@ -244,22 +262,28 @@ class Prepared:
     version: int
 
 
-def _recover(mnemonics: list[str], threshold: int, recipient: str) -> age.X25519Identity | None:
-    # A bad share among good ones: try the sets of `threshold` shares in turn.
-    for size in range(threshold, len(mnemonics) + 1):
-        for subset in itertools.combinations(mnemonics, size):
-            try:
-                secret = combine_shares(list(subset))
-            except ShareError:
-                continue
-            if len(secret) != 32:
-                continue
-            identity = age.X25519Identity(secret)
-            if str(identity.recipient()) == recipient:
-                return identity
-        if size >= threshold:
-            # Larger sets only add shares that already failed to combine.
+def _recover(
+    own: str, others: list[str], threshold: int, recipient: str
+) -> age.X25519Identity | None:
+    """The release identity from the server's own share ``own`` and ``threshold - 1`` others.
+
+    A forged or damaged share among good ones: the sets are tried in turn,
+    always with the server's own share (which it trusts), at most
+    :data:`MAX_COMBINATIONS` of them.
+    """
+    needed = max(threshold - 1, 0)
+    for tried, subset in enumerate(itertools.combinations(others, needed)):
+        if tried >= MAX_COMBINATIONS:
             break
+        try:
+            secret = combine_shares([own, *subset])
+        except ShareError:
+            continue
+        if len(secret) != 32:
+            continue
+        identity = age.X25519Identity(secret)
+        if str(identity.recipient()) == recipient:
+            return identity
     return None
 
 
@@ -392,8 +416,9 @@ def prepare_release(
     sealed = list(
         session.scalars(select(SubmittedShare.sealed).where(SubmittedShare.vault_id == vault_id))
     )
-    mnemonics = [_open(keys, data) for data in sealed]
-    identity = _recover(mnemonics, threshold, recipient) if len(mnemonics) >= threshold else None
+    own = _server_mnemonic(session, switch, keys)
+    others = sorted({_normalise(_open(keys, data)) for data in sealed} - {own})
+    identity = _recover(own, others, threshold, recipient) if len(others) >= threshold - 1 else None
     if identity is None:
         session.rollback()
         return None

@@ -320,7 +320,7 @@ def test_share_form_while_releasing(app: Flask, config: Config, client: FlaskCli
     refused = client.post(f"/release/{vault.vault}/share", data={"mnemonic": stranger})
     page = _html(refused, 400)
     _no_store(refused)
-    assert "this share belongs to another vault or another arming" in page
+    assert "this share does not belong to the release key of this vault" in page
     assert stranger not in page
     assert "</textarea>" in page
     assert "></textarea>" in page  # the text area is empty again

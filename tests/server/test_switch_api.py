@@ -955,7 +955,7 @@ def test_a_share_of_another_split_or_garbled_words_is_refused(
     assert answer.status_code == 400
     assert answer.json == {
         "error": "share_rejected",
-        "message": "this share belongs to another vault or another arming",
+        "message": "this share does not belong to the release key of this vault",
     }
     words = tom_words.split()
     garbled = " ".join([*words[:5], words[6], words[5], *words[7:]])

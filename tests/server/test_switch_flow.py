@@ -356,3 +356,33 @@ def test_failed_web_check_ins_throttle_and_never_lock_the_reporter_out(
     # ...and a guesser cannot keep the page shut beyond one slot at a time.
     clock.advance(switch_service.PHRASE_THROTTLE)
     assert attempt("the right phrase, long enough")
+
+
+def test_a_disarm_that_cools_off_during_the_release_is_void(
+    app: Flask, config: Config, client: FlaskClient, clock: ManualClock, worker: Worker
+) -> None:
+    tom, tom_keys = trustee(app, config, client, "Tom")
+    who, arming = armed_reporter(
+        app, config, client, trustees=[(tom.id, tom_keys.card().age_recipient())], threshold=2
+    )
+    clock.advance(dt.timedelta(days=6))
+    # Asked for with the real key a day before the deadline; it would take effect on day 9.
+    asked = client.post("/api/v1/switch/disarm", json={}, headers=who.headers)
+    assert asked.status_code == 202, asked.json
+    clock.advance(dt.timedelta(days=1, seconds=1))
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "overdue"
+    clock.advance(dt.timedelta(days=2))
+    worker.sweep()
+    # Releasing, waiting for the trustee: the cooled-off disarm does not undo it.
+    status = client.get("/api/v1/switch", headers=who.headers).json
+    assert status["state"] == "releasing"
+    assert status["pending"] == []
+    handed = client.post(
+        f"/api/v1/trustee/vaults/{who.vault}/shares",
+        json={"mnemonic": arming.mnemonics[1]},
+        headers=tom.headers,
+    )
+    assert handed.status_code == 200, handed.json
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
