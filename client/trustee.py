@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.api import ApiError
+from client.audit import read_log
 from client.changes import PendingChange, parse_change
 from client.context import Client
 from client.durations import parse_time
@@ -165,6 +166,60 @@ def my_share(client: Client, vault: str) -> Share:
         raise ShareError("the sealed share does not hold share words") from None
     describe_share(mnemonic)
     return Share(vault=vault, position=position, mnemonic=mnemonic)
+
+
+@dataclass(frozen=True)
+class ReleaseEvidence:
+    """What the audit log says about a vault's release: checked before a share leaves."""
+
+    releasing_entry: int
+    last_checkin_entry: int | None
+    last_checkin_time: int | None
+
+
+def release_evidence(client: Client, vault: str) -> ReleaseEvidence:
+    """The log's proof that ``vault`` is releasing: a ``switch.releasing`` after its last arming.
+
+    The whole log is read and re-hashed to a checkpoint consistent with the
+    last one seen, so a server cannot claim a release that it has not logged
+    for everyone to see — and so a trustee's share is never handed to a
+    server that only says the reporter went silent.
+
+    Raises:
+        ConfigError: the log records no release of the vault's current arming.
+        ProofError, RewrittenLogError: the log does not check out.
+    """
+    check_vault_id(vault)
+
+    def about(event: dict[str, Any]) -> bool:
+        return event.get("vault") == vault and event.get("type") in (
+            "switch.armed",
+            "switch.releasing",
+            "switch.checkin",
+        )
+
+    _, events = read_log(client, keep=about)
+    releasing: int | None = None
+    checkin: tuple[int, int | None] | None = None
+    for found in events:
+        kind = found.event.get("type")
+        if kind == "switch.armed":
+            releasing, checkin = None, None
+        elif kind == "switch.releasing":
+            releasing = found.index
+        elif kind == "switch.checkin":
+            time = found.event.get("time")
+            checkin = (found.index, time if type(time) is int else None)
+    if releasing is None:
+        raise ConfigError(
+            f"the audit log records no release of vault {vault}; your share stays with you",
+            hint="shares are handed in only once the log shows the release has started",
+        )
+    return ReleaseEvidence(
+        releasing_entry=releasing,
+        last_checkin_entry=None if checkin is None else checkin[0],
+        last_checkin_time=None if checkin is None else checkin[1],
+    )
 
 
 def submit_share(client: Client, vault: str, mnemonic: str) -> dict[str, Any]:

@@ -304,8 +304,13 @@ def verify_webhook(
 
 
 def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address (mapped, 6to4, Teredo) are judged by it.
+        inner = address.ipv4_mapped or address.sixtofour
+        if inner is None and address.teredo is not None:
+            inner = address.teredo[1]
+        if inner is not None and _forbidden(inner):
+            return True
     return (
         address.is_loopback
         or address.is_private

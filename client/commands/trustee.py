@@ -133,15 +133,32 @@ def show(vault: str, yes: bool) -> None:
 @trustee.command("submit")
 @click.argument("vault")
 @click.option("--words", is_flag=True, help="Type the share from paper instead.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @handle_errors
-def submit(vault: str, words: bool) -> None:
+def submit(vault: str, words: bool, yes: bool) -> None:
     """Hand in your share of VAULT while it is releasing.
 
-    The share is opened with your identity, or, with --words, typed from
-    your paper copy (EVAULT_SHARE_WORDS for scripts).
+    First the whole audit log is read and checked: the share leaves only if
+    the log records that the release of the vault's current arming has
+    started. The share is opened with your identity, or, with --words,
+    typed from your paper copy (EVAULT_SHARE_WORDS for scripts).
     """
     service.check_vault_id(vault)
     with open_client() as client:
+        evidence = service.release_evidence(client, vault)
+        when = (
+            "no check-in since arming"
+            if evidence.last_checkin_time is None
+            else "the last check-in was at "
+            + datetime.datetime.fromtimestamp(evidence.last_checkin_time, datetime.UTC).strftime(
+                "%Y-%m-%d %H:%M UTC"
+            )
+        )
+        err().print(
+            f"The audit log records the release of vault {vault} (entry "
+            f"{evidence.releasing_entry}); {when}."
+        )
+        confirm("Hand in your share now?", yes=yes)
         if words:
             mnemonic = os.environ.get("EVAULT_SHARE_WORDS") or client.prompt(
                 "The share's words, separated by spaces: "

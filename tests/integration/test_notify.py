@@ -482,6 +482,9 @@ def test_webhook_to_private_address_is_refused(receiver: Receiver, tmp_path: Pat
         "https://169.254.169.254/latest/meta-data",
         "https://10.1.2.3/hook",
         "https://0.0.0.0/hook",
+        # 6to4 and Teredo addresses wrapping loopback and private IPv4 addresses.
+        "https://[2002:7f00:1::1]/hook",
+        "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",
     ]:
         with pytest.raises(DeliveryError, match="private or reserved address"):
             _post(config, url)
