@@ -209,6 +209,11 @@ class ServerProcess:
         return self.data_dir / "vault.db"
 
     @property
+    def database_url(self) -> str:
+        """The server's database: its own setting, else the SQLite file in the data directory."""
+        return self.env.get("EVAULT_DATABASE_URL") or f"sqlite:///{self.db_path}"
+
+    @property
     def key_file(self) -> Path:
         return self.data_dir / "server.key"
 
@@ -289,7 +294,7 @@ class ServerProcess:
         from server.services.invites import create_invite
 
         signer = load_key_file(self.key_file).log_signer
-        engine = make_engine(f"sqlite:///{self.db_path}")
+        engine = make_engine(self.database_url)
         try:
             with transaction(make_sessionmaker(engine)) as session:
                 created = create_invite(

@@ -27,6 +27,9 @@ import pytest
 
 from vault import age
 
+# The SMTP server fixture, for every test of notices.
+from .switch_env import mailbox  # noqa: F401
+
 CHUNK = 64 * 1024
 SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5]
 """Plaintext sizes at the edges of the 64 KiB payload chunks, and several chunks."""

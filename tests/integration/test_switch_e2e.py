@@ -11,13 +11,8 @@ the Debian ``age`` tool and the published key to the original bytes.
 
 from __future__ import annotations
 
-import email
-import email.policy
-import html
 import json
 import re
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,54 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from aiosmtpd.controller import Controller
 
 from server.notify import verify_webhook
 from vault import canonical
 
 from .client_env import ServerProcess, enroll, payload, pin
+from .switch_env import CONTACTS, Mailbox, expect_notices, released_files, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
-
-AGE = "/usr/bin/age"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Mailbox:
-    """Keeps every message the SMTP server accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.messages.append(message)  # type: ignore[arg-type]
-        return "250 OK"
-
-    def to(self, address: str) -> list[email.message.EmailMessage]:
-        with self.lock:
-            return [m for m in self.messages if m["To"] == address]
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = _free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
 
 
 SECRET_FIELD = re.compile(r"secret[^A-Za-z0-9]+([A-Za-z0-9_\-]{16,})")
@@ -118,16 +73,6 @@ def hooks() -> Iterator[tuple[Hooks, str]]:
         server.server_close()
 
 
-def _wait(what: str, check: Any, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_armed_missed_released_and_decrypted_with_age(
     tmp_path: Path, mailbox: tuple[Mailbox, int], hooks: tuple[Hooks, str]
 ) -> None:
@@ -162,16 +107,7 @@ def test_armed_missed_released_and_decrypted_with_age(
             "3s",
             "--remind-before",
             "7s",
-            "--trustee",
-            "tom",
-            "--threshold",
-            "1",
-            "--remind-email",
-            "ana@example.org",
-            "--alert-email",
-            "tom@example.org",
-            "--publish-email",
-            "desk@example.org",
+            *CONTACTS,
             "--publish-webhook",
             hook_url,
         )
@@ -185,15 +121,9 @@ def test_armed_missed_released_and_decrypted_with_age(
         ana.add(late)
         vault = ana.json("switch", "status")["vault"]
 
-        reminder = _wait("the reminder", lambda: box.to("ana@example.org"))
-        assert "check in" in reminder[0]["Subject"].lower()
-        alert = _wait("the trustee's alert", lambda: box.to("tom@example.org"))
-        assert "missed" in alert[0]["Subject"].lower()
-        notice = _wait("the release notice", lambda: box.to("desk@example.org"))
-        page_url = f"{server.url}/release/{vault}"
-        assert page_url in notice[0].get_content()
+        expect_notices(box, f"{server.url}/release/{vault}")
 
-        delivered = _wait(
+        delivered = wait_for(
             "the release webhook",
             lambda: [h for h in hook_box.received if b'"switch.released"' in h[0]],
         )
@@ -204,34 +134,8 @@ def test_armed_missed_released_and_decrypted_with_age(
         assert event["vault"] == vault
         assert event["delivery"] == delivery
 
-        page = requests.get(page_url, timeout=30)
-        assert page.status_code == 200
-        text = html.unescape(page.text)
-        for name in originals:
-            assert name in text
-        key = requests.get(f"{page_url}/key.txt", timeout=30)
-        assert key.status_code == 200
-        assert key.text.startswith("AGE-SECRET-KEY-1")
-        key_file = tmp_path / "release-key.txt"
-        key_file.write_text(key.text)
-        links = sorted(
-            set(re.findall(r'href="(/release/[0-9a-f]+/items/[0-9a-f]+\.age)"', page.text))
-        )
-        assert len(links) == len(originals)
-        recovered: dict[bytes, Path] = {}
-        for link in links:
-            download = requests.get(server.url + link, timeout=30)
-            assert download.status_code == 200
-            sealed = tmp_path / link.rsplit("/", 1)[1]
-            sealed.write_bytes(download.content)
-            out = tmp_path / (sealed.name + ".out")
-            subprocess.run(
-                [AGE, "-d", "-i", str(key_file), "-o", str(out), str(sealed)],
-                check=True,
-                timeout=60,
-            )
-            recovered[out.read_bytes()] = out
-        assert set(recovered) == set(originals.values())
+        recovered = released_files(server.url, vault, tmp_path, originals)
+        assert sorted(recovered) == sorted(originals.values())
 
         # The log says so too: the client verifies it end to end.
         verified = ana.run("log", "verify", "--full")
