@@ -22,6 +22,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from server import doctor as doctor_checks
 from server import migrate
 from server.app import create_app, make_store
 from server.clock import SystemClock
@@ -364,3 +365,20 @@ def worker(once: bool, interval: float | None) -> None:
             the_worker.run(stop, interval=interval)
     finally:
         engine.dispose()
+
+
+@main.command()
+def doctor() -> None:
+    """Check the configuration: key file, data directory, database, storage, clock, mail.
+
+    Prints one line per check (ok, WARN or FAIL, with what to fix) and exits
+    with status 1 if any check fails. Nothing secret is printed.
+    """
+    findings = doctor_checks.run_checks(_config())
+    for finding in findings:
+        click.echo(finding.line())
+    failed = sum(finding.status == doctor_checks.FAIL for finding in findings)
+    warned = sum(finding.status == doctor_checks.WARN for finding in findings)
+    click.echo(f"{failed} failed, {warned} warnings, {len(findings)} checks")
+    if failed:
+        click.get_current_context().exit(1)

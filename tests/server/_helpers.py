@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
@@ -120,3 +122,15 @@ def verify_logged(client: FlaskClient, config: Config, body: dict[str, Any]) -> 
     event: dict[str, Any] = canonical.loads(entry)
     assert canonical.dumps(event) == entry
     return event
+
+
+def s3_config(config: Config, endpoint: str, bucket: str, tmp_path: Path) -> Config:
+    """``config`` with the S3 backend: ``bucket`` on the S3-compatible server at ``endpoint``."""
+    return dataclasses.replace(
+        config,
+        storage="s3",
+        s3_bucket=bucket,
+        s3_endpoint=endpoint,
+        s3_region="us-east-1",
+        s3_staging_dir=tmp_path / "s3-staging",
+    )

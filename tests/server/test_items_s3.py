@@ -6,7 +6,6 @@ sessions are staged on local disk. Every test runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import random
@@ -20,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from server.config import Config
 from server.storage.s3 import S3BlobStore
-from tests.server._helpers import bearer, identity, invite, log_in, register
+from tests.server._helpers import bearer, identity, invite, log_in, register, s3_config
 from tests.server._items import OCTETS, User, put_chunk, sha256, start
 from vault._base64 import b64encode
 from vault.age import decrypt, encrypt, rewrap_header
@@ -33,14 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 @pytest.fixture
 def config(config: Config, s3_endpoint: str, bucket: str, tmp_path: Path) -> Config:
     """The server configuration with the S3 backend: the bucket on the moto server."""
-    return dataclasses.replace(
-        config,
-        storage="s3",
-        s3_bucket=bucket,
-        s3_endpoint=s3_endpoint,
-        s3_region="us-east-1",
-        s3_staging_dir=tmp_path / "s3-staging",
-    )
+    return s3_config(config, s3_endpoint, bucket, tmp_path)
 
 
 def _objects(s3_client: Any, bucket: str) -> set[str]:
