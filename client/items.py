@@ -52,6 +52,7 @@ __all__ = [
     "content",
     "delete_item",
     "fetch_item",
+    "item_metas",
     "list_items",
     "share_item",
     "signed_item",
@@ -169,12 +170,16 @@ def _trust(pinned: Pinned | None) -> str:
     return "verified" if pinned.contact.verified else "unverified"
 
 
-def list_items(client: Client) -> Iterator[Listed]:
-    """Every item this account may read, with its manifest decrypted and checked."""
+def item_metas(client: Client, *, limit: int = 100) -> Iterator[dict[str, Any]]:
+    """Every item this account may read, as the server lists them, page by page.
+
+    Raises:
+        ProofError: a malformed list, or an item listed twice.
+    """
     after: str | None = None
     seen: set[str] = set()
     while True:
-        params: dict[str, str | int] = {"limit": 100}
+        params: dict[str, str | int] = {"limit": limit}
         if after is not None:
             params["after"] = after
         answer = client.call("GET", "/items", params=params)
@@ -187,21 +192,27 @@ def list_items(client: Client) -> Iterator[Listed]:
             if meta["id"] in seen:
                 raise ProofError("the server listed an item twice")
             seen.add(meta["id"])
-            owner = str(meta.get("owner", ""))
-            try:
-                pinned, _ = _signer(client, owner, pin=False)
-                signed = _manifest(client, meta)
-                signer = _own_signer(client, signed) if pinned is None else pinned.card.signing_key
-                manifest = _check_signed(signed, signer, meta)
-                yield Listed(
-                    meta=meta, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
-                )
-            except (ProofError, FormatError, ApiError, ConfigError) as exc:
-                yield Listed(meta=meta, manifest=None, problem=exc.message, owner=owner)
+            yield meta
         nxt = answer.get("next")
         if not isinstance(nxt, str):
             return
         after = nxt
+
+
+def list_items(client: Client) -> Iterator[Listed]:
+    """Every item this account may read, with its manifest decrypted and checked."""
+    for meta in item_metas(client):
+        owner = str(meta.get("owner", ""))
+        try:
+            pinned, _ = _signer(client, owner, pin=False)
+            signed = _manifest(client, meta)
+            signer = _own_signer(client, signed) if pinned is None else pinned.card.signing_key
+            manifest = _check_signed(signed, signer, meta)
+            yield Listed(
+                meta=meta, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
+            )
+        except (ProofError, FormatError, ApiError, ConfigError) as exc:
+            yield Listed(meta=meta, manifest=None, problem=exc.message, owner=owner)
 
 
 class _Download:

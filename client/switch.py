@@ -333,25 +333,8 @@ def policy_sha256(policy: Policy) -> str:
 
 def own_items(client: Client) -> list[str]:
     """The ids of this account's items, as the server lists them."""
-    found: list[str] = []
-    after: str | None = None
-    while True:
-        params: dict[str, str | int] = {"limit": 1000}
-        if after is not None:
-            params["after"] = after
-        answer = client.call("GET", "/items", params=params)
-        page = answer.get("items")
-        if not isinstance(page, list):
-            raise ProofError("the server sent a malformed item list")
-        for meta in page:
-            if not isinstance(meta, dict) or not _ACCOUNT.fullmatch(str(meta.get("id"))):
-                raise ProofError("the server sent a malformed item list")
-            if meta.get("owner") == client.account and meta["id"] not in found:
-                found.append(str(meta["id"]))
-        nxt = answer.get("next")
-        if not isinstance(nxt, str):
-            return found
-        after = nxt
+    metas = item_service.item_metas(client, limit=1000)
+    return [str(meta["id"]) for meta in metas if meta.get("owner") == client.account]
 
 
 Narrate = Callable[[str], None]
