@@ -5,12 +5,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 
+from server.app import create_app
+from server.clock import ManualClock
 from server.config import Config
+from server.models import OutboxMessage
+from server.worker import Worker
 from tests.server._helpers import bearer, identity, invite, log_in
 from tests.server._items import OCTETS, User, user
 from vault import age
@@ -19,6 +25,38 @@ from vault.age.format import Source, parse_header
 from vault.keys import PersonalIdentity
 from vault.manifest import Manifest
 from vault.shares import split_secret
+
+
+class Recorder:
+    """A notice sender that keeps what it was asked to send (from any thread)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutboxMessage] = []
+        self._lock = threading.Lock()
+
+    def send(self, message: OutboxMessage, *, now: int) -> None:
+        with self._lock:
+            self.sent.append(message)
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(m.event, m.target) for m in self.sent]
+
+
+def clocked_app(config: Config, clock: ManualClock) -> Iterator[Flask]:
+    """The app with ``clock`` as its time, for a fixture to yield from."""
+    app = create_app(config, clock=clock)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["evault"].engine.dispose()
+
+
+def new_worker(app: Flask, config: Config, clock: ManualClock, sender: Recorder) -> Worker:
+    """A worker on ``app``'s database and store, with ``clock`` and ``sender``."""
+    state = app.extensions["evault"]
+    return Worker(
+        config=config, sessions=state.sessions, store=state.store, clock=clock, sender=sender
+    )
+
 
 POLICY: dict[str, Any] = {
     "interval": 7 * 86400,
@@ -212,12 +250,15 @@ def trustee(
 __all__ = [
     "POLICY",
     "Arming",
+    "Recorder",
     "Reporter",
     "add_item",
     "arm",
+    "clocked_app",
     "custodian_recipient",
     "duress_login",
     "make_shares",
+    "new_worker",
     "reporter",
     "trustee",
     "user",

@@ -25,7 +25,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from server.app import create_app
 from server.clock import ManualClock
 from server.config import Config
 from server.keyfile import load_key_file
@@ -38,11 +37,14 @@ from tests.server._items import age_parts
 from tests.server._switch import (
     POLICY,
     Arming,
+    Recorder,
     Reporter,
     add_item,
+    clocked_app,
     custodian_recipient,
     duress_login,
     make_shares,
+    new_worker,
     reporter,
     trustee,
 )
@@ -62,18 +64,6 @@ PHRASE = "correct horse battery staple"
 DURESS_PHRASE = "tired donkey wooden fence"
 
 
-class Recorder:
-    """A sender that keeps what it was asked to send (from any thread)."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutboxMessage] = []
-        self._lock = threading.Lock()
-
-    def send(self, message: OutboxMessage, *, now: int) -> None:
-        with self._lock:
-            self.sent.append(message)
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC))
@@ -81,10 +71,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def app(config: Config, clock: ManualClock) -> Iterator[Flask]:
-    app = create_app(config, clock=clock)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["evault"].engine.dispose()
+    yield from clocked_app(config, clock)
 
 
 @pytest.fixture
@@ -92,16 +79,9 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-def _new_worker(app: Flask, config: Config, clock: ManualClock, sender: Recorder) -> Worker:
-    state = app.extensions["evault"]
-    return Worker(
-        config=config, sessions=state.sessions, store=state.store, clock=clock, sender=sender
-    )
-
-
 @pytest.fixture
 def worker(app: Flask, config: Config, clock: ManualClock, recorder: Recorder) -> Worker:
-    return _new_worker(app, config, clock, recorder)
+    return new_worker(app, config, clock, recorder)
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -1020,7 +1000,7 @@ def test_workers_racing_release_each_vault_once_and_notify_each_contact_once(
     }
     vaults = [armed(app, config, client, name, policy=policy)[0].vault for name in "ABC"]
     clock.advance(INTERVAL + 2 * DAY)
-    workers = [_new_worker(app, config, clock, recorder) for _ in range(2)]
+    workers = [new_worker(app, config, clock, recorder) for _ in range(2)]
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(workers))
 

@@ -13,21 +13,22 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from server.app import create_app
 from server.clock import ManualClock
 from server.config import Config
 from server.keyfile import load_key_file
-from server.models import OutboxMessage
 from server.services import release as releases
 from server.services import switch as switch_service
 from server.worker import Worker
 from tests.server._helpers import verify_logged
 from tests.server._switch import (
     POLICY,
+    Recorder,
     Reporter,
     add_item,
     arm,
+    clocked_app,
     duress_login,
+    new_worker,
     reporter,
     trustee,
 )
@@ -39,19 +40,6 @@ from vault.protocol import CHECKIN_CONTEXT, CheckinStatement
 ORIGIN = "test.example/log"
 
 
-class Recorder:
-    """A sender that keeps what it was asked to send."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutboxMessage] = []
-
-    def send(self, message: OutboxMessage, *, now: int) -> None:
-        self.sent.append(message)
-
-    def events(self) -> list[tuple[str, str]]:
-        return [(m.event, m.target) for m in self.sent]
-
-
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC))
@@ -59,10 +47,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def app(config: Config, clock: ManualClock) -> Iterator[Flask]:
-    app = create_app(config, clock=clock)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["evault"].engine.dispose()
+    yield from clocked_app(config, clock)
 
 
 @pytest.fixture
@@ -72,10 +57,7 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def worker(app: Flask, config: Config, clock: ManualClock, recorder: Recorder) -> Worker:
-    state = app.extensions["evault"]
-    return Worker(
-        config=config, sessions=state.sessions, store=state.store, clock=clock, sender=recorder
-    )
+    return new_worker(app, config, clock, recorder)
 
 
 def checkin(client: FlaskClient, person: PersonalIdentity, vault: str, now: dt.datetime) -> Any:
