@@ -110,10 +110,12 @@ def _refuse_secret_as_path(path: str) -> None:
 
 
 def _open_input(path: str | None) -> BinaryIO:
+    from client.files import open_input
+
     if path is None or path == "-":
-        return sys.stdin.buffer
+        return open_input(None)
     _refuse_secret_as_path(path)
-    return open(path, "rb", buffering=0)
+    return open_input(Path(path))
 
 
 def _read_key_file(path: str) -> bytes:

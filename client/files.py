@@ -8,16 +8,21 @@ line needs (a device such as ``/dev/null``, the ordinary file mode).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import select
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from vault import _atomic
 from vault.errors import ConfigError
 
-__all__ = ["atomic_output", "default_mode", "open_device"]
+__all__ = ["atomic_output", "default_mode", "open_device", "open_input"]
+
+_WAIT = 0.25
 
 
 def default_mode() -> int:
@@ -69,3 +74,54 @@ def open_device(path: Path) -> BinaryIO:
             hint="write to a regular file, or use shell redirection",
         )
     return os.fdopen(fd, "wb")
+
+
+class _PatientInput(io.RawIOBase):
+    """A pipe, socket or terminal read in waits of at most a quarter second.
+
+    Python runs a signal handler between bytecodes. A SIGTERM that lands just
+    before a blocking ``read()`` is handled only when that read returns,
+    which on an open, idle pipe is never; waiting in ``select`` with a
+    timeout gives the handler its turn.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, buffer: Any) -> int:
+        fd = self._raw.fileno()
+        while not select.select([fd], [], [], _WAIT)[0]:
+            pass
+        return self._raw.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+def open_input(path: Path | None) -> BinaryIO:
+    """Standard input (``None``) or the file at ``path``, unbuffered, for streaming.
+
+    Anything but a regular file is read through :class:`_PatientInput`, so
+    that a stop signal always ends the command.
+    """
+    raw: BinaryIO = (
+        sys.stdin.buffer.raw  # type: ignore[union-attr]
+        if path is None
+        else open(path, "rb", buffering=0)  # noqa: SIM115 — the caller closes it
+    )
+    try:
+        regular = stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    except OSError:
+        regular = False
+    if regular:
+        return raw
+    return cast(BinaryIO, _PatientInput(raw))

@@ -44,6 +44,7 @@ from client.receipts import store_entry
 from client.recipients import encrypt, new_header
 from vault import age
 from vault._base64 import b64encode
+from vault._threads import signals_to_main_thread
 from vault.age.stream import NONCE_SIZE, encrypt_payload, payload_size
 from vault.errors import ConfigError, ProofError, VaultError
 from vault.manifest import Manifest, is_media_type
@@ -156,7 +157,8 @@ class _Uploader:
         self.queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="evault-upload", daemon=True)
-        self._thread.start()
+        with signals_to_main_thread():
+            self._thread.start()
 
     def _run(self) -> None:
         try:

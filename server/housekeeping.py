@@ -19,6 +19,7 @@ from server.db import transaction
 from server.models import utcnow
 from server.services.items import UPLOAD_LIFETIME, expire_uploads
 from server.storage import BlobStore, StorageError
+from vault._threads import signals_to_main_thread
 
 __all__ = ["SWEEP_INTERVAL", "Sweeper", "sweep_uploads"]
 
@@ -61,7 +62,8 @@ class Sweeper:
         self.passes = 0
 
     def start(self) -> None:
-        self._thread.start()
+        with signals_to_main_thread():
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()

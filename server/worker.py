@@ -47,6 +47,7 @@ from server.services import switch as switches
 from server.services.outbox import Sender
 from server.storage import BlobStore, StorageError
 from vault import canonical
+from vault._threads import signals_to_main_thread
 from vault.errors import VaultError
 
 __all__ = ["SweepReport", "Worker", "WorkerThread"]
@@ -441,7 +442,8 @@ class Worker:
         sending = threading.Thread(
             target=self._send_loop, args=(stop, wait), name="outbox", daemon=True
         )
-        sending.start()
+        with signals_to_main_thread():
+            sending.start()
         while not stop.is_set():
             try:
                 self.sweep(deliver=False)
@@ -469,7 +471,8 @@ class WorkerThread:
         )
 
     def start(self) -> None:
-        self._thread.start()
+        with signals_to_main_thread():
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -20,6 +20,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from vault._threads import signals_to_main_thread
 from vault.age._crypto import hkdf_sha256
 from vault.errors import PayloadError
 
@@ -100,6 +101,15 @@ def _fill(reader: Reader, view: memoryview, piece: int) -> int:
     return filled
 
 
+def _take(free: queue.SimpleQueue[_Batch]) -> _Batch:
+    """The next free batch, waiting in slices so a signal handler runs promptly."""
+    while True:
+        try:
+            return free.get(timeout=0.25)
+        except queue.Empty:
+            continue
+
+
 def _pipeline(
     reader: Reader,
     write: Writer,
@@ -139,18 +149,19 @@ def _pipeline(
 
     pool = ThreadPoolExecutor(workers)
     writer_thread = threading.Thread(target=writer, name="age-writer", daemon=True)
-    writer_thread.start()
+    with signals_to_main_thread():
+        writer_thread.start()
     interrupted: BaseException | None = None
     try:
         counter = 0
-        current = free.get()
+        current = _take(free)
         current.length = _fill(reader, memoryview(current.input), piece)
         while not failure:
             nxt = None
             last = current.length < in_size
             read_error: BaseException | None = None
             if not last:
-                nxt = free.get()
+                nxt = _take(free)
                 try:
                     nxt.length = _fill(reader, memoryview(nxt.input), piece)
                 except BaseException as exc:  # noqa: BLE001 — raised once `current` is queued
@@ -158,7 +169,9 @@ def _pipeline(
                 last = read_error is None and nxt.length == 0
             current.error = None
             current.output_length = 0
-            done.put((current, pool.submit(work, current, counter, last)))
+            with signals_to_main_thread():  # ``submit`` may start a worker thread
+                future = pool.submit(work, current, counter, last)
+            done.put((current, future))
             counter += chunks_of(current.length, last)
             if read_error is not None:
                 # The batch read before the error still goes out (or fails) first.
