@@ -87,7 +87,7 @@ local)
 	if [[ -d $blob_root/blobs ]]; then
 		tar -C "$blob_root" -cf "$dest/blobs.tar" blobs
 	else
-		tar -C "$blob_root" -cf "$dest/blobs.tar" --files-from=/dev/null
+		tar -cf "$dest/blobs.tar" --files-from=/dev/null
 	fi
 	;;
 s3)

@@ -131,6 +131,10 @@ def init(origin: str) -> None:
     try:
         migrate.upgrade(config.database_url)
         _check_log_key(config, keys.log_signer)
+        if config.storage == "local":
+            from server.app import make_store
+
+            make_store(config)  # makes the blob root, 0700, so backups and doctor find it
     except BaseException:
         # Nothing was signed with the new key: leave no second identity behind.
         config.key_file.unlink(missing_ok=True)

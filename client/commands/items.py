@@ -249,10 +249,20 @@ def inbox() -> None:
         _list(client, inbox=True)
 
 
-def _fetch(item: str, output: Path | None, force: bool) -> None:
+def _output_path(output: str | None) -> Path | None:
+    """``-o``: a name ending in a slash is a directory, made (0700) if it is missing."""
+    if output is None:
+        return None
+    path = Path(output)
+    if output.endswith(("/", os.sep)):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _fetch(item: str, output: str | None, force: bool) -> None:
     check_item_id(item)
     with open_client() as client:
-        fetched = service.fetch_item(client, item, output=output, force=force)
+        fetched = service.fetch_item(client, item, output=_output_path(output), force=force)
         if fetched.newly_pinned:
             contact = client.state.contacts[fetched.signer_name]
             err().print(
@@ -291,11 +301,14 @@ def _fetch(item: str, output: Path | None, force: bool) -> None:
 @click.command()
 @click.argument("item")
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="A directory, or a new file name."
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="A directory, or a new file name; a name ending in / is a directory, made if missing.",
 )
 @click.option("-f", "--force", is_flag=True, help="Replace an existing file.")
 @handle_errors
-def get(item: str, output: Path | None, force: bool) -> None:
+def get(item: str, output: str | None, force: bool) -> None:
     """Download ITEM, decrypt it and check its signature and hashes."""
     _fetch(item, output, force)
 
@@ -303,11 +316,14 @@ def get(item: str, output: Path | None, force: bool) -> None:
 @click.command()
 @click.argument("item")
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="A directory, or a new file name."
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="A directory, or a new file name; a name ending in / is a directory, made if missing.",
 )
 @click.option("-f", "--force", is_flag=True, help="Replace an existing file.")
 @handle_errors
-def pull(item: str, output: Path | None, force: bool) -> None:
+def pull(item: str, output: str | None, force: bool) -> None:
     """Download an item shared with you, decrypt it and check the reporter's signature."""
     _fetch(item, output, force)
 
