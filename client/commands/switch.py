@@ -166,7 +166,10 @@ def switch() -> None:
 @click.option(
     "--threshold",
     type=int,
-    help="Shares needed to release, of the server's and the trustees' [1; only when arming].",
+    help=(
+        "Shares needed to release, of the server's and the trustees' "
+        "[1 without trustees, else 2; only when arming]."
+    ),
 )
 @click.option("--remind-email", multiple=True, metavar="ADDRESS", help="Your reminders.")
 @click.option("--remind-webhook", multiple=True, metavar="URL", help="Your reminders.")
@@ -233,7 +236,8 @@ def set_(
             client,
             policy,
             trustees=trustees,
-            threshold=1 if threshold is None else threshold,
+            # With trustees, no single custodian (a trustee or the server) releases alone.
+            threshold=(2 if trustees else 1) if threshold is None else threshold,
             handle=handle,
             phrase=phrase,
             duress_phrase=duress_phrase,
