@@ -341,7 +341,10 @@ HOST_ONLY = {
 }
 """Commands of the operators' guide that change the machine itself, and why they are not run."""
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_ADMIN_URL = os.environ.get(
+    "EVAULT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+).replace("postgresql+psycopg://", "postgresql://", 1)
+"""A role that may create databases, for the restore drill's scratch database (libpq form)."""
 
 
 def _host_paths(scratch: Path) -> dict[str, str]:
