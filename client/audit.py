@@ -4,7 +4,9 @@ The client fetches every entry up to the latest checkpoint it verified,
 recomputes the RFC 6962 root from the entries' bytes and compares it with
 the checkpoint's: then every entry it shows is one the server signed and
 can never take back. Only then does it pick out the events about this
-account, its vault and its items.
+account, its vault and its items. If the log holds key rotations (or this
+device retired a key), the server's key history must match them
+(:meth:`client.logcheck.LogCheck.check_history`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from client.context import Client
 from vault import canonical
 from vault.errors import FormatError, ProofError
+from vault.log_keys import ROTATION_EVENT
 from vault.merkle import leaf_hash, node_hash, verify_inclusion
 from vault.note import Checkpoint, Receipt
 
@@ -71,11 +74,13 @@ def read_log(
     is kept, not with the log.
 
     Raises:
-        ProofError: an entry's bytes do not hash to the signed root.
+        ProofError: an entry's bytes do not hash to the signed root, or the
+            log's key rotations do not match the server's key history.
         RewrittenLogError: the checkpoint is not consistent with the last seen.
     """
     checkpoint = client.log.refresh()
     events: list[Event] = []
+    rotations: list[tuple[int, bytes, bytes]] = []
     tree = _Root()
     start = 0
     while start < checkpoint.size:
@@ -98,6 +103,8 @@ def read_log(
                 event = None
             tree.add(leaf_hash(data))
             value = event if isinstance(event, dict) else {}
+            if value.get("type") == ROTATION_EVENT:
+                rotations.append((start, data, tree.root()))
             if keep is None or keep(value):
                 events.append(Event(index=start, data=data, event=value))
             start += 1
@@ -108,6 +115,7 @@ def read_log(
             f"the log's {checkpoint.size} entries do not hash to its signed root",
             hint="the server altered entries after signing them; do not trust it",
         )
+    client.log.check_history(checkpoint, rotations)
     return checkpoint, events
 
 

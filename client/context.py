@@ -24,6 +24,7 @@ from client.logcheck import LogCheck
 from client.state import LogPin, State
 from vault.errors import ConfigError, FormatError
 from vault.keys import Card, PersonalIdentity
+from vault.log_keys import Handover
 
 __all__ = ["Client", "locked"]
 
@@ -136,7 +137,10 @@ class Client:
         if self._log is None:
             if self.state.log is None:
                 raise ConfigError("no log key pinned", hint="run `evault register` first")
-            self._log = LogCheck(self.api, self.state.log.key, self.state.log.checkpoint)
+            pin = self.state.log
+            self._log = LogCheck(
+                self.api, pin.key, pin.checkpoint, pin.retired, follow_rotations=True
+            )
         return self._log
 
     def origin(self) -> str:
@@ -155,12 +159,20 @@ class Client:
 
     # -- saving ------------------------------------------------------------
 
-    def save(self) -> None:
-        """Remember the newest verified checkpoint and any state change."""
+    def _take_log_pin(self) -> None:
+        """Copy the log check's newest checkpoint and pinned keys into the state."""
         if self._log is not None and self.state.log is not None:
-            text = self._log.checkpoint_text()
-            if text is not None and text != self.state.log.checkpoint:
-                self.state = replace(self.state, log=replace(self.state.log, checkpoint=text))
+            pin = self._log.pin()
+            if pin.checkpoint is not None and pin != self.state.log:
+                self.state = replace(self.state, log=pin)
+
+    def log_handovers(self) -> list[Handover]:
+        """The log key handovers this command followed and pinned."""
+        return [] if self._log is None else list(self._log.followed)
+
+    def save(self) -> None:
+        """Remember the newest verified checkpoint, pinned keys and any state change."""
+        self._take_log_pin()
         if self.state == self._saved:
             return
         self.paths.ensure()
@@ -175,6 +187,7 @@ class Client:
             if self._log is not None and theirs is not None and theirs not in ours:
                 # Another command saw another checkpoint: both must be one log.
                 self._log.advance(theirs.encode("utf-8"))
+                self._take_log_pin()  # that may have followed a key handover
             merged = _merge(self._saved, self.state, disk)
             state_file.save(self.paths.state, merged)
         self.state = self._saved = merged
@@ -220,10 +233,14 @@ def _merge(base: State, mine: State, theirs: State) -> State:
         if base.contacts.get(name) != contact:
             contacts[name] = contact
     merged = replace(merged, contacts=contacts)
-    if mine.log is not None and (
-        merged.log is None
-        or merged.log.key != mine.log.key
-        or _checkpoint_size(mine.log) > _checkpoint_size(merged.log)
-    ):
+    if mine.log is not None and (merged.log is None or _newer_pin(mine.log, merged.log)):
         merged = replace(merged, log=mine.log)
     return merged
+
+
+def _newer_pin(mine: LogPin, theirs: LogPin) -> bool:
+    """Whether ``mine`` should replace ``theirs``: it followed more key handovers,
+    pins another key, or holds a larger checkpoint of the same key."""
+    if len(mine.retired) != len(theirs.retired):
+        return len(mine.retired) > len(theirs.retired)
+    return mine.key != theirs.key or _checkpoint_size(mine) > _checkpoint_size(theirs)

@@ -10,24 +10,50 @@ here, and the user is told plainly.
 Receipts (C2SP tlog-proof) come with the exact bytes of the entry they
 prove; :meth:`LogCheck.entry` verifies the inclusion proof and then checks
 the receipt's checkpoint like any other.
+
+When the server rotates its log key (docs/protocol.md, "Log key rotation"),
+a checkpoint comes signed by a key this device does not know. The client
+then reads the server's key history (``GET /log/keys``) and follows it from
+the pinned key (:mod:`client.handover`): each transition checkpoint must be
+signed by both keys, must not be older than the newest checkpoint verified
+and must extend it, and must end with the rotation entry naming exactly
+those keys. Only then is the new key pinned; the old one stays as a retired
+key, valid for the tree sizes it signed, so receipts it signed still verify.
+Anything else is refused like a rewritten log, and nothing is re-pinned.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from client.api import Api, ApiError
+from client.handover import Listed, history_error, key_history, match_history, rotation_entry
+from client.state import LogPin, RetiredKey
 from vault import canonical
 from vault.errors import FormatError, ProofError, SignatureError, VaultError
-from vault.merkle import verify_consistency
-from vault.note import Checkpoint, NoteVerifier, Receipt, open_checkpoint, verify_receipt
+from vault.log_keys import (
+    Handover,
+    KeyChain,
+    LogKey,
+    open_with_keys,
+    signed_by_unknown_key,
+    verify_transition,
+)
+from vault.merkle import leaf_hash, verify_consistency, verify_inclusion
+from vault.note import Checkpoint, Note, NoteVerifier, Receipt
 
 __all__ = ["LogCheck", "LoggedEntry", "RewrittenLogError"]
 
 _MAX_CHECKPOINT = 64 * 1024
+_DO_NOT_TRUST = (
+    "nothing was re-pinned; do not trust this server, keep this device's state.json as "
+    "evidence and tell your editor or the operator's auditors"
+)
 
 
 class RewrittenLogError(ProofError):
@@ -39,6 +65,21 @@ def _rewritten(detail: str) -> RewrittenLogError:
         f"the server's audit log was rewritten or forked: {detail}",
         hint="do not trust this server; keep this device's state.json as evidence "
         "and tell your editor or the operator's auditors",
+    )
+
+
+def _not_pinned(detail: str = "") -> SignatureError:
+    return SignatureError(
+        "the server's checkpoint is not signed by the log key this device pinned" + detail,
+        hint="this may not be your server, or its key was replaced; do not trust it",
+    )
+
+
+def _bad_handover(exc: VaultError) -> ProofError:
+    kind = SignatureError if isinstance(exc, SignatureError) else ProofError
+    return kind(
+        f"the server's handover from the log key this device pinned does not verify: {exc.message}",
+        hint=_DO_NOT_TRUST,
     )
 
 
@@ -78,20 +119,60 @@ def _b64(text: object, what: str) -> bytes:
 
 
 class LogCheck:
-    """The pinned log key and the newest checkpoint verified so far."""
+    """The pinned log key, the keys it replaced, and the newest checkpoint verified so far.
 
-    def __init__(self, api: Api, key: str, checkpoint: str | None) -> None:
+    ``follow_rotations``: follow the server's key history when a checkpoint
+    is signed by a key this device does not know (a registered device);
+    without it such a checkpoint is refused at once (a registration, which
+    has just pinned the key the server shows).
+    """
+
+    def __init__(
+        self,
+        api: Api,
+        key: str,
+        checkpoint: str | None,
+        retired: Sequence[RetiredKey] = (),
+        *,
+        follow_rotations: bool = False,
+    ) -> None:
         self._api = api
+        self._follow = follow_rotations
+        self._history: list[Listed] | None = None
         try:
             self.verifier = NoteVerifier.parse(key)
+            self._retired = [
+                LogKey(
+                    verifier=NoteVerifier.parse(r.key),
+                    first_size=r.first_size,
+                    last_size=r.last_size,
+                )
+                for r in retired
+            ]
         except FormatError:
             raise VaultError("the pinned log key in state.json is damaged") from None
+        self.retired = tuple(retired)
+        self.followed: list[Handover] = []
+        """The handovers followed (and pinned) by this command, to tell the user."""
         self.note: bytes | None = None
         self.latest: Checkpoint | None = None
         if checkpoint is not None:
             note = checkpoint.encode("utf-8")
-            self.latest = open_checkpoint(note, self.verifier)
+            self.latest, _ = open_with_keys(note, self.keys(), self.verifier.name)
             self.note = note
+
+    def keys(self) -> list[LogKey]:
+        """The retired keys and the pinned one, each with the tree sizes it signs."""
+        first = self._retired[-1].last_size if self._retired else 0
+        return [*self._retired, LogKey(verifier=self.verifier, first_size=first or 0)]
+
+    def pin(self) -> LogPin:
+        """What to remember in the state file: keys and the newest checkpoint."""
+        return LogPin(
+            key=str(self.verifier), checkpoint=self.checkpoint_text(), retired=self.retired
+        )
+
+    # -- checkpoints -----------------------------------------------------------
 
     def _proof(self, old: int, new: int) -> list[bytes]:
         answer = self._api.json("GET", "/log/proof/consistency", params={"old": old, "new": new})
@@ -119,6 +200,31 @@ class LogCheck:
                 f"the tree of {newer.size} entries does not extend the one of {older.size}"
             ) from exc
 
+    def _open(self, note: bytes) -> Checkpoint:
+        """Verify a checkpoint's signature, following a key handover if there is one.
+
+        Raises:
+            NoteError: malformed.
+            SignatureError: not signed by the pinned key (or a retired one, for
+                the sizes it signed), and no valid handover leads to its key.
+            ProofError, RewrittenLogError: a handover that does not verify.
+        """
+        keys = self.keys()
+        known = {(k.verifier.name, k.verifier.key_id) for k in keys}
+        signed = {(s.name, s.key_id) for s in Note.parse(note).signatures}
+        if not known & signed:
+            if not self._follow:
+                raise _not_pinned()
+            self._follow_history(note, required=True)
+        elif self._follow and signed_by_unknown_key(note, [k.verifier for k in keys]):
+            # Signed by the pinned key and another of its name: a transition.
+            self._follow_history(note, required=False)
+        try:
+            checkpoint, _ = open_with_keys(note, self.keys(), self.verifier.name)
+        except SignatureError as exc:
+            raise _not_pinned(f": {exc.message}") from None
+        return checkpoint
+
     def advance(self, note: bytes) -> Checkpoint:
         """Verify a signed checkpoint and its consistency with the newest one seen.
 
@@ -128,13 +234,7 @@ class LogCheck:
             SignatureError, ProofError: not signed by the pinned key.
             RewrittenLogError: not consistent with what this device saw.
         """
-        try:
-            checkpoint = open_checkpoint(note, self.verifier)
-        except SignatureError:
-            raise SignatureError(
-                "the server's checkpoint is not signed by the log key this device pinned",
-                hint="this may not be your server, or its key was replaced; do not trust it",
-            ) from None
+        checkpoint = self._open(note)
         if self.latest is None:
             self.latest, self.note = checkpoint, note
             return checkpoint
@@ -171,20 +271,7 @@ class LogCheck:
         if not isinstance(text, str):
             raise ProofError("the server sent no receipt for this change")
         receipt_bytes = text.encode("utf-8")
-        try:
-            receipt = Receipt.parse(receipt_bytes)
-        except FormatError as exc:
-            raise ProofError(f"the server sent a malformed receipt: {exc.message}") from None
-        try:
-            checkpoint = verify_receipt(receipt, data, self.verifier)
-        except FormatError as exc:
-            raise ProofError(f"the server sent a malformed receipt: {exc.message}") from None
-        except ProofError as exc:
-            raise ProofError(
-                f"the server's receipt does not prove the change was logged: {exc.message}",
-                hint="do not trust this server",
-            ) from None
-        self.advance(receipt.checkpoint)
+        checkpoint = self._verify_receipt(receipt_bytes, data)
         try:
             event = canonical.loads(data)
         except FormatError:
@@ -192,13 +279,197 @@ class LogCheck:
         if not isinstance(event, dict):
             raise ProofError("the logged entry is not an object")
         return LoggedEntry(
-            index=receipt.index,
+            index=Receipt.parse(receipt_bytes).index,
             data=data,
             event=event,
             receipt=receipt_bytes,
             checkpoint=checkpoint,
         )
 
+    def _verify_receipt(self, receipt_bytes: bytes, data: bytes) -> Checkpoint:
+        try:
+            receipt = Receipt.parse(receipt_bytes)
+            checkpoint = self._open(receipt.checkpoint)
+        except FormatError as exc:
+            raise ProofError(f"the server sent a malformed receipt: {exc.message}") from None
+        try:
+            verify_inclusion(
+                leaf_hash(data), receipt.index, checkpoint.size, receipt.proof, checkpoint.root_hash
+            )
+        except ProofError as exc:
+            raise ProofError(
+                f"the server's receipt does not prove the change was logged: {exc.message}",
+                hint="do not trust this server",
+            ) from None
+        self.advance(receipt.checkpoint)
+        return checkpoint
+
+    def verify_kept(self, receipt: bytes, data: bytes) -> Checkpoint:
+        """Verify a receipt this device kept, perhaps signed by a key since retired.
+
+        Its checkpoint must be consistent with the newest one verified.
+
+        Raises:
+            ProofError: as :meth:`entry`.
+        """
+        return self._verify_receipt(receipt, data)
+
     def checkpoint_text(self) -> str | None:
         """The newest verified checkpoint, to remember in the state file."""
         return None if self.note is None else self.note.decode("utf-8")
+
+    # -- key rotations -----------------------------------------------------------
+
+    def _listed(self, *, required: bool) -> list[Listed] | None:
+        if self._history is None:
+            try:
+                self._history = key_history(self._api)
+            except ApiError as exc:
+                if not required:
+                    return None
+                if exc.status == 0 or exc.status >= 500:
+                    raise
+                raise _not_pinned(", and the server shows no key history") from None
+        return self._history
+
+    def _handover(self, old: Listed, new: Listed) -> Handover:
+        """Verify one handover of the server's key history, with its rotation entry."""
+        if old.transition is None or old.last_size is None or new.first_size != old.last_size:
+            raise ProofError("the server's key history is not a chain of handovers")
+        entry, proof = rotation_entry(self._api, old.last_size)
+        handover = verify_transition(old.transition, old.key, new.key, entry=entry, inclusion=proof)
+        if handover.size != old.last_size:
+            raise ProofError("the transition checkpoint is not of the size the key history says")
+        return handover
+
+    def _follow_history(self, note: bytes, *, required: bool) -> None:
+        """Follow the server's key history from the pinned key; pin its last key.
+
+        Without ``required`` (the checkpoint verified under the pinned key),
+        a history that shows no handover from the pinned key leaves it pinned.
+
+        Raises:
+            SignatureError, ProofError, RewrittenLogError: see :meth:`_open`.
+        """
+        history = self._listed(required=required)
+        if history is None:
+            return
+        pinned = next((i for i, row in enumerate(history) if row.key == self.verifier), None)
+        if pinned is None or pinned == len(history) - 1:
+            if required:
+                raise _not_pinned(", and the server shows no handover from it to another key")
+            return
+        # The range a retired key signed starts where this device trusted it from, never
+        # where the server says: a made-up first size would shrink it or corrupt the state.
+        older, first = self.latest, self.keys()[-1].first_size
+        handovers: list[Handover] = []
+        retired: list[RetiredKey] = []
+        for old, new in itertools.pairwise(history[pinned:]):
+            try:
+                handover = self._handover(old, new)
+            except (ProofError, FormatError) as exc:
+                raise _bad_handover(exc) from None
+            if older is not None:
+                if handover.size < older.size:
+                    raise _rewritten(
+                        f"the log key was handed over at {handover.size} entries, before the "
+                        f"{older.size} entries this device verified"
+                    )
+                self._consistent(older, handover.checkpoint)
+            retired.append(
+                RetiredKey(
+                    key=str(old.key),
+                    first_size=first,
+                    last_size=handover.size,
+                    transition=handover.note.decode("utf-8"),
+                )
+            )
+            first, older = handover.size, handover.checkpoint
+            handovers.append(handover)
+        keys = [
+            *self._retired,
+            *(
+                LogKey(
+                    verifier=NoteVerifier.parse(r.key),
+                    first_size=r.first_size,
+                    last_size=r.last_size,
+                )
+                for r in retired
+            ),
+            LogKey(verifier=handovers[-1].new, first_size=first),
+        ]
+        try:
+            open_with_keys(note, keys, self.verifier.name)
+        except VaultError as exc:
+            raise _not_pinned(
+                f", nor by the key the server handed over to: {exc.message}"
+            ) from None
+        # Everything verified: pin the new key, keep the old ones as retired.
+        self._retired = keys[:-1]
+        self.retired = (*self.retired, *retired)
+        self.verifier = handovers[-1].new
+        self.latest, self.note = handovers[-1].checkpoint, handovers[-1].note
+        self.followed.extend(handovers)
+
+    def check_history(
+        self, checkpoint: Checkpoint, rotations: Sequence[tuple[int, bytes, bytes]]
+    ) -> int:
+        """Check the server's key history against the whole log, read entry by entry.
+
+        Args:
+            checkpoint: the verified checkpoint the log was read up to.
+            rotations: the ``log.key_rotated`` entries met while reading, as
+                (index, entry bytes, root hash of the tree ending with it).
+
+        Every handover up to ``checkpoint`` must be one of these entries, with
+        its transition checkpoint signed by both keys and of that tree's root;
+        there must be no other rotation entry; the chain must start at size 0,
+        end with the pinned key and include every key this device retired.
+        Returns the number of rotations.
+
+        Raises:
+            ProofError: the history and the log do not agree.
+        """
+        if not rotations and not self._retired:
+            return 0
+        history = self._listed(required=True)
+        if history is None:
+            raise AssertionError("internal error: a required key history is missing")
+        try:
+            return match_history(history, checkpoint, rotations, self.verifier, self._retired)
+        except (ProofError, FormatError) as exc:
+            raise history_error(exc.message) from None
+
+    def package_chain(self, receipts: Sequence[bytes]) -> KeyChain | None:
+        """The key chain an evidence package of ``receipts`` needs, or ``None``.
+
+        ``None`` when the pinned key signed every receipt's checkpoint. Else
+        the handovers from the oldest retired key that signed one, with
+        consistency proofs from each such checkpoint to the transition that
+        retired its key and between transitions, fetched and verified now.
+
+        Raises:
+            ProofError: a receipt, handover or proof does not verify.
+        """
+        keys = self.keys()
+        origin = self.verifier.name
+        retired_sizes: list[tuple[int, int]] = []
+        for receipt in receipts:
+            checkpoint, key = open_with_keys(Receipt.parse(receipt).checkpoint, keys, origin)
+            if key.last_size is not None:
+                retired_sizes.append((checkpoint.size, key.last_size))
+        if not retired_sizes:
+            return None
+        oldest = min(last for _, last in retired_sizes)
+        start = next(i for i, key in enumerate(self._retired) if key.last_size == oldest)
+        handovers = []
+        for i in range(start, len(self._retired)):
+            old, new = self._retired[i].verifier, keys[i + 1].verifier
+            size = self.retired[i].last_size
+            entry, proof = rotation_entry(self._api, size)
+            note = self.retired[i].transition.encode("utf-8")
+            handovers.append(verify_transition(note, old, new, entry=entry, inclusion=proof))
+        pairs = {(a.size, b.size) for a, b in itertools.pairwise(handovers)}
+        pairs |= {(size, last) for size, last in retired_sizes if size < last}
+        links = {(old, new): self._proof(old, new) for old, new in sorted(pairs)}
+        return KeyChain(handovers[0].old, handovers, links)

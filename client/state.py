@@ -11,6 +11,11 @@ and check against the registered keys whichever keystore slot was opened
 tell). ``release`` is the age recipient of the vault's release identity
 while the dead-man switch is armed, so that ``evault add`` encrypts to it.
 
+``log`` is the pinned log key and the newest checkpoint verified; after the
+server rotated its log key, the keys it replaced stay as ``retired``, each
+with the tree sizes it signed and the transition checkpoint that handed the
+log over to its successor, so that receipts it signed still verify.
+
 Contacts are the people whose keys this client pinned: editors a reporter
 shares with, reporters whose items an editor pulls. A contact's card is
 pinned when added; ``verified`` records that the person compared the
@@ -28,7 +33,7 @@ from vault._atomic import write_atomically
 from vault.errors import ConfigError
 from vault.keys import Card
 
-__all__ = ["Contact", "LogPin", "State", "check_name", "load", "save"]
+__all__ = ["Contact", "LogPin", "RetiredKey", "State", "check_name", "load", "save"]
 
 _VERSION = 1
 _MAX_STATE = 16 * 1024 * 1024
@@ -62,11 +67,36 @@ class Contact:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetiredKey:
+    """A log key the server replaced: the tree sizes it signed and its handover."""
+
+    key: str
+    first_size: int
+    last_size: int
+    transition: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogPin:
-    """The server's log key and the newest checkpoint seen and verified."""
+    """The server's log key, the newest checkpoint seen and verified, the retired keys."""
 
     key: str
     checkpoint: str | None = None
+    retired: tuple[RetiredKey, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        value: dict[str, object] = {"key": self.key, "checkpoint": self.checkpoint}
+        if self.retired:
+            value["retired"] = [
+                {
+                    "key": r.key,
+                    "first_size": r.first_size,
+                    "last_size": r.last_size,
+                    "transition": r.transition,
+                }
+                for r in self.retired
+            ]
+        return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,9 +134,7 @@ class State:
             "vault": self.vault,
             "card": self.card,
             "release": self.release,
-            "log": None
-            if self.log is None
-            else {"key": self.log.key, "checkpoint": self.log.checkpoint},
+            "log": None if self.log is None else self.log.to_json(),
             "contacts": {
                 name: {"account": c.account, "card": c.card, "verified": c.verified}
                 for name, c in sorted(self.contacts.items())
@@ -119,6 +147,32 @@ def _opt_str(value: object, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ConfigError(f"damaged state file: {what} is not text")
+
+
+def _retired(value: object, damaged: ConfigError) -> tuple[RetiredKey, ...]:
+    if not isinstance(value, list):
+        raise damaged
+    retired = []
+    for raw in value:
+        if not (
+            isinstance(raw, dict)
+            and set(raw) == {"key", "first_size", "last_size", "transition"}
+            and isinstance(raw["key"], str)
+            and isinstance(raw["transition"], str)
+            and type(raw["first_size"]) is int
+            and type(raw["last_size"]) is int
+            and 0 <= raw["first_size"] <= raw["last_size"]
+        ):
+            raise damaged
+        retired.append(
+            RetiredKey(
+                key=raw["key"],
+                first_size=raw["first_size"],
+                last_size=raw["last_size"],
+                transition=raw["transition"],
+            )
+        )
+    return tuple(retired)
 
 
 def _parse(data: bytes, path: Path) -> State:
@@ -137,7 +191,11 @@ def _parse(data: bytes, path: Path) -> State:
     if log_value is not None:
         if not isinstance(log_value, dict) or not isinstance(log_value.get("key"), str):
             raise damaged
-        log = LogPin(key=log_value["key"], checkpoint=_opt_str(log_value.get("checkpoint"), "log"))
+        log = LogPin(
+            key=log_value["key"],
+            checkpoint=_opt_str(log_value.get("checkpoint"), "log"),
+            retired=_retired(log_value.get("retired", []), damaged),
+        )
     contacts: dict[str, Contact] = {}
     raw_contacts = value.get("contacts") or {}
     if not isinstance(raw_contacts, dict):

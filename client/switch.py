@@ -7,7 +7,9 @@ device, because only it can open the items:
 2. the secret is split k-of-n into SLIP-39 shares (:mod:`vault.shares`),
    one per custodian: position 0 is the server, then each trustee, and
    each share is sealed as a small age file that only its custodian opens
-   (the server's custodian key, the trustee's pinned card);
+   (the server's custodian key, the trustee's pinned card), sent with its
+   commitment, so that at release the server takes only these shares and
+   no made-up share of the same set;
 3. every item of the reporter gets the release recipient added to its
    header and manifest, like a share with the same editors;
 4. the policy, the recipient, the sealed shares and the item ids go to the
@@ -48,7 +50,7 @@ from vault import age, canonical
 from vault._base64 import b64encode
 from vault.errors import ConfigError, ProofError, VaultError
 from vault.protocol import CHECKIN_CONTEXT, CHECKIN_NONCE_SIZE, CheckinStatement
-from vault.shares import MAX_SHARES, split_secret
+from vault.shares import MAX_SHARES, share_commitment, split_secret
 
 __all__ = [
     "ARMED_STATES",
@@ -142,6 +144,9 @@ def seal_shares(
 ) -> list[dict[str, str]]:
     """Split ``secret`` k-of-n and seal each mnemonic to its custodian, in order.
 
+    Each share goes with its commitment (:func:`vault.shares.share_commitment`,
+    base64), which the server keeps to recognise the share at release.
+
     Raises:
         ConfigError: a threshold out of 1..n.
     """
@@ -155,7 +160,13 @@ def seal_shares(
     for holder, mnemonic in zip(holders, mnemonics, strict=True):
         out = io.BytesIO()
         age.encrypt(io.BytesIO(mnemonic.encode("ascii")), out, [holder.recipient])
-        sealed.append({"custodian": holder.custodian, "age": b64encode(out.getvalue())})
+        sealed.append(
+            {
+                "custodian": holder.custodian,
+                "age": b64encode(out.getvalue()),
+                "commitment": b64encode(share_commitment(mnemonic)),
+            }
+        )
     return sealed
 
 

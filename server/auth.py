@@ -34,6 +34,7 @@ PUBLIC_ENDPOINTS = frozenset(
     {
         "health.healthz",
         "log.key",
+        "log.keys",
         "log.checkpoint",
         "log.entries",
         "log.inclusion_proof",
@@ -57,7 +58,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "pages.share",
     }
 )
-"""Endpoints anyone may call: health, the public audit log and its key, the API
+"""Endpoints anyone may call: health, the public audit log and its keys, the API
 description, registration and login, signed check-ins and the public HTML pages."""
 
 _ATTRIBUTE = "_evault_roles"

@@ -29,6 +29,7 @@ from server.clock import SystemClock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.housekeeping import Sweeper, sweep_uploads
+from server.key_rotation import rotate as rotate_log_key
 from server.keyfile import create_key_file, fingerprint, load_key_file
 from server.models import INVITE_ROLES
 from server.services.accounts import create_operator, parse_card
@@ -266,7 +267,7 @@ def operator_create(card_path: Path) -> None:
 
 @main.group()
 def keys() -> None:
-    """Show the server's public keys."""
+    """Show the server's public keys; rotate the log key."""
 
 
 @keys.command("show")
@@ -276,6 +277,41 @@ def keys_show() -> None:
     click.echo(f"log key: {server_keys.log_verifier}")
     click.echo(f"fingerprint: {fingerprint(server_keys.log_verifier)}")
     click.echo(f"custodian recipient: {server_keys.custodian.recipient()}")
+
+
+@keys.command("rotate")
+@click.option("--yes", is_flag=True, help="Confirm: the web and worker processes are stopped.")
+def keys_rotate(yes: bool) -> None:
+    """Replace the log signing key. Stop the web and worker processes first.
+
+    Generates a new log key with the same name (the log's origin), logs a
+    log.key_rotated entry whose checkpoint both the old and the new key sign,
+    and puts the new key in the key file; the old private key is destroyed,
+    its public key stays in the log's key history. Every later checkpoint is
+    signed by the new key; clients follow the handover by themselves. Back up
+    first. If it is interrupted, run it again: it finishes or starts over.
+    """
+    if not yes:
+        raise ConfigError(
+            "rotating the log key must run with the web and worker processes stopped",
+            hint="stop them, back up, then repeat with --yes",
+        )
+    config = _config()
+    rotated = rotate_log_key(config)
+    if rotated.resumed:
+        click.echo("finished the interrupted rotation")
+    elif rotated.discarded:
+        click.echo("removed the unused new key file of an interrupted rotation")
+    click.echo(
+        f"rotated the log key at log entry {rotated.index}: the checkpoint of "
+        f"{rotated.size} entries is signed by the old and the new key"
+    )
+    click.echo(f"retired log key: {rotated.old} (its private key is gone from {config.key_file})")
+    click.echo(f"log key: {rotated.new}")
+    click.echo(f"fingerprint: {fingerprint(rotated.new)}")
+    click.echo(
+        "start the web and worker processes again, and publish the new log key and fingerprint"
+    )
 
 
 @main.command()

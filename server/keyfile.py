@@ -9,6 +9,11 @@ A text file, mode 0600, written once by ``evault-server init``::
 The log key signs checkpoints and receipts; its name is the log's origin
 line. The custodian key decrypts the server's own release share, only at
 release. A database dump therefore never holds a private key.
+
+``evault-server keys rotate`` replaces the log key: it writes the new key
+file beside the old one (:func:`pending_path`, ``server.key.new``), commits
+the rotation to the database, then moves it into place
+(:func:`install_pending`); see :mod:`server.key_rotation`.
 """
 
 from __future__ import annotations
@@ -19,11 +24,19 @@ import stat
 from pathlib import Path
 
 from vault import age
-from vault._atomic import write_atomically
+from vault._atomic import fsync_directory, write_atomically
 from vault.errors import ConfigError, VaultError
 from vault.note import NoteSigner, NoteVerifier, verifier_fingerprint
 
-__all__ = ["ServerKeys", "create_key_file", "fingerprint", "load_key_file"]
+__all__ = [
+    "ServerKeys",
+    "create_key_file",
+    "fingerprint",
+    "install_pending",
+    "load_key_file",
+    "pending_path",
+    "write_pending",
+]
 
 _HEADER = "# evault-server key file: keep it secret, keep a backup"
 _MAX_SIZE = 4096
@@ -60,6 +73,10 @@ class ServerKeys:
         except VaultError as exc:
             raise ConfigError(f"invalid log origin {origin!r}: {exc}") from None
         return cls(log_signer=signer, custodian=age.X25519Identity.generate())
+
+    def with_new_log_key(self) -> ServerKeys:
+        """The same custodian key with a new log key of the same name (another key ID)."""
+        return dataclasses.replace(self, log_signer=NoteSigner.generate(self.origin))
 
 
 def fingerprint(verifier: NoteVerifier) -> str:
@@ -114,3 +131,37 @@ def load_key_file(path: Path) -> ServerKeys:
     except (UnicodeDecodeError, VaultError):
         raise ConfigError(f"malformed key file {path}") from None
     return ServerKeys(log_signer=signer, custodian=custodian)
+
+
+def pending_path(path: Path) -> Path:
+    """Where a rotation writes the new key file before it replaces ``path``."""
+    return path.with_name(path.name + ".new")
+
+
+def write_pending(path: Path, keys: ServerKeys) -> Path:
+    """Write ``keys`` to a new 0600 file beside the key file ``path``; its path.
+
+    Raises:
+        ConfigError: the file exists, or cannot be written.
+    """
+    pending = pending_path(path)
+    try:
+        write_atomically(pending, keys.serialise(), overwrite=False, mode=0o600)
+    except FileExistsError:
+        raise ConfigError(f"{pending} already exists") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write key file {pending}: {exc.strerror or exc}") from None
+    return pending
+
+
+def install_pending(path: Path) -> None:
+    """Move the key file written by :func:`write_pending` over ``path``, durably.
+
+    The rename replaces the old file in one step: the old private key is no
+    longer in any file the server keeps.
+
+    Raises:
+        OSError: the rename failed; both files are as they were.
+    """
+    os.replace(pending_path(path), path)
+    fsync_directory(path.parent)

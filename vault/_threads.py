@@ -32,8 +32,11 @@ def signals_to_main_thread() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no thread signal masks
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+    # The mask is read before it changes, and restored in every case: a handler
+    # that raises just after the blocking call cannot leave these signals blocked.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

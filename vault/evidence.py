@@ -6,8 +6,8 @@ what a reporter signed, that the server's public audit log recorded it at a
 time, and that the log ties the reporter's card to the account that uploaded
 it. Nothing in it is secret: the item stays encrypted, every key is public.
 
-Format, version 1
------------------
+Format, versions 1 and 2
+------------------------
 
 ::
 
@@ -19,7 +19,8 @@ Format, version 1
       log.key            the log's C2SP signed-note verifier key, then one newline
       entries/N.json     the exact bytes of log entry N, a canonical JSON event
       entries/N.proof    the receipt of entry N: a C2SP tlog-proof whose index is N
-      package.json       {"files":{PATH:SHA256,...},"item":ID,"v":1,"vault":ID}
+      log-keys.json      version 2 only: the log's key chain (vault.log_keys.KeyChain)
+      package.json       {"files":{PATH:SHA256,...},"item":ID,"v":1 or 2,"vault":ID}
 
 ``N`` is a leaf index in decimal without leading zeros; each ``N.json`` has its
 ``N.proof``. The entries are the item's ``item.uploaded`` event, any of its
@@ -33,6 +34,16 @@ DIR.
 Packages written before the ``account.registered`` entry became part of the
 format (never released) no longer verify: without it nothing ties
 reporter.card to the upload. Export them again.
+
+Version 2 is version 1 plus ``log-keys.json``, written only when a receipt's
+checkpoint is signed by a log key that a key rotation retired since. log.key
+is then the log's current key, and log-keys.json the chain of handovers
+from the oldest retired key needed to it, each transition checkpoint signed
+by both keys with its rotation entry and inclusion proof, and consistency
+proofs that link every checkpoint a retired key signed to the transition
+that retired it (docs/protocol.md, "Log key rotation"). Verifiers of version
+1 refuse version 2 with "unsupported evidence package version"; every
+package without a rotation stays version 1.
 
 What :func:`verify_package` checks, in order:
 
@@ -49,10 +60,15 @@ What :func:`verify_package` checks, in order:
    opens the file, the plaintext has the manifest's ``plaintext_sha256`` and
    size. item.age is read once: the bytes decrypted are the bytes hashed, so
    a file that changes between two reads cannot pass for another.
-5. log.key is a verifier key; if the caller trusts a log key, it is that one.
+5. log.key is a verifier key; if the caller trusts a log key, it is that one
+   (version 2: log-keys.json is a valid chain ending at log.key, and the
+   trusted key is one of its keys).
 6. Every entry is included at index N (RFC 6962 leaf hash, SHA-256 of 0x00
    and the entry) in a tree whose checkpoint log.key signed, with the key's
-   name as origin line; no two checkpoints of the same size differ; every
+   name as origin line (version 2: or a retired key of the chain, for a tree
+   no larger than its last, linked to its transition by a consistency proof
+   of log-keys.json; every proof there must be used); no two checkpoints of
+   the same size differ; every
    entry is a canonical JSON event whose ``item`` is this item, but the one
    ``account.registered`` event, which names no item.
 7. Exactly one entry is the ``item.uploaded`` event: it names the manifest's
@@ -104,18 +120,21 @@ from vault.errors import (
     VaultError,
 )
 from vault.keys import Card
+from vault.log_keys import KeyChain, LogKey
 from vault.manifest import Manifest, SignedManifest
-from vault.note import NoteVerifier, Receipt, verifier_fingerprint, verify_receipt
+from vault.note import NoteVerifier, Receipt, verifier_fingerprint
 
 __all__ = ["PackageReport", "verify_package", "write_package"]
 
 _VERSION = 1
+_VERSION_WITH_KEY_CHAIN = 2
 _INDEX = "package.json"
 _README = "README.txt"
 _ITEM = "item.age"
 _MANIFEST = "manifest.json"
 _CARD = "reporter.card"
 _LOG_KEY = "log.key"
+_KEY_CHAIN = "log-keys.json"
 _ENTRIES = "entries"
 _REQUIRED = (_README, _ITEM, _MANIFEST, _CARD, _LOG_KEY)
 _ENTRY = re.compile(r"entries/(0|[1-9][0-9]{0,19})\.(json|proof)")
@@ -125,7 +144,7 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 # can be shown in README.txt and in the report as it is.
 _EVENT_TYPE = re.compile(r"[a-z0-9._-]{1,64}")
 _MAX_ENTRIES = 1024
-_MAX_FILES = len(_REQUIRED) + 2 * _MAX_ENTRIES + 1
+_MAX_FILES = len(_REQUIRED) + 2 * _MAX_ENTRIES + 2
 # Every file but item.age is read whole and kept until the end, so each has
 # a ceiling well above what a real package holds and the whole stays under
 # about 50 MiB; item.age is only ever streamed.
@@ -135,6 +154,7 @@ _LIMITS = {
     _MANIFEST: 64 * 1024,
     _CARD: 16 * 1024,
     _LOG_KEY: 4096,
+    _KEY_CHAIN: 1 << 20,
     "json": 16 * 1024,
     "proof": 32 * 1024,
 }
@@ -332,22 +352,23 @@ def _scan(directory: Path, prefix: str, found: set[str]) -> None:
         raise FormatError(f"cannot list {directory}: {exc.strerror or exc}") from None
 
 
-def _valid_path(path: str) -> bool:
-    if path in _REQUIRED:
+def _valid_path(path: str, version: int) -> bool:
+    if path in _REQUIRED or (path == _KEY_CHAIN and version == _VERSION_WITH_KEY_CHAIN):
         return True
     match = _ENTRY.fullmatch(path)
     return match is not None and int(match.group(1)) < 1 << 64
 
 
-def _parse_index(data: bytes) -> tuple[str, str, dict[str, str]]:
-    """The item id, vault id and file hashes of package.json."""
+def _parse_index(data: bytes) -> tuple[int, str, str, dict[str, str]]:
+    """The format version, item id, vault id and file hashes of package.json."""
     try:
         value: object = canonical.loads(data)
     except FormatError as exc:
         raise FormatError(f"malformed package.json: {exc.message}") from None
     if not isinstance(value, dict):
         raise FormatError("malformed package.json: not an object")
-    if type(value.get("v")) is not int or value["v"] != _VERSION:
+    version = value.get("v")
+    if type(version) is not int or version not in (_VERSION, _VERSION_WITH_KEY_CHAIN):
         raise FormatError("unsupported evidence package version", hint="update evault")
     if set(value) != {"v", "item", "vault", "files"}:
         raise FormatError("malformed package.json: unexpected or missing fields")
@@ -358,14 +379,16 @@ def _parse_index(data: bytes) -> tuple[str, str, dict[str, str]]:
     if not isinstance(files, dict) or len(files) >= _MAX_FILES:
         raise FormatError("malformed package.json: files must be an object of a few paths")
     for path, digest in files.items():
-        if not _valid_path(path):
+        if not _valid_path(path, version):
             raise FormatError(
                 f"package.json lists a path that is not part of a package: {path!r}",
                 hint="a package holds only the files its README.txt lists; " + _UNTOUCHED,
             )
         if not isinstance(digest, str) or not _HEX.fullmatch(digest):
             raise FormatError(f"malformed package.json: the hash of {path!r} is not hex SHA-256")
-    return item_id, vault_id, files
+    if version == _VERSION_WITH_KEY_CHAIN and _KEY_CHAIN not in files:
+        raise FormatError(f"incomplete package: package.json does not list {_KEY_CHAIN}")
+    return version, item_id, vault_id, files
 
 
 def _entry_indices(files: dict[str, str]) -> list[int]:
@@ -517,7 +540,7 @@ def verify_package(
     _scan(directory, "", found)
     if _INDEX not in found:
         raise FormatError("not an evidence package: package.json is missing")
-    item_id, vault_id, files = _parse_index(_read(directory, _INDEX))
+    _, item_id, vault_id, files = _parse_index(_read(directory, _INDEX))
     for name in _REQUIRED:
         if name not in files:
             raise FormatError(f"incomplete package: package.json does not list {name}")
@@ -559,20 +582,36 @@ def verify_package(
         )
     manifest = signed.manifest
 
-    verifier = _check_log_key(contents[_LOG_KEY], trusted_log_key, checks, not_checked)
+    chain = _check_log_key(
+        contents[_LOG_KEY], contents.get(_KEY_CHAIN), trusted_log_key, checks, not_checked
+    )
+    verifier = chain.current
     events: list[tuple[int, dict[str, object]]] = []
     roots: dict[int, bytes] = {}
     for index in indices:
         leaf = contents[f"entries/{index}.json"]
-        size = _check_receipt(index, leaf, contents[f"entries/{index}.proof"], verifier, roots)
+        size, key = _check_receipt(index, leaf, contents[f"entries/{index}.proof"], chain, roots)
         event = _event(leaf, f"entries/{index}.json", item_id)
         events.append((index, event))
+        signed_by = (
+            "log.key signed"
+            if key.last_size is None
+            else f"the retired key {verifier_fingerprint(key.verifier)} signed ({_KEY_CHAIN} "
+            f"links it to that key's transition at {key.last_size} entries)"
+        )
         checks.append(
             (
                 f"entry {index}",
                 f"entries/{index}.json ({event['type']}) is entry {index} of the log "
-                f"{verifier.name}, in a tree of {size} entries whose checkpoint log.key signed",
+                f"{verifier.name}, in a tree of {size} entries whose checkpoint {signed_by}",
             )
+        )
+    unused = sorted(set(chain.links) - chain.used)
+    if unused:
+        raise FormatError(
+            f"{_KEY_CHAIN} holds a consistency proof that links nothing "
+            f"(from {unused[0][0]} to {unused[0][1]} entries)",
+            hint=_UNTOUCHED,
         )
     upload = _check_upload(events, ciphertext, manifest, checks)
     account_index = _check_account(events, upload, manifest, contents[_CARD], checks)
@@ -745,10 +784,12 @@ def _check_item(
 
 def _check_log_key(
     data: bytes,
+    chain_data: bytes | None,
     trusted: str | None,
     checks: list[tuple[str, str]],
     not_checked: list[tuple[str, str]],
-) -> NoteVerifier:
+) -> KeyChain:
+    """The log's key chain: log.key alone (version 1) or log-keys.json ending at it."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -756,6 +797,7 @@ def _check_log_key(
     if not text.endswith("\n"):
         raise FormatError("log.key is not a log verifier key: no newline at the end")
     verifier = _parse_log_key(text[:-1], "log.key")
+    chain = KeyChain(verifier) if chain_data is None else _check_chain(chain_data, verifier, checks)
     fingerprint = verifier_fingerprint(verifier)
     if trusted is None:
         checks.append(("log key", f"log.key is a well-formed key of the log {verifier.name}"))
@@ -766,27 +808,70 @@ def _check_log_key(
                 f"fingerprint {fingerprint} with the one the log's operator publishes",
             )
         )
-    elif _parse_log_key(trusted.strip(), "the trusted log key") != verifier:
+        return chain
+    trusted_key = _parse_log_key(trusted.strip(), "the trusted log key")
+    if trusted_key == verifier:
+        checks.append(("log key", f"log.key is the trusted key of the log {verifier.name}"))
+    elif any(key.verifier == trusted_key for key in chain.keys):
+        checks.append(
+            (
+                "log key",
+                f"log.key is the key of the log {verifier.name} that the trusted key "
+                f"{verifier_fingerprint(trusted_key)} handed over to, through {_KEY_CHAIN}",
+            )
+        )
+    else:
         raise SignatureError(
             "log.key is not the trusted log key",
             hint="the package comes from another log, or log.key was replaced; "
             f"compare fingerprints (package: {fingerprint})",
         )
-    else:
-        checks.append(("log key", f"log.key is the trusted key of the log {verifier.name}"))
-    return verifier
+    return chain
+
+
+def _check_chain(data: bytes, verifier: NoteVerifier, checks: list[tuple[str, str]]) -> KeyChain:
+    try:
+        chain = KeyChain.parse(data)
+    except FormatError as exc:
+        raise FormatError(f"{_KEY_CHAIN} is not a key chain: {exc.message}") from None
+    except ProofError as exc:
+        raise type(exc)(
+            f"{_KEY_CHAIN} does not hand the log over from key to key: {exc.message}",
+            hint="the key chain was altered; " + _UNTOUCHED,
+        ) from None
+    if chain.current != verifier:
+        raise SignatureError(
+            f"{_KEY_CHAIN} does not end with log.key",
+            hint="the key chain belongs to another log or was altered; " + _UNTOUCHED,
+        )
+    checks.append(
+        (
+            "log key chain",
+            f"{_KEY_CHAIN} hands the log over from the key {verifier_fingerprint(chain.first)} "
+            f"to log.key in {_rotations(chain)}, each transition checkpoint signed by both "
+            "keys and ending with its rotation entry",
+        )
+    )
+    return chain
+
+
+def _rotations(chain: KeyChain) -> str:
+    indices = [str(h.index) for h in chain.handovers]
+    if len(indices) == 1:
+        return f"1 rotation (log entry {indices[0]})"
+    return f"{len(indices)} rotations (log entries {', '.join(indices)})"
 
 
 def _check_receipt(
-    index: int, leaf: bytes, proof: bytes, verifier: NoteVerifier, roots: dict[int, bytes]
-) -> int:
-    """Check the receipt of entry ``index``; the size of the tree it proves it in."""
+    index: int, leaf: bytes, proof: bytes, chain: KeyChain, roots: dict[int, bytes]
+) -> tuple[int, LogKey]:
+    """Check the receipt of entry ``index``; the size of its tree and the key that signed it."""
     name = f"entries/{index}.proof"
     try:
         receipt = Receipt.parse(proof)
         if receipt.index != index:
             raise ProofError(f"{name} is the receipt of another entry: index {receipt.index}")
-        checkpoint = verify_receipt(receipt, leaf, verifier)
+        checkpoint, key = chain.verify_receipt(receipt, leaf)
     except SignatureError as exc:
         raise SignatureError(
             f"{name}: the checkpoint is not signed by the key in log.key: {exc.message}",
@@ -806,7 +891,7 @@ def _check_receipt(
             f"the log forked: two checkpoints of {checkpoint.size} entries have different roots",
             hint="the log showed different histories; keep this package as evidence of it",
         )
-    return checkpoint.size
+    return checkpoint.size, key
 
 
 def _check_upload(
@@ -927,6 +1012,7 @@ def write_package(
     card: Card,
     log_key: str,
     entries: Sequence[tuple[int, bytes, bytes]],
+    key_chain: KeyChain | None = None,
 ) -> None:
     """Write an evidence package for one item into a new ``directory``.
 
@@ -945,6 +1031,9 @@ def write_package(
         entries: the log entries as (leaf index, entry bytes, receipt
             bytes): the item's ``item.uploaded`` one and any others about
             it, and the ``account.registered`` one of the uploading account.
+        key_chain: the log's key chain ending at ``log_key``, needed when a
+            receipt's checkpoint is signed by a retired log key; the package
+            is then of version 2, with ``log-keys.json``.
 
     Raises:
         ConfigError: ``directory`` exists and is not an empty directory, or
@@ -953,6 +1042,8 @@ def write_package(
             package that verifies; the message says which part.
     """
     verifier = _parse_log_key(log_key, "the log key")
+    if key_chain is not None and key_chain.current != verifier:
+        raise ProofError("the key chain does not end with the log key")
     m = manifest.manifest
     leaves: dict[int, tuple[bytes, bytes]] = {}
     for index, leaf, receipt in entries:
@@ -986,6 +1077,8 @@ def write_package(
             # Exactly these bytes: the log holds their SHA-256 (card_sha256).
             files[_CARD] = _write(tmp / _CARD, card.to_json())
             files[_LOG_KEY] = _write(tmp / _LOG_KEY, (str(verifier) + "\n").encode("ascii"))
+            if key_chain is not None:
+                files[_KEY_CHAIN] = _write(tmp / _KEY_CHAIN, key_chain.to_json())
             os.mkdir(tmp / _ENTRIES)
             os.chmod(tmp / _ENTRIES, 0o755)  # noqa: S103 (public files, no secret)
             for index, (leaf, receipt) in sorted(leaves.items()):
@@ -1000,9 +1093,11 @@ def write_package(
                 upload_index=upload_index,
                 upload=upload,
                 account_index=account_index,
+                key_chain=key_chain,
             )
             files[_README] = _write(tmp / _README, readme.encode("utf-8"))
-            index_file = {"v": _VERSION, "item": m.item_id, "vault": m.vault_id, "files": files}
+            version = _VERSION if key_chain is None else _VERSION_WITH_KEY_CHAIN
+            index_file = {"v": version, "item": m.item_id, "vault": m.vault_id, "files": files}
             _write(tmp / _INDEX, canonical.dumps(index_file))
             fsync_directory(tmp / _ENTRIES)
             fsync_directory(tmp)
@@ -1093,6 +1188,7 @@ def _readme(
     upload_index: int,
     upload: dict[str, object],
     account_index: int,
+    key_chain: KeyChain | None = None,
 ) -> str:
     m = manifest
     header_size = len(ciphertext.header)
@@ -1104,8 +1200,25 @@ def _readme(
         f"  {f'entries/{index}.proof':<15} its receipt (C2SP tlog-proof)"
         for index, event in events
     )
+    version = _VERSION if key_chain is None else _VERSION_WITH_KEY_CHAIN
+    chain_file, chain_step = "", ""
+    if key_chain is not None:
+        chain_file = f"""
+  {_KEY_CHAIN:<15} the log's key chain: some receipts are signed by a log key that
+                  the log has since replaced (rotated); this file hands the log
+                  over from that key to log.key"""
+        chain_step = f"""
+   Some checkpoints are signed by an older key of the log, which the log
+   replaced in {_rotations(key_chain)}. {_KEY_CHAIN} lists each handover: a
+   checkpoint signed by both the old and the new key (the "transition
+   checkpoint"), whose last entry ("entry", base64) is the log.key_rotated
+   event naming both keys, with its inclusion proof; and consistency
+   proofs ("links", RFC 9162) from each checkpoint an older key signed to
+   the transition that replaced that key. An older key's checkpoint counts
+   only up to its transition's size and with such a link, so the key that
+   log.key holds vouches for it. See docs/protocol.md, "Log key rotation"."""
     return f"""\
-EVIDENCE PACKAGE (format version 1)
+EVIDENCE PACKAGE (format version {version})
 
 This folder lets anyone check, without the Evidence Vault server and
 without any secret key, that the encrypted file item.age is what a reporter
@@ -1145,7 +1258,7 @@ THE FILES
                   is the age recipient; exactly the bytes whose SHA-256 the
                   log recorded when the reporter's account was registered
   log.key         the public key of the audit log (a C2SP signed-note
-                  verifier key, https://c2sp.org/signed-note)
+                  verifier key, https://c2sp.org/signed-note){chain_file}
 {listing}
   package.json    the SHA-256 of every other file
 
@@ -1180,7 +1293,7 @@ done with standard tools.
    must be signed by log.key with the origin line "{verifier.name}".
    Any C2SP tlog-proof or signed-note verifier checks this (for example
    golang.org/x/mod/sumdb/note for the signature and
-   github.com/transparency-dev/merkle for the inclusion proof).
+   github.com/transparency-dev/merkle for the inclusion proof).{chain_step}
    entries/{upload_index}.json is the upload: its "sha256" and "size" are those
    of the payload above, and
        head -c {header_size} item.age | sha256sum

@@ -28,11 +28,17 @@ What the checks can and cannot catch:
 
 Messages and hints may contain words of a share (suggested corrections): show them to the
 person who typed the share, and keep them out of logs.
+
+A share's commitment (:func:`share_commitment`) is the SHA-256 of a fixed prefix and the share's
+normalised words (:func:`normalise_share`). The reporter's client sends one per share when it
+arms the switch, so that the server, which cannot open the trustees' shares, can tell a share
+made at arming from a made-up one of the same set (docs/protocol.md, "Arming").
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +50,8 @@ from shamir_mnemonic.wordlist import WORDLIST as _LIBRARY_WORDLIST
 from vault.errors import ShareError
 
 __all__ = [
+    "COMMITMENT_PREFIX",
+    "COMMITMENT_SIZE",
     "DEFAULT_MAX_ITERATION_EXPONENT",
     "MAX_ITERATION_EXPONENT",
     "MAX_SHARES",
@@ -52,6 +60,8 @@ __all__ = [
     "ShareInfo",
     "combine_shares",
     "describe_share",
+    "normalise_share",
+    "share_commitment",
     "split_secret",
 ]
 
@@ -66,6 +76,10 @@ PBKDF2 cost (10000 * 2^e rounds), and a hostile set at e = 15 would take minutes
 """Highest SLIP-0039 iteration exponent: PBKDF2 runs 10000 * 2^e iterations in total."""
 WORDLIST: tuple[str, ...] = tuple(str(word) for word in _LIBRARY_WORDLIST)
 """The 1024 SLIP-0039 words in index order."""
+COMMITMENT_PREFIX = b"evidence-vault share commitment v1\n"
+"""What :func:`share_commitment` hashes before the words, so its hash means nothing else."""
+COMMITMENT_SIZE = 32
+"""Bytes of a share commitment (SHA-256)."""
 
 _WORD_INDEX = {word: index for index, word in enumerate(WORDLIST)}
 # Words per share for each secret size: 7 words of metadata and checksum, then the value.
@@ -250,23 +264,46 @@ def describe_share(mnemonic: str) -> ShareInfo:
     return _parse(mnemonic, "the share")[1]
 
 
+def normalise_share(mnemonic: str) -> str:
+    """A share as typed, in the one form it is stored, compared and committed to.
+
+    Its words, those in ASCII lower-cased, separated by single spaces. Only ASCII is
+    lower-cased: ``str.lower()`` maps some other letters (the Kelvin sign) onto ASCII ones, and
+    only case and spacing variations are accepted. The words are not checked here;
+    :func:`describe_share` checks them.
+    """
+    return " ".join(_words(mnemonic))
+
+
+def share_commitment(mnemonic: str) -> bytes:
+    """The commitment to one share: SHA-256 of :data:`COMMITMENT_PREFIX` and its normalised words.
+
+    The same share typed in another case or spacing has the same commitment.
+
+    Raises:
+        ShareError: the share is malformed or damaged.
+    """
+    normalised = _parse(mnemonic, "the share")[0]
+    return hashlib.sha256(COMMITMENT_PREFIX + normalised.encode("ascii")).digest()
+
+
+def _words(mnemonic: str) -> list[str]:
+    return [word.lower() if word.isascii() else word for word in mnemonic.split()]
+
+
 def _parse(mnemonic: object, where: str) -> tuple[str, ShareInfo]:
     """Normalise and decode one share; ``where`` names it in messages."""
     if not isinstance(mnemonic, str):
         raise ShareError(f"{where} is not text")
-    words = mnemonic.split()
+    words = _words(mnemonic)
     if not words:
         raise ShareError(f"{where} is empty")
     for position, word in enumerate(words):
-        # Only ASCII is lower-cased: str.lower() maps some other letters (the Kelvin sign)
-        # onto ASCII ones, and we accept case and spacing variations only.
-        lowered = word.lower() if word.isascii() else word
-        if lowered not in _WORD_INDEX:
+        if word not in _WORD_INDEX:
             raise ShareError(
                 f"word {position + 1} of {where} is not in the SLIP-39 word list",
                 hint=_suggest(word),
             )
-        words[position] = lowered
     if len(words) not in _SECRET_LENGTH_BY_WORDS:
         raise ShareError(f"{where} has {len(words)} words, not 33 or 20", hint=_LENGTH_HINT)
     normalised = " ".join(words)

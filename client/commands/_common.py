@@ -9,6 +9,7 @@ import click
 
 from client.config import home
 from client.context import Client
+from vault.note import verifier_fingerprint
 
 __all__ = ["open_client"]
 
@@ -19,6 +20,8 @@ def open_client() -> Iterator[Client]:
 
     The newest verified checkpoint is remembered even when the command fails
     later: it was verified, and forgetting it would let a server roll back.
+    A new log key pinned after a verified handover is remembered and told
+    once, in one line on standard error.
     """
     params = click.get_current_context().find_root().params
     client = Client(home(), server=params.get("server"), proxy=params.get("proxy"))
@@ -27,5 +30,19 @@ def open_client() -> Iterator[Client]:
     finally:
         try:
             client.save()
+            _tell_handovers(client)
         finally:
             client.close()
+
+
+def _tell_handovers(client: Client) -> None:
+    """One line on standard error when this command pinned a new log key."""
+    handovers = client.log_handovers()
+    if handovers:
+        last = handovers[-1]
+        click.echo(
+            f"evault: the server's log key changed at log entry {last.index}; pinned the new key "
+            f"(fingerprint {verifier_fingerprint(last.new)}), vouched for by the key you had "
+            "pinned",
+            err=True,
+        )

@@ -9,14 +9,17 @@ import click
 from rich.table import Table
 
 from client import items as item_service
-from client.audit import concerning_me, read_log, receipt_for
+from client.audit import Event, concerning_me, read_log, receipt_for
 from client.commands._common import open_client
-from client.receipts import check_item_id
+from client.context import Client
+from client.logcheck import RewrittenLogError
+from client.receipts import check_item_id, load_entries
 from client.ui import handle_errors, json_mode, out, print_json, shown
 from vault import age
-from vault.errors import ConfigError, ProofError
+from vault.errors import ProofError
 from vault.evidence import verify_package, write_package
 from vault.keys import Card
+from vault.note import Checkpoint
 
 __all__ = ["COMMANDS"]
 
@@ -120,6 +123,30 @@ def _kept_for_export(item: str, event: dict[str, object]) -> bool:
     return kind in ("item.uploaded", "item.shared") and event.get("item") == item
 
 
+def _receipt(
+    client: Client,
+    checkpoint: Checkpoint,
+    note: bytes,
+    event: Event,
+    kept: tuple[bytes, bytes] | None,
+) -> bytes:
+    """The receipt this device kept for ``event`` when it was logged, else one made now.
+
+    A kept receipt is the log's answer at the time, perhaps signed by a log
+    key since retired (the package then carries the key chain). One the log
+    no longer extends is evidence of a fork, and an error.
+    """
+    if kept is not None and kept[0] == event.data:
+        try:
+            client.log.verify_kept(kept[1], event.data)
+            return kept[1]
+        except RewrittenLogError:
+            raise
+        except ProofError:
+            pass  # damaged on this device: a fresh receipt proves the same entry
+    return receipt_for(client, checkpoint, note, event)
+
+
 @click.command()
 @click.argument("item")
 @click.option(
@@ -155,20 +182,21 @@ def export(item: str, output: Path) -> None:
         ]
         if not registrations:
             raise ProofError("the log has no registration of the account that uploaded this item")
+        kept = {index: (data, proof) for index, data, proof in load_entries(client.paths, item)}
         entries = [
-            (e.index, e.data, receipt_for(client, checkpoint, note, e))
+            (e.index, e.data, _receipt(client, checkpoint, note, e, kept.get(e.index)))
             for e in sorted([*about, *registrations], key=lambda e: e.index)
         ]
-        if client.state.log is None:
-            raise ConfigError("no log key pinned")
+        chain = client.log.package_chain([receipt for _, _, receipt in entries])
         with item_service.content(client, found) as download:
             write_package(
                 output,
                 item=download,  # type: ignore[arg-type]
                 manifest=found.signed,
                 card=found.card,
-                log_key=client.state.log.key,
+                log_key=str(client.log.verifier),
                 entries=entries,
+                key_chain=chain,
             )
         if json_mode():
             print_json({"item": item, "package": str(output), "entries": [e[0] for e in entries]})

@@ -232,12 +232,19 @@ def set_(
         if handle is not None:
             phrase, duress_phrase = _phrases(client)
         console = err()
+        # With trustees, no single custodian (a trustee or the server) releases alone.
+        needed = (2 if trustees else 1) if threshold is None else threshold
+        if trustees and needed == len(trustees) + 1 and not json_mode():
+            console.print(
+                f"[bold yellow]Every custodian's share is needed ({needed} of {needed}):[/] if "
+                "one trustee is lost or refuses, nothing is released. Name another trustee, or "
+                "give a lower --threshold, to allow for that."
+            )
         armed = service.arm(
             client,
             policy,
             trustees=trustees,
-            # With trustees, no single custodian (a trustee or the server) releases alone.
-            threshold=(2 if trustees else 1) if threshold is None else threshold,
+            threshold=needed,
             handle=handle,
             phrase=phrase,
             duress_phrase=duress_phrase,

@@ -5,6 +5,11 @@
   digits}``, exactly as ``evault-server keys show`` prints them, so a client
   can pin the key on first use and a person can compare the fingerprint
   with the operator's out of band.
+- ``GET /api/v1/log/keys``: ``{"keys": [...]}``, the log's keys oldest first,
+  each ``{"key", "fingerprint", "first_size", "last_size", "transition"}``:
+  the tree sizes it signs (``last_size`` null for the current key) and the
+  transition checkpoint, signed by it and the next key, that hands the log
+  over (null for the current key). See docs/protocol.md, "Log key rotation".
 - ``GET /api/v1/log/checkpoint``: the latest signed checkpoint, ``text/plain``
   (a C2SP signed note); 404 while the log is empty.
 - ``GET /api/v1/log/entries?start=&end=``: entries ``[start, end)`` with their
@@ -27,6 +32,7 @@ from server.errors import ApiError
 from server.keyfile import fingerprint
 from server.services import log
 from server.services.log import MAX_ENTRIES_PAGE
+from vault.note import NoteVerifier
 
 __all__ = ["log_api"]
 
@@ -50,6 +56,31 @@ def key() -> JsonObject:
     query_ints(required=())
     verifier = log_signer().verifier()
     return {"origin": verifier.name, "key": str(verifier), "fingerprint": fingerprint(verifier)}
+
+
+@log_api.get("/keys")
+def keys() -> JsonObject:
+    """The log's key history, oldest first, with the checkpoints that hand over between keys."""
+    query_ints(required=())
+    history = log.key_history(db_session())
+    if not history:
+        # No append or rotation since the key history began: the key file's key
+        # has signed every checkpoint.
+        verifier = log_signer().verifier()
+        return {"keys": [_key(str(verifier), 0, None, None)]}
+    return {
+        "keys": [_key(row.key, row.first_size, row.last_size, row.transition) for row in history]
+    }
+
+
+def _key(text: str, first: int, last: int | None, transition: str | None) -> JsonObject:
+    return {
+        "key": text,
+        "fingerprint": fingerprint(NoteVerifier.parse(text)),
+        "first_size": first,
+        "last_size": last,
+        "transition": transition,
+    }
 
 
 @log_api.get("/checkpoint")

@@ -222,6 +222,58 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/log/keys": {
+            "get": {
+                "operationId": "logKeys",
+                "summary": "The log's key history, oldest first, and the checkpoints handing over",
+                "description": (
+                    "Each key signs the checkpoints of first_size to last_size entries (no "
+                    "last_size: the current key). A retired key's transition is the checkpoint of "
+                    "last_size entries signed by it and the next key, whose last entry is the "
+                    "log.key_rotated event naming both. A client whose pinned key no longer signs "
+                    "follows this chain from its pinned key (docs/protocol.md, Log key rotation)."
+                ),
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        "the log's keys",
+                        _object(
+                            {
+                                "keys": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": _object(
+                                        {
+                                            "key": {
+                                                "type": "string",
+                                                "description": "C2SP signed-note verifier key",
+                                            },
+                                            "fingerprint": {
+                                                "type": "string",
+                                                "pattern": "^[0-9a-f]{4}( [0-9a-f]{4}){7}$",
+                                            },
+                                            "first_size": _COUNT,
+                                            "last_size": _nullable(_COUNT),
+                                            "transition": _nullable(
+                                                {
+                                                    "type": "string",
+                                                    "description": (
+                                                        "the transition checkpoint, a C2SP "
+                                                        "signed note signed by this key and "
+                                                        "the next"
+                                                    ),
+                                                }
+                                            ),
+                                        }
+                                    ),
+                                }
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                },
+            }
+        },
         "/api/v1/log/checkpoint": {
             "get": {
                 "operationId": "logCheckpoint",
@@ -900,6 +952,11 @@ DOCUMENT: dict[str, Any] = {
                                         "age": {
                                             **_B64,
                                             "description": "an age file of at most 4 KiB",
+                                        },
+                                        "commitment": {
+                                            **_B64,
+                                            "description": "SHA-256 commitment to the share's "
+                                            "words, 32 bytes (docs/protocol.md, 10.2)",
                                         },
                                     }
                                 ),

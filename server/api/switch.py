@@ -6,8 +6,9 @@ Reporter (bearer token, role reporter):
 - ``GET /api/v1/switch/custodian``: ``{"recipient"}``, the server custodian's
   age recipient, to which the server's share is encrypted.
 - ``POST /api/v1/switch/arm``: policy, release recipient, threshold, the
-  encrypted shares in custodian order, the release-set items, optional web
-  check-in handle and phrases → 201 with the logged ``switch.armed`` entry.
+  encrypted shares in custodian order with each share's commitment, the
+  release-set items, optional web check-in handle and phrases → 201 with the
+  logged ``switch.armed`` entry.
 - ``POST /api/v1/switch/policy``: a new policy → ``applied`` at once, or
   ``pending`` (202) when it weakens the switch and must cool off.
 - ``POST /api/v1/switch/disarm`` → 202 pending.
@@ -53,6 +54,7 @@ from server.services import switch as service
 from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError
 from vault.protocol import parse_account_id
+from vault.shares import COMMITMENT_SIZE
 
 __all__ = ["switch_api", "trustee_api"]
 
@@ -60,6 +62,7 @@ switch_api = Blueprint("switch", __name__)
 trustee_api = Blueprint("trustee", __name__)
 JsonObject = dict[str, object]
 _MAX_ITEMS = 10_000
+_SHARE_FIELDS = {"custodian", "age", "commitment"}
 
 
 def _duress() -> bool:
@@ -157,10 +160,10 @@ def arm() -> tuple[JsonObject, int]:
     raw_shares = body["shares"]
     if not isinstance(raw_shares, list) or len(raw_shares) > service.MAX_SHARES:
         raise ApiError.bad_request(f"field 'shares' must list at most {service.MAX_SHARES} shares")
-    shares: list[tuple[str, bytes]] = []
+    shares: list[tuple[str, bytes, bytes]] = []
     for share in raw_shares:
-        if not isinstance(share, dict) or set(share) != {"custodian", "age"}:
-            raise ApiError.bad_request("a share is {'custodian', 'age'}")
+        if not isinstance(share, dict) or not {"custodian", "age"} <= set(share) <= _SHARE_FIELDS:
+            raise ApiError.bad_request("a share is {'custodian', 'age', 'commitment'}")
         custodian = share["custodian"]
         if custodian != "server":
             try:
@@ -174,7 +177,16 @@ def arm() -> tuple[JsonObject, int]:
         data = b64decode(share["age"])
         if data is None:
             raise ApiError.bad_request("a share's 'age' must be canonical padded base64")
-        shares.append((custodian, data))
+        if "commitment" not in share:
+            raise ApiError.bad_request(
+                f"a share's 'commitment' is missing (base64 of {COMMITMENT_SIZE} bytes)"
+            )
+        commitment = b64decode(share["commitment"], COMMITMENT_SIZE)
+        if commitment is None:
+            raise ApiError.bad_request(
+                f"a share's 'commitment' must be canonical padded base64 of {COMMITMENT_SIZE} bytes"
+            )
+        shares.append((custodian, data, commitment))
     items = _item_ids(body["release_items"], "release_items")
     session = db_session()
     try:

@@ -9,6 +9,7 @@ from server.models.item import Item, ItemShare
 from server.models.log_checkpoint import LogCheckpoint
 from server.models.log_entry import LogEntry
 from server.models.log_head import LogHead
+from server.models.log_key import LogKey
 from server.models.log_subtree import LogSubtree
 from server.models.login_challenge import LoginChallenge
 from server.models.switch import (
@@ -48,6 +49,7 @@ __all__ = [
     "LogCheckpoint",
     "LogEntry",
     "LogHead",
+    "LogKey",
     "LogSubtree",
     "LoginChallenge",
     "OutboxMessage",

@@ -114,7 +114,10 @@ class CustodianShare(Base):
     """One SLIP-39 share of the release secret, as an age file for its custodian.
 
     ``custodian`` is ``server`` or the trustee's account id. Only that
-    custodian can open ``encrypted``.
+    custodian can open ``encrypted``. ``commitment`` is the share's
+    commitment (:func:`vault.shares.share_commitment`), made by the
+    reporter's client at arming, so that at release only shares made for the
+    vault are taken; null for switches armed before commitments existed.
     """
 
     __tablename__ = "custodian_shares"
@@ -125,6 +128,7 @@ class CustodianShare(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     custodian: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
     encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    commitment: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class SubmittedShare(Base):

@@ -2,7 +2,8 @@
 
 When a vault's grace ends the worker decrypts the server's own share with the
 custodian key and hands it in like any other (:func:`contribute_server_share`);
-trustees hand in theirs (:func:`submit_share`: by CLI or on the web form).
+trustees hand in theirs (:func:`submit_share`: by CLI or on the web form), and
+only shares whose commitments the reporter's client sent at arming are taken.
 Shares handed in are sealed to the custodian key at rest. With ``threshold``
 of them, :func:`prepare_release` rebuilds the release identity, checks it
 against the recipient committed at arming, and checks every item of the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import io
 import itertools
 from collections.abc import Iterator
@@ -38,7 +40,7 @@ from vault.errors import ShareError, VaultError
 from vault.keys import Card
 from vault.manifest import SignedManifest
 from vault.note import NoteSigner
-from vault.shares import combine_shares, describe_share
+from vault.shares import combine_shares, describe_share, normalise_share, share_commitment
 
 __all__ = [
     "NotReleasingError",
@@ -58,7 +60,8 @@ __all__ = [
 _MAX_MANIFEST = 64 * 1024
 _MAX_MNEMONIC = 1024
 MAX_SUBMITTED = 2
-"""Shares kept per vault, as a multiple of the shares made: forged ones cannot pile up."""
+"""Shares kept per vault, as a multiple of the shares made: a second line of defence, for
+switches armed without share commitments, where made-up shares of the set are taken."""
 MAX_COMBINATIONS = 2000
 """Sets of shares tried at one release attempt; each try runs SLIP-39's PBKDF2."""
 
@@ -130,16 +133,12 @@ def _open(keys: ServerKeys, data: bytes) -> str:
     return out.getvalue().decode("utf-8")
 
 
-def _normalise(mnemonic: str) -> str:
-    return " ".join(mnemonic.lower().split())
-
-
 def _server_mnemonic(session: Session, switch: Switch, keys: ServerKeys) -> str:
     shares = switches.custodian_shares_of(session, switch.vault_id)
     own = [s for s in shares if s.custodian == "server"]
     if len(own) != 1:
         raise RuntimeError("internal error: a switch without the server's share")
-    return _normalise(_open(keys, own[0].encrypted))
+    return normalise_share(_open(keys, own[0].encrypted))
 
 
 def _add_share(
@@ -200,6 +199,27 @@ def _have(session: Session, vault_id: str) -> int:
     )
 
 
+def _committed(session: Session, vault_id: str, mnemonic: str) -> bool:
+    """Whether ``mnemonic`` is one of the shares committed to at arming (True if none were).
+
+    A made-up share of the right set passes every check before this one: a
+    trustee learns the set's identifier and parameters from their own share.
+    """
+    commitments = [
+        share.commitment
+        for share in switches.custodian_shares_of(session, vault_id)
+        if share.commitment is not None
+    ]
+    if not commitments:
+        return True
+    mine = share_commitment(mnemonic)
+    found = False
+    for commitment in commitments:
+        # Every commitment is compared, in constant time each.
+        found |= hmac.compare_digest(mine, commitment)
+    return found
+
+
 def submit_share(
     session: Session,
     *,
@@ -212,12 +232,18 @@ def submit_share(
 ) -> ShareAccepted:
     """Take a custodian's share for a releasing vault. The caller commits.
 
-    The share must be well-formed and of the same set as the server's own
-    (same SLIP-39 identifier); whether it combines is found at release.
+    The share must be well-formed, of the same set as the server's own (same
+    SLIP-39 identifier and parameters), and one of the shares made at arming:
+    its commitment (:func:`vault.shares.share_commitment`) must be one of
+    those the reporter's client sent. A switch armed before commitments
+    existed has none; there any share of the set is taken, up to
+    :data:`MAX_SUBMITTED` times the shares made, and whether it combines is
+    found at release.
 
     Raises:
         NotReleasingError: the vault is not releasing (or does not exist).
-        ShareRejectedError: a malformed share, or one of another set.
+        ShareRejectedError: a malformed share, one of another set, or one not
+            made for this vault. Nothing is stored or logged for it.
     """
     if len(mnemonic) > _MAX_MNEMONIC:
         raise ShareRejectedError("that is too long to be a share")
@@ -226,7 +252,7 @@ def submit_share(
         raise NotReleasingError("this vault is not being released; shares are not taken now")
     if switch.state == "released":
         return ShareAccepted(have=_have(session, vault_id), need=switch.threshold, state="released")
-    words = _normalise(mnemonic)
+    words = normalise_share(mnemonic)
     try:
         info = describe_share(words)
     except ShareError as exc:
@@ -242,8 +268,9 @@ def submit_share(
         and info.group_count == own.group_count
         and info.member_threshold == own.member_threshold
     )
-    if not same_set:
-        # One answer whatever differs, so the set's identifier is not guessed field by field.
+    if not same_set or not _committed(session, vault_id, words):
+        # One answer whatever is wrong, so that neither the set's identifier nor its
+        # parameters can be guessed one refusal at a time.
         raise ShareRejectedError("this share does not belong to the release key of this vault")
     if _have(session, vault_id) >= MAX_SUBMITTED * switch.shares:
         raise ShareRejectedError(
@@ -417,7 +444,7 @@ def prepare_release(
         session.scalars(select(SubmittedShare.sealed).where(SubmittedShare.vault_id == vault_id))
     )
     own = _server_mnemonic(session, switch, keys)
-    others = sorted({_normalise(_open(keys, data)) for data in sealed} - {own})
+    others = sorted({normalise_share(_open(keys, data)) for data in sealed} - {own})
     identity = _recover(own, others, threshold, recipient) if len(others) >= threshold - 1 else None
     if identity is None:
         session.rollback()

@@ -58,6 +58,7 @@ from vault.errors import FormatError, SignatureError, VaultError
 from vault.keys import Card, verify_signature
 from vault.note import NoteSigner
 from vault.protocol import CHECKIN_CONTEXT, CheckinStatement
+from vault.shares import COMMITMENT_SIZE
 
 __all__ = [
     "ACTIVE_STATES",
@@ -493,7 +494,7 @@ def arm(
     policy: Policy,
     recipient: str,
     threshold: int,
-    shares: Sequence[tuple[str, bytes]],
+    shares: Sequence[tuple[str, bytes, bytes]],
     release_items: Sequence[str],
     handle: str | None,
     phrase: str | None,
@@ -503,9 +504,12 @@ def arm(
 ) -> Armed:
     """Arm the account's vault; log ``switch.armed`` with the insurance commitment.
 
-    ``shares`` are ``(custodian, age file)`` in position order: ``server``
-    or an editor's account id. ``release_items`` are the account's items,
-    already re-wrapped to include ``recipient``.
+    ``shares`` are ``(custodian, age file, commitment)`` in position order:
+    ``server`` or an editor's account id, the share sealed to it, and the
+    share's commitment (:func:`vault.shares.share_commitment`), distinct
+    within the vault; a vault armed again gets the new set's commitments.
+    ``release_items`` are the account's items, already re-wrapped to include
+    ``recipient``.
 
     Raises:
         PolicyError, AlreadyArmedError.
@@ -523,7 +527,7 @@ def arm(
         raise PolicyError(f"give 1 to {MAX_SHARES} shares")
     if not 1 <= threshold <= len(shares):
         raise PolicyError("the threshold must be from 1 to the number of shares")
-    custodians = [custodian for custodian, _ in shares]
+    custodians = [custodian for custodian, _, _ in shares]
     if custodians.count("server") != 1:
         raise PolicyError("the server must hold exactly one share")
     if len(set(custodians)) != len(custodians):
@@ -542,9 +546,14 @@ def arm(
         missing = [t for t in trustees if t not in found]
         if missing:
             raise PolicyError(f"trustee {missing[0]} is not an editor of this server")
-    for _, data in shares:
+    for _, data, _ in shares:
         if not 0 < len(data) <= MAX_SHARE_FILE or not data.startswith(b"age-encryption.org/v1\n"):
             raise PolicyError("each share must be an age file of at most 4 KiB")
+    commitments = [commitment for _, _, commitment in shares]
+    if any(len(commitment) != COMMITMENT_SIZE for commitment in commitments):
+        raise PolicyError(f"each share's 'commitment' must be {COMMITMENT_SIZE} bytes")
+    if len(set(commitments)) != len(commitments):
+        raise PolicyError("two shares have the same 'commitment'")
     _check_phrases(handle, phrase, duress_phrase)
     if len(set(release_items)) != len(release_items):
         raise PolicyError("'release_items' names an item twice")
@@ -606,10 +615,14 @@ def arm(
     session.add(switch)
     # No ORM relationship orders the inserts: the switch row goes first.
     session.flush()
-    for position, (custodian, data) in enumerate(shares):
+    for position, (custodian, data, share_commitment) in enumerate(shares):
         session.add(
             CustodianShare(
-                vault_id=vault_id, position=position, custodian=custodian, encrypted=data
+                vault_id=vault_id,
+                position=position,
+                custodian=custodian,
+                encrypted=data,
+                commitment=share_commitment,
             )
         )
     event = {

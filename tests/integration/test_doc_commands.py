@@ -253,10 +253,11 @@ def test_guides(transcript: Transcript, newsroom: ServerProcess, tmp_path: Path)
         pin(reporter, maria)
         (reporter.root / "ledger.pdf").write_bytes(f"ledger of {reporter.name}\n".encode())
         reporter.add(reporter.root / "ledger.pdf")
-        reporter.ok(
+        armed = reporter.ok(
             "switch", "set", "--every", "2s", "--grace", "1s", "--trustee", "maria",
             "--publish-email", "desk@example.org",
         )  # fmt: skip
+        assert "Every custodian's share is needed (2 of 2)" in armed.err
         status = reporter.json("switch", "status")
         # With a trustee named, the default needs two shares: the server's alone is not enough.
         assert status["threshold"] == 2
@@ -466,6 +467,11 @@ def test_operators_guide(
         )
         # The guide's second doctor, whose output it shows in full.
         run("sudo -u evault evault-env evault-server doctor")
+
+        # Rotating the log key, the guide's last section.
+        run(f"{backup} /var/backups/evault/key-rotation")
+        rotated = run("sudo -u evault evault-env evault-server keys rotate --yes")
+        assert "log key: vault.example.org/log+" in rotated
     finally:
         subprocess.run(
             ["dropdb", "--if-exists", "--force", role], env=env, check=False, capture_output=True

@@ -24,7 +24,7 @@ from vault._base64 import b64encode
 from vault.age.format import Source, parse_header
 from vault.keys import PersonalIdentity
 from vault.manifest import Manifest
-from vault.shares import split_secret
+from vault.shares import share_commitment, split_secret
 
 
 class Recorder:
@@ -187,7 +187,13 @@ def make_shares(
     for (custodian, recipient), mnemonic in zip(custodians, mnemonics, strict=True):
         out = io.BytesIO()
         age.encrypt(io.BytesIO(mnemonic.encode("utf-8")), out, [recipient])
-        shares.append({"custodian": custodian, "age": b64encode(out.getvalue())})
+        shares.append(
+            {
+                "custodian": custodian,
+                "age": b64encode(out.getvalue()),
+                "commitment": b64encode(share_commitment(mnemonic)),
+            }
+        )
     return Arming(identity=release, mnemonics=mnemonics, shares=shares)
 
 

@@ -1,4 +1,8 @@
-"""Migrations on SQLite and PostgreSQL: every revision up and down, models equal head, data."""
+"""Migrations on SQLite and PostgreSQL: every revision up and down, models equal head, data.
+
+The data tests write rows as the older server did, then upgrade: uploads
+and shares across 0004, a log across 0006 (the key history).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,27 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, update
 
 from server import migrate
 from server.app import create_app
 from server.config import Config
-from server.db import make_engine
-from server.keyfile import create_key_file
-from server.models import Account, Base, Item, ItemShare, LogHead, UploadSession, utcnow
+from server.db import make_engine, transaction
+from server.key_rotation import rotate
+from server.keyfile import create_key_file, load_key_file
+from server.models import (
+    Account,
+    Base,
+    Item,
+    ItemShare,
+    LogCheckpoint,
+    LogEntry,
+    LogHead,
+    LogSubtree,
+    UploadSession,
+    utcnow,
+)
+from server.services import log
 from server.services.accounts import new_id
 from server.services.items import UPLOAD_LIFETIME
 from server.storage import new_upload_id
@@ -23,7 +40,9 @@ from tests.server._helpers import bearer, identity, log_in
 from tests.server._items import User, age_parts, commit, put_chunk, sha256, start
 from tests.server.conftest import ORIGIN
 from tests.server.test_openapi import check_response
+from vault import canonical, merkle
 from vault.keys import PersonalIdentity
+from vault.note import Checkpoint, sign_checkpoint
 
 
 def _tables(url: str) -> set[str]:
@@ -213,6 +232,78 @@ def test_downgrading_0004_drops_what_an_older_server_cannot_use(db_url: str) -> 
             assert connection.execute(select(Item.id)).all() != []
             digests = connection.execute(select(UploadSession.__table__.c.sha256)).scalars()
             assert list(digests) == [sha256(payload)]
+        migrate.upgrade(db_url)
+    finally:
+        engine.dispose()
+
+
+def test_a_log_from_before_0006_keeps_working_and_rotates(db_url: str, tmp_path: Path) -> None:
+    """A log a 0005 server wrote: after the upgrade its key history starts lazily, from size 0."""
+    migrate.upgrade(db_url, "0005")
+    config = _config(db_url, tmp_path)
+    signer = load_key_file(config.key_file).log_signer
+    leaves = [canonical.dumps({"type": "test", "n": n, "time": 1_900_000_000}) for n in range(3)]
+    store = merkle.MemoryHashStore([merkle.leaf_hash(leaf) for leaf in leaves])
+    now = utcnow()
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(LogEntry.__table__),
+                [
+                    {"idx": i, "data": leaf, "leaf_hash": merkle.leaf_hash(leaf), "created_at": now}
+                    for i, leaf in enumerate(leaves)
+                ],
+            )
+            connection.execute(
+                insert(LogSubtree.__table__),
+                [
+                    {"level": level, "idx": idx, "hash": value}
+                    for level, hashes in enumerate(store.levels)
+                    for idx, value in enumerate(hashes)
+                ],
+            )
+            for size in range(1, 4):
+                root = merkle.root(store, size)
+                note = sign_checkpoint(Checkpoint(origin=ORIGIN, size=size, root_hash=root), signer)
+                connection.execute(
+                    insert(LogCheckpoint.__table__).values(
+                        size=size, root_hash=root, note=note.decode(), created_at=now
+                    )
+                )
+            connection.execute(update(LogHead.__table__).values(size=3))
+
+        migrate.upgrade(db_url)
+        app = create_app(config)
+        try:
+            client = app.test_client()
+            # Nothing recorded yet: the key file's key is shown as the only one.
+            keys = client.get("/api/v1/log/keys")
+            check_response("/api/v1/log/keys", "get", keys)
+            assert [(k["key"], k["first_size"]) for k in keys.json["keys"]] == [
+                (str(signer.verifier()), 0)
+            ]
+            sessions = app.extensions["evault"].sessions
+            with transaction(sessions) as session:
+                assert log.key_history(session) == []
+                log.append(session, {"type": "test", "n": 3}, signer)
+            with sessions() as session:
+                history = [(r.key, r.first_size, r.last_size) for r in log.key_history(session)]
+            assert history == [(str(signer.verifier()), 0, None)]
+            assert client.get("/api/v1/log/keys").json == keys.json
+
+            rotated = rotate(config)
+            assert (rotated.index, rotated.size) == (4, 5)
+            transition = client.get("/api/v1/log/keys").json["keys"][0]["transition"]
+            assert transition == client.get("/api/v1/log/checkpoint").text
+        finally:
+            app.extensions["evault"].engine.dispose()
+
+        # Going back drops the key history, never the log.
+        migrate.downgrade(db_url, "0005")
+        with engine.connect() as connection:
+            assert "log_keys" not in inspect(connection).get_table_names()
+            assert connection.execute(select(LogHead.size)).scalar_one() == 5
         migrate.upgrade(db_url)
     finally:
         engine.dispose()

@@ -98,6 +98,8 @@ def test_real_responses_match_the_document(app: Flask, client: FlaskClient, conf
         ("/api/v1/openapi.json", "/api/v1/openapi.json"),
         ("/api/v1/log/checkpoint", "/api/v1/log/checkpoint"),  # 404: empty log
         ("/api/v1/log/entries", "/api/v1/log/entries?start=x"),
+        ("/api/v1/log/keys", "/api/v1/log/keys"),  # the key file's key alone
+        ("/api/v1/log/keys", "/api/v1/log/keys?x=1"),
     ]
     for path, url in requests:
         check_response(path, "get", client.get(url))
@@ -116,6 +118,7 @@ def test_real_responses_match_the_document(app: Flask, client: FlaskClient, conf
         ("/api/v1/log/proof/inclusion", "/api/v1/log/proof/inclusion?index=5&size=5"),
         ("/api/v1/log/proof/consistency", "/api/v1/log/proof/consistency?old=2&new=5"),
         ("/api/v1/log/proof/consistency", "/api/v1/log/proof/consistency?old=0&new=5"),
+        ("/api/v1/log/keys", "/api/v1/log/keys"),
     ]
     statuses = set()
     for path, url in requests:

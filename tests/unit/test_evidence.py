@@ -954,7 +954,7 @@ def _index_value(package: Path) -> dict[str, object]:
     [
         (b'{"v": 1}', "malformed package.json: invalid JSON: not in canonical form"),
         (b"[]", "malformed package.json: not an object"),
-        (b'{"files":{},"item":"a","v":2,"vault":"b"}', "unsupported evidence package version"),
+        (b'{"files":{},"item":"a","v":3,"vault":"b"}', "unsupported evidence package version"),
         (b'{"files":{},"item":"a","v":1,"vault":"b","x":0}', "unexpected or missing fields"),
         (b'{"files":{},"item":"a/b","v":1,"vault":"b"}', "invalid item id"),
         (b'{"files":[],"item":"a","v":1,"vault":"b"}', "files must be an object"),

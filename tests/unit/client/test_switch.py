@@ -21,7 +21,7 @@ from vault.age.format import Source, parse_header
 from vault.errors import ConfigError, EncryptError, ProofError
 from vault.keys import PersonalIdentity, verify_signature
 from vault.protocol import CHECKIN_CONTEXT, CheckinStatement
-from vault.shares import combine_shares, describe_share
+from vault.shares import combine_shares, describe_share, share_commitment
 
 from .test_logcheck import LOG, ORIGIN, FakeLog
 
@@ -67,6 +67,16 @@ def test_shares_are_sealed_to_each_custodian_and_combine_to_the_release_key(
     if threshold > 1:
         with pytest.raises(Exception, match="share"):
             combine_shares(words[: threshold - 1])
+
+
+def test_each_sealed_share_goes_with_its_commitment() -> None:
+    holders, identities = _holders()
+    sealed = seal_shares(os.urandom(32), 2, holders)
+    assert all(set(s) == {"custodian", "age", "commitment"} for s in sealed)
+    words = [_open(s, identity) for s, identity in zip(sealed, identities, strict=True)]
+    commitments = [base64.b64decode(s["commitment"]) for s in sealed]
+    assert commitments == [share_commitment(w) for w in words]
+    assert len(set(commitments)) == len(holders)
 
 
 def test_a_threshold_beyond_the_custodians_is_refused() -> None:
