@@ -16,13 +16,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 # Debian packages the tests use: the age tool, for interoperability,
-# Chromium, for the web pages (driven headless, with JavaScript off), and
-# shellcheck, for the deployment scripts.
+# Chromium, for the web pages (driven headless, with JavaScript off),
+# shellcheck, for the deployment scripts, and nginx, to run deploy/nginx.conf.
 system-deps:
 	@missing=""; \
 	command -v age >/dev/null 2>&1 || missing="$$missing age"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

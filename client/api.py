@@ -21,7 +21,9 @@ Transport rules, safe by default:
 from __future__ import annotations
 
 import json
+import os
 import socket
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -128,11 +130,13 @@ def _retry_after(response: requests.Response) -> float | None:
     return float(seconds) if seconds <= _MAX_WAIT_SECONDS else None
 
 
-def _unresolvable(exc: BaseException) -> bool:
-    """Whether a connection failed because the name has no address (no use retrying)."""
+def _caused_by(
+    exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
+) -> bool:
+    """Whether ``exc`` or an error behind it is one of ``kinds``."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, NameResolutionError | socket.gaierror):
+        if isinstance(seen, kinds):
             return True
         seen = (
             seen.__cause__
@@ -140,6 +144,16 @@ def _unresolvable(exc: BaseException) -> bool:
             or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
         )
     return False
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether a connection failed because the name has no address (no use retrying)."""
+    return _caused_by(exc, (NameResolutionError, socket.gaierror))
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """Whether a connection failed because the server's certificate did not verify."""
+    return _caused_by(exc, ssl.SSLCertVerificationError)
 
 
 def _read_limited(response: requests.Response, limit: int) -> bytes:
@@ -183,6 +197,15 @@ class Api:
             )
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy or netrc from the environment by surprise
+        ca_file = os.environ.get("EVAULT_CA_FILE")
+        if ca_file:
+            # A newsroom's own certificate authority, trusted instead of the system's.
+            if not os.path.isfile(ca_file):
+                raise ConfigError(
+                    f"EVAULT_CA_FILE is not a file: {ca_file}",
+                    hint="give the PEM file of the certificate authority that signed the server's",
+                )
+            self._session.verify = ca_file
         for scheme in ("http://", "https://"):
             self._session.mount(scheme, _Adapter())
         if proxy is not None:
@@ -224,6 +247,14 @@ class Api:
                     raise ApiError(
                         f"cannot find the server {self.server}: the name does not resolve",
                         hint="check the address; with Tor, check --proxy",
+                    ) from exc
+                if _untrusted(exc):
+                    # Not a passing fault: someone may be in the middle. Nothing was sent.
+                    raise ApiError(
+                        f"the server {self.server} did not prove who it is: its certificate "
+                        "is not trusted",
+                        hint="check the address; a server with a certificate from its own "
+                        "authority needs that authority's file in EVAULT_CA_FILE",
                     ) from exc
                 if last:
                     raise ApiError(
