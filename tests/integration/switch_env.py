@@ -30,6 +30,7 @@ __all__ = [
     "expect_notices",
     "free_port",
     "mailbox",
+    "quick_switches",
     "released_files",
     "wait_for",
 ]
@@ -42,6 +43,27 @@ CONTACTS = [
 """``switch set`` options: Tom as the trustee; Ana's reminders, Tom's alerts, the desk's notice."""
 
 AGE = "/usr/bin/age"
+
+
+def quick_switches(smtp_port: int, *, worker: bool) -> dict[str, str]:
+    """Server settings for switch tests: intervals from a second, mail to the loopback server.
+
+    ``worker``: the server's own worker thread sweeps every second (``evault-server
+    run``); without it, separate worker processes do.
+    """
+    env = {
+        "EVAULT_RUN_WORKER": "1" if worker else "0",
+        "EVAULT_MIN_INTERVAL": "1",
+        "EVAULT_SMTP_HOST": "127.0.0.1",
+        "EVAULT_SMTP_PORT": str(smtp_port),
+        "EVAULT_SMTP_SECURITY": "none",
+        "EVAULT_MAIL_FROM": "vault@example.org",
+    }
+    if worker:
+        env["EVAULT_WORKER_INTERVAL"] = "1"
+    return env
+
+
 T = TypeVar("T")
 _LINK = re.compile(r'href="(/release/[0-9a-f]+/items/[0-9a-f]+\.age)"')
 

@@ -30,7 +30,7 @@ import requests
 
 from .client_env import BIN, Person, ServerProcess, enroll, pin
 from .doc_commands import DOCUMENTS, ROOT, Transcript, environment
-from .switch_env import Mailbox, free_port, wait_for
+from .switch_env import Mailbox, free_port, quick_switches, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
@@ -180,16 +180,9 @@ def test_readme(transcript: Transcript, tmp_path: Path) -> None:
 def newsroom(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[ServerProcess]:
     """A server whose switches may be short and whose worker runs every second."""
     _, smtp_port = mailbox
-    env = {
-        "EVAULT_RUN_WORKER": "1",
-        "EVAULT_WORKER_INTERVAL": "1",
-        "EVAULT_MIN_INTERVAL": "1",
-        "EVAULT_SMTP_HOST": "127.0.0.1",
-        "EVAULT_SMTP_PORT": str(smtp_port),
-        "EVAULT_SMTP_SECURITY": "none",
-        "EVAULT_MAIL_FROM": "vault@example.org",
-    }
-    with ServerProcess.started(tmp_path / "server", env) as server:
+    with ServerProcess.started(
+        tmp_path / "server", quick_switches(smtp_port, worker=True)
+    ) as server:
         yield server
 
 

@@ -32,7 +32,14 @@ from tests.server import conftest as server_conftest
 from vault import canonical
 
 from .client_env import BIN, EVAULT_SERVER, Person, ServerProcess, enroll, payload, pin
-from .switch_env import CONTACTS, Mailbox, expect_notices, free_port, released_files
+from .switch_env import (
+    CONTACTS,
+    Mailbox,
+    expect_notices,
+    free_port,
+    quick_switches,
+    released_files,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
@@ -183,18 +190,16 @@ def test_the_demo_on_gunicorn_postgresql_and_s3(
     mailbox: tuple[Mailbox, int],
 ) -> None:
     box, smtp_port = mailbox
-    env = AWS_TEST_ENV | {
-        "EVAULT_DATABASE_URL": pg_url,
-        "EVAULT_STORAGE": "s3",
-        "EVAULT_S3_BUCKET": bucket,
-        "EVAULT_S3_ENDPOINT": s3_endpoint,
-        "EVAULT_RUN_WORKER": "0",
-        "EVAULT_MIN_INTERVAL": "1",
-        "EVAULT_SMTP_HOST": "127.0.0.1",
-        "EVAULT_SMTP_PORT": str(smtp_port),
-        "EVAULT_SMTP_SECURITY": "none",
-        "EVAULT_MAIL_FROM": "vault@example.org",
-    }
+    env = (
+        AWS_TEST_ENV
+        | {
+            "EVAULT_DATABASE_URL": pg_url,
+            "EVAULT_STORAGE": "s3",
+            "EVAULT_S3_BUCKET": bucket,
+            "EVAULT_S3_ENDPOINT": s3_endpoint,
+        }
+        | quick_switches(smtp_port, worker=False)
+    )
     with ProductionLayout.started(tmp_path / "server", env) as server:
         assert isinstance(server, ProductionLayout)
         ana, tom = enroll(server, tmp_path, [("ana", "reporter"), ("tom", "editor")])

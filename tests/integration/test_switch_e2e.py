@@ -26,7 +26,14 @@ from server.notify import verify_webhook
 from vault import canonical
 
 from .client_env import ServerProcess, enroll, payload, pin
-from .switch_env import CONTACTS, Mailbox, expect_notices, released_files, wait_for
+from .switch_env import (
+    CONTACTS,
+    Mailbox,
+    expect_notices,
+    quick_switches,
+    released_files,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
@@ -78,16 +85,7 @@ def test_armed_missed_released_and_decrypted_with_age(
 ) -> None:
     box, smtp_port = mailbox
     hook_box, hook_url = hooks
-    env = {
-        "EVAULT_RUN_WORKER": "1",
-        "EVAULT_WORKER_INTERVAL": "1",
-        "EVAULT_MIN_INTERVAL": "1",
-        "EVAULT_SMTP_HOST": "127.0.0.1",
-        "EVAULT_SMTP_PORT": str(smtp_port),
-        "EVAULT_SMTP_SECURITY": "none",
-        "EVAULT_MAIL_FROM": "vault@example.org",
-        "EVAULT_WEBHOOK_ALLOW_PRIVATE": "1",
-    }
+    env = quick_switches(smtp_port, worker=True) | {"EVAULT_WEBHOOK_ALLOW_PRIVATE": "1"}
     with ServerProcess.started(tmp_path / "server", env) as server:
         ana, tom = enroll(server, tmp_path, [("ana", "reporter"), ("tom", "editor")])
         pin(ana, tom)

@@ -181,8 +181,14 @@ class Arming:
 def make_shares(
     release: age.X25519Identity, custodians: list[tuple[str, age.Recipient]], threshold: int
 ) -> Arming:
-    secret = _secret(release)
-    mnemonics = split_secret(secret, threshold, len(custodians))
+    mnemonics = split_secret(_secret(release), threshold, len(custodians))
+    return seal_shares(release, custodians, mnemonics)
+
+
+def seal_shares(
+    release: age.X25519Identity, custodians: list[tuple[str, age.Recipient]], mnemonics: list[str]
+) -> Arming:
+    """Each share sealed to its custodian, with its commitment, as the arm request carries it."""
     shares = []
     for (custodian, recipient), mnemonic in zip(custodians, mnemonics, strict=True):
         out = io.BytesIO()
@@ -266,6 +272,7 @@ __all__ = [
     "make_shares",
     "new_worker",
     "reporter",
+    "seal_shares",
     "trustee",
     "user",
 ]

@@ -43,6 +43,7 @@ from tests.server._switch import (
     make_shares,
     new_worker,
     reporter,
+    seal_shares,
     trustee,
 )
 from vault import age
@@ -236,18 +237,7 @@ def _same_identifier_arming(
     )
     groups = shamir_mnemonic.split_ems(1, [(share.member_threshold, len(custodians))], ems)
     mnemonics = [member.mnemonic() for group in groups for member in group]
-    sealed = []
-    for (custodian, recipient), mnemonic in zip(custodians, mnemonics, strict=True):
-        out = io.BytesIO()
-        age.encrypt(io.BytesIO(mnemonic.encode("ascii")), out, [recipient])
-        sealed.append(
-            {
-                "custodian": custodian,
-                "age": b64encode(out.getvalue()),
-                "commitment": b64encode(share_commitment(mnemonic)),
-            }
-        )
-    return Arming(identity=release, mnemonics=mnemonics, shares=sealed)
+    return seal_shares(release, custodians, mnemonics)
 
 
 def test_a_share_of_another_vault_is_refused(
