@@ -18,7 +18,14 @@ from vault.errors import FormatError, ProofError
 from vault.log_keys import MAX_HANDOVERS, LogKey, check_rotation_entry, check_transition
 from vault.note import Checkpoint, NoteVerifier
 
-__all__ = ["Listed", "history_error", "key_history", "match_history", "rotation_entry"]
+__all__ = [
+    "Listed",
+    "history_error",
+    "key_history",
+    "match_history",
+    "rotation_entry",
+    "server_b64",
+]
 
 _MAX_NOTE = 64 * 1024
 _MAX_SIZE = 1 << 63
@@ -90,7 +97,8 @@ def key_history(api: Api) -> list[Listed]:
     return listed
 
 
-def _b64(text: object, what: str) -> bytes:
+def server_b64(text: object, what: str) -> bytes:
+    """Base64 ``text`` from a server's answer, strictly; ``what`` names it in the error."""
     if not isinstance(text, str):
         raise ProofError(f"the server sent a malformed {what}")
     try:
@@ -122,8 +130,8 @@ def rotation_entry(api: Api, size: int) -> tuple[bytes, list[bytes]]:
     proof = answer.get("proof")
     if not isinstance(proof, list):
         raise ProofError("the server sent a malformed inclusion proof")
-    return _b64(entries[0].get("data"), "log entry"), [
-        _b64(node, "inclusion proof") for node in proof
+    return server_b64(entries[0].get("data"), "log entry"), [
+        server_b64(node, "inclusion proof") for node in proof
     ]
 
 

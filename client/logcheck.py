@@ -24,15 +24,20 @@ Anything else is refused like a rewritten log, and nothing is re-pinned.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from client.api import Api, ApiError
-from client.handover import Listed, history_error, key_history, match_history, rotation_entry
+from client.handover import (
+    Listed,
+    history_error,
+    key_history,
+    match_history,
+    rotation_entry,
+    server_b64,
+)
 from client.state import LogPin, RetiredKey
 from vault import canonical
 from vault.errors import FormatError, ProofError, SignatureError, VaultError
@@ -109,15 +114,6 @@ class LoggedEntry:
             )
 
 
-def _b64(text: object, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise ProofError(f"the server sent a malformed {what}")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProofError(f"the server sent a malformed {what}") from None
-
-
 class LogCheck:
     """The pinned log key, the keys it replaced, and the newest checkpoint verified so far.
 
@@ -179,7 +175,7 @@ class LogCheck:
         proof = answer.get("proof")
         if not isinstance(proof, list):
             raise ProofError("the server sent a malformed consistency proof")
-        return [_b64(node, "consistency proof") for node in proof]
+        return [server_b64(node, "consistency proof") for node in proof]
 
     def _consistent(self, older: Checkpoint, newer: Checkpoint) -> None:
         if older.size == 0:
@@ -266,7 +262,7 @@ class LogCheck:
                 proof, a checkpoint not signed by the pinned key or not
                 consistent with what this device saw.
         """
-        data = _b64(answer.get("entry"), "log entry")
+        data = server_b64(answer.get("entry"), "log entry")
         text = answer.get("receipt")
         if not isinstance(text, str):
             raise ProofError("the server sent no receipt for this change")
