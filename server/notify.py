@@ -44,8 +44,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from server.config import Config
 from server.models.switch import OutboxMessage
 from vault import __version__, canonical
@@ -369,6 +367,10 @@ def post_webhook(config: Config, *, delivery_id: str, target: str, body: bytes, 
         "Evault-Delivery": delivery_id,
         "Evault-Signature": sign_webhook(hook.secret.encode("utf-8"), now, body),
     }
+    # Imported here: only the process that sends notices needs it, and the
+    # web workers stay smaller without it.
+    import requests
+
     with requests.Session() as session:
         session.trust_env = False
         try:

@@ -44,6 +44,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from server._memory import release_free_memory
 from server.api._request import (
     app_state,
     blob_store,
@@ -198,6 +199,9 @@ def chunk(upload_id: str) -> JsonObject:
         blob_store().write_at(upload.id, offset, body, length)
     except StorageError as exc:
         raise storage_error(exc) from None
+    finally:
+        # The body's buffers would otherwise stay with this worker while it idles.
+        release_free_memory()
     return _upload_answer(upload)
 
 

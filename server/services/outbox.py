@@ -32,7 +32,6 @@ import smtplib
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
-import requests
 from sqlalchemy import ColumnElement, CursorResult, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -264,8 +263,9 @@ def _deliver(
         sender.send(message, now=int(now.timestamp()))
     except DeliveryError as exc:
         error = str(exc)
-    except (requests.RequestException, smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError) as exc:
         # Their text can quote a URL or a server reply; the type is enough.
+        # (requests' exceptions are OSErrors.)
         error = f"delivery failed ({type(exc).__name__})"
     except Exception as exc:
         # A bug in one message's sending must not stop the others.

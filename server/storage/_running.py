@@ -56,8 +56,6 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 # Digests kept per process: one per upload this process is receiving, and
 # more than any server has uploads in flight at once; the oldest go first.
 _MAX_DIGESTS = 256
-# Pieces waiting for the hashing thread: bounds memory to this many chunks.
-_QUEUE_DEPTH = 1
 
 
 @dataclass(frozen=True)
@@ -138,29 +136,36 @@ class _Digest:
 class Hasher:
     """Hashes the pieces of one write on a helper thread while the next piece arrives.
 
-    ``hashlib`` releases the GIL on large updates, so reading the request
-    body and hashing overlap on two cores. At most :data:`_QUEUE_DEPTH`
-    pieces wait, so memory stays bounded.
+    ``hashlib`` releases the GIL on large updates, so receiving and writing
+    a piece overlap with hashing the one before on two cores. A piece is
+    handed over only once the one before is hashed and let go, so at most
+    one piece waits here and memory stays bounded.
     """
 
     def __init__(self, sha256: Any) -> None:
         self._sha256 = sha256
         self._failed = False
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(1)
         self._thread = threading.Thread(target=self._run, name="upload-hasher", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (piece := self._queue.get()) is not None:
-            if self._failed:
-                continue  # keep taking pieces, so the writer never blocks
+        while True:
+            piece = self._queue.get()
             try:
-                self._sha256.update(piece)
+                if piece is None:
+                    return
+                if not self._failed:
+                    self._sha256.update(piece)
             # Any failure (MemoryError, say) loses the digest, never the write.
             except Exception:  # noqa: BLE001
                 self._failed = True
+            finally:
+                piece = None  # let go of it before saying it is done
+                self._queue.task_done()
 
     def update(self, piece: bytes) -> None:
+        self._queue.join()  # the piece before is hashed and let go
         self._queue.put(piece)
 
     def finish(self) -> Any | None:

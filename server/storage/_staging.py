@@ -227,11 +227,11 @@ class StagingArea:
                 raise ChunkRejectedError("chunk could not be read") from exc
             if not chunk:
                 raise ChunkRejectedError("chunk shorter than its announced length")
-            # Bytes, never a buffer the stream may reuse: what is hashed is what was written.
+            # Bytes, never a buffer the stream may reuse: what is hashed is what is written.
             chunk = bytes(chunk[: end - position])
-            write_all(fd, chunk, position)
             if hasher is not None:
-                hasher.update(chunk)
+                hasher.update(chunk)  # hashed while it is written and the next piece read
+            write_all(fd, chunk, position)
             position += len(chunk)
 
     def received(self, upload_id: str) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,15 @@ def _login(server: ServerProcess, person: Person, identity: PersonalIdentity) ->
     account = person.account
     http = requests.Session()
     http.trust_env = False
-    challenge = http.post(f"{api}/auth/challenge", json={"account": account}, timeout=30).json()
+    # The commands before this one count against the account's login limit:
+    # wait as long as the server asks, as the client does.
+    for _ in range(10):
+        answer = http.post(f"{api}/auth/challenge", json={"account": account}, timeout=30)
+        if answer.status_code != 429:
+            break
+        time.sleep(int(answer.headers.get("Retry-After", "1")))
+    answer.raise_for_status()
+    challenge = answer.json()
     message = LoginChallenge(
         origin=challenge["origin"], account=account, nonce=base64.b64decode(challenge["nonce"])
     ).message()

@@ -368,3 +368,13 @@ def test_a_disarm_that_cools_off_during_the_release_is_void(
     assert handed.status_code == 200, handed.json
     worker.sweep()
     assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
+
+
+def test_the_unknown_handle_hash_costs_what_a_real_one_costs() -> None:
+    # An unknown handle is checked against this constant: with other
+    # parameters than the real phrases' hashes, it would take another time.
+    hasher = switch_service._HASHER
+    assert not hasher.check_needs_rehash(switch_service._DUMMY_HASH)
+    assert switch_service._DUMMY_HASH.startswith("$argon2id$")
+    real = hasher.hash("a phrase")
+    assert real.rsplit("$", 2)[0] == switch_service._DUMMY_HASH.rsplit("$", 2)[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 import server.storage._running as running
 from server.storage import ChunkRejectedError, DigestMismatchError, new_upload_id
+from server.storage._running import Hasher
 from server.storage.local import LocalBlobStore
 from tests.unit.server_storage.contract import KiB, sha, write
 
@@ -224,3 +226,31 @@ def test_commit_is_right_whatever_the_order(
     assert stores[committer].commit(upload_id, sha(DATA)) == sha(DATA)
     with stores[0].open(sha(DATA)) as blob:
         assert blob.read() == DATA
+
+
+def test_a_piece_is_handed_over_only_once_the_one_before_is_hashed() -> None:
+    # Memory stays bounded: a piece waits only while none is being hashed.
+    started, go_on = threading.Event(), threading.Event()
+
+    class Slow:
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def update(self, piece: bytes) -> None:
+            self.seen.append(len(piece))
+            started.set()
+            go_on.wait(10)
+
+    hasher = Hasher(Slow())
+    hasher.update(b"a" * 10)
+    assert started.wait(10)
+    second = threading.Thread(target=hasher.update, args=(b"b" * 20,))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive(), "the second piece was taken while the first was being hashed"
+    go_on.set()
+    second.join(10)
+    assert not second.is_alive()
+    slow = hasher.finish()
+    assert slow is not None
+    assert slow.seen == [10, 20]
