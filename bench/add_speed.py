@@ -292,14 +292,14 @@ def aead_rate() -> float:
     return statistics.median(rates)
 
 
-def crypto_seconds(megabytes: float) -> float:
-    """CPU seconds of the cryptography ``evault add`` cannot skip, on one core here.
+def crypto_seconds_per_mb() -> float:
+    """CPU seconds per MB of the cryptography ``evault add`` cannot skip, on one core here.
 
     The client hashes the plaintext and the payload (both are signed in the
     manifest) and seals the payload; the server hashes the payload again
     before the item may exist.
     """
-    return megabytes * (3 / sha256_rate() + 1 / aead_rate())
+    return 3 / sha256_rate() + 1 / aead_rate()
 
 
 def main() -> None:
@@ -440,10 +440,11 @@ def main() -> None:
                     f"{statistics.median(r.first_bytes) * 1000:.0f} ms (medians)"
                 )
         print(f"evault --version (Python start-up and imports): {startup * 1000:.0f} ms (median)")
+        per_mb = crypto_seconds_per_mb()
         for r in results:
             # evault add must also send the bytes and the server receive and write them:
             # at least what curl and the sink spend on the same bytes.
-            crypto = crypto_seconds(r.megabytes)
+            crypto = per_mb * r.megabytes
             transfer = statistics.median(c.cpu for c in r.curls) + statistics.median(r.sink_cpu)
             floor = (crypto + transfer) / (os.cpu_count() or 1)
             baseline_s = statistics.median(r.baseline_seconds())

@@ -6,13 +6,11 @@ import dataclasses
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 
-from server.app import create_app
 from server.clock import ManualClock
 from server.config import Config
 from server.models import OutboxMessage
@@ -40,14 +38,6 @@ class Recorder:
 
     def events(self) -> list[tuple[str, str]]:
         return [(m.event, m.target) for m in self.sent]
-
-
-def clocked_app(config: Config, clock: ManualClock) -> Iterator[Flask]:
-    """The app with ``clock`` as its time, for a fixture to yield from."""
-    app = create_app(config, clock=clock)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["evault"].engine.dispose()
 
 
 def new_worker(app: Flask, config: Config, clock: ManualClock, sender: Recorder) -> Worker:
@@ -266,7 +256,6 @@ __all__ = [
     "Reporter",
     "add_item",
     "arm",
-    "clocked_app",
     "custodian_recipient",
     "duress_login",
     "make_shares",

@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 
 from server import migrate
 from server.app import create_app
+from server.clock import Clock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker
 from server.keyfile import ServerKeys, create_key_file
@@ -112,8 +113,14 @@ def config(migrated_url: str, tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-def app(config: Config) -> Iterator[Flask]:
-    app = create_app(config)
+def clock() -> Clock | None:
+    """The system's time; a module whose tests move time overrides this with a ManualClock."""
+    return None
+
+
+@pytest.fixture
+def app(config: Config, clock: Clock | None) -> Iterator[Flask]:
+    app = create_app(config, clock=clock)
     app.config["TESTING"] = True
     yield app
     app.extensions["evault"].engine.dispose()

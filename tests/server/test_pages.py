@@ -7,14 +7,13 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from server.app import HTML_CSP, SECURITY_HEADERS, create_app
+from server.app import HTML_CSP, SECURITY_HEADERS
 from server.auth import PUBLIC_ENDPOINTS
 from server.clock import ManualClock
 from server.config import Config
@@ -44,15 +43,6 @@ TIME = re.compile(r'<time datetime="[^"]*">[^<]*</time>')
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture
-def app(config: Config, clock: ManualClock) -> Iterator[Flask]:
-    """The app on a clock the tests move (overrides the conftest's ``app``)."""
-    app = create_app(config, clock=clock)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["evault"].engine.dispose()
 
 
 def _html(response: TestResponse, status: int = 200) -> str:

@@ -16,7 +16,6 @@ import datetime as dt
 import io
 import logging
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,7 +37,6 @@ from tests.server._switch import (
     Reporter,
     add_item,
     arm,
-    clocked_app,
     custodian_recipient,
     make_shares,
     new_worker,
@@ -66,11 +64,6 @@ NOT_MADE_HERE = "this share does not belong to the release key of this vault"
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC))
-
-
-@pytest.fixture
-def app(config: Config, clock: ManualClock) -> Iterator[Flask]:
-    yield from clocked_app(config, clock)
 
 
 @pytest.fixture

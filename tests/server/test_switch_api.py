@@ -16,7 +16,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -40,7 +40,6 @@ from tests.server._switch import (
     Recorder,
     Reporter,
     add_item,
-    clocked_app,
     custodian_recipient,
     duress_login,
     make_shares,
@@ -67,11 +66,6 @@ DURESS_PHRASE = "tired donkey wooden fence"
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC))
-
-
-@pytest.fixture
-def app(config: Config, clock: ManualClock) -> Iterator[Flask]:
-    yield from clocked_app(config, clock)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 import os
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from tests.server._switch import (
     Reporter,
     add_item,
     arm,
-    clocked_app,
     duress_login,
     new_worker,
     reporter,
@@ -43,11 +41,6 @@ ORIGIN = "test.example/log"
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC))
-
-
-@pytest.fixture
-def app(config: Config, clock: ManualClock) -> Iterator[Flask]:
-    yield from clocked_app(config, clock)
 
 
 @pytest.fixture
