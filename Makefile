@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo-output
+# Test processes: most tests wait on servers and subprocesses, so more than the cores.
+TEST_WORKERS ?= 4
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 
@@ -41,7 +43,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy vault/ client/ server/
 
 unit: $(STAMP) system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test: lint typecheck unit
 

@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("EVAULT_SHARED", ROOT.parent / "shared"))
-
-
-@pytest.fixture(scope="session")
-def vectors_dir() -> Path:
-    path = SHARED / "vectors"
-    if not path.is_dir():
-        pytest.fail(f"test vectors not found at {path}; set EVAULT_SHARED")
-    return path
+# Outside test vectors, copied unchanged with their licences (see its README.md).
+VECTORS_DIR = ROOT / "tests" / "vectors" / "data"
 
 
 _buckets = itertools.count()

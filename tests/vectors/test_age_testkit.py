@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import VECTORS_DIR
 from vault import age
 from vault.age.format import Source, parse_header
 from vault.errors import DecryptError
 
-TESTKIT = SHARED / "vectors" / "age"
+TESTKIT = VECTORS_DIR / "age"
 _NOT_VECTORS = {"FORMAT.md", "LICENSE", ".gitattributes"}
 _KNOWN_KEYS = {
     "expect",

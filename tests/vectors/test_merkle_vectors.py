@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import VECTORS_DIR
 from vault import merkle
 from vault.errors import ProofError
 
-VECTORS = SHARED / "vectors" / "merkle"
+VECTORS = VECTORS_DIR / "merkle"
 UPSTREAM = VECTORS / "transparency-dev"
 REFERENCE = VECTORS / "rfc6962-reference-tree.json"
 
@@ -54,7 +54,7 @@ def reference() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def ref() -> dict[str, Any]:
     if not REFERENCE.is_file():
-        pytest.fail(f"merkle reference tree not found at {REFERENCE}; set EVAULT_SHARED")
+        pytest.fail(f"merkle reference tree not found at {REFERENCE}")
     return reference()
 
 

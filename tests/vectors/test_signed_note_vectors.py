@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import VECTORS_DIR
 from vault import note
 from vault.errors import NoteError, ProofError, SignatureError
 
-DIR = SHARED / "vectors" / "signed-note"
+DIR = VECTORS_DIR / "signed-note"
 
 
 def _load(name: str) -> dict[str, Any]:

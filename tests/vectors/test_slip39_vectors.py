@@ -12,11 +12,11 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import VECTORS_DIR
 from vault.errors import ShareError
 from vault.shares import WORDLIST, combine_shares, describe_share
 
-SLIP39 = SHARED / "vectors" / "slip39"
+SLIP39 = VECTORS_DIR / "slip39"
 PASSPHRASE = b"TREZOR"
 VECTORS: list[tuple[str, list[str], str, str]] = [
     (description, mnemonics, secret, xprv)
