@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,17 @@ from vault.log_keys import ROTATION_EVENT
 from vault.merkle import leaf_hash, node_hash, verify_inclusion
 from vault.note import Checkpoint, Receipt
 
-__all__ = ["Event", "concerning_me", "read_log", "receipt_for"]
+__all__ = [
+    "MOVES",
+    "Event",
+    "OwnView",
+    "concerning_me",
+    "own_view",
+    "read_log",
+    "receipt_for",
+]
+
+_ITEM = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,15 +130,79 @@ def read_log(
     return checkpoint, events
 
 
-def concerning_me(client: Client) -> Callable[[dict[str, Any]], bool]:
+MOVES = ("switch.overdue", "switch.releasing", "switch.released")
+"""The switch's own moves, which a side shown a switch of its own does not show after it began."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnView:
+    """This side of a reporter's vault: the items it ever held, and the switch moves it shows.
+
+    ``moves_until`` is the log index from which the switch's own moves
+    (:data:`MOVES`) are not this side's, or None.
+    """
+
+    items: frozenset[str]
+    moves_until: int | None
+
+    def shows(self, event: Event) -> bool:
+        """Whether ``event`` (kept by :func:`concerning_me`) belongs to this side's story."""
+        return not (
+            self.moves_until is not None
+            and event.index >= self.moves_until
+            and event.event.get("type") in MOVES
+        )
+
+
+def own_view(client: Client) -> OwnView:
+    """This side's items, deleted ones too, and the moves it shows, as the server says.
+
+    Raises:
+        ProofError: a malformed answer.
+    """
+    found: set[str] = set()
+    after: str | None = None
+    moves_until = None
+    while True:
+        params: dict[str, str | int] = {"limit": 1000}
+        if after is not None:
+            params["after"] = after
+        answer = client.call("GET", "/items/history", params=params)
+        items, nxt, until = answer.get("items"), answer.get("next"), answer.get("moves_until")
+        if not isinstance(items, list) or not all(
+            isinstance(i, str) and _ITEM.fullmatch(i) for i in items
+        ):
+            raise ProofError("the server sent a malformed item history")
+        if until is not None and (type(until) is not int or until < 0):
+            raise ProofError("the server sent a malformed item history")
+        if after is None:
+            moves_until = until
+        found.update(items)
+        if not isinstance(nxt, str) or nxt in (after, None):
+            return OwnView(items=frozenset(found), moves_until=moves_until)
+        after = nxt
+
+
+def concerning_me(
+    client: Client, own_items: frozenset[str] | None = None
+) -> Callable[[dict[str, Any]], bool]:
     """A filter for :func:`read_log`: events about this account, its vault or its items.
 
     It remembers the items it has seen uploaded to the vault or shared with
-    the account, so it must see the events in log order.
+    the account, so it must see the events in log order. Given ``own_items``
+    (a reporter's, :func:`own_view`), an event that names an item of
+    the vault outside them is left out: it belongs to the other side of the
+    vault, which this side does not show.
     """
     account = client.account
     vault = client.state.vault
     items: set[str] = set()
+
+    def other_side(ev: dict[str, Any]) -> bool:
+        if own_items is None:
+            return False
+        named = [ev.get("item"), *(ev.get("items") or [])]
+        return any(isinstance(i, str) and i in items and i not in own_items for i in named)
 
     def keep(ev: dict[str, Any]) -> bool:
         item = ev.get("item")
@@ -136,6 +211,8 @@ def concerning_me(client: Client) -> Callable[[dict[str, Any]], bool]:
             items.add(str(item))
         if isinstance(editors, list) and account in editors and isinstance(item, str):
             items.add(item)
+        if other_side(ev):
+            return False
         return (
             ev.get("account") == account
             or (vault is not None and ev.get("vault") == vault)

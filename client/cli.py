@@ -47,6 +47,7 @@ _COMMANDS = {
     "switch": "switch:switch",
     "checkin": "switch:checkin",
     "trustee": "trustee:trustee",
+    "decoy": "decoy:decoy",
 }
 """The commands that talk to a server, imported only when run (``client.commands``)."""
 

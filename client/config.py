@@ -6,11 +6,14 @@ destroy and a person can see what the laptop holds:
 - ``keystore``: the passphrase-protected identity (:mod:`vault.keystore`).
 - ``state.json``: the server, the account, the pinned log key and last
   checkpoint, pinned contacts. Ids, hashes and public keys only; no names of
-  files, no secrets.
-- ``receipts/<item>/``: the log entries and receipts of each item.
-- ``pending/``: unfinished uploads, each encrypted to the owner's own key,
-  so that a killed ``evault add`` resumes without leaving a file key or a
-  filename readable on disk.
+  files, no secrets, and nothing of either side of the keystore: whichever
+  passphrase opened it, the directory looks the same.
+
+Nothing else: the records that let a killed ``evault add`` resume are
+sealed to their owner and kept by the server with the upload
+(:mod:`client.pending`), and an item's log entries and receipts are fetched
+and checked when needed. Older versions kept ``receipts/`` and ``pending/``
+here; ``evault panic`` removes them too.
 
 The directory is ``platformdirs.user_data_dir("evidence-vault")`` unless
 ``EVAULT_HOME`` names another (tests, a second identity, an encrypted
@@ -46,17 +49,9 @@ class Paths:
     def state(self) -> Path:
         return self.root / "state.json"
 
-    @property
-    def receipts(self) -> Path:
-        return self.root / "receipts"
-
-    @property
-    def pending(self) -> Path:
-        return self.root / "pending"
-
     def ensure(self) -> None:
-        """Create the directory tree, private to this user (0700)."""
-        for path in (self.root, self.receipts, self.pending):
+        """Create the directory, private to this user (0700)."""
+        for path in (self.root,):
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:

@@ -22,7 +22,7 @@ from client.api import Api, check_server_url
 from client.config import Paths
 from client.logcheck import LogCheck
 from client.state import LogPin, State
-from vault.errors import ConfigError, FormatError
+from vault.errors import ConfigError
 from vault.keys import Card, PersonalIdentity
 from vault.log_keys import Handover
 
@@ -92,31 +92,31 @@ class Client:
         return self.identity.card()
 
     def own_card(self) -> Card:
-        """The card this device registered with, to show and to check one's own items against.
+        """This side's registered card: the unlocked identity's.
 
-        A duress passphrase opens another identity (the real one's duress
-        twin): what is shown and what is encrypted to stays the registered
-        card's, so the screen and the items look the same either way.
+        The server registered the real identity's card and its duress twin's;
+        a session under duress is shown the twin's as the account's card, so
+        whichever side a passphrase opened, what is shown, encrypted to and
+        checked is that side's own card.
         """
-        if self.state.card is not None:
-            try:
-                return Card.from_json(self.state.card.encode("utf-8"))
-            except FormatError:
-                raise ConfigError("the registered card in state.json is damaged") from None
         return self.card()
 
-    def own_signing_keys(self) -> frozenset[bytes]:
-        """The keys whose signatures on this account's manifests are its own.
+    def decoy_identity(self) -> PersonalIdentity:
+        """The identity of this side's decoys: the unlocked identity's duress twin.
 
-        The registered key, and its duress twin's: what is added in a session
-        under duress is signed by the twin, and stays the reporter's evidence.
+        The real side's decoys are the decoy vault a duress passphrase opens;
+        the same rule on the duress side gives it decoys of its own, which
+        nobody else ever sees.
         """
-        registered = self.own_card().signing_key
-        unlocked = self.card().signing_key
-        keys = {registered, unlocked}
-        if unlocked == registered:
-            keys.add(self.identity.duress_twin().card().signing_key)
-        return frozenset(keys)
+        return self.identity.duress_twin()
+
+    def own_identities(self) -> list[PersonalIdentity]:
+        """The identities that open this side's items: its own, and its decoys'."""
+        return [self.identity, self.decoy_identity()]
+
+    def own_signing_keys(self) -> frozenset[bytes]:
+        """The keys whose signatures on this side's manifests are its own, and its decoys'."""
+        return frozenset(identity.card().signing_key for identity in self.own_identities())
 
     @property
     def account(self) -> str:
@@ -225,7 +225,7 @@ def _merge(base: State, mine: State, theirs: State) -> State:
     the command that saved it.
     """
     merged = theirs
-    for name in ("server", "proxy", "account", "role", "vault", "card", "release"):
+    for name in ("server", "proxy", "account", "role", "vault", "release"):
         if getattr(mine, name) != getattr(base, name):
             merged = replace(merged, **{name: getattr(mine, name)})
     contacts = dict(merged.contacts)

@@ -33,9 +33,8 @@ from client.contacts import Pinned, current_card, server_card, trust_on_first_us
 from client.context import Client
 from client.files import atomic_output
 from client.logcheck import LoggedEntry
-from client.receipts import check_item_id, load_entries, store_entry
 from client.state import Contact
-from vault import age, canonical
+from vault import age
 from vault._base64 import b64encode
 from vault.age.format import Source, parse_header
 from vault.age.stream import payload_size
@@ -49,11 +48,13 @@ __all__ = [
     "Listed",
     "SignedItem",
     "add_release_recipient",
+    "check_item_id",
     "content",
     "delete_item",
     "fetch_item",
     "item_metas",
     "list_items",
+    "logged_entries",
     "share_item",
     "signed_item",
 ]
@@ -85,6 +86,19 @@ class Fetched:
     signer_name: str
     newly_pinned: bool
     signer_verified: bool
+
+
+def check_item_id(item: str) -> str:
+    """An item id (32 lower-case hex digits), or a clear error.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if not _ITEM.fullmatch(item):
+        raise ConfigError(
+            f"invalid item id {item!r}", hint="item ids are 32 hex digits; see `evault ls`"
+        )
+    return item
 
 
 def _meta(client: Client, item: str) -> dict[str, Any]:
@@ -122,10 +136,15 @@ def _manifest(client: Client, meta: dict[str, Any]) -> SignedManifest:
 def _open_manifest(client: Client, data: bytes) -> SignedManifest:
     out = io.BytesIO()
     try:
-        age.decrypt(io.BytesIO(data), out, [client.identity.age_identity])
+        age.decrypt(io.BytesIO(data), out, _own_age_identities(client))
     except DecryptError as exc:
         raise ManifestError(f"cannot decrypt the item's manifest: {exc.message}") from None
     return SignedManifest.parse(out.getvalue())
+
+
+def _own_age_identities(client: Client) -> list[age.Identity]:
+    """The age identities that open this side's items: its own and its decoys'."""
+    return [identity.age_identity for identity in client.own_identities()]
 
 
 def _signer(client: Client, owner: str, *, pin: bool = True) -> tuple[Pinned | None, bool]:
@@ -157,7 +176,7 @@ def _check_signed(signed: SignedManifest, signer: bytes, meta: dict[str, Any]) -
 
 
 def _own_signer(client: Client, signed: SignedManifest) -> bytes:
-    """The key one's own manifest must be signed with: the registered one, or its duress twin."""
+    """The key one's own manifest must be signed with: this side's, or its decoys'."""
     named = signed.manifest.signer
     return named if named in client.own_signing_keys() else client.own_card().signing_key
 
@@ -170,8 +189,10 @@ def _trust(pinned: Pinned | None) -> str:
     return "verified" if pinned.contact.verified else "unverified"
 
 
-def item_metas(client: Client, *, limit: int = 100) -> Iterator[dict[str, Any]]:
-    """Every item this account may read, as the server lists them, page by page.
+def item_metas(
+    client: Client, *, limit: int = 100, decoys: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every item this account may read (or its decoys), as the server lists them, page by page.
 
     Raises:
         ProofError: a malformed list, or an item listed twice.
@@ -180,6 +201,8 @@ def item_metas(client: Client, *, limit: int = 100) -> Iterator[dict[str, Any]]:
     seen: set[str] = set()
     while True:
         params: dict[str, str | int] = {"limit": limit}
+        if decoys:
+            params["decoys"] = 1
         if after is not None:
             params["after"] = after
         answer = client.call("GET", "/items", params=params)
@@ -199,9 +222,9 @@ def item_metas(client: Client, *, limit: int = 100) -> Iterator[dict[str, Any]]:
         after = nxt
 
 
-def list_items(client: Client) -> Iterator[Listed]:
-    """Every item this account may read, with its manifest decrypted and checked."""
-    for meta in item_metas(client):
+def list_items(client: Client, *, decoys: bool = False) -> Iterator[Listed]:
+    """Every item this account may read (or its decoys), with its manifest decrypted and checked."""
+    for meta in item_metas(client, decoys=decoys):
         owner = str(meta.get("owner", ""))
         try:
             pinned, _ = _signer(client, owner, pin=False)
@@ -294,9 +317,15 @@ def signed_item(client: Client, item: str) -> SignedItem:
     """
     meta = _meta(client, item)
     pinned, newly = _signer(client, meta["owner"])
-    card = client.own_card() if pinned is None else pinned.card
     signed = _manifest(client, meta)
-    signer = _own_signer(client, signed) if pinned is None else card.signing_key
+    if pinned is None:
+        signer = _own_signer(client, signed)
+        # One's own card, or one's decoys' for a decoy: the card whose key signed.
+        cards = [identity.card() for identity in client.own_identities()]
+        card = next((c for c in cards if c.signing_key == signer), client.own_card())
+    else:
+        card = pinned.card
+        signer = card.signing_key
     manifest = _check_signed(signed, signer, meta)
     return SignedItem(
         meta=meta,
@@ -342,7 +371,7 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
         atomic_output(target, mode=0o600, overwrite=force) as out,
     ):
         writer = _HashingWriter(out)
-        age.decrypt(download, writer, [client.identity.age_identity], armored=False)  # type: ignore[arg-type]
+        age.decrypt(download, writer, _own_age_identities(client), armored=False)  # type: ignore[arg-type]
         if download.read(1):
             raise DecryptError("trailing data after the item's payload")
         payload_sha256 = download.payload.hexdigest()
@@ -398,21 +427,32 @@ def _listed(meta: dict[str, Any]) -> Logged:
     return str(meta["header_sha256"]), str(meta.get("manifest_sha256")), editors
 
 
+def logged_entries(client: Client, item: str) -> list[LoggedEntry]:
+    """The upload and share entries of an own ``item``, with the receipts their writes got.
+
+    The server finds them; each is checked here against the pinned log, and
+    one that names another item is left out.
+
+    Raises:
+        ProofError: a malformed answer, or a receipt that does not verify.
+    """
+    answer = client.call("GET", f"/items/{item}/entries")
+    given = answer.get("entries")
+    if not isinstance(given, list) or not all(isinstance(e, dict) for e in given):
+        raise ProofError("the server sent a malformed list of the item's log entries")
+    verified = [client.log.entry(raw) for raw in given]
+    return [entry for entry in verified if entry.event.get("item") == item]
+
+
 def _logged_state(client: Client, item: str, meta: dict[str, Any]) -> Logged:
     """The header and manifest hashes and editors of the newest logged upload or share of ``item``.
 
-    The entries this device verified and kept come first; if the server's
-    metadata names other hashes (a share from another device, say), the
-    whole log is read and verified to find the newest entry.
+    The server names the item's upload and share entries, each with a
+    receipt checked here against the pinned log. If the newest of them does
+    not match the server's metadata, the whole log is read and verified to
+    find the newest entry.
     """
-    kept: list[tuple[int, dict[str, Any]]] = []
-    for index, data, _ in load_entries(client.paths, item):
-        try:
-            value = canonical.loads(data)
-        except FormatError:
-            continue
-        if isinstance(value, dict) and value.get("item") == item:
-            kept.append((index, value))
+    kept = [(entry.index, entry.event) for entry in logged_entries(client, item)]
     latest = _latest(kept)
     if latest is not None and latest == _listed(meta):
         return latest
@@ -473,13 +513,13 @@ def _rewrap(
         )
     signed = _open_manifest(client, manifest_data)
     manifest = _check_signed(signed, _own_signer(client, signed), meta)
-    identity = client.identity.age_identity
+    identities = _own_age_identities(client)
     try:
         parsed = parse_header(Source(io.BytesIO(header)))
     except FormatError as exc:
         raise ProofError(f"the item's header is malformed: {exc.message}") from None
-    new_header = recipients.rewrap_header(parsed, identity, add).marshal()
-    sealed = recipients.rewrap(manifest_data, identity, add)
+    new_header = recipients.rewrap_header(parsed, identities, add).marshal()
+    sealed = recipients.rewrap(manifest_data, identities, add)
     answer = client.call(
         "POST",
         f"/items/{item}/share",
@@ -498,7 +538,6 @@ def _rewrap(
             "manifest_size": len(sealed),
         },
     )
-    store_entry(client.paths, item, entry)
     return entry, manifest
 
 
@@ -569,8 +608,6 @@ def delete_item(client: Client, item: str) -> Deleted:
     if status == 202:
         change = parse_change(answer.get("change"))
         expect_change(client, entry, change, kind="delete", item=item)
-        store_entry(client.paths, item, entry)
         return Deleted(entry=entry, pending=change)
     entry.expect({"type": "item.deleted", "item": item, "account": client.account})
-    store_entry(client.paths, item, entry)
     return Deleted(entry=entry, pending=None)

@@ -1,18 +1,22 @@
-"""Unfinished uploads kept on the device, encrypted to their owner (``pending/``).
+"""Unfinished uploads, each with a record sealed to its owner and kept by the server.
 
 To resume, ``evault add`` must produce the very same payload again, so the
 file key and the payload nonce of an upload are kept until its commit,
-together with the upload and item ids, the local path and what identifies
-the file's version (size, modification time, inode). The path names the
-evidence, and the key opens it: each record is an age file encrypted to the
-reporter's own recipient, written atomically with mode 0600, and removed
-at the commit. Records that do not open (another identity's, damaged) are
-ignored, never fatal.
+together with the local path and what identifies the file's version (size,
+modification time, inode). The path names the evidence, and the key opens
+it: the record is an age file encrypted to the uploader's own recipient,
+sent with the request that opens the upload (``POST /uploads``, ``state``)
+and given back by ``GET /uploads`` with the upload and item ids. The server
+cannot read it, and drops it with the upload at the commit, abort or expiry.
+
+Nothing about an upload is written on this device: a laptop seized with a
+duress passphrase shows no record of the other side's uploads, because each
+kind of session (real or under duress) is given back only its own. Records
+that do not open (damaged, another identity's) are ignored, never fatal.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
@@ -21,21 +25,21 @@ from pathlib import Path
 
 from client.context import Client
 from vault import age, canonical
-from vault._atomic import write_atomically
 from vault._base64 import b64decode, b64encode
 from vault.age.stream import NONCE_SIZE
 from vault.errors import FormatError, ProofError, VaultError
 
-__all__ = ["Pending", "drop_pending", "pending_uploads", "save_pending"]
+__all__ = ["Pending", "pending_uploads", "seal"]
 
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_MAX_PENDING = 64 * 1024
+_ITEM_ID = re.compile(r"[0-9a-f]{32}")
+_MAX_PENDING = 128 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
 class Pending:
-    upload: str
-    item: str
+    """What resuming one upload needs; ``upload`` and ``item`` are the server's ids for it."""
+
     server: str
     path: str
     size: int
@@ -49,16 +53,21 @@ class Pending:
     note: str
     release: bool = False
     """Whether the header has the release recipient, and the commit joins the release set."""
+    decoy: bool = False
+    """Whether the item is one of the decoys (:meth:`client.context.Client.decoy_identity`)."""
+    upload: str = ""
+    item: str = ""
 
     def to_bytes(self) -> bytes:
+        """The sealed part: everything but the server's ids."""
         return canonical.dumps(
             {
+                "decoy": self.decoy,
                 "device": str(self.device),
                 "editors": list(self.editors),
                 "file_key": b64encode(self.file_key),
                 "header": b64encode(self.header),
                 "inode": str(self.inode),
-                "item": self.item,
                 "mtime_ns": str(self.mtime_ns),
                 "nonce": b64encode(self.nonce),
                 "note": self.note,
@@ -66,15 +75,14 @@ class Pending:
                 "release": self.release,
                 "server": self.server,
                 "size": self.size,
-                "upload": self.upload,
-                "v": 1,
+                "v": 2,
             }
         )
 
     @classmethod
-    def parse(cls, data: bytes) -> Pending:
+    def parse(cls, data: bytes, *, upload: str, item: str) -> Pending:
         value = canonical.loads(data)
-        if not isinstance(value, dict) or value.get("v") != 1:
+        if not isinstance(value, dict) or value.get("v") != 2:
             raise FormatError("unknown pending record")
         file_key = b64decode(value["file_key"], 16)
         nonce = b64decode(value["nonce"], NONCE_SIZE)
@@ -82,8 +90,8 @@ class Pending:
         if file_key is None or nonce is None or header is None:
             raise FormatError("damaged pending record")
         return cls(
-            upload=str(value["upload"]),
-            item=str(value["item"]),
+            upload=upload,
+            item=item,
             server=str(value["server"]),
             path=str(value["path"]),
             size=int(value["size"]),
@@ -96,6 +104,7 @@ class Pending:
             editors=tuple(str(e) for e in value["editors"]),
             note=str(value["note"]),
             release=value.get("release") is True,
+            decoy=value.get("decoy") is True,
         )
 
     def matches(self, path: Path, st: os.stat_result, server: str) -> bool:
@@ -109,37 +118,39 @@ class Pending:
         )
 
 
-def _record_path(client: Client, upload: str) -> Path:
-    if not _UPLOAD_ID.fullmatch(upload):
-        raise ProofError("the server sent a malformed upload id")
-    return client.paths.pending / f"{upload}.age"
-
-
-def save_pending(client: Client, pending: Pending) -> None:
+def seal(client: Client, pending: Pending) -> str:
+    """The record as the server keeps it: base64 of an age file to this side's own key."""
     out = io.BytesIO()
     age.encrypt(io.BytesIO(pending.to_bytes()), out, [client.card().age_recipient()])
-    client.paths.ensure()
-    write_atomically(_record_path(client, pending.upload), out.getvalue(), overwrite=True)
-
-
-def drop_pending(client: Client, pending: Pending) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        _record_path(client, pending.upload).unlink()
+    return b64encode(out.getvalue())
 
 
 def pending_uploads(client: Client) -> list[Pending]:
-    """The unfinished uploads of this device (decrypted; needs the identity)."""
+    """The unfinished uploads this side opened, as the server lists them (decrypted).
+
+    Raises:
+        ProofError: a malformed list.
+    """
+    answer = client.call("GET", "/uploads")
+    listed = answer.get("uploads")
+    if not isinstance(listed, list):
+        raise ProofError("the server sent a malformed list of uploads")
     found: list[Pending] = []
-    directory = client.paths.pending
-    if not directory.is_dir():
-        return found
-    for path in sorted(directory.glob("*.age")):
+    for entry in listed:
+        if not isinstance(entry, dict):
+            raise ProofError("the server sent a malformed list of uploads")
+        upload, item, state = entry.get("id"), entry.get("item"), entry.get("state")
+        if not (isinstance(upload, str) and _UPLOAD_ID.fullmatch(upload)):
+            raise ProofError("the server sent a malformed upload id")
+        if not isinstance(state, str) or not (isinstance(item, str) and _ITEM_ID.fullmatch(item)):
+            continue  # opened by an older client: nothing to resume it with
         try:
-            with path.open("rb") as f:
-                data = f.read(_MAX_PENDING)
+            data = b64decode(state)
+            if data is None or len(data) > _MAX_PENDING:
+                continue
             out = io.BytesIO()
             age.decrypt(io.BytesIO(data), out, [client.identity.age_identity])
-            found.append(Pending.parse(out.getvalue()))
-        except (OSError, VaultError, KeyError, ValueError, TypeError):
-            continue  # another identity's, or damaged: never fatal
+            found.append(Pending.parse(out.getvalue(), upload=upload, item=item))
+        except (VaultError, KeyError, ValueError, TypeError):
+            continue  # damaged: never fatal
     return found

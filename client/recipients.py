@@ -58,8 +58,10 @@ def encrypt(
     return out.getvalue()
 
 
-def rewrap_header(header: Header, identity: age.Identity, add: Sequence[age.Recipient]) -> Header:
-    """``header`` with stanzas for ``add`` appended and a new MAC.
+def rewrap_header(
+    header: Header, identities: Sequence[age.Identity], add: Sequence[age.Recipient]
+) -> Header:
+    """``header`` with stanzas for ``add`` appended and a new MAC; one of ``identities`` opens it.
 
     Like :func:`vault.age.rewrap_header`, except that post-quantum and
     classic recipients may meet (an editor added to a release-set item, or
@@ -67,19 +69,19 @@ def rewrap_header(header: Header, identity: age.Identity, add: Sequence[age.Reci
     still takes no one else.
 
     Raises:
-        DecryptError: ``identity`` cannot open the header.
+        DecryptError: none of ``identities`` opens the header.
         EncryptError: nothing to add, or a passphrase-encrypted file.
     """
     if not add:
         raise EncryptError("no recipients to add")
     if any(stanza.type == _SCRYPT for stanza in header.stanzas):
         raise EncryptError("cannot add recipients to a file encrypted with a passphrase")
-    file_key = age.unwrap_file_key(header, [identity])
+    file_key = age.unwrap_file_key(header, identities)
     stanzas = [*header.stanzas, *(stanza for r in add for stanza in r.wrap(file_key))]
     return Header.seal(stanzas, file_key)
 
 
-def rewrap(data: bytes, identity: age.Identity, add: Sequence[age.Recipient]) -> bytes:
+def rewrap(data: bytes, identities: Sequence[age.Identity], add: Sequence[age.Recipient]) -> bytes:
     """The binary age file ``data`` with stanzas for ``add``; the payload is copied as is.
 
     Raises:
@@ -91,4 +93,4 @@ def rewrap(data: bytes, identity: age.Identity, add: Sequence[age.Recipient]) ->
     rest = source.read(len(data))
     if len(rest) < NONCE_SIZE:
         raise EncryptError("truncated file: missing payload nonce")
-    return rewrap_header(header, identity, add).marshal() + rest
+    return rewrap_header(header, identities, add).marshal() + rest

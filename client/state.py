@@ -5,11 +5,15 @@ hashes, public keys and the server's address. It is rewritten atomically
 (mode 0600) after every change, so a crash leaves the old or the new state,
 never half of one.
 
-``card`` is the card this device registered with, so that commands show
-and check against the registered keys whichever keystore slot was opened
-(a duress passphrase opens another identity, and nothing on screen may
-tell). ``release`` is the age recipient of the vault's release identity
-while the dead-man switch is armed, so that ``evault add`` encrypts to it.
+The state is the same whichever keystore slot a passphrase opened: it
+names no card and no item of either side (a duress passphrase opens another
+identity, the duress twin, with a decoy vault of its own on the server, and
+nothing a coercer can read here may tell that a second side exists). Each
+identity's own card is its own keys' (:meth:`vault.keys.PersonalIdentity.card`).
+A ``card`` field left by an older version, the registered card, is dropped
+when the state is read. ``release`` is the age recipient of the vault's
+release identity while the dead-man switch is armed, so that ``evault add``
+encrypts to it.
 
 ``log`` is the pinned log key and the newest checkpoint verified; after the
 server rotated its log key, the keys it replaced stay as ``retired``, each
@@ -110,7 +114,6 @@ class State:
     vault: str | None = None
     log: LogPin | None = None
     contacts: dict[str, Contact] = field(default_factory=dict)
-    card: str | None = None
     release: str | None = None
 
     def with_contact(self, name: str, contact: Contact) -> State:
@@ -132,7 +135,6 @@ class State:
             "account": self.account,
             "role": self.role,
             "vault": self.vault,
-            "card": self.card,
             "release": self.release,
             "log": None if self.log is None else self.log.to_json(),
             "contacts": {
@@ -219,7 +221,6 @@ def _parse(data: bytes, path: Path) -> State:
         vault=_opt_str(value.get("vault"), "vault"),
         log=log,
         contacts=contacts,
-        card=_opt_str(value.get("card"), "card"),
         release=_opt_str(value.get("release"), "release"),
     )
 

@@ -342,9 +342,9 @@ def policy_sha256(policy: Policy) -> str:
     return hashlib.sha256(canonical.dumps(value)).hexdigest()
 
 
-def own_items(client: Client) -> list[str]:
-    """The ids of this account's items, as the server lists them."""
-    metas = item_service.item_metas(client, limit=1000)
+def own_items(client: Client, *, decoys: bool = False) -> list[str]:
+    """The ids of this account's items (or of its decoys), as the server lists them."""
+    metas = item_service.item_metas(client, limit=1000, decoys=decoys)
     return [str(meta["id"]) for meta in metas if meta.get("owner") == client.account]
 
 
@@ -385,6 +385,10 @@ def arm(
     for item in ids:
         _, manifest = item_service.add_release_recipient(client, item, recipient)
         hashes.append(manifest.payload_sha256)
+    # The decoys get the release key too, so that their headers look like the
+    # real items' to whoever opens the decoy vault; they are never released.
+    for item in own_items(client, decoys=True):
+        item_service.add_release_recipient(client, item, recipient)
     shares = seal_shares(secret, threshold, holders)
     # The only whole copy of the release secret: gone from here on.
     del secret

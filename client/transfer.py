@@ -39,8 +39,7 @@ from typing import Any, BinaryIO, Protocol
 from client.api import ApiError
 from client.context import Client
 from client.logcheck import LoggedEntry
-from client.pending import Pending, drop_pending, pending_uploads, save_pending
-from client.receipts import store_entry
+from client.pending import Pending, pending_uploads, seal
 from client.recipients import encrypt, new_header
 from vault import age
 from vault._base64 import b64encode
@@ -245,7 +244,6 @@ def _abandon(client: Client, pending: Pending) -> None:
     except ApiError as exc:
         if exc.status != 404:
             raise
-    drop_pending(client, pending)
 
 
 def _item_exists(client: Client, item: str) -> bool:
@@ -296,13 +294,16 @@ def add_file(
     note: str,
     progress: Progress,
     release: age.X25519Recipient | None = None,
+    decoy: bool = False,
 ) -> Added:
     """Encrypt ``path`` to ``recipients`` and upload it; resume if it was started before.
 
-    ``recipients`` must include the reporter's own; ``editors`` are the
+    ``recipients`` must include the owner's own; ``editors`` are the
     account ids the item is shared with from the start. With ``release``
     (the vault's release recipient) the item is encrypted to it too and
-    joins the release set.
+    joins the release set. With ``decoy`` the item is one of this side's
+    decoys, signed by :meth:`~client.context.Client.decoy_identity` (whose
+    recipient ``recipients`` must hold instead of one's own).
 
     Raises:
         ConfigError: not a readable regular file, or it changed while read.
@@ -317,7 +318,11 @@ def add_file(
         account, vault = client.account, client.vault
         pending = None
         for record in pending_uploads(client):
-            if record.matches(path, st, client.server) and record.release == (release is not None):
+            if (
+                record.matches(path, st, client.server)
+                and record.release == (release is not None)
+                and record.decoy == decoy
+            ):
                 pending = record
             elif record.path == str(path) and record.server == client.server:
                 # The file changed since that upload began, or it is now wanted
@@ -327,7 +332,6 @@ def add_file(
         if pending is not None:
             status = _upload_status(client, pending.upload)
             if status is None:
-                drop_pending(client, pending)
                 if _item_exists(client, pending.item):
                     raise VaultError(
                         f"{path.name} was already uploaded as item {pending.item} "
@@ -338,20 +342,7 @@ def add_file(
         if pending is None or status is None:
             header, file_key = new_header(recipients, release)
             header_bytes = header.marshal()
-            answer = client.call(
-                "POST",
-                "/uploads",
-                json={"size": payload_size(st.st_size), "header": b64encode(header_bytes)},
-            )
-            status = answer.get("upload")
-            if not isinstance(status, dict) or not isinstance(status.get("id"), str):
-                raise ProofError("the server sent a malformed upload")
-            item = status.get("item")
-            if not isinstance(item, str) or not _ID.fullmatch(item):
-                raise ProofError("the server did not reserve an item id; is it up to date?")
             pending = Pending(
-                upload=status["id"],
-                item=item,
                 server=client.server,
                 path=str(path),
                 size=st.st_size,
@@ -364,8 +355,23 @@ def add_file(
                 editors=tuple(editors),
                 note=note,
                 release=release is not None,
+                decoy=decoy,
             )
-            save_pending(client, pending)
+            body: dict[str, object] = {
+                "size": payload_size(st.st_size),
+                "header": b64encode(header_bytes),
+                "state": seal(client, pending),
+            }
+            if decoy:
+                body["decoy"] = True
+            answer = client.call("POST", "/uploads", json=body)
+            status = answer.get("upload")
+            if not isinstance(status, dict) or not isinstance(status.get("id"), str):
+                raise ProofError("the server sent a malformed upload")
+            item = status.get("item")
+            if not isinstance(item, str) or not _ID.fullmatch(item):
+                raise ProofError("the server did not reserve an item id; is it up to date?")
+            pending = replace(pending, upload=status["id"], item=item)
             resumed = False
         else:
             resumed = True
@@ -457,6 +463,7 @@ def _commit(
     st: os.stat_result,
     resumed: bool,
 ) -> Added:
+    owner = client.decoy_identity() if pending.decoy else client.identity
     manifest = Manifest(
         item_id=pending.item,
         vault_id=vault,
@@ -467,8 +474,8 @@ def _commit(
         payload_sha256=payload_sha256,
         captured_at=_capture_time(st),
         note=pending.note,
-        signer=client.card().signing_key,
-    ).sign(client.identity)
+        signer=owner.card().signing_key,
+    ).sign(owner)
     if pending.release and release is None:
         raise AssertionError("internal error: a release-set upload without the release recipient")
     sealed = encrypt(manifest.to_json(), recipients, release)
@@ -478,8 +485,6 @@ def _commit(
     try:
         answer = client.call("POST", f"/uploads/{pending.upload}/commit", json=body)
     except ApiError as exc:
-        if exc.status in (404, 422):
-            drop_pending(client, pending)
         if exc.status == 422:
             raise ApiError(
                 "the server's copy did not match what was sent; nothing was stored",
@@ -511,8 +516,6 @@ def _commit(
     if pending.release:
         fields["release_set"] = True
     entry.expect(fields)
-    store_entry(client.paths, pending.item, entry)
-    drop_pending(client, pending)
     return Added(
         item=pending.item,
         size=pending.size,

@@ -25,7 +25,14 @@ from server.errors import ApiError
 from server.models import ACCOUNT_ROLES, Account
 from server.services.login import LoginFailedError, authenticate
 
-__all__ = ["PUBLIC_ENDPOINTS", "ROLES", "current_account", "required_roles", "requires_role"]
+__all__ = [
+    "PUBLIC_ENDPOINTS",
+    "ROLES",
+    "current_account",
+    "required_roles",
+    "requires_role",
+    "session_depth",
+]
 
 ROLES = ACCOUNT_ROLES
 """The roles an account can hold; ``public`` is everyone, without an account."""
@@ -124,3 +131,13 @@ def current_account() -> Account:
     if account is None:
         raise RuntimeError("internal error: no authenticated account in this request")
     return account
+
+
+def session_depth() -> int:
+    """1 for a session under duress (a login with the duress key), else 0.
+
+    A session works in the item layer of its depth and sees the next layer
+    as its decoys (:attr:`server.models.Item.layer`).
+    """
+    token = g.get("token")
+    return 1 if token is not None and token.duress else 0

@@ -38,7 +38,7 @@ from server.clock import Clock
 from server.config import Config
 from server.db import is_sqlite
 from server.keyfile import ServerKeys, load_key_file
-from server.models import Item, LogHead, PendingChange, SubmittedShare, Switch
+from server.models import Account, Item, LogHead, PendingChange, SubmittedShare, Switch
 from server.notify import NoticeSender
 from server.services import items as item_service
 from server.services import log, outbox
@@ -192,6 +192,10 @@ class Worker:
         self, session: Session, switch: Switch, now: dt.datetime, report: SweepReport
     ) -> None:
         signer = self.keys.log_signer
+        if switch.state in ("armed", "overdue"):
+            # After a duress check-in the reporter's own contacts hear of the
+            # deadline the coercer was shown, not of the real one.
+            switches.view_notices(session, switch, now=now, base_url=self.config.base_url)
         if switch.state == "armed":
             if now >= switch.deadline_at:
                 self._overdue(session, switch, now)
@@ -268,20 +272,14 @@ class Worker:
         if due > switch.reminders_sent:
             switch.reminders_sent = due
             switch.version += 1
-            switches.notify(
-                session,
-                switch,
-                audience="remind",
-                event="switch.reminder",
-                subject="Evidence Vault: check in soon",
-                text=(
-                    f"Your next check-in for vault {switch.vault_id} is due before "
-                    f"{switches.iso(switch.deadline_at)}. Run `evault checkin` or use the "
-                    f"check-in page: {self.config.base_url}/checkin"
-                ),
-                now=now,
-                extra={"deadline": switches.iso(switch.deadline_at)},
-            )
+            if switch.duress_view is None:
+                switches.remind(
+                    session,
+                    switch,
+                    deadline=switch.deadline_at,
+                    now=now,
+                    base_url=self.config.base_url,
+                )
         switches.reschedule(switch, now)
 
     def _overdue(self, session: Session, switch: Switch, now: dt.datetime) -> None:
@@ -305,20 +303,15 @@ class Worker:
             ),
             now=now,
             extra={"release_at": release_at},
+            spare_own=switch.duress_view is not None,
         )
-        switches.notify(
-            session,
-            switch,
-            audience="remind",
-            event="switch.overdue",
-            subject="Evidence Vault: you missed a check-in",
-            text=(
-                f"You missed the check-in for vault {switch.vault_id}. Check in before "
-                f"{release_at} or the release set is published."
-            ),
-            now=now,
-            extra={"release_at": release_at},
-        )
+        if switch.duress_view is None:
+            switches.missed(
+                session,
+                switch,
+                release_at=switch.deadline_at + dt.timedelta(seconds=switch.grace_s),
+                now=now,
+            )
 
     def _releasing(self, session: Session, switch: Switch, now: dt.datetime) -> None:
         moved = cast(
@@ -357,6 +350,7 @@ class Worker:
                     f"{self.config.base_url}/release/{switch.vault_id}/share"
                 ),
                 now=now,
+                spare_own=switch.duress_view is not None,
             )
 
     # -- cooled-off changes ------------------------------------------------------
@@ -391,10 +385,11 @@ class Worker:
     def _settle(self, session: Session, change: PendingChange, now: dt.datetime) -> None:
         signer = self.keys.log_signer
         switch = switches.find_switch(session, change.vault_id, lock=True)
-        if change.duress or switch is None or switch.state in ("releasing", "released"):
-            # Asked for under duress, or too late: a release under way or
-            # published is not undone. Never applied; nothing is logged, so
-            # the log does not tell a coercer which changes were duress ones.
+        if change.duress and switch is not None:
+            self._settle_duress(session, switch, change, now)
+            return
+        if switch is None or switch.state in ("releasing", "released"):
+            # Too late: a release under way or published is not undone.
             change.state = "void"
             change.settled_at = now
             return
@@ -407,8 +402,6 @@ class Worker:
             item = session.get(Item, params["item"])
             if item is not None:
                 owner = item.account_id
-                from server.models import Account
-
                 account = session.get(Account, owner)
                 if account is not None:
                     item_service.delete_item(
@@ -429,6 +422,46 @@ class Worker:
             {"type": "change.applied", "vault": change.vault_id, "change": change.id},
             signer,
         )
+
+    def _settle_duress(
+        self, session: Session, switch: Switch, change: PendingChange, now: dt.datetime
+    ) -> None:
+        """A change asked for under duress comes due: it takes effect on what the coercer sees.
+
+        The real switch and the real items are untouched and nothing about
+        them is logged: the audit log never records what did not happen. The
+        duress session is shown the disarm or the policy as done; a decoy
+        item's deletion really happens, and is logged as a real one.
+        """
+        change.state = "void"
+        change.settled_at = now
+        params = canonical.loads(change.params)
+        if change.kind == "delete":
+            item = session.get(Item, params.get("item"))
+            if item is None or item.layer == 0:
+                return
+            account = session.get(Account, item.account_id)
+            if account is None:
+                return
+            item_service.delete_item(
+                session,
+                self.store,
+                account=account,
+                item_id=item.id,
+                signer=self.keys.log_signer,
+                depth=item.layer - 1,
+            )
+            change.state = "applied"
+            log.append(
+                session,
+                {"type": "change.applied", "vault": change.vault_id, "change": change.id},
+                self.keys.log_signer,
+            )
+        elif change.kind == "disarm":
+            switches.show_under_duress(session, switch, now=now, state="disarmed")
+        elif change.kind == "policy":
+            policy = switches.Policy.parse(params["policy"], min_interval=1)
+            switches.show_under_duress(session, switch, now=now, policy=policy.public_json())
 
     # -- running ---------------------------------------------------------------------
 

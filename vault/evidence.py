@@ -78,9 +78,11 @@ What :func:`verify_package` checks, in order:
 8. Exactly one entry is an ``account.registered`` event. It registers the
    ``account`` that the upload event names, with the role ``reporter`` and,
    if it names a vault, the manifest's; its ``card_sha256`` is the standard
-   padded base64 of the SHA-256 of reporter.card's bytes. So the log, not the
-   package, says whose key signed: a manifest re-signed by whoever holds a
-   copy of the ciphertext, with their own card, fails here.
+   padded base64 of the SHA-256 of reporter.card's bytes, or one of its
+   ``cards_sha256`` is (a reporter registers two cards, the second that of
+   the identity a duress passphrase opens, in no telling order). So the log,
+   not the package, says whose key signed: a manifest re-signed by whoever
+   holds a copy of the ciphertext, with their own card, fails here.
 
 A package does not show that reporter.card and log.key belong to the reporter
 and the log: their fingerprints must be compared out of band. Without a
@@ -984,7 +986,14 @@ def _check_account(
             f"{name} registers the uploading account with the role {shown}, not reporter",
             hint=forged,
         )
-    if event.get("card_sha256") != b64encode(hashlib.sha256(card_data).digest()):
+    digest = b64encode(hashlib.sha256(card_data).digest())
+    cards = event.get("cards_sha256")
+    registered = (
+        [str(c) for c in cards]
+        if isinstance(cards, list) and "card_sha256" not in event
+        else [event.get("card_sha256")]
+    )
+    if digest not in registered:
         raise ProofError(
             "reporter.card is not the card that the account which uploaded the item "
             f"registered: its SHA-256 is not the card_sha256 of {name}",
@@ -1303,7 +1312,8 @@ done with standard tools.
 5. The log ties the card to the upload. entries/{account_index}.json is the
    registration of the account that uploaded the item: its "account" is
    the "account" of entries/{upload_index}.json, its "role" is "reporter",
-   and its "card_sha256" is the SHA-256 of reporter.card in base64:
+   and its "card_sha256" (or one of its two "cards_sha256") is the SHA-256
+   of reporter.card in base64:
        openssl dgst -sha256 -binary reporter.card | base64
    So the log, not this folder, says that the key in reporter.card (which
    signed manifest.json) belongs to the account that uploaded item.age.

@@ -22,7 +22,6 @@ from client.logcheck import LogCheck
 from client.state import LogPin
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault import keystore
-from vault._base64 import b64encode
 from vault.errors import ConfigError, FormatError, ProofError, VaultError
 from vault.note import NoteVerifier, verifier_fingerprint
 
@@ -38,7 +37,7 @@ def _log_fingerprint(key: str) -> str:
 @click.option(
     "--duress",
     is_flag=True,
-    help="Also set a duress passphrase: it opens a second identity and looks like obedience.",
+    help="Also set a duress passphrase: it opens a decoy vault and looks like obedience.",
 )
 @click.option("--insecure-fast-kdf", is_flag=True, hidden=True)
 @handle_errors
@@ -47,10 +46,25 @@ def init(name: str | None, duress: bool, insecure_fast_kdf: bool) -> None:
 
     You choose a passphrase (typed twice, checked for strength). The keystore
     file is useless without it; forget it and your keys are gone.
+
+    With --duress you also choose a duress passphrase, to give if you are
+    forced to open the vault. It opens a decoy vault that looks like yours:
+    the files you put in it with `evault decoy add`, and nothing else. Under
+    it, check-ins seem to work and deletions seem to happen, but your real
+    items stay, your trustees are warned, and your switch goes on.
     """
     paths = home()
     if name is None:
         name = click.prompt("Your name (shown to your editors)", err=True)
+    if duress and not json_mode():
+        err().print(
+            "You will choose two passphrases. The first opens your real vault. The second, "
+            "the duress passphrase, is the one to give if someone forces you to open it: it "
+            "opens a decoy vault that looks real, holding only ordinary files you choose. "
+            "Under it, check-ins seem to work and deletions seem to happen, but your real "
+            "files stay and your trustees are warned. Nothing on this laptop shows that a "
+            "second passphrase exists."
+        )
     params = keystore.Argon2Params.DEFAULT
     if insecure_fast_kdf:
         err().print("[bold red]warning:[/] weak key derivation, for tests only")
@@ -68,6 +82,11 @@ def init(name: str | None, duress: bool, insecure_fast_kdf: bool) -> None:
     console.print(f"Your fingerprint:  [bold]{card.fingerprint()}[/]")
     console.print("Give your card to your editors:  evault card > my.card")
     console.print("Next: evault --server URL register --invite CODE")
+    if duress:
+        console.print(
+            "Then, with your real passphrase, fill the decoy vault with a few ordinary files "
+            "a coercer would expect to find:  evault decoy add FILE…"
+        )
 
 
 @click.command()
@@ -125,15 +144,15 @@ def register(invite: str, log_key: str | None) -> None:
         identity = client.identity
         # Always sent, duress passphrase or not: a device must not tell
         # whether its keystore has a duress slot, and the server must know
-        # the key that slot would open.
-        duress_key = b64encode(identity.duress_twin().card().signing_key)
+        # the card that slot would open, to show it to that side as its own.
+        twin = identity.duress_twin().card().to_json()
         answer = api.json(
             "POST",
             "/accounts",
             json={
                 "invite": invite,
                 "card": identity.card().to_json().decode("utf-8"),
-                "duress_key": duress_key,
+                "duress_card": twin.decode("utf-8"),
             },
         )
         account = answer.get("account")
@@ -147,11 +166,21 @@ def register(invite: str, log_key: str | None) -> None:
             raise ProofError("the server sent a malformed account")
         check = LogCheck(api, served, None)
         entry = check.entry(answer)
-        card_digest = base64.b64encode(hashlib.sha256(identity.card().to_json()).digest()).decode()
+        own, other = (
+            base64.b64encode(hashlib.sha256(card).digest()).decode()
+            for card in (identity.card().to_json(), twin)
+        )
+        # A reporter's two cards are logged together, in no telling order;
+        # other roles have no duress side.
+        logged_cards = (
+            {"cards_sha256": sorted([own, other])}
+            if account.get("role") == "reporter"
+            else {"card_sha256": own}
+        )
         if (
             entry.event.get("type") != "account.registered"
             or entry.event.get("account") != account.get("id")
-            or entry.event.get("card_sha256") != card_digest
+            or any(entry.event.get(k) != v for k, v in logged_cards.items())
         ):
             raise ProofError("the server logged another registration than yours")
         client.state = replace(
@@ -162,7 +191,6 @@ def register(invite: str, log_key: str | None) -> None:
             role=str(account.get("role")),
             vault=account.get("vault") if isinstance(account.get("vault"), str) else None,
             log=LogPin(key=served, checkpoint=check.checkpoint_text()),
-            card=identity.card().to_json().decode("utf-8"),
         )
         if json_mode():
             print_json(
@@ -258,8 +286,10 @@ def _destroy(paths: Paths) -> list[str]:
     for file in sorted(paths.root.rglob("*")):
         if file.is_file() and not file.is_symlink():
             _shred(file)
-    for directory in (paths.pending, paths.receipts):
-        shutil.rmtree(directory, ignore_errors=True)
+    # Folders an older version kept (receipts/, pending/), emptied above.
+    for directory in sorted(paths.root.iterdir()):
+        if directory.is_dir() and not directory.is_symlink():
+            shutil.rmtree(directory, ignore_errors=True)
     return destroyed
 
 

@@ -14,21 +14,21 @@ from client import items as service
 from client.commands._common import open_client
 from client.contacts import current_card
 from client.context import Client
+from client.items import check_item_id
 from client.pending import pending_uploads
-from client.receipts import check_item_id
 from client.switch import release_recipient
 from client.transfer import add_file
 from client.ui import Bar, confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault.age import Recipient
 from vault.errors import ConfigError
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "check_readable", "human_size", "show_items"]
 
 _MAX_NOTE = 4000
 """Characters in a note: its manifest stays far below the server's 64 KiB even escaped."""
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -65,7 +65,7 @@ def add(
     vault's release key and join the release set, unless --no-release.
     A killed or dropped upload resumes when you run the same command again.
     """
-    _check_readable(files)
+    check_readable(files)
     if len(note) > _MAX_NOTE:
         # Checked before any byte is sent: the manifest must fit what the server takes.
         raise ConfigError(f"the note is too long: at most {_MAX_NOTE} characters")
@@ -121,7 +121,7 @@ def add(
                 with_whom += " (resumed)" if added.resumed else ""
                 out().print(
                     f"{label}: stored as item [bold]{added.item}[/] "
-                    f"({_human(added.size)}), logged at entry {added.entry.index}, "
+                    f"({human_size(added.size)}), logged at entry {added.entry.index}, "
                     f"receipt verified{with_whom}"
                 )
         left = [
@@ -136,7 +136,7 @@ def add(
             print_json({"added": results})
 
 
-def _check_readable(files: tuple[Path, ...]) -> None:
+def check_readable(files: tuple[Path, ...]) -> None:
     """Refuse the whole command before any upload if one file cannot be read.
 
     Raises:
@@ -167,6 +167,12 @@ def _when(value: object) -> str:
 
 def _list(client: Client, *, inbox: bool) -> None:
     rows = list(service.list_items(client))
+    empty = "No items shared with you yet." if inbox else "No items yet: `evault add FILE`"
+    show_items(client, rows, inbox=inbox, empty=empty)
+
+
+def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty: str) -> None:
+    """Print ``rows`` as a table (or JSON): names and sizes from the signed manifests."""
     if json_mode():
         print_json(
             {
@@ -189,7 +195,7 @@ def _list(client: Client, *, inbox: bool) -> None:
         )
         return
     if not rows:
-        out().print("No items shared with you yet." if inbox else "No items yet: `evault add FILE`")
+        out().print(empty)
         return
     table = Table(show_lines=False)
     table.add_column("item", no_wrap=True, min_width=32)
@@ -213,7 +219,7 @@ def _list(client: Client, *, inbox: bool) -> None:
             m = r.manifest
             cells += [
                 shown(m.filename),
-                _human(m.size),
+                human_size(m.size),
                 m.captured_at.replace("T", " ")[:16],
                 _when(r.meta.get("created_at")),
             ]
@@ -287,7 +293,7 @@ def _fetch(item: str, output: str | None, force: bool) -> None:
             )
             return
         out().print(
-            f"Wrote {shown(fetched.path)} ({_human(m.size)}): signature by "
+            f"Wrote {shown(fetched.path)} ({human_size(m.size)}): signature by "
             f"{shown(fetched.signer_name)} and hashes verified"
         )
         if not fetched.signer_verified:

@@ -9,11 +9,10 @@ import click
 from rich.table import Table
 
 from client import items as item_service
-from client.audit import Event, concerning_me, read_log, receipt_for
+from client.audit import Event, concerning_me, own_view, read_log, receipt_for
 from client.commands._common import open_client
 from client.context import Client
-from client.logcheck import RewrittenLogError
-from client.receipts import check_item_id, load_entries
+from client.items import check_item_id
 from client.ui import handle_errors, json_mode, out, print_json, shown
 from vault import age
 from vault.errors import ProofError
@@ -81,7 +80,12 @@ def log_show(logins: bool) -> None:
     so what is shown is what the server signed and cannot take back.
     """
     with open_client() as client:
-        checkpoint, found = read_log(client, keep=concerning_me(client))
+        own = own_view(client) if client.state.role == "reporter" else None
+        checkpoint, found = read_log(
+            client, keep=concerning_me(client, None if own is None else own.items)
+        )
+        if own is not None:
+            found = [e for e in found if own.shows(e)]
         names = {c.account: n for n, c in client.state.contacts.items()}
         if json_mode():
             print_json({"events": [{"index": e.index, **e.event} for e in found]})
@@ -101,10 +105,12 @@ def log_show(logins: bool) -> None:
                 shown(_who(names, ev.get("account"), client.account)),
             )
         out().print(table)
-        hidden = len(found) - len(shown_events)
-        more = f" ({hidden} logins and logouts not shown: --logins)" if hidden else ""
+        # Logins are counted only when shown: each device's every command logs in, so a
+        # count says how busy the account is, not what happened to its evidence.
+        more = "" if logins else " (logins and logouts: --logins)"
         out().print(
-            f"{len(found)} of {checkpoint.size} log entries concern you{more}; the log verified."
+            f"{len(shown_events)} of {checkpoint.size} log entries concern you{more}; "
+            "the log verified."
         )
 
 
@@ -130,20 +136,14 @@ def _receipt(
     event: Event,
     kept: tuple[bytes, bytes] | None,
 ) -> bytes:
-    """The receipt this device kept for ``event`` when it was logged, else one made now.
+    """The receipt the write of ``event`` was answered with, else one made now.
 
-    A kept receipt is the log's answer at the time, perhaps signed by a log
-    key since retired (the package then carries the key chain). One the log
-    no longer extends is evidence of a fork, and an error.
+    That receipt is the log's answer at the time, perhaps signed by a log
+    key since retired (the package then carries the key chain); it was
+    checked against the pinned log when the server gave it again.
     """
     if kept is not None and kept[0] == event.data:
-        try:
-            client.log.verify_kept(kept[1], event.data)
-            return kept[1]
-        except RewrittenLogError:
-            raise
-        except ProofError:
-            pass  # damaged on this device: a fresh receipt proves the same entry
+        return kept[1]
     return receipt_for(client, checkpoint, note, event)
 
 
@@ -182,7 +182,12 @@ def export(item: str, output: Path) -> None:
         ]
         if not registrations:
             raise ProofError("the log has no registration of the account that uploaded this item")
-        kept = {index: (data, proof) for index, data, proof in load_entries(client.paths, item)}
+        # The receipts each write was answered with, as the server kept them for the item.
+        kept = (
+            {e.index: (e.data, e.receipt) for e in item_service.logged_entries(client, item)}
+            if meta["owner"] == client.account
+            else {}
+        )
         entries = [
             (e.index, e.data, _receipt(client, checkpoint, note, e, kept.get(e.index)))
             for e in sorted([*about, *registrations], key=lambda e: e.index)

@@ -1,9 +1,20 @@
 """Items: list, metadata, streamed download with ranges, manifest, share, delete.
 
-- ``GET /api/v1/items?limit=N&after=ID`` (reporter, editor): ``{"items":
-  [item, …], "next": ID or null}``, a reporter's own items or the items
-  shared with an editor, oldest first, ``limit`` (default 100, at most 1000)
-  at a time; ``next`` is the ``after`` of the following page.
+- ``GET /api/v1/items?limit=N&after=ID&decoys=0|1`` (reporter, editor):
+  ``{"items": [item, …], "next": ID or null}``, a reporter's own items (with
+  ``decoys=1``, their decoy items) or the items shared with an editor,
+  oldest first, ``limit`` (default 100, at most 1000) at a time; ``next`` is
+  the ``after`` of the following page.
+- ``GET /api/v1/items/history?limit=N&after=ID`` (reporter): ``{"items":
+  [ids], "next": ID or null, "moves_until": index or null}``, every item id
+  the reporter ever had in this session's view (its items and its decoys),
+  deleted ones too, sorted. ``moves_until``, for a session under duress that
+  was shown a switch of its own, is the log index from which the real
+  switch's moves (overdue, releasing, released) are not that switch's.
+- ``GET /api/v1/items/<id>/entries`` (the owning reporter): ``{"entries":
+  [{"receipt": tlog-proof, "entry": base64 leaf}, …]}``, the item's upload
+  and share entries, oldest first, each with the receipt its write was
+  answered with (against the checkpoint signed right after it).
 - ``GET /api/v1/items/<id>`` (reporter, editor): ``{"item": item}``.
 - ``GET /api/v1/items/<id>/content`` (reporter, editor): the age file, header
   then payload, as ``application/octet-stream`` with ``Content-Length`` and
@@ -40,7 +51,9 @@ An item is ``{"id", "vault", "owner", "sha256", "size", "header_sha256",
 payload's hash and size, the header's, the manifest's (both null for an item
 without one), Unix seconds, and editor ids (an editor sees only their own).
 Anything another account may not see is "not found", like an id that does
-not exist; operators see no items at all. ``entry`` is the exact log entry
+not exist; operators see no items at all. A reporter's session sees one
+layer of items and the next as its decoys (``server.services.items``,
+"Layers"): under duress, the decoy vault is the whole vault. ``entry`` is the exact log entry
 the receipt proves.
 """
 
@@ -62,13 +75,14 @@ from server.api._request import (
     receipt_fields,
 )
 from server.api._storage import item_json, manifest_field, storage_error
-from server.auth import current_account, requires_role
+from server.auth import current_account, requires_role, session_depth
 from server.errors import ApiError
-from server.models import Account, Item
+from server.models import Account, Item, LogCheckpoint
 from server.services import items as service
+from server.services import log as log_service
 from server.services import switch as switch_service
 from server.storage import CHUNK_SIZE, StorageError
-from vault._base64 import b64decode
+from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError
 from vault.protocol import parse_account_id
 
@@ -85,7 +99,7 @@ JsonObject = dict[str, object]
 
 def _visible(item_id: str) -> Item:
     try:
-        return service.visible_item(db_session(), current_account(), item_id)
+        return service.visible_item(db_session(), current_account(), item_id, depth=session_depth())
     except service.ItemNotFoundError:
         raise ApiError.not_found("no such item") from None
 
@@ -99,15 +113,26 @@ def _editors(account: Account, item: Item, editors: list[str]) -> list[str]:
 @requires_role("reporter", "editor")
 def list_items() -> JsonObject:
     """One page of the items this account may see, oldest first."""
-    limit = query_ints(required=(), optional=("limit",), text=("after",)).get("limit", PAGE_SIZE)
+    given = query_ints(required=(), optional=("limit", "decoys"), text=("after",))
+    limit = given.get("limit", PAGE_SIZE)
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ApiError.bad_request(f"query parameter 'limit' must be from 1 to {MAX_PAGE_SIZE}")
+    decoys = given.get("decoys", 0)
+    if decoys not in (0, 1):
+        raise ApiError.bad_request("query parameter 'decoys' must be 0 or 1")
     after = request.args.get("after")
     account = current_account()
     session = db_session()
     try:
         # One more than asked says whether another page follows.
-        found = service.list_items(session, account, limit=limit + 1, after=after)
+        found = service.list_items(
+            session,
+            account,
+            limit=limit + 1,
+            after=after,
+            depth=session_depth(),
+            decoys=bool(decoys),
+        )
     except service.ItemNotFoundError:
         raise ApiError.bad_request("query parameter 'after' is not one of your items") from None
     page = found[:limit]
@@ -116,6 +141,53 @@ def list_items() -> JsonObject:
         "items": [item_json(item, _editors(account, item, shares[item.id])) for item in page],
         "next": page[-1].id if len(found) > limit else None,
     }
+
+
+@items_api.get("/history")
+@requires_role("reporter")
+def history() -> JsonObject:
+    """Ids of every item this session's view ever held, deleted ones too, a page at a time."""
+    limit = query_ints(required=(), optional=("limit",), text=("after",)).get("limit", PAGE_SIZE)
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ApiError.bad_request(f"query parameter 'limit' must be from 1 to {MAX_PAGE_SIZE}")
+    after = request.args.get("after")
+    session = db_session()
+    account = current_account()
+    found = service.item_history(
+        session, account, depth=session_depth(), limit=limit + 1, after=after
+    )
+    moves_until = None
+    if session_depth() > 0 and account.vault_id is not None:
+        switch = switch_service.find_switch(session, account.vault_id)
+        moves_until = None if switch is None else switch_service.view_since(switch)
+    session.commit()
+    page = list(found[:limit])
+    return {
+        "items": page,
+        "next": page[-1] if len(found) > limit else None,
+        "moves_until": moves_until,
+    }
+
+
+@items_api.get("/<item_id>/entries")
+@requires_role("reporter")
+def entries(item_id: str) -> JsonObject:
+    """The item's upload and share entries, each with the receipt its write was answered with."""
+    query_ints(required=())
+    session = db_session()
+    item = _visible(item_id)
+    if item.account_id != current_account().id:
+        raise ApiError.not_found("no such item")
+    found = service.item_entries(session, item, types=("item.uploaded", "item.shared"))
+    latest = log_service.latest_checkpoint(session)
+    answer = []
+    for entry in found:
+        # The receipt its write was answered with: against the checkpoint signed with it.
+        signed = session.get(LogCheckpoint, entry.idx + 1) or latest
+        receipt = log_service.receipt(session, entry.idx, signed)
+        answer.append({"receipt": receipt.marshal().decode(), "entry": b64encode(entry.data)})
+    session.commit()
+    return {"entries": answer}
 
 
 @items_api.get("/<item_id>")
@@ -264,7 +336,7 @@ def remove(item_id: str) -> tuple[JsonObject, int]:
     token = g.get("token")
     duress = bool(token is not None and token.duress)
     try:
-        item = service.visible_item(session, account, item_id)
+        item = service.visible_item(session, account, item_id, depth=session_depth())
         if item.account_id != account.id:
             raise service.ItemNotFoundError("no such item")
         requested = switch_service.request_delete(
@@ -292,6 +364,7 @@ def remove(item_id: str) -> tuple[JsonObject, int]:
             account=account,
             item_id=item_id,
             signer=log_signer(),
+            depth=session_depth(),
         )
     except service.ItemNotFoundError:
         raise ApiError.not_found("no such item") from None
@@ -347,6 +420,7 @@ def share(item_id: str) -> JsonObject:
             editors=editor_ids,
             signer=log_signer(),
             manifest=new_manifest,
+            depth=session_depth(),
         )
     except service.ItemNotFoundError:
         raise ApiError.not_found("no such item") from None
@@ -368,7 +442,7 @@ def share(item_id: str) -> JsonObject:
         raise storage_error(exc) from None
     logged = receipt_fields(appended)
     session.commit()
-    item = service.visible_item(session, account, item_id)
+    item = service.visible_item(session, account, item_id, depth=session_depth())
     session.refresh(item)
     editors_now = service.shared_with(session, [item])[item.id]
     return {"item": item_json(item, editors_now), **logged}

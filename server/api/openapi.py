@@ -117,6 +117,23 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"oneOf": [{"type": "null"}, schema]}
 
 
+_UPLOAD_FIELDS = {
+    "id": {"type": "string"},
+    "item": {
+        **_nullable(_ACCOUNT_ID),
+        "description": "the reserved item id; null for an older server's session",
+    },
+    "size": _COUNT,
+    "sha256": {
+        **_nullable(_HEX_SHA256),
+        "description": "the declared SHA-256; null if it comes with the commit",
+    },
+    "expires_at": _UNIX_TIME,
+    "received": _RANGES,
+    "missing": _RANGES,
+}
+
+
 _TIME = {
     "type": "string",
     "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
@@ -394,11 +411,23 @@ DOCUMENT: dict[str, Any] = {
                                 "description": (
                                     "a reporter's duress key: the 32-byte Ed25519 public key of "
                                     "PersonalIdentity.duress_twin(); a login or check-in signed "
-                                    "with it is under duress. Ignored for other roles"
+                                    "with it is under duress. Ignored for other roles. Older "
+                                    "clients; with duress_card it must be that card's key"
+                                ),
+                            },
+                            "duress_card": {
+                                "type": "string",
+                                "description": (
+                                    "a reporter's duress card: the canonical JSON card of "
+                                    "PersonalIdentity.duress_twin(). A login or check-in signed "
+                                    "with its key is under duress, and such a session is shown "
+                                    "this card as the account's. The logged event then has "
+                                    "cards_sha256 (both cards' hashes, sorted) instead of "
+                                    "card_sha256. Ignored for other roles"
                                 ),
                             },
                         },
-                        optional=("duress_key",),
+                        optional=("duress_key", "duress_card"),
                     )
                 ),
                 "responses": {
@@ -553,7 +582,10 @@ DOCUMENT: dict[str, Any] = {
                     "EVAULT_MAX_ITEM_SIZE is 413 item_too_large, one that would take the "
                     "account over EVAULT_QUOTA_BYTES is 413 quota_exceeded. The item's id is "
                     "reserved now (`upload.item`), so a manifest signed before the commit can "
-                    "name it. `sha256` may be left out (or null) and given at the commit."
+                    "name it. `sha256` may be left out (or null) and given at the commit. "
+                    "`decoy`: true makes the item one of the session's decoys (a real session's "
+                    "decoys are the decoy vault a session under duress sees). `state` is the "
+                    "client's own sealed record for resuming, given back by GET /uploads."
                 ),
                 "requestBody": _body(
                     _object(
@@ -567,8 +599,16 @@ DOCUMENT: dict[str, Any] = {
                                 **_B64,
                                 "description": "the item's age v1 header, at most 64 KiB",
                             },
+                            "decoy": {
+                                "type": "boolean",
+                                "description": "the item is one of the session's decoys",
+                            },
+                            "state": {
+                                **_nullable(_B64),
+                                "description": "the client's sealed resume record, at most 128 KiB",
+                            },
                         },
-                        optional=("sha256",),
+                        optional=("sha256", "decoy", "state"),
                     )
                 ),
                 "responses": {
@@ -579,7 +619,32 @@ DOCUMENT: dict[str, Any] = {
                     "415": _error("the body is not application/json"),
                     "503": _error("storage is unavailable"),
                 },
-            }
+            },
+            "get": {
+                "operationId": "listUploads",
+                "summary": "The unfinished uploads this kind of session opened, to resume",
+                "description": (
+                    "A session under duress lists only the uploads such sessions opened, a real "
+                    "session only its own kind's; oldest first, at most 1000, each with the "
+                    "`state` the client gave when opening it."
+                ),
+                "responses": {
+                    "200": _json(
+                        "the unfinished uploads",
+                        _object(
+                            {
+                                "uploads": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/UnfinishedUpload"},
+                                }
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "503": _error("storage is unavailable"),
+                },
+            },
         },
         "/api/v1/uploads/{upload_id}": {
             "get": {
@@ -698,6 +763,11 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "A reporter's own items, or the items shared with an editor",
                 "parameters": [
                     _query("limit", "items per page: 1 to 1000, 100 if absent", required=False),
+                    _query(
+                        "decoys",
+                        "1 for a reporter's decoy items instead (0 if absent)",
+                        required=False,
+                    ),
                     {
                         "name": "after",
                         "in": "query",
@@ -721,6 +791,78 @@ DOCUMENT: dict[str, Any] = {
                     ),
                     "400": _error("unexpected query parameters, a bad limit or cursor"),
                     **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/items/history": {
+            "get": {
+                "operationId": "itemHistory",
+                "summary": "Every item id this session's view ever held, deleted ones too",
+                "description": (
+                    "A reporter's items and decoys, sorted by id; a session under duress is "
+                    "given those of the decoy vault only. For showing one's part of the log."
+                ),
+                "parameters": [
+                    _query("limit", "ids per page: 1 to 1000, 100 if absent", required=False),
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "the previous page's `next`",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        "one page of item ids",
+                        _object(
+                            {
+                                "items": {"type": "array", "items": _ACCOUNT_ID},
+                                "next": {
+                                    "oneOf": [{"type": "null"}, _ACCOUNT_ID],
+                                    "description": "`after` for the next page; null on the last",
+                                },
+                                "moves_until": {
+                                    **_nullable(_COUNT),
+                                    "description": (
+                                        "for a session under duress shown a switch of its own: "
+                                        "the log index from which the real switch's moves "
+                                        "(overdue, releasing, released) are not that switch's"
+                                    ),
+                                },
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters or a bad limit"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/items/{item_id}/entries": {
+            "get": {
+                "operationId": "itemEntries",
+                "parameters": [_ITEM_ID],
+                "summary": "An owned item's upload and share entries, with receipts",
+                "description": (
+                    "Oldest first; each receipt is the one the write was answered with, against "
+                    "the checkpoint signed right after the entry (perhaps by a log key since "
+                    "retired), so a client finds an item's history without reading the whole log."
+                ),
+                "responses": {
+                    "200": _json(
+                        "the entries",
+                        _object(
+                            {
+                                "entries": {
+                                    "type": "array",
+                                    "items": _object({"receipt": _RECEIPT, "entry": _ENTRY}),
+                                }
+                            }
+                        ),
+                    ),
+                    "400": _error("unexpected query parameters"),
+                    **_AUTH_ERRORS,
+                    "404": _error("no such item of this account"),
                 },
             }
         },
@@ -1278,21 +1420,14 @@ DOCUMENT: dict[str, Any] = {
                 },
                 description="another reporter or editor, as an account sees them",
             ),
-            "Upload": _object(
+            "Upload": _object(_UPLOAD_FIELDS),
+            "UnfinishedUpload": _object(
                 {
-                    "id": {"type": "string"},
-                    "item": {
-                        **_nullable(_ACCOUNT_ID),
-                        "description": "the reserved item id; null for an older server's session",
+                    **_UPLOAD_FIELDS,
+                    "state": {
+                        **_nullable(_B64),
+                        "description": "the client's sealed resume record, as it was given",
                     },
-                    "size": _COUNT,
-                    "sha256": {
-                        **_nullable(_HEX_SHA256),
-                        "description": "the declared SHA-256; null if it comes with the commit",
-                    },
-                    "expires_at": _UNIX_TIME,
-                    "received": _RANGES,
-                    "missing": _RANGES,
                 }
             ),
             "Item": _object(

@@ -46,7 +46,7 @@ from server.api._request import (
     query_ints,
     receipt_fields,
 )
-from server.auth import current_account, requires_role
+from server.auth import current_account, requires_role, session_depth
 from server.errors import ApiError
 from server.keyfile import load_key_file
 from server.services import release as releases
@@ -301,7 +301,11 @@ def release_items() -> JsonObject:
     session = db_session()
     try:
         commitment, appended = service.add_release_items(
-            session, account=current_account(), items=items, signer=log_signer()
+            session,
+            account=current_account(),
+            items=items,
+            signer=log_signer(),
+            depth=session_depth(),
         )
     except service.NotArmedError as exc:
         raise ApiError(409, "not_armed", exc.message) from None

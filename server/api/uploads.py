@@ -1,9 +1,13 @@
 """Resumable uploads of an item's payload (reporters only).
 
 - ``POST /api/v1/uploads``: ``{"size": payload bytes, "sha256": hex SHA-256
-  of the payload (optional, may be null), "header": base64 age header}`` →
+  of the payload (optional, may be null), "header": base64 age header,
+  "decoy": true or false (optional), "state": base64 (optional)}`` →
   201 ``{"upload": upload}``. The header must be one canonical age v1 header
-  of at most 64 KiB. The item's id is reserved now (``upload["item"]``), so
+  of at most 64 KiB. ``decoy`` makes the item one of the session's decoys
+  (``server.services.items``, "Layers"). ``state`` is the client's own sealed
+  record for resuming the upload (at most 128 KiB), kept unread and given back
+  by ``GET /uploads``. The item's id is reserved now (``upload["item"]``), so
   the client can sign a manifest naming it before the commit. An item
   larger than ``EVAULT_MAX_ITEM_SIZE`` or one that would take the account
   over ``EVAULT_QUOTA_BYTES`` is refused here with 413 (``item_too_large``,
@@ -13,6 +17,10 @@
   :data:`MAX_CHUNK_SIZE`), streamed to storage at ``offset`` → ``{"upload":
   upload}``. Chunks may come in any order and again; a chunk cut short
   records nothing.
+- ``GET /api/v1/uploads`` → ``{"uploads": [upload with "state"]}``: the
+  unfinished uploads this kind of session opened (a session under duress
+  lists only its own), oldest first, each with the ``state`` it was opened
+  with (base64, or null).
 - ``GET /api/v1/uploads/<id>`` → ``{"upload": upload}``.
 - ``POST /api/v1/uploads/<id>/commit``, with an empty body or ``{"sha256":
   hex, "manifest": base64}`` (both optional, null is the same as absent) →
@@ -34,7 +42,8 @@ An upload is ``{"id", "item", "size", "sha256", "expires_at", "received",
 "missing"}``: ``item`` the reserved item id (null for a session opened by an
 older server, whose item gets a new id), ``sha256`` null until the commit if
 it was not declared, the last two lists of ``[start, end)`` byte ranges.
-Another account's upload is "not found", like an unknown one. ``entry`` in a
+Another account's upload, and one opened by the other kind of session, is
+"not found", like an unknown one. ``entry`` in a
 commit answer is the exact log entry the receipt proves.
 """
 
@@ -62,7 +71,7 @@ from server.api._storage import (
     storage_error,
     upload_json,
 )
-from server.auth import current_account, requires_role
+from server.auth import current_account, requires_role, session_depth
 from server.errors import ApiError
 from server.models import UploadSession
 from server.services import items as service
@@ -73,7 +82,7 @@ from server.storage import (
     StorageError,
     check_digest,
 )
-from vault._base64 import b64decode
+from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError
 
 __all__ = ["MAX_CHUNK_SIZE", "uploads_api"]
@@ -86,6 +95,7 @@ MAX_CHUNK_SIZE = 64 * 1024 * 1024
 """Largest chunk one request may carry; it is streamed, never held whole."""
 # Base64 of the largest header, with its padding.
 _MAX_HEADER_TEXT = 4 * -(-service.MAX_HEADER_SIZE // 3)
+_MAX_STATE_TEXT = 4 * -(-service.MAX_CLIENT_STATE // 3)
 
 
 def _limits() -> service.Limits:
@@ -95,7 +105,9 @@ def _limits() -> service.Limits:
 
 def _find(upload_id: str) -> UploadSession:
     try:
-        return service.find_upload(db_session(), current_account(), upload_id)
+        return service.find_upload(
+            db_session(), current_account(), upload_id, depth=session_depth()
+        )
     except service.UploadGoneError:
         raise ApiError.not_found("no such upload") from None
 
@@ -123,7 +135,7 @@ def _upload_answer(upload: UploadSession) -> JsonObject:
 def create() -> tuple[JsonObject, int]:
     """Open an upload session, refusing up front what exceeds the limits."""
     body = json_body()
-    unknown = sorted(set(body) - {"size", "sha256", "header"})
+    unknown = sorted(set(body) - {"size", "sha256", "header", "decoy", "state"})
     if unknown:
         raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
     for name in ("size", "header"):
@@ -143,6 +155,20 @@ def create() -> tuple[JsonObject, int]:
         service.parse_item_header(header)
     except FormatError as exc:
         raise ApiError(400, "invalid_header", exc.message) from None
+    decoy = body.get("decoy", False)
+    if not isinstance(decoy, bool):
+        raise ApiError.bad_request("field 'decoy' must be true or false")
+    state = None
+    if body.get("state") is not None:
+        given = body["state"]
+        state = (
+            b64decode(given) if isinstance(given, str) and len(given) <= _MAX_STATE_TEXT else None
+        )
+        if state is None or not 0 < len(state) <= service.MAX_CLIENT_STATE:
+            raise ApiError.bad_request(
+                "field 'state' must be canonical padded base64 of 1 to "
+                f"{service.MAX_CLIENT_STATE} bytes"
+            )
     session = db_session()
     try:
         upload = service.create_upload(
@@ -153,6 +179,9 @@ def create() -> tuple[JsonObject, int]:
             sha256=sha256,
             header=header,
             limits=_limits(),
+            depth=session_depth(),
+            decoy=decoy,
+            client_state=state,
         )
     except (service.ItemTooLargeError, service.QuotaExceededError) as exc:
         raise service_error(exc) from None
@@ -160,6 +189,26 @@ def create() -> tuple[JsonObject, int]:
         raise storage_error(exc) from None
     session.commit()
     return {"upload": upload_json(upload, [])}, 201
+
+
+@uploads_api.get("")
+@requires_role("reporter")
+def unfinished() -> JsonObject:
+    """The unfinished uploads this kind of session opened, with their clients' records."""
+    query_ints(required=())
+    session = db_session()
+    store = blob_store()
+    found = []
+    try:
+        for upload in service.open_uploads(session, current_account(), depth=session_depth()):
+            answer = upload_json(upload, store.received(upload.id))
+            state = upload.client_state
+            answer["state"] = None if state is None else b64encode(state)
+            found.append(answer)
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    session.commit()
+    return {"uploads": found}
 
 
 @uploads_api.get("/<upload_id>")
@@ -230,6 +279,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
             sha256=sha256,
             manifest=manifest,
             release=release,
+            depth=session_depth(),
         )
     except service.UploadGoneError:
         raise ApiError.not_found("no such upload") from None

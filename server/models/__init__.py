@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.models.account import ACCOUNT_ROLES, Account
 from server.models.base import Base, UTCDateTime, utcnow
 from server.models.invite import INVITE_ROLES, Invite
-from server.models.item import Item, ItemShare
+from server.models.item import Item, ItemShare, ItemSide
 from server.models.log_checkpoint import LogCheckpoint
 from server.models.log_entry import LogEntry
 from server.models.log_head import LogHead
@@ -46,6 +46,7 @@ __all__ = [
     "Invite",
     "Item",
     "ItemShare",
+    "ItemSide",
     "LogCheckpoint",
     "LogEntry",
     "LogHead",

@@ -22,8 +22,11 @@ class Account(Base):
     parsed strictly, so it is the one encoding of the card); ``signing_key``
     is its Ed25519 public key, unique across accounts. ``duress_key`` is the
     public key of the identity a duress passphrase opens (a reporter's), if
-    registered: a login or check-in signed with it is under duress. A reporter gets a
-    ``vault_id`` at registration; other roles have none.
+    registered: a login or check-in signed with it is under duress.
+    ``duress_card`` is that identity's whole card (canonical JSON, as
+    uploaded), when the client sent it: a session under duress is shown it
+    as the account's card, so the decoy vault's card is the one its keys
+    match. A reporter gets a ``vault_id`` at registration; other roles have none.
     """
 
     __tablename__ = "accounts"
@@ -41,6 +44,7 @@ class Account(Base):
     card: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     signing_key: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
     duress_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    duress_card: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     vault_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.models.base import Base, UTCDateTime
 
-__all__ = ["Item", "ItemShare"]
+__all__ = ["Item", "ItemShare", "ItemSide"]
 
 
 class Item(Base):
@@ -23,6 +32,10 @@ class Item(Base):
     whole age file, DESIGN.md "Item format"); both are null for an item
     committed without one. ``log_index`` is the index of the item's
     ``item.uploaded`` log entry (null for items older than the column).
+    ``layer`` is 0 for the vault's real items and 1 for those of its decoy
+    vault, which is all a session under duress sees as its vault; never part
+    of a release. A session sees the layer it works in and, as its decoys,
+    the next one: a session under duress that adds decoys makes layer 2.
     """
 
     __tablename__ = "items"
@@ -48,6 +61,7 @@ class Item(Base):
     manifest_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     manifest_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     release_set: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    layer: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("0"))
     log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
@@ -63,3 +77,20 @@ class ItemShare(Base):
     editor_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class ItemSide(Base):
+    """The layer (:attr:`Item.layer`) of every item ever committed, kept after it is deleted.
+
+    A session under duress is shown the history of its own layer's items
+    only (``evault log show``), a real session that of the real ones,
+    deleted items included.
+    """
+
+    __tablename__ = "item_sides"
+
+    item_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    layer: Mapped[int] = mapped_column(SmallInteger, nullable=False)

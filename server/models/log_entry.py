@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, LargeBinary
+from sqlalchemy import BigInteger, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.models.base import Base, UTCDateTime
@@ -13,7 +13,11 @@ __all__ = ["LogEntry"]
 
 
 class LogEntry(Base):
-    """An event as logged: its index, exact bytes, RFC 6962 leaf hash and time."""
+    """An event as logged: its index, exact bytes, RFC 6962 leaf hash and time.
+
+    ``item_id`` repeats the event's ``item`` field, if it names one, so that
+    an item's entries are found without reading the whole log.
+    """
 
     __tablename__ = "log_entries"
 
@@ -21,3 +25,4 @@ class LogEntry(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    item_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)

@@ -3,7 +3,11 @@
 Registration consumes the invite, creates the account and appends an
 ``account.registered`` event in one transaction, so all three commit or
 none does. The event holds ids, the role and the SHA-256 of the card,
-never the card itself: the card carries the person's display name.
+never the card itself: the card carries the person's display name. A
+reporter who registers the card of their duress identity as well gets
+``cards_sha256``, both cards' hashes sorted, instead: the log says which two
+cards are the account's and not which one a duress passphrase opens, and a
+session under duress is shown the duress card as the account's card.
 
 Reporters and editors can look each other up by account id or signing key
 (:func:`find_person`), so a client can check a card received out of band
@@ -98,12 +102,18 @@ def _create(
     signer: NoteSigner,
     event: dict[str, object],
     duress_key: bytes | None = None,
+    duress_card: Card | None = None,
 ) -> Registered:
     if _key_taken(session, card.signing_key):
         raise DuplicateKeyError("an account with this signing key already exists")
     if role != "reporter":
         # Only a reporter's session can be under duress.
         duress_key = None
+        duress_card = None
+    if duress_card is not None:
+        if duress_key is not None and duress_key != duress_card.signing_key:
+            raise ValueError("internal error: a duress key other than the duress card's")
+        duress_key = duress_card.signing_key
     if duress_key is not None and (
         duress_key == card.signing_key or _key_taken(session, duress_key)
     ):
@@ -115,6 +125,7 @@ def _create(
         card=data,
         signing_key=card.signing_key,
         duress_key=duress_key,
+        duress_card=None if duress_card is None else duress_card.to_json(),
         vault_id=new_id() if role == "reporter" else None,
         created_at=utcnow(),
     )
@@ -128,9 +139,14 @@ def _create(
         "type": "account.registered",
         "account": account.id,
         "role": role,
-        "card_sha256": b64encode(hashlib.sha256(data).digest()),
         **event,
     }
+    if duress_card is None:
+        body["card_sha256"] = b64encode(hashlib.sha256(data).digest())
+    else:
+        body["cards_sha256"] = sorted(
+            b64encode(hashlib.sha256(c).digest()) for c in (data, duress_card.to_json())
+        )
     if account.vault_id is not None:
         body["vault"] = account.vault_id
     return Registered(account=account, appended=log.append(session, body, signer))
@@ -143,6 +159,7 @@ def register(
     card: Card,
     signer: NoteSigner,
     duress_key: bytes | None = None,
+    duress_card: Card | None = None,
 ) -> Registered:
     """Create an account with the invite's role, in the caller's transaction.
 
@@ -169,7 +186,7 @@ def register(
     if claimed is None:
         raise InvalidInviteError("the invite code is unknown, used or expired")
     invite_id, role = claimed
-    return _create(session, card, role, signer, {"invite": invite_id}, duress_key)
+    return _create(session, card, role, signer, {"invite": invite_id}, duress_key, duress_card)
 
 
 def create_operator(session: Session, *, card: Card, signer: NoteSigner) -> Registered:

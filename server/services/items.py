@@ -29,6 +29,14 @@ while the transaction holds the log's append lock
 (:func:`server.services.log.append`).
 
 Events hold ids, hashes and sizes only: the server knows nothing else.
+
+Layers. A reporter's items are in layers (:attr:`server.models.Item.layer`):
+0 for the real ones, 1 for those of the decoy vault. A session works in the
+layer of its depth (:func:`server.auth.session_depth`: 1 under duress) and
+sees the next layer as its decoys; an item of any other layer is "not
+found" to it, like an id that does not exist. So a session under duress is
+served the decoy vault as the whole vault, and the real items stay out of
+its sight and reach.
 """
 
 from __future__ import annotations
@@ -43,8 +51,18 @@ from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.db import is_sqlite
-from server.models import Account, Item, ItemShare, Switch, UploadSession, utcnow
+from server.models import (
+    Account,
+    Item,
+    ItemShare,
+    ItemSide,
+    LogEntry,
+    Switch,
+    UploadSession,
+    utcnow,
+)
 from server.services import log
+from server.services import switch as switch_service
 from server.services.accounts import new_id
 from server.storage import (
     BlobStore,
@@ -54,12 +72,15 @@ from server.storage import (
     check_upload_id,
     new_upload_id,
 )
+from vault import canonical
 from vault.age.format import Source, Stanza, parse_header
 from vault.errors import FormatError, ServerError, VaultError
 from vault.note import NoteSigner
 
 __all__ = [
+    "MAX_CLIENT_STATE",
     "MAX_HEADER_SIZE",
+    "MAX_ITEM_ENTRIES",
     "MAX_MANIFEST_SIZE",
     "UPLOAD_LIFETIME",
     "BlobMissingError",
@@ -84,8 +105,11 @@ __all__ = [
     "delete_item",
     "expire_uploads",
     "find_upload",
+    "item_entries",
+    "item_history",
     "list_items",
     "log_download",
+    "open_uploads",
     "parse_item_header",
     "parse_item_manifest",
     "share_item",
@@ -103,6 +127,10 @@ MAX_MANIFEST_SIZE = 64 * 1024
 _MIN_MANIFEST_BODY = 16 + 16
 UPLOAD_LIFETIME = dt.timedelta(hours=48)
 """How long an upload session may take from its start to its commit."""
+MAX_ITEM_ENTRIES = 10_000
+"""Most log entries of one item that :func:`item_entries` reads."""
+MAX_CLIENT_STATE = 128 * 1024
+"""Largest sealed resume record a client may keep with an upload session."""
 
 
 class ItemTooLargeError(ServerError):
@@ -269,11 +297,16 @@ def create_upload(
     sha256: str | None,
     header: bytes,
     limits: Limits,
+    depth: int = 0,
+    decoy: bool = False,
+    client_state: bytes | None = None,
 ) -> UploadSession:
     """Open an upload session, in the caller's transaction; check the limits first.
 
     ``sha256`` may be ``None`` and given at the commit instead. The item's id
-    is reserved now (:attr:`UploadSession.item_id`).
+    is reserved now (:attr:`UploadSession.item_id`). The item will be in the
+    layer ``depth`` (the session's), or the next one with ``decoy``.
+    ``client_state`` is the client's sealed record for resuming, kept as is.
 
     Raises:
         ItemTooLargeError, QuotaExceededError: nothing is stored.
@@ -298,6 +331,9 @@ def create_upload(
         size=size,
         sha256=sha256,
         header=header,
+        layer=depth + (1 if decoy else 0),
+        depth=depth,
+        client_state=client_state,
         created_at=now,
         expires_at=now + UPLOAD_LIFETIME,
     )
@@ -307,11 +343,14 @@ def create_upload(
     return upload
 
 
-def find_upload(session: Session, account: Account, upload_id: str) -> UploadSession:
-    """The account's unexpired upload session ``upload_id``.
+def find_upload(
+    session: Session, account: Account, upload_id: str, *, depth: int = 0
+) -> UploadSession:
+    """The account's unexpired upload session ``upload_id``, opened at ``depth``.
 
     Raises:
-        UploadGoneError: malformed, unknown, another account's, or expired.
+        UploadGoneError: malformed, unknown, another account's, of another
+            depth, or expired.
     """
     try:
         check_upload_id(upload_id)
@@ -321,12 +360,27 @@ def find_upload(session: Session, account: Account, upload_id: str) -> UploadSes
         select(UploadSession).where(
             UploadSession.id == upload_id,
             UploadSession.account_id == account.id,
+            UploadSession.depth == depth,
             UploadSession.expires_at > utcnow(),
         )
     ).one_or_none()
     if upload is None:
         raise UploadGoneError("no such upload")
     return upload
+
+
+def open_uploads(session: Session, account: Account, *, depth: int = 0) -> Sequence[UploadSession]:
+    """The account's unexpired upload sessions opened at ``depth``, oldest first (at most 1000)."""
+    return session.scalars(
+        select(UploadSession)
+        .where(
+            UploadSession.account_id == account.id,
+            UploadSession.depth == depth,
+            UploadSession.expires_at > utcnow(),
+        )
+        .order_by(UploadSession.created_at, UploadSession.id)
+        .limit(1000)
+    ).all()
 
 
 def abort_upload(session: Session, store: BlobStore, upload: UploadSession) -> None:
@@ -345,6 +399,7 @@ def commit_upload(
     sha256: str | None = None,
     manifest: EncryptedManifest | None = None,
     release: bool = False,
+    depth: int = 0,
 ) -> Committed:
     """Turn a complete upload into an item, in the caller's transaction.
 
@@ -367,10 +422,12 @@ def commit_upload(
         BlobMissingError: a concurrent delete removed the same bytes; upload again.
     """
     if release:
-        state = session.scalar(select(Switch.state).where(Switch.vault_id == account.vault_id))
-        if state not in ("armed", "overdue"):
+        switch = session.scalar(select(Switch).where(Switch.vault_id == account.vault_id))
+        # A session under duress adds to the decoy vault's set of the switch it was shown.
+        shown = None if switch is None else switch_service.shown_state(switch, duress=depth > 0)
+        if shown not in ("armed", "overdue"):
             raise NotInReleaseError("the switch is not armed, so there is no release set to add to")
-    upload = find_upload(session, account, upload_id)
+    upload = find_upload(session, account, upload_id, depth=depth)
     # End the read transaction: verifying a large payload takes a while.
     session.commit()
     expected = upload.sha256 or sha256
@@ -405,6 +462,7 @@ def commit_upload(
         manifest_key=manifest_key,
         manifest_size=None if manifest is None else len(manifest.data),
         release_set=release,
+        layer=upload.layer,
         created_at=utcnow(),
     )
     event: dict[str, object] = {
@@ -431,6 +489,7 @@ def commit_upload(
     session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
     item.log_index = appended.entry.idx
     session.add(item)
+    session.add(ItemSide(item_id=item.id, account_id=account.id, layer=item.layer))
     session.flush()
     return Committed(item=item, appended=appended)
 
@@ -457,18 +516,26 @@ def expire_uploads(session: Session, store: BlobStore, *, limit: int = 100) -> i
 
 
 def list_items(
-    session: Session, account: Account, *, limit: int, after: str | None = None
+    session: Session,
+    account: Account,
+    *,
+    limit: int,
+    after: str | None = None,
+    depth: int = 0,
+    decoys: bool = False,
 ) -> Sequence[Item]:
     """Up to ``limit`` items the account may see, oldest first, after item ``after``.
 
-    A reporter sees their own items, an editor those shared with them.
+    A reporter sees their own items of the session's layer (``depth``), or
+    with ``decoys`` those of the next; an editor those shared with them.
 
     Raises:
         ItemNotFoundError: ``after`` is not an item this account may see.
     """
     query = select(Item).order_by(Item.created_at, Item.id).limit(limit)
     if account.role == "reporter":
-        query = query.where(Item.account_id == account.id)
+        layer = depth + (1 if decoys else 0)
+        query = query.where(Item.account_id == account.id, Item.layer == layer)
     elif account.role == "editor":
         query = query.join(ItemShare, ItemShare.item_id == Item.id).where(
             ItemShare.editor_id == account.id
@@ -476,7 +543,7 @@ def list_items(
     else:
         return []
     if after is not None:
-        last = visible_item(session, account, after)
+        last = visible_item(session, account, after, depth=depth)
         query = query.where(
             or_(
                 Item.created_at > last.created_at,
@@ -486,18 +553,23 @@ def list_items(
     return session.scalars(query).all()
 
 
-def visible_item(session: Session, account: Account, item_id: str) -> Item:
-    """Item ``item_id`` if the account may see it.
+def visible_item(session: Session, account: Account, item_id: str, *, depth: int = 0) -> Item:
+    """Item ``item_id`` if the account may see it (a reporter: at session ``depth``).
 
-    Another reporter's item and an item not shared with an editor are
-    "not found", exactly like an id that does not exist.
+    Another reporter's item, one's own item outside the session's layer and
+    its decoys, and an item not shared with an editor are "not found",
+    exactly like an id that does not exist.
 
     Raises:
         ItemNotFoundError.
     """
     item = session.get(Item, item_id) if len(item_id) == 32 else None
     if item is not None:
-        if account.role == "reporter" and item.account_id == account.id:
+        if (
+            account.role == "reporter"
+            and item.account_id == account.id
+            and item.layer in (depth, depth + 1)
+        ):
             return item
         if account.role == "editor":
             share = session.get(ItemShare, (item.id, account.id))
@@ -530,14 +602,20 @@ def log_download(
 
 
 def delete_item(
-    session: Session, store: BlobStore, *, account: Account, item_id: str, signer: NoteSigner
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    item_id: str,
+    signer: NoteSigner,
+    depth: int = 0,
 ) -> log.Appended:
     """Delete an owned item, in the caller's transaction; remove blobs no item uses.
 
     Raises:
-        ItemNotFoundError: not the account's item.
+        ItemNotFoundError: not the account's item (at ``depth``).
     """
-    item = visible_item(session, account, item_id)
+    item = visible_item(session, account, item_id, depth=depth)
     if item.account_id != account.id:
         raise ItemNotFoundError("no such item")
     event = {"type": "item.deleted", "item": item.id, "account": account.id}
@@ -567,6 +645,7 @@ def share_item(
     editors: Sequence[str],
     signer: NoteSigner,
     manifest: EncryptedManifest | None = None,
+    depth: int = 0,
 ) -> log.Appended:
     """Replace an owned item's header, manifest and the set of editors it is shared with.
 
@@ -588,7 +667,7 @@ def share_item(
         ManifestDropsStanzasError, ManifestChangedError: the manifest leaves
             out a current recipient or changes its payload.
     """
-    item = visible_item(session, account, item_id)
+    item = visible_item(session, account, item_id, depth=depth)
     if item.account_id != account.id:
         raise ItemNotFoundError("no such item")
     wanted = sorted(set(editors))
@@ -706,3 +785,41 @@ def _check_same_manifest(store: BlobStore, current_key: str, new: EncryptedManif
             "a share may add recipients, never change the manifest",
             hint="re-wrap the current manifest (vault.age.rewrap) instead of encrypting it again",
         )
+
+
+def item_entries(session: Session, item: Item, *, types: Sequence[str] = ()) -> list[LogEntry]:
+    """The log entries that name ``item`` (of ``types``, if given), oldest first.
+
+    At most the first :data:`MAX_ITEM_ENTRIES` of the item's entries are read.
+    """
+    found = session.scalars(
+        select(LogEntry)
+        .where(LogEntry.item_id == item.id)
+        .order_by(LogEntry.idx)
+        .limit(MAX_ITEM_ENTRIES)
+    ).all()
+    if not types:
+        return list(found)
+    wanted = set(types)
+    kept = []
+    for entry in found:
+        event = canonical.loads(entry.data)
+        if isinstance(event, dict) and event.get("type") in wanted:
+            kept.append(entry)
+    return kept
+
+
+def item_history(
+    session: Session, account: Account, *, depth: int = 0, limit: int, after: str | None = None
+) -> Sequence[str]:
+    """Ids of every item the account ever had in the session's layer and the next, deleted ones too.
+
+    Sorted; up to ``limit`` after ``after``. A session's view of the log
+    (``evault log show``) keeps to these items.
+    """
+    query = select(ItemSide.item_id).where(
+        ItemSide.account_id == account.id, ItemSide.layer.in_((depth, depth + 1))
+    )
+    if after is not None:
+        query = query.where(ItemSide.item_id > after)
+    return session.scalars(query.order_by(ItemSide.item_id).limit(limit)).all()

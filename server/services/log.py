@@ -101,7 +101,14 @@ def _append_locked(
     store = SqlHashStore(session)
     hashed = merkle.leaf_hash(data)
     rows = merkle.new_subtrees(store, head.size, [hashed])
-    entry = LogEntry(idx=head.size, data=data, leaf_hash=hashed, created_at=now)
+    item = body.get("item")
+    entry = LogEntry(
+        idx=head.size,
+        data=data,
+        leaf_hash=hashed,
+        created_at=now,
+        item_id=item if isinstance(item, str) else None,
+    )
     session.add(entry)
     session.add_all(LogSubtree(level=level, idx=idx, hash=value) for level, idx, value in rows)
     head.size += 1

@@ -457,7 +457,8 @@ def prepare_release(
     items = list(
         session.scalars(
             select(Item)
-            .where(Item.vault_id == vault_id, Item.release_set.is_(True))
+            # Only the real items: the decoy vault's are never released.
+            .where(Item.vault_id == vault_id, Item.release_set.is_(True), Item.layer == 0)
             .order_by(Item.created_at, Item.id)
         )
     )
@@ -590,7 +591,7 @@ def release_item(session: Session, vault_id: str, item_id: str) -> Item | None:
     if switch is None or switch.state != "released":
         return None
     item = session.get(Item, item_id)
-    if item is None or item.vault_id != vault_id or not item.release_set:
+    if item is None or item.vault_id != vault_id or not item.release_set or item.layer != 0:
         return None
     return item
 

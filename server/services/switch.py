@@ -87,15 +87,22 @@ __all__ = [
     "disarm",
     "find_switch",
     "keep_secrets",
+    "missed",
     "notify",
     "pending_changes",
+    "remind",
     "request_delete",
     "reschedule",
     "set_phrases",
     "set_policy",
+    "show_under_duress",
+    "shown_state",
     "status_json",
     "trustee_vaults",
     "trustees_of",
+    "view_deadline",
+    "view_notices",
+    "view_since",
     "votes_needed",
 ]
 
@@ -361,11 +368,17 @@ def _policy(switch: Switch) -> Policy:
     return Policy.decode(switch.policy)
 
 
-def commitment_of(session: Session, vault_id: str) -> dict[str, Any]:
-    """The insurance commitment: how many items are in the release set, and their payload hashes."""
+def commitment_of(session: Session, vault_id: str, *, layer: int = 0) -> dict[str, Any]:
+    """The insurance commitment: how many items are in the release set, and their payload hashes.
+
+    ``layer`` 0 is the real release set; 1 is the decoy vault's, shown to a
+    session under duress.
+    """
     hashes = sorted(
         session.scalars(
-            select(Item.payload_key).where(Item.vault_id == vault_id, Item.release_set.is_(True))
+            select(Item.payload_key).where(
+                Item.vault_id == vault_id, Item.release_set.is_(True), Item.layer == layer
+            )
         )
     )
     return {"count": len(hashes), "sha256": hashes}
@@ -413,6 +426,9 @@ def reschedule(switch: Switch, now: dt.datetime) -> None:
         switch.next_due_at = None
     else:
         switch.next_due_at = None
+    shown = _view_next_due(switch)
+    if shown is not None and (switch.next_due_at is None or shown < switch.next_due_at):
+        switch.next_due_at = shown
 
 
 def _contacts_of(policy: Policy, audience: str) -> tuple[Mapping[str, str], ...]:
@@ -429,11 +445,21 @@ def notify(
     text: str,
     now: dt.datetime,
     extra: Mapping[str, Any] | None = None,
+    spare_own: bool = False,
 ) -> int:
-    """Queue one notice per contact of ``audience`` (remind, alert or publish); return how many."""
+    """Queue one notice per contact of ``audience`` (remind, alert or publish); return how many.
+
+    With ``spare_own`` a contact that is also on the reporter's own reminder
+    list is left out: a coercer who reads the reporter's mailbox must not
+    find what the notice says (a duress alert, a deadline the coercer was
+    not shown).
+    """
     policy = _policy(switch)
+    own = {canonical.dumps(dict(c)) for c in _contacts_of(policy, "remind")}
     count = 0
     for contact in _contacts_of(policy, audience):
+        if spare_own and canonical.dumps(dict(contact)) in own:
+            continue
         if "email" in contact:
             outbox.enqueue(
                 session,
@@ -576,7 +602,9 @@ def arm(
     if release_items:
         owned = set(
             session.scalars(
-                select(Item.id).where(Item.id.in_(list(release_items)), Item.vault_id == vault_id)
+                select(Item.id).where(
+                    Item.id.in_(list(release_items)), Item.vault_id == vault_id, Item.layer == 0
+                )
             )
         )
         if len(owned) != len(release_items):
@@ -586,11 +614,18 @@ def arm(
         session.execute(delete(CustodianShare).where(CustodianShare.vault_id == vault_id))
         session.delete(existing)
         session.flush()
-    session.execute(update(Item).where(Item.vault_id == vault_id).values(release_set=False))
+    session.execute(
+        update(Item).where(Item.vault_id == vault_id, Item.layer == 0).values(release_set=False)
+    )
     if release_items:
         session.execute(
             update(Item).where(Item.id.in_(list(release_items))).values(release_set=True)
         )
+    # The decoy vault's items are its release set, as every item is the real one's:
+    # a session under duress is shown them so. They are never released.
+    session.execute(
+        update(Item).where(Item.vault_id == vault_id, Item.layer > 0).values(release_set=True)
+    )
     encoded = policy.encode()
     commitment = commitment_of(session, vault_id)
     switch = Switch(
@@ -652,20 +687,26 @@ def add_release_items(
     account: Account,
     items: Sequence[str],
     signer: NoteSigner,
+    depth: int = 0,
 ) -> tuple[dict[str, Any], log.Appended]:
-    """Put owned items (already re-wrapped) in the release set; log the new commitment."""
-    switch = _armed(session, account)
+    """Put owned items (already re-wrapped) in the release set; log the new commitment.
+
+    A session under duress (``depth`` 1) works on the decoy vault's set.
+    """
+    switch = _armed(session, account, duress=depth > 0)
     if not items or len(set(items)) != len(items) or len(items) > 10_000:
         raise PolicyError("'items' must list distinct item ids")
     owned = set(
         session.scalars(
-            select(Item.id).where(Item.id.in_(list(items)), Item.vault_id == switch.vault_id)
+            select(Item.id).where(
+                Item.id.in_(list(items)), Item.vault_id == switch.vault_id, Item.layer == depth
+            )
         )
     )
     if len(owned) != len(items):
         raise PolicyError("'items' names an item that is not in this vault")
     session.execute(update(Item).where(Item.id.in_(list(items))).values(release_set=True))
-    commitment = commitment_of(session, switch.vault_id)
+    commitment = commitment_of(session, switch.vault_id, layer=depth)
     event = {
         "type": "switch.extended",
         "vault": switch.vault_id,
@@ -681,9 +722,7 @@ def _armed(
     if account.vault_id is None:
         raise NotArmedError("this account has no vault")
     switch = find_switch(session, account.vault_id, lock=lock)
-    # Under duress a released vault is shown armed (status_json), so it answers as armed.
-    shown = (*ACTIVE_STATES, "released") if duress else ACTIVE_STATES
-    if switch is None or switch.state not in shown:
+    if switch is None or shown_state(switch, duress=duress) not in ACTIVE_STATES:
         raise NotArmedError("the switch is not armed")
     return switch
 
@@ -693,12 +732,178 @@ def _view(switch: Switch) -> dict[str, Any]:
     return view if isinstance(view, dict) else {}
 
 
-def _keep_view(switch: Switch) -> None:
-    """Freeze what a duress session is shown before the truth moves on underneath."""
+def shown_state(switch: Switch, *, duress: bool) -> str:
+    """The switch's state as a session sees it: the truth, or what a duress session was shown.
+
+    After a duress event the duress session goes on seeing the vault armed
+    (a released vault too), or disarmed once a disarm it asked for came due;
+    without one it sees the truth, as a real session does.
+    """
+    if not duress or switch.duress_view is None:
+        return switch.state
+    state = _view(switch).get("state", "armed")
+    return state if state in ("armed", "overdue", "disarmed") else "armed"
+
+
+def _keep_view(session: Session, switch: Switch) -> None:
+    """Freeze what a duress session is shown before the truth moves on underneath.
+
+    Besides what ``GET /switch`` shows (:data:`_VIEW_SHOWN`), the view counts
+    the reminders sent for its deadline (``reminders``) and whether its
+    missed check-in was told (``missed``): the reporter's own contacts are
+    told about the deadline the coercer saw, never the real one
+    (:func:`view_notices`). ``since`` is the log's size when the view began:
+    the switch's own later moves (overdue, releasing, released) are not the
+    view's, and a session under duress does not show them (:func:`view_since`).
+    """
     view = _view(switch)
+    if "since" not in view:
+        head = session.get(LogHead, 1)
+        view["since"] = 0 if head is None else head.size
     view.setdefault("deadline", iso(switch.deadline_at))
     view.setdefault("last_checkin", iso(switch.last_checkin_at))
     view.setdefault("state", "armed")
+    view.setdefault("reminders", switch.reminders_sent)
+    view.setdefault("missed", switch.state != "armed")
+    switch.duress_view = canonical.dumps(view)
+
+
+_VIEW_SHOWN = ("deadline", "last_checkin", "state", "policy")
+"""The parts of a duress view that ``GET /switch`` shows in place of the truth."""
+
+
+def view_since(switch: Switch) -> int | None:
+    """The log size when the duress view began, or None without one (see :func:`_keep_view`)."""
+    since = _view(switch).get("since") if switch.duress_view is not None else None
+    return since if type(since) is int else None
+
+
+def view_deadline(switch: Switch) -> dt.datetime | None:
+    """The deadline a duress session was shown, while its view is armed; else None."""
+    view = _view(switch)
+    if switch.duress_view is None or view.get("state", "armed") != "armed":
+        return None
+    return _parse_iso(view.get("deadline"))
+
+
+def _parse_iso(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _view_policy(switch: Switch) -> Policy:
+    """The policy a duress session was shown (its interval, reminders), else the real one."""
+    shown = _view(switch).get("policy")
+    if isinstance(shown, dict):
+        try:
+            return Policy.parse({**_policy(switch).to_json(), **shown}, min_interval=1)
+        except PolicyError:
+            pass
+    return _policy(switch)
+
+
+def _view_next_due(switch: Switch) -> dt.datetime | None:
+    """When the view's next reminder or missed check-in is due, if it has one."""
+    deadline = view_deadline(switch)
+    if deadline is None:
+        return None
+    view = _view(switch)
+    offsets = _view_policy(switch).reminders
+    sent = view.get("reminders", 0)
+    if type(sent) is int and sent < len(offsets):
+        return deadline - dt.timedelta(seconds=offsets[sent])
+    return None if view.get("missed") else deadline
+
+
+def view_notices(session: Session, switch: Switch, *, now: dt.datetime, base_url: str) -> bool:
+    """Send the reporter's own contacts the reminders and missed check-in of the duress view.
+
+    After a duress check-in the coercer was shown a deadline; the reporter's
+    mailbox must agree with it. Returns whether anything was sent.
+    """
+    deadline = view_deadline(switch)
+    if deadline is None:
+        return False
+    view = _view(switch)
+    offsets = _view_policy(switch).reminders
+    due = sum(1 for offset in offsets if now >= deadline - dt.timedelta(seconds=offset))
+    sent = False
+    if due > view.get("reminders", 0) and now < deadline:
+        view["reminders"] = due
+        remind(session, switch, deadline=deadline, now=now, base_url=base_url)
+        sent = True
+    if now >= deadline and not view.get("missed"):
+        view["missed"] = True
+        view["reminders"] = len(offsets)
+        view["state"] = "overdue"
+        release_at = deadline + dt.timedelta(seconds=_view_policy(switch).grace)
+        missed(session, switch, release_at=release_at, now=now)
+        sent = True
+    switch.duress_view = canonical.dumps(view)
+    return sent
+
+
+def remind(
+    session: Session, switch: Switch, *, deadline: dt.datetime, now: dt.datetime, base_url: str
+) -> None:
+    """Tell the reporter's own contacts that a check-in is due before ``deadline``."""
+    notify(
+        session,
+        switch,
+        audience="remind",
+        event="switch.reminder",
+        subject="Evidence Vault: check in soon",
+        text=(
+            f"Your next check-in for vault {switch.vault_id} is due before "
+            f"{iso(deadline)}. Run `evault checkin` or use the "
+            f"check-in page: {base_url}/checkin"
+        ),
+        now=now,
+        extra={"deadline": iso(deadline)},
+    )
+
+
+def missed(session: Session, switch: Switch, *, release_at: dt.datetime, now: dt.datetime) -> None:
+    """Tell the reporter's own contacts that a check-in was missed."""
+    notify(
+        session,
+        switch,
+        audience="remind",
+        event="switch.overdue",
+        subject="Evidence Vault: you missed a check-in",
+        text=(
+            f"You missed the check-in for vault {switch.vault_id}. Check in before "
+            f"{iso(release_at)} or the release set is published."
+        ),
+        now=now,
+        extra={"release_at": iso(release_at)},
+    )
+
+
+def show_under_duress(
+    session: Session,
+    switch: Switch,
+    *,
+    now: dt.datetime,
+    state: str | None = None,
+    policy: Mapping[str, Any] | None = None,
+) -> None:
+    """Show a session under duress a change as done, leaving the real switch as it is.
+
+    ``state`` "disarmed" shows a disarm; ``policy`` a policy, with the
+    deadline moved as :func:`apply_policy` would move a real one.
+    """
+    _keep_view(session, switch)
+    view = _view(switch)
+    if state is not None:
+        view["state"] = state
+    if policy is not None:
+        view["policy"] = dict(policy)
+        interval = policy.get("interval")
+        if type(interval) is int and view.get("state") == "armed":
+            last = dt.datetime.fromisoformat(str(view["last_checkin"]).replace("Z", "+00:00"))
+            view["deadline"] = iso(max(now, last + dt.timedelta(seconds=interval)))
     switch.duress_view = canonical.dumps(view)
 
 
@@ -715,13 +920,15 @@ def _duress_effect(session: Session, switch: Switch, *, now: dt.datetime, how: s
             text=(
                 f"The reporter of vault {switch.vault_id} checked in with their duress "
                 f"{how} at {iso(now)}. They may be detained or coerced. Do not reply to "
-                "them through channels others may watch."
+                "them through channels others may watch. Their real deadline stays "
+                f"{iso(switch.deadline_at)}: the duress check-in did not move it."
             ),
             now=now,
+            spare_own=True,
         )
     if mode in ("release", "both") and switch.state in ("armed", "overdue"):
         # The duress session goes on seeing the deadline it was shown.
-        _keep_view(switch)
+        _keep_view(session, switch)
         # Release starts at the next sweep: grace is skipped, the deadline is now.
         switch.deadline_at = now
         switch.grace_s = 0
@@ -745,9 +952,18 @@ def _record_checkin(
         interval = dt.timedelta(seconds=shown["interval"])
     shown_deadline = now + interval
     if duress:
-        view.update(deadline=iso(shown_deadline), last_checkin=iso(now), state="armed")
+        _keep_view(session, switch)
+        view = _view(switch)
+        view.update(
+            deadline=iso(shown_deadline),
+            last_checkin=iso(now),
+            state="armed",
+            reminders=0,
+            missed=False,
+        )
         switch.duress_view = canonical.dumps(view)
         _duress_effect(session, switch, now=now, how=how)
+        reschedule(switch, now)
     elif switch.state in ("armed", "overdue"):
         switch.version += 1
         switch.last_checkin_at = now
@@ -836,12 +1052,13 @@ def checkin_signed(
 
 
 def _answers_checkins(switch: Switch, *, duress: bool) -> bool:
-    """Whether a check-in is taken: an active switch, or under duress a released one.
+    """Whether a check-in is taken: a switch that is active as the one checking in sees it.
 
-    A session under duress is shown a released vault as armed (:func:`status_json`),
-    so a duress check-in must keep being answered like one that counts.
+    A session under duress is shown a released vault as armed, and a disarm
+    it asked for as done (:func:`shown_state`), so a duress check-in is
+    answered as a real one would be on that switch.
     """
-    return switch.state in ACTIVE_STATES or (duress and switch.state == "released")
+    return shown_state(switch, duress=duress) in ACTIVE_STATES
 
 
 def _verify_phrase(stored: str | None, phrase: str) -> bool:
@@ -1055,7 +1272,7 @@ def set_policy(
         # Answered and logged as applied, like a real tightening, and not
         # applied: a coercer could otherwise add their own address to the
         # alerts. The duress session is shown the policy it asked for.
-        _keep_view(switch)
+        _keep_view(session, switch)
         view = _view(switch)
         view["policy"] = policy.public_json()
         # The deadline moves as a real tightening would move it.
@@ -1125,15 +1342,20 @@ def request_delete(
 ) -> ChangeRequested | None:
     """A delete that must cool off, or None when it may happen now.
 
-    Deletes in an armed vault cool off; in a session under duress every
-    delete does, and never happens.
+    Deletes in an armed vault cool off. A session under duress sees only
+    the decoy vault: its deletes follow the same rules on the switch it was
+    shown, and take effect on the decoy items as a real one would.
     """
     if account.vault_id is None:
         return None
     switch = find_switch(session, account.vault_id, lock=True)
-    armed = switch is not None and switch.state in ACTIVE_STATES
-    if switch is None or not (armed or duress):
-        if switch is not None and switch.state == "released" and item.release_set:
+    if switch is None or shown_state(switch, duress=duress) not in ACTIVE_STATES:
+        if (
+            switch is not None
+            and switch.state == "released"
+            and item.release_set
+            and item.layer == 0
+        ):
             raise PublishedError("this item was released; published evidence cannot be deleted")
         return None
     return _request_change(
@@ -1204,9 +1426,15 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
     if switch is None:
         return {"state": "disarmed"}
     shares = custodian_shares_of(session, switch.vault_id)
+    # A session under duress sees the decoy vault's release set (layer 1).
+    layer = 1 if duress else 0
     release_items = sorted(
         session.scalars(
-            select(Item.id).where(Item.vault_id == switch.vault_id, Item.release_set.is_(True))
+            select(Item.id).where(
+                Item.vault_id == switch.vault_id,
+                Item.release_set.is_(True),
+                Item.layer == layer,
+            )
         )
     )
     result: dict[str, Any] = {
@@ -1216,7 +1444,9 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
         "threshold": switch.threshold,
         "custodians": [{"position": s.position, "custodian": s.custodian} for s in shares],
         "release_recipient": switch.release_recipient,
-        "commitment": canonical.loads(switch.commitment),
+        "commitment": commitment_of(session, switch.vault_id, layer=1)
+        if duress
+        else canonical.loads(switch.commitment),
         "release_items": release_items,
         "armed_at": iso(switch.armed_at),
         "last_checkin": iso(switch.last_checkin_at),
@@ -1229,9 +1459,9 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
         # A duress session sees what a real one would have: its own changes
         # pending, and the deadline its last check-in promised.
         if switch.duress_view is not None:
-            view = canonical.loads(switch.duress_view)
-            if isinstance(view, dict):
-                result.update(view)
+            view = _view(switch)
+            if view:
+                result.update({k: view[k] for k in _VIEW_SHOWN if k in view})
                 if "deadline" in view:
                     result["release_at"] = iso(
                         dt.datetime.fromisoformat(str(view["deadline"]).replace("Z", "+00:00"))
@@ -1239,12 +1469,7 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
                     )
         # What the truth became after a duress event is hidden; without one, the
         # duress session sees what a real one does (an overdue vault is overdue).
-        if switch.duress_view is not None and result["state"] in (
-            "overdue",
-            "releasing",
-            "released",
-        ):
-            result["state"] = "armed"
+        result["state"] = shown_state(switch, duress=True)
     return result
 
 

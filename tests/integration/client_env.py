@@ -366,9 +366,38 @@ class Person:
         added: list[dict[str, Any]] = self.json("add", *paths)["added"]
         return added
 
+    def coerced(self) -> Person:
+        """This device, opened with the duress passphrase (:data:`DURESS`)."""
+        other = Person(self.root, self.name, self.role)
+        other.env["EVAULT_PASSPHRASE"] = DURESS
+        return other
+
+    def logged_entries(self, item: str) -> list[tuple[bytes, bytes]]:
+        """The item's upload and share entries with the receipts their writes got, checked."""
+        code = (
+            "import base64, json, sys\n"
+            "from client.config import home\n"
+            "from client.context import Client\n"
+            "from client.items import logged_entries\n"
+            "client = Client(home())\n"
+            "found = logged_entries(client, sys.argv[1])\n"
+            "print(json.dumps([[base64.b64encode(e.data).decode(), e.receipt.decode()]"
+            " for e in found]))\n"
+        )
+        listed = assert_ok(_run([sys.executable, "-c", code, item], self.env, cwd=self.root))
+        return [(base64.b64decode(d), r.encode()) for d, r in json.loads(listed.out)]
+
     def pending(self) -> list[str]:
-        directory = self.home / "pending"
-        return sorted(os.listdir(directory)) if directory.is_dir() else []
+        """The local paths of this device's unfinished uploads, from the server's records."""
+        code = (
+            "from client.config import home\n"
+            "from client.context import Client\n"
+            "from client.pending import pending_uploads\n"
+            "client = Client(home())\n"
+            "print('\\n'.join(sorted(p.path for p in pending_uploads(client))))\n"
+        )
+        listed = assert_ok(_run([sys.executable, "-c", code], self.env, cwd=self.root))
+        return listed.out.split()
 
 
 def enroll(
@@ -403,6 +432,36 @@ def enroll(
         # What `evault card` prints, without one more process per person.
         person.card_path.write_bytes(person.identity().card().to_json() + b"\n")
     return made
+
+
+DURESS = "orbit staple horse correct battery under duress"
+"""The duress passphrase of the reporters :func:`enroll_reporter` gives one."""
+
+
+def enroll_reporter(
+    server: ServerProcess, root: Path, name: str, *, display: str, duress: bool = False
+) -> Person:
+    """A reporter's device: ``init`` (``--duress``: passphrase :data:`DURESS`), ``register``.
+
+    :meth:`Person.coerced` is the same device opened with the duress passphrase.
+    """
+    person = Person(root / name, name, "reporter")
+    if duress:
+        person.env["EVAULT_DURESS_PASSPHRASE"] = DURESS
+    args = ["init", "--name", display, "--insecure-fast-kdf", *(["--duress"] if duress else [])]
+    person.fingerprint = person.json(*args)["fingerprint"]
+    person.env.pop("EVAULT_DURESS_PASSPHRASE", None)
+    registered = person.ok(
+        "--server",
+        server.url,
+        "register",
+        "--invite",
+        server.invite("reporter"),
+        "--log-key",
+        server.log_key,
+    )
+    assert "Registered as reporter" in registered.out
+    return person
 
 
 def pin(reporter: Person, editor: Person, name: str | None = None) -> None:

@@ -268,16 +268,17 @@ def test_a_killed_upload_resumes_where_the_server_stopped(
             killed.wait()
     line.before = None
 
-    # The server holds the first piece of the open upload; the device keeps
-    # an encrypted record of it, which names nothing in the clear.
+    # The server holds the first piece of the open upload and the device's
+    # sealed record of it, which names nothing in the clear; the device keeps
+    # nothing about it.
     opened = next(e for e in line.seen if e.method == "POST" and e.path == "/api/v1/uploads")
     session = server.staging / opened.json()["upload"]["id"]
     staged = json.loads((session / "state").read_bytes())
     assert staged["ranges"] == [[0, UPLOAD_PIECE]]
     assert staged["size"] > 48 * MiB
-    (record,) = frank.pending()
-    assert record.endswith(".age")
-    assert b"footage" not in (frank.home / "pending" / record).read_bytes()
+    assert b"footage" not in opened.body
+    assert sorted(p.name for p in frank.home.iterdir()) == [".lock", "keystore", "state.json"]
+    assert frank.pending() == [str(big.absolute())]
 
     line.reset()
     resumed = frank.ok("add", big, cwd=tmp_path)
@@ -593,5 +594,5 @@ def test_log_show_tells_the_reporter_who_read_what(crew: Crew, tmp_path: Path) -
     assert "item.downloaded" in table
     assert "│ bob" in table
     assert "account.login" not in table
-    assert "logins and logouts not shown" in table
+    assert "(logins and logouts: --logins)" in table
     assert "account.login" in carol.ok("log", "show", "--logins").out

@@ -432,26 +432,27 @@ def test_log_verify_refuses_a_rolled_back_checkpoint(desk: Desk, hostile: Proxy)
 # h. Another item's header and manifest offered for re-wrapping ----------------------------
 
 
-@pytest.mark.parametrize("receipts_kept", [True, False])
+@pytest.mark.parametrize("entries_too", [False, True])
 def test_share_refuses_to_rewrap_another_items_header(
-    desk: Desk, hostile: Proxy, tmp_path: Path, receipts_kept: bool
+    desk: Desk, hostile: Proxy, tmp_path: Path, entries_too: bool
 ) -> None:
-    """Asked to share gamma, a server hands over delta's header and manifest instead."""
+    """Asked to share gamma, a server hands over delta's header and manifest instead.
+
+    With ``entries_too`` it also names delta's log entries as gamma's: the
+    entries name their item, and the log alone tells which header is gamma's.
+    """
     (tmp_path / "gamma.txt").write_bytes(b"gamma: may be shared\n")
     (tmp_path / "delta.txt").write_bytes(b"delta: never to be shared\n")
     gamma, delta = (
         a["item"] for a in desk.rhea.add(tmp_path / "gamma.txt", tmp_path / "delta.txt")
     )
-    if not receipts_kept:
-        # As on another device: the log alone tells which header is gamma's.
-        for item in (gamma, delta):
-            for file in (desk.rhea.home / "receipts" / item).iterdir():
-                file.unlink()
 
     def substitute(exchange: Exchange) -> None:
         if exchange.method != "GET":
             return
-        if exchange.path == _path(gamma):
+        if entries_too and exchange.path == _path(gamma, "entries"):
+            exchange.response = hostile.fetch(exchange, _path(delta, "entries"))
+        elif exchange.path == _path(gamma):
             other = json.loads(hostile.fetch(exchange, _path(delta)))["item"]
             answer = exchange.json()
             for key in ("header_sha256", "header_size", "manifest_sha256", "manifest_size"):

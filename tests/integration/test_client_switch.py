@@ -3,8 +3,9 @@
 A reporter arms the switch with an editor as trustee, checks in, adds to the
 release set, asks for a deletion and a disarm that wait out the cooling-off,
 and the trustee sees the vault, reads their share and votes. A second
-reporter has a duress passphrase: a session opened with it logs in, checks
-in and "deletes" like a real one, and shows the same account.
+reporter has a duress passphrase and a decoy vault: a session opened with it
+shows the decoy vault as the whole vault, logs in, checks in and "deletes"
+like a real one, and shows the same account.
 
 The release key never exists on disk; the test rebuilds it from the
 trustee's printed words and the server's own share (opened with the server's
@@ -30,11 +31,20 @@ from vault.keys import PersonalIdentity
 from vault.protocol import LOGIN_CONTEXT, LoginChallenge
 from vault.shares import combine_shares
 
-from .client_env import PASSPHRASE, Person, ServerProcess, _run, assert_ok, enroll, pin
+from .client_env import (
+    DURESS,
+    PASSPHRASE,
+    Person,
+    ServerProcess,
+    _run,
+    assert_ok,
+    enroll,
+    enroll_reporter,
+    pin,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
-DURESS = "orbit staple horse correct battery under duress"
 CHECKIN_PHRASE = "lantern meadow copper violin seventeen"
 
 
@@ -53,28 +63,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield started
 
 
-def _with_duress(server: ServerProcess, root: Path) -> tuple[Person, Person]:
-    """``init --duress``, ``register``; and the same device opened with the duress passphrase."""
-    dora = Person(root / "dora", "dora", "reporter")
-    dora.env["EVAULT_DURESS_PASSPHRASE"] = DURESS
-    made = dora.json("init", "--name", "Dora", "--duress", "--insecure-fast-kdf")
-    dora.fingerprint = made["fingerprint"]
-    del dora.env["EVAULT_DURESS_PASSPHRASE"]
-    registered = dora.ok(
-        "--server",
-        server.url,
-        "register",
-        "--invite",
-        server.invite("reporter"),
-        "--log-key",
-        server.log_key,
-    )
-    assert "Registered as reporter" in registered.out
-    coerced = Person(root / "dora", "dora", "reporter")
-    coerced.env["EVAULT_PASSPHRASE"] = DURESS
-    return dora, coerced
-
-
 @pytest.fixture(scope="module")
 def crew(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Crew:
     root = tmp_path_factory.mktemp("people")
@@ -82,7 +70,8 @@ def crew(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Cre
         server, root, [("alice", "reporter"), ("maria", "editor"), ("nina", "reporter")]
     )
     pin(alice, maria)
-    dora, coerced = _with_duress(server, root)
+    dora = enroll_reporter(server, root, "dora", display="Dora", duress=True)
+    coerced = dora.coerced()
     return Crew(alice=alice, maria=maria, dora=dora, dora_coerced=coerced, nina=nina)
 
 
@@ -296,7 +285,9 @@ def test_without_a_switch(crew: Crew, tmp_path: Path) -> None:
 # 3. Duress -------------------------------------------------------------------------
 
 
-def test_a_duress_session_looks_like_a_real_one(crew: Crew, tmp_path: Path) -> None:
+def test_a_duress_session_shows_the_decoy_vault_as_the_whole_vault(
+    crew: Crew, server: ServerProcess, tmp_path: Path
+) -> None:
     dora, coerced = crew.dora, crew.dora_coerced
     # The duress slot holds the identity's duress twin.
     from vault import keystore
@@ -314,20 +305,53 @@ def test_a_duress_session_looks_like_a_real_one(crew: Crew, tmp_path: Path) -> N
     ledger.write_bytes(b"payments, march\n")
     (item,) = dora.add(ledger)
     assert item["release"] is True
+    # With the real passphrase Dora fills the decoy vault with ordinary files.
+    recipe = tmp_path / "recipe.txt"
+    recipe.write_bytes(b"lentil soup: onions, cumin, lemon\n")
+    (decoy,) = dora.json("decoy", "add", recipe)["added"]
+    assert [i["filename"] for i in dora.json("decoy", "ls")["items"]] == ["recipe.txt"]
+    assert [i["id"] for i in dora.json("ls")["items"]] == [item["item"]]
 
-    # Opened with the duress passphrase, the device shows the same person.
-    assert coerced.json("whoami") == dora.json("whoami")
-    assert coerced.ok("card").out == dora.ok("card").out
-    assert (
-        json.loads(coerced.ok("card").out)["ed25519"]
-        == base64.b64encode(real.card().signing_key).decode()
+    # Opened with the duress passphrase, the device shows the same person and
+    # the decoy vault as the whole vault: its card is that side's own.
+    shown, honest = coerced.json("whoami"), dora.json("whoami")
+    assert {k: v for k, v in shown.items() if k != "fingerprint"} == {
+        k: v for k, v in honest.items() if k != "fingerprint"
+    }
+    assert shown["fingerprint"] == twin.card().fingerprint()
+    assert json.loads(coerced.ok("card").out)["ed25519"] == base64.b64encode(
+        twin.card().signing_key
+    ).decode("ascii")
+    listed = coerced.json("ls")["items"]
+    assert [(i["id"], i["filename"], i["signer"]) for i in listed] == [
+        (decoy["item"], "recipe.txt", "you")
+    ]
+    assert coerced.json("decoy", "ls")["items"] == []
+    out = tmp_path / "out"
+    out.mkdir()
+    got = coerced.json("get", decoy["item"], "-o", f"{out}/")
+    assert Path(got["path"]).read_bytes() == recipe.read_bytes()
+    # Its evidence package verifies offline against the card this side shows.
+    card = tmp_path / "shown.card"
+    card.write_bytes(coerced.ok("card").stdout)
+    coerced.ok("export", decoy["item"], "-o", tmp_path / "package")
+    verdict = coerced.ok(
+        "verify", tmp_path / "package", "--card", card, "--log-key", server.log_key
+    )
+    assert "VERDICT: the package is intact and consistent." in verdict.out
+    # A real item is unknown to this side, like an id nobody made.
+    refused = coerced.fails("get", item["item"], "-o", f"{out}/")
+    assert refused == coerced.fails("get", "0" * 32, "-o", f"{out}/").replace(
+        "0" * 32, item["item"]
     )
 
     # Login works (the status needs it), a check-in works, a deletion "is requested".
-    assert coerced.json("switch", "status")["state"] == "armed"
+    status = coerced.json("switch", "status")
+    assert status["state"] == "armed"
+    assert status["release_items"] == [decoy["item"]]
     checked = coerced.ok("checkin")
     assert "Checked in; next check-in due by" in checked.out
-    removed = coerced.ok("rm", item["item"], "--yes")
+    removed = coerced.ok("rm", decoy["item"], "--yes")
     assert "Deletion requested; takes effect at" in removed.out
     assert "unless trustees cancel it (cooling-off)" in removed.out
     disarm = coerced.ok("switch", "disarm", "--yes")
@@ -335,11 +359,17 @@ def test_a_duress_session_looks_like_a_real_one(crew: Crew, tmp_path: Path) -> N
     assert "Applied" in coerced.ok("switch", "set", "--every", "6h").out
     assert "Pending until" in coerced.ok("switch", "set", "--every", "3d").out
 
-    # The item stays; the real session still reads it.
-    out = tmp_path / "out"
-    out.mkdir()
-    dora.ok("get", item["item"], "-o", out)
-    assert (out / "ledger.txt").read_bytes() == ledger.read_bytes()
+    # The real item stays and the real session still reads it.
+    back = tmp_path / "back"
+    back.mkdir()
+    dora.ok("get", item["item"], "-o", back)
+    assert (back / "ledger.txt").read_bytes() == ledger.read_bytes()
+    # Nothing the device keeps names an item of either side.
+    for path in dora.home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert item["item"].encode() not in data
+            assert decoy["item"].encode() not in data
 
 
 def test_web_check_in_phrases(crew: Crew) -> None:

@@ -72,8 +72,10 @@ pg_url = server_conftest.pg_url  # the PostgreSQL fixture of the server tests
 ORIGIN = "test.example/log"
 PG_RUNS = 50
 SQLITE_RUNS = 5
-LEASE = dt.timedelta(seconds=1)
-"""The outbox lease the workers take: short, so a killed worker's claims expire soon."""
+LEASE = dt.timedelta(seconds=3)
+"""The outbox lease the workers take: short, so a killed worker's claims expire soon, and
+long enough that a live worker stalled by a loaded machine (two cores, four test processes)
+does not outlast its own claim between the check and the send."""
 KILL_WINDOW = 0.6
 """Seconds after the workers start within which one is killed (about as long as a run)."""
 NOTICE_WINDOW = 0.08

@@ -76,7 +76,7 @@ class Reporter:
 
 
 def reporter(app: Flask, config: Config, client: FlaskClient, name: str = "Ana") -> Reporter:
-    """A reporter who registered a duress key, logged in."""
+    """A reporter who registered the card of their duress twin, logged in."""
     person = identity(name)
     twin = person.duress_twin()
     response = client.post(
@@ -84,7 +84,7 @@ def reporter(app: Flask, config: Config, client: FlaskClient, name: str = "Ana")
         json={
             "invite": invite(app, config, "reporter"),
             "card": person.card().to_json().decode("utf-8"),
-            "duress_key": b64encode(twin.card().signing_key),
+            "duress_card": twin.card().to_json().decode("utf-8"),
         },
     )
     assert response.status_code == 201, response.json
@@ -107,9 +107,18 @@ def add_item(
     name: str = "evidence.pdf",
     extra: list[age.Recipient] | None = None,
     release: bool = False,
+    headers: dict[str, str] | None = None,
+    decoy: bool = False,
 ) -> str:
-    """Upload a real item with a signed manifest, encrypted to the reporter and ``extra``."""
-    recipients = [who.person.card().age_recipient(), *(extra or [])]
+    """Upload a real item with a signed manifest, encrypted to the reporter and ``extra``.
+
+    With ``decoy`` the item is one of the decoy vault's, made by the twin; given
+    ``headers`` of a session under duress, the session uploads it (and with
+    ``decoy`` too, the item is that session's decoy, which it keeps to itself).
+    """
+    owner = who.twin if decoy or headers is not None else who.person
+    headers = who.headers if headers is None else headers
+    recipients = [owner.card().age_recipient(), *(extra or [])]
     out = io.BytesIO()
     age.encrypt(io.BytesIO(plaintext), out, recipients)
     data = out.getvalue()
@@ -121,8 +130,9 @@ def add_item(
             "size": len(payload),
             "header": b64encode(header),
             "sha256": hashlib.sha256(payload).hexdigest(),
+            "decoy": decoy,
         },
-        headers=who.headers,
+        headers=headers,
     )
     assert started.status_code == 201, started.json
     upload = started.json["upload"]
@@ -136,26 +146,25 @@ def add_item(
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         captured_at=Manifest.now(),
         note="",
-        signer=who.person.card().signing_key,
-    ).sign(who.person)
+        signer=owner.card().signing_key,
+    ).sign(owner)
     sealed = io.BytesIO()
     age.encrypt(io.BytesIO(manifest.to_json()), sealed, recipients)
     put = client.put(
         f"/api/v1/uploads/{upload['id']}/chunks?offset=0",
         data=payload,
         content_type=OCTETS,
-        headers=who.headers,
+        headers=headers,
     )
     assert put.status_code == 200, put.json
     body: dict[str, Any] = {"manifest": b64encode(sealed.getvalue())}
     if release:
         body["release"] = True
-    committed = client.post(
-        f"/api/v1/uploads/{upload['id']}/commit", json=body, headers=who.headers
-    )
+    committed = client.post(f"/api/v1/uploads/{upload['id']}/commit", json=body, headers=headers)
     assert committed.status_code == 201, committed.json
     item_id: str = committed.json["item"]["id"]
-    who.items[item_id] = plaintext
+    if owner is who.person:
+        who.items[item_id] = plaintext
     return item_id
 
 

@@ -153,7 +153,85 @@ def test_duress_check_in_answers_like_a_real_one_and_alerts(
     assert ("switch.duress", "trustee@example.org") in recorder.events()
 
 
-def test_a_coerced_delete_leaves_the_item_and_the_release_goes_ahead(
+def test_the_reporters_mailbox_follows_the_deadline_shown_under_duress(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    recorder: Recorder,
+) -> None:
+    """After a duress check-in the reporter's own address hears only of the deadline shown.
+
+    Both lists name the reporter's address here too: alerts that tell the truth skip it.
+    """
+    both = {
+        **POLICY,
+        "alert": [{"email": "trustee@example.org"}, *POLICY["remind"]],
+        "grace": 30 * 86400,  # the real vault stays overdue while the shown deadline runs
+    }
+    who, _ = armed_reporter(app, config, client, policy=both)
+    clock.advance(dt.timedelta(days=3))
+    shown = checkin(client, who.twin, who.vault, clock.now()).json["deadline"]
+    real = client.get("/api/v1/switch", headers=who.headers).json["deadline"]
+    assert shown > real
+    worker.sweep()
+    own = "reporter@example.org"
+
+    def to(address: str) -> list[Any]:
+        return [m for m in recorder.sent if m.target == address]
+
+    # The trustee learns of the duress, and that the real deadline did not move.
+    (duress,) = [m for m in to("trustee@example.org") if m.event == "switch.duress"]
+    assert real in duress.body
+    assert not [m for m in to(own) if m.event == "switch.duress"]
+    # The real deadline: reminded and missed for the trustee only.
+    clock.advance(dt.timedelta(days=4, seconds=1))  # past the real deadline
+    worker.sweep()
+    assert [m.event for m in to("trustee@example.org")].count("switch.overdue") == 1
+    assert not [m for m in to(own) if m.event == "switch.overdue"]
+    assert not [m for m in to(own) if real in m.body]
+    # The shown one: reminders a day and an hour before it, then the miss.
+    clock.advance(dt.timedelta(days=2, hours=23))
+    worker.sweep()
+    reminders = [m for m in to(own) if m.event == "switch.reminder"]
+    assert reminders
+    assert all(shown in m.body for m in reminders)
+    clock.advance(dt.timedelta(hours=1, seconds=1))
+    worker.sweep()
+    missed = [m for m in to(own) if m.event == "switch.overdue"]
+    assert len(missed) == 1
+    assert "missed" in missed[0].subject
+    coerced = duress_login(client, who)
+    assert client.get("/api/v1/switch", headers=coerced).json["state"] == "overdue"
+
+
+def test_a_coerced_disarm_is_shown_done_when_due_and_the_switch_goes_on(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+) -> None:
+    who, _ = armed_reporter(app, config, client)
+    coerced = duress_login(client, who)
+    asked = client.post("/api/v1/switch/disarm", json={}, headers=coerced)
+    assert asked.status_code == 202
+    clock.advance(dt.timedelta(days=3, seconds=1))
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=coerced).json["state"] == "disarmed"
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "armed"
+    # As on a disarmed switch: a duress check-in is refused like any other.
+    refused = checkin(client, who.twin, who.vault, clock.now())
+    assert refused.status_code == 403
+    # The real switch goes on and releases.
+    clock.advance(dt.timedelta(days=9))
+    worker.sweep()
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
+
+
+def test_a_session_under_duress_cannot_reach_the_real_items_and_the_release_goes_ahead(
     app: Flask,
     config: Config,
     client: FlaskClient,
@@ -163,17 +241,65 @@ def test_a_coerced_delete_leaves_the_item_and_the_release_goes_ahead(
     who, _ = armed_reporter(app, config, client, policy={**POLICY, "grace": 0})
     coerced = duress_login(client, who)
     item = next(iter(who.items))
-    real_item = next(i for i in who.items if i != item)
+    made_up = "0" * 32
+    # A real item is "not found" under duress, exactly like an id nobody made.
+    for path in (f"/api/v1/items/{item}", f"/api/v1/items/{item}/manifest"):
+        real, unknown = (
+            client.get(path, headers=coerced),
+            client.get(path.replace(item, made_up), headers=coerced),
+        )
+        assert real.status_code == unknown.status_code == 404
+        assert real.json == unknown.json
     forced = client.delete(f"/api/v1/items/{item}", headers=coerced)
+    assert forced.status_code == 404
+    assert forced.json == client.delete(f"/api/v1/items/{made_up}", headers=coerced).json
+    assert client.get("/api/v1/items", headers=coerced).json["items"] == []
+    assert client.get("/api/v1/switch", headers=coerced).json["release_items"] == []
+    clock.advance(dt.timedelta(days=8))
+    worker.sweep()
+    worker.sweep()
+    with app.extensions["evault"].sessions() as session:
+        view = releases.release_view(session, who.vault)
+    assert view is not None
+    assert view.state == "released"
+    assert {f.item for f in view.files} == set(who.items)
+
+
+def test_a_coerced_delete_of_a_decoy_item_cools_off_like_a_real_one(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+) -> None:
+    who, arming = armed_reporter(app, config, client, policy={**POLICY, "grace": 0})
+    release = arming.identity.recipient()
+    decoy = add_item(
+        client, who, b"holiday photos", name="beach.jpg", decoy=True, release=True, extra=[release]
+    )
+    # The real session keeps its decoys apart; the duress session sees nothing else.
+    real_list = {i["id"] for i in client.get("/api/v1/items", headers=who.headers).json["items"]}
+    assert real_list == set(who.items)
+    decoys = client.get("/api/v1/items?decoys=1", headers=who.headers).json["items"]
+    assert [i["id"] for i in decoys] == [decoy]
+    coerced = duress_login(client, who)
+    assert [i["id"] for i in client.get("/api/v1/items", headers=coerced).json["items"]] == [decoy]
+    assert client.get("/api/v1/items?decoys=1", headers=coerced).json["items"] == []
+    shown = client.get("/api/v1/switch", headers=coerced).json
+    assert shown["release_items"] == [decoy]
+    assert shown["commitment"]["count"] == 1
+    real_item = next(iter(who.items))
+    forced = client.delete(f"/api/v1/items/{decoy}", headers=coerced)
     honest = client.delete(f"/api/v1/items/{real_item}", headers=who.headers)
     assert forced.status_code == honest.status_code == 202
     assert set(forced.json) == set(honest.json)
     assert set(forced.json["change"]) == set(honest.json["change"])
     clock.advance(dt.timedelta(days=3, seconds=1))
     worker.sweep()
+    # Both deletions took effect as each session sees it; the other real items stay.
+    assert client.get("/api/v1/items", headers=coerced).json["items"] == []
     ids = {i["id"] for i in client.get("/api/v1/items", headers=who.headers).json["items"]}
-    assert item in ids
-    assert real_item not in ids
+    assert ids == set(who.items) - {real_item}
     clock.advance(dt.timedelta(days=5))
     worker.sweep()
     worker.sweep()
@@ -181,7 +307,7 @@ def test_a_coerced_delete_leaves_the_item_and_the_release_goes_ahead(
         view = releases.release_view(session, who.vault)
     assert view is not None
     assert view.state == "released"
-    assert item in {f.item for f in view.files}
+    assert {f.item for f in view.files} == set(who.items) - {real_item}
 
 
 def test_two_of_three_needs_a_trustee_share(

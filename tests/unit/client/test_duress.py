@@ -1,8 +1,7 @@
-"""The duress slot holds the identity's twin; the device shows the registered card either way."""
+"""The duress slot holds the identity's twin; each side shows its own card, the device neither."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ def _no_prompt(question: str) -> str:
     raise AssertionError(f"unexpected prompt: {question}")
 
 
-def test_the_duress_slot_holds_the_twin_and_the_device_shows_the_registered_card(
+def test_the_duress_slot_holds_the_twin_and_each_side_shows_its_own_card(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = Paths(tmp_path)
@@ -40,18 +39,39 @@ def test_the_duress_slot_holds_the_twin_and_the_device_shows_the_registered_card
     assert twin.card() != real.card()
 
     client = Client(paths, prompt=_no_prompt)
-    client.state = replace(client.state, card=real.card().to_json().decode())
-    # Under duress: the registered card is shown and encrypted to ...
-    assert client.own_card() == real.card()
-    assert client.card() == twin.card()
-    # ... and one's own manifests may carry either key, nothing else.
-    assert client.own_signing_keys() == {real.card().signing_key, twin.card().signing_key}
+    # Under duress: the twin's own card, whose keys the unlocked slot holds ...
+    assert client.own_card() == client.card() == twin.card()
+    # ... and its own manifests carry its key, or its own decoys' (the twin's twin).
+    assert client.own_signing_keys() == {
+        twin.card().signing_key,
+        twin.duress_twin().card().signing_key,
+    }
+    assert real.card().signing_key not in client.own_signing_keys()
 
     monkeypatch.setenv("EVAULT_PASSPHRASE", REAL)
     free = Client(paths, prompt=_no_prompt)
-    free.state = client.state
     assert free.own_card() == real.card()
+    # The real side's decoys are what the duress side calls its own.
+    assert free.decoy_identity().card() == twin.card()
     assert free.own_signing_keys() == {real.card().signing_key, twin.card().signing_key}
+    # Nothing the device stores names either card.
+    assert not any(
+        card.to_json() in path.read_bytes()
+        for card in (real.card(), twin.card())
+        for path in paths.root.rglob("*")
+        if path.is_file()
+    )
+
+
+def test_an_older_state_file_forgets_the_registered_card(tmp_path: Path) -> None:
+    from client import state as state_file
+
+    path = tmp_path / "state.json"
+    path.write_text('{"v": 1, "server": "http://127.0.0.1:1", "card": "{\\"name\\": \\"Dora\\"}"}')
+    loaded = state_file.load(path)
+    state_file.save(path, loaded)
+    assert b"card" not in path.read_bytes()
+    assert loaded.server == "http://127.0.0.1:1"
 
 
 def test_without_a_registered_card_the_unlocked_one_is_shown(

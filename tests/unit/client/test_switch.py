@@ -105,8 +105,12 @@ def test_release_headers_mix_the_release_recipient_with_post_quantum_ones() -> N
     # An item made without it gets it added, then an editor beside it.
     plain = io.BytesIO()
     age.encrypt(io.BytesIO(b"evidence"), plain, [reporter.card().age_recipient()])
-    with_release = recipients.rewrap(plain.getvalue(), reporter.age_identity, [release.recipient()])
-    shared = recipients.rewrap(with_release, reporter.age_identity, [editor.card().age_recipient()])
+    with_release = recipients.rewrap(
+        plain.getvalue(), [reporter.age_identity], [release.recipient()]
+    )
+    shared = recipients.rewrap(
+        with_release, [reporter.age_identity], [editor.card().age_recipient()]
+    )
     assert shared.endswith(plain.getvalue()[-40:])  # the payload is untouched
     for identity in (reporter.age_identity, release, editor.age_identity):
         out = io.BytesIO()
