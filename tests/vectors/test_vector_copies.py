@@ -7,14 +7,14 @@ repository's own copies (see tests/vectors/data/README.md).
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VECTORS_DIR
+from tests.conftest import VECTORS_DIR
+from tests.helpers import copy_repository
 
 OURS = {"README.md", "SHA256SUMS"}
 
@@ -52,18 +52,7 @@ def test_every_vector_folder_keeps_its_licence_and_format(folder: str) -> None:
 
 @pytest.mark.integration
 def test_the_vector_tests_pass_in_a_copy_with_nothing_beside_it(tmp_path: Path) -> None:
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    alone = tmp_path / "alone" / "project"
-    for name in filter(None, listing.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (alone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, alone / name)
+    alone = copy_repository(tmp_path / "alone" / "project")
     assert sorted(p.name for p in alone.parent.iterdir()) == ["project"]
     run = subprocess.run(
         [
