@@ -56,6 +56,7 @@ PUBLIC_ENDPOINTS = frozenset(
         # The public HTML pages (server.web): the check-in form carries its own
         # credentials, a share its own words; a release is public by design.
         "pages.stylesheet",
+        "pages.invite",
         "pages.checkin_form",
         "pages.checkin",
         "pages.release",

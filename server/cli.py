@@ -15,6 +15,7 @@ import os
 import signal
 import stat
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,10 @@ def invite_create(role: str, expires: str) -> None:
     finally:
         engine.dispose()
     expires_at = created.invite.expires_at.isoformat().replace("+00:00", "Z")
+    # The code with the server's address and log key, for `evault app`: in the fragment,
+    # which no browser sends to the server. The code alone stays the last line.
+    fragment = urllib.parse.urlencode({"code": created.code, "log-key": str(keys.log_verifier)})
+    click.echo(f"invite link (paste it into evault app): {config.base_url}/invite#{fragment}")
     click.echo(f"invite for a {role}, valid until {expires_at}:")
     click.echo(created.code)
 

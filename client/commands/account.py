@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
-import re
-import secrets
-import shutil
-from dataclasses import replace
-from pathlib import Path
-
 import click
 
+from client import account as accounts
 from client import identity as identities
-from client.api import Api
 from client.commands._common import open_client
-from client.config import Paths, home
+from client.config import home
 from client.context import locked
-from client.logcheck import LogCheck
-from client.state import LogPin
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault import keystore
-from vault.errors import ConfigError, FormatError, ProofError, VaultError
-from vault.note import NoteVerifier, verifier_fingerprint
+from vault.errors import VaultError
 
 __all__ = ["COMMANDS"]
-
-
-def _log_fingerprint(key: str) -> str:
-    return verifier_fingerprint(NoteVerifier.parse(key))
 
 
 @click.command()
@@ -97,18 +81,6 @@ def card() -> None:
         click.echo(client.own_card().to_json().decode("utf-8"))
 
 
-def _fetch_log_key(api: Api) -> tuple[str, str]:
-    answer = api.json("GET", "/log/key")
-    key = answer.get("key")
-    if not isinstance(key, str):
-        raise ProofError("the server sent a malformed log key")
-    try:
-        NoteVerifier.parse(key)
-    except FormatError as exc:
-        raise ProofError(f"the server sent a malformed log key: {exc.message}") from None
-    return key, _log_fingerprint(key)
-
-
 @click.command()
 @click.option("--invite", required=True, metavar="CODE", help="The invite code from the operator.")
 @click.option(
@@ -120,91 +92,30 @@ def _fetch_log_key(api: Api) -> tuple[str, str]:
 def register(invite: str, log_key: str | None) -> None:
     """Create your account on the server and pin the server's log key."""
     with open_client() as client:
-        if client.state.account:
-            raise ConfigError(
-                "this device is registered already",
-                hint="one device, one account; use EVAULT_HOME for another identity",
-            )
-        api = client.api
-        served, fingerprint = _fetch_log_key(api)
-        if log_key is not None:
-            if log_key.strip() != served:
-                raise ProofError(
-                    "the server's log key is not the one you were given",
-                    hint="this may not be your organisation's server; do not register",
-                )
-        else:
+        accounts.check_unregistered(client)
+        if log_key is None:
+            served = accounts.fetch_log_key(client.api)
             err().print(
                 "[bold yellow]Trusting the server's log key on first use.[/]\n"
                 f"  log key:     {shown(served)}\n"
-                f"  fingerprint: [bold]{fingerprint}[/]\n"
+                f"  fingerprint: [bold]{accounts.log_fingerprint(served)}[/]\n"
                 "Compare the fingerprint with the one your organisation published. "
                 "From now on, this device refuses any other key."
             )
-        identity = client.identity
-        # Always sent, duress passphrase or not: a device must not tell
-        # whether its keystore has a duress slot, and the server must know
-        # the card that slot would open, to show it to that side as its own.
-        twin = identity.duress_twin().card().to_json()
-        answer = api.json(
-            "POST",
-            "/accounts",
-            json={
-                "invite": invite,
-                "card": identity.card().to_json().decode("utf-8"),
-                "duress_card": twin.decode("utf-8"),
-            },
-        )
-        account = answer.get("account")
-        if not isinstance(account, dict) or not re.fullmatch(
-            r"[0-9a-f]{32}", str(account.get("id"))
-        ):
-            raise ProofError("the server sent a malformed account")
-        if account.get("vault") is not None and not re.fullmatch(
-            r"[0-9a-f]{32}", str(account.get("vault"))
-        ):
-            raise ProofError("the server sent a malformed account")
-        check = LogCheck(api, served, None)
-        entry = check.entry(answer)
-        own, other = (
-            base64.b64encode(hashlib.sha256(card).digest()).decode()
-            for card in (identity.card().to_json(), twin)
-        )
-        # A reporter's two cards are logged together, in no telling order;
-        # other roles have no duress side.
-        logged_cards = (
-            {"cards_sha256": sorted([own, other])}
-            if account.get("role") == "reporter"
-            else {"card_sha256": own}
-        )
-        if (
-            entry.event.get("type") != "account.registered"
-            or entry.event.get("account") != account.get("id")
-            or any(entry.event.get(k) != v for k, v in logged_cards.items())
-        ):
-            raise ProofError("the server logged another registration than yours")
-        client.state = replace(
-            client.state,
-            server=client.server,
-            proxy=client.proxy,
-            account=str(account["id"]),
-            role=str(account.get("role")),
-            vault=account.get("vault") if isinstance(account.get("vault"), str) else None,
-            log=LogPin(key=served, checkpoint=check.checkpoint_text()),
-        )
+        done = accounts.register(client, invite, log_key)
         if json_mode():
             print_json(
                 {
-                    "account": account["id"],
-                    "role": account.get("role"),
-                    "vault": account.get("vault"),
-                    "log_key_fingerprint": fingerprint,
+                    "account": done.account,
+                    "role": done.role,
+                    "vault": done.vault,
+                    "log_key_fingerprint": done.log_key_fingerprint,
                 }
             )
             return
         out().print(
-            f"Registered as {shown(account.get('role'))} (account {account['id']}); "
-            f"log key pinned ({fingerprint})"
+            f"Registered as {shown(done.role)} (account {done.account}); "
+            f"log key pinned ({done.log_key_fingerprint})"
         )
 
 
@@ -224,7 +135,9 @@ def whoami() -> None:
             "vault": state.vault,
             "server": state.server,
             "proxy": state.proxy,
-            "log_key_fingerprint": None if state.log is None else _log_fingerprint(state.log.key),
+            "log_key_fingerprint": None
+            if state.log is None
+            else accounts.log_fingerprint(state.log.key),
         }
         if json_mode():
             print_json(info)
@@ -232,18 +145,6 @@ def whoami() -> None:
         console = out()
         for key, value in info.items():
             console.print(f"{key + ':':21}{shown(value if value is not None else '-')}")
-
-
-def _shred(path: Path) -> None:
-    """Overwrite a file with random bytes, then unlink it."""
-    try:
-        size = path.stat().st_size
-        with path.open("r+b", buffering=0) as f:
-            f.write(secrets.token_bytes(size))
-            os.fsync(f.fileno())
-    except OSError:
-        pass
-    path.unlink(missing_ok=True)
 
 
 @click.command()
@@ -263,7 +164,7 @@ def panic(yes: bool) -> None:
         raise VaultError("there is nothing to destroy on this device")
     confirm(f"Destroy the keystore and all local state in {paths.root}?", yes=yes)
     with locked(paths.root / ".lock"):
-        destroyed = _destroy(paths)
+        destroyed = accounts.destroy(paths)
     if json_mode():
         print_json({"destroyed": destroyed, "directory": str(paths.root)})
         return
@@ -272,25 +173,6 @@ def panic(yes: bool) -> None:
         "items and its log.\nOn SSDs copies may survive in the drive's spare blocks: "
         "rely on full-disk encryption and switch the machine off."
     )
-
-
-def _destroy(paths: Paths) -> list[str]:
-    destroyed = []
-    if paths.keystore.exists():
-        _shred(paths.keystore)
-        destroyed.append("keystore")
-    if paths.state.exists():
-        _shred(paths.state)
-        destroyed.append("state")
-    # Everything else the client keeps here, hidden temporary files included.
-    for file in sorted(paths.root.rglob("*")):
-        if file.is_file() and not file.is_symlink():
-            _shred(file)
-    # Folders an older version kept (receipts/, pending/), emptied above.
-    for directory in sorted(paths.root.iterdir()):
-        if directory.is_dir() and not directory.is_symlink():
-            shutil.rmtree(directory, ignore_errors=True)
-    return destroyed
 
 
 COMMANDS = [init, card, register, whoami, panic]

@@ -222,6 +222,15 @@ def stylesheet() -> Response:
     return _cacheable(response, STYLESHEET_MAX_AGE)
 
 
+# Invites -------------------------------------------------------------------
+
+
+@pages.get("/invite")
+def invite() -> Response:
+    """Where an invite link leads: what to do with it (its code never reaches the server)."""
+    return _page("invite.html", server=app_state().config.base_url)
+
+
 # Check-in ------------------------------------------------------------------
 
 

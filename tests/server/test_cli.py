@@ -14,6 +14,7 @@ from flask import Flask
 from sqlalchemy import inspect, select
 from werkzeug.serving import make_server
 
+from client.account import parse_invite_link
 from server import migrate
 from server.cli import _NoAddressHandler, main
 from server.db import make_engine
@@ -100,6 +101,11 @@ def test_invite_create_stores_only_the_hash(db_url: str, tmp_path: Path) -> None
     out = _ok(env, "invite", "create", "--role", "editor", "--expires", "2h")
     code = out.splitlines()[-1]
     assert len(code) >= 26
+    # The same code in a link for the app, with the server's address and log key.
+    link = out.splitlines()[0].split(": ", 1)[1]
+    invite = parse_invite_link(link)
+    assert invite.code == code
+    assert invite.log_key == _ok(env, "keys", "show").splitlines()[0].split(": ", 1)[1]
 
     engine = make_engine(db_url)
     try:

@@ -339,6 +339,7 @@ def test_the_pages_are_public_by_name(app: Flask) -> None:
     }
     assert set(rules) == {e for e in PUBLIC_ENDPOINTS if e.startswith("pages.")}
     assert set(rules.values()) == {
+        "/invite",
         "/checkin",
         "/static/evault.css",
         "/release/<vault>",
