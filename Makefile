@@ -54,6 +54,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/upload_speed.py
 	$(BIN)/python bench/add_speed.py
 	$(BIN)/python bench/duress_timing.py
+	$(BIN)/python bench/checkin_guessing.py
 	$(BIN)/python bench/sweep_scale.py
 
 clean:

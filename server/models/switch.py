@@ -66,7 +66,10 @@ class Switch(Base):
     needs are copied into columns. ``release_recipient`` is the age
     recipient of the release identity, ``commitment`` the canonical JSON of
     the insurance commitment logged at arming. ``phrase_hash`` and
-    ``duress_phrase_hash`` are Argon2id hashes for the web check-in page.
+    ``duress_phrase_hash`` are Argon2id hashes for the web check-in page;
+    ``failed_phrases`` counts the page's refusals in a row since the last
+    accepted check-in, and ``phrase_failed_at`` is the time of the last
+    failure the trustees were alerted to (it paces those alerts).
     ``duress_view`` is what a session under duress is shown instead of the
     truth (canonical JSON), null when no duress check-in happened.
     """

@@ -33,7 +33,6 @@ import hmac
 import logging
 import re
 import secrets
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -41,6 +40,7 @@ import argon2
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from server._fifo import FifoGate
 from server.db import is_sqlite
 from server.models import (
     Account,
@@ -120,16 +120,15 @@ MAX_SHARE_FILE = 4096
 MAX_PHRASE = 1024
 CHECKIN_WINDOW = dt.timedelta(minutes=5)
 """How far a signed check-in's time may be from the server's."""
-PHRASE_LOCKOUT = 5
-"""Failed web check-ins in a row after which attempts are throttled."""
-PHRASE_THROTTLE = dt.timedelta(minutes=5)
-"""After :data:`PHRASE_LOCKOUT` failures, one web check-in is judged per this time."""
 MAX_HASHING = 4
-"""Web check-ins whose phrases are checked at once (each Argon2id run takes 64 MiB)."""
-HASHING_WAIT = 10.0
-_HASHING = threading.BoundedSemaphore(MAX_HASHING)
+"""Web check-ins whose phrases are checked at once in a process (each Argon2id run takes 64 MiB);
+the others wait their turn in arrival order, however long, and are never turned away."""
+_HASHING = FifoGate(MAX_HASHING)
 PHRASE_ALERT = 3
-"""Failed web check-ins in a row after which the trustees are alerted."""
+"""Failed web check-ins in a row after which the trustees are first alerted."""
+PHRASE_ALERT_EVERY = dt.timedelta(hours=6)
+"""While web check-ins keep failing, the trustees are alerted again at most this often."""
+_MAX_FAILURES = 2**31 - 1
 ACTIVE_STATES = ("armed", "overdue", "releasing")
 
 _HANDLE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
@@ -1077,13 +1076,19 @@ def checkin_with_phrase(
 
     Both stored hashes are always checked (a stand-in for an unknown handle),
     so the duress phrase takes the same time as the real one, and an unknown
-    handle as a known one. At most :data:`MAX_HASHING` checks run at once.
-    After :data:`PHRASE_ALERT` failures in a row the trustees are alerted;
-    after :data:`PHRASE_LOCKOUT`, one attempt is judged per
-    :data:`PHRASE_THROTTLE` and the others refused unjudged, without counting:
-    a guesser gets a few hundred tries a day against Argon2id, and cannot
-    lock the reporter out for longer than that. The hashes are checked
-    before the switch is locked; the caller commits on refusal too.
+    handle as a known one. Every attempt is judged: nothing here refuses an
+    attempt because of earlier failures. The server cannot tell the reporter
+    from a guesser before it has checked the phrase, so any budget that turned
+    attempts away unchecked would let a guesser who knows the handle keep the
+    reporter out. Guessing is slowed instead by the hashing itself: at most
+    :data:`MAX_HASHING` checks run at once in a process and the others wait
+    in arrival order (:class:`~server._fifo.FifoGate`), so an attempt waits
+    only for those sent before it, and all attempts together get no more
+    than the server's Argon2id throughput (SECURITY.md, section 3.2, gives
+    the figures). Failures in a row alert the trustees after
+    :data:`PHRASE_ALERT`, then at most every :data:`PHRASE_ALERT_EVERY` with
+    the count. The hashes are checked before the switch is locked; the caller
+    commits on refusal too.
 
     Raises:
         CheckinRefusedError: for every reason, alike.
@@ -1098,13 +1103,9 @@ def checkin_with_phrase(
         ).one_or_none()
     # End the read: hashing takes a while and holds no lock.
     session.rollback()
-    if not _HASHING.acquire(timeout=HASHING_WAIT):
-        raise CheckinRefusedError
-    try:
+    with _HASHING:
         real = _verify_phrase(None if found is None else found.phrase_hash, phrase)
         duress = _verify_phrase(None if found is None else found.duress_phrase_hash, phrase)
-    finally:
-        _HASHING.release()
     if found is None:
         raise CheckinRefusedError
     switch = find_switch(session, found.vault_id, lock=True)
@@ -1115,32 +1116,43 @@ def checkin_with_phrase(
         or not _answers_checkins(switch, duress=duress and not real)
     ):
         raise CheckinRefusedError
-    throttled = (
-        switch.failed_phrases >= PHRASE_LOCKOUT
-        and switch.phrase_failed_at is not None
-        and now - switch.phrase_failed_at < PHRASE_THROTTLE
-    )
-    if throttled:
-        raise CheckinRefusedError
     if not (real or duress):
-        switch.failed_phrases += 1
-        switch.phrase_failed_at = now
-        if switch.failed_phrases == PHRASE_ALERT:
-            notify(
-                session,
-                switch,
-                audience="alert",
-                event="switch.phrase_failures",
-                subject="Evidence Vault: repeated failed check-ins",
-                text=(
-                    f"Vault {switch.vault_id}: {PHRASE_ALERT} check-ins in a row on the web page "
-                    f"failed (last at {iso(now)}). Someone may be guessing the phrase."
-                ),
-                now=now,
-            )
+        _count_failure(session, switch, now=now)
         raise CheckinRefusedError
     switch.failed_phrases = 0
     return _record_checkin(session, switch, duress=duress, how="phrase", now=now, signer=signer)
+
+
+def _count_failure(session: Session, switch: Switch, *, now: dt.datetime) -> None:
+    """Count a failed web check-in and alert the trustees when one is due.
+
+    The first alert comes at :data:`PHRASE_ALERT` failures in a row; while
+    they go on, another comes at most every :data:`PHRASE_ALERT_EVERY`, with
+    the count, so a guesser who keeps trying cannot flood the trustees'
+    mailboxes. ``phrase_failed_at`` is the time of the last failure they were
+    told of; an accepted check-in resets the count but not that time.
+    """
+    switch.failed_phrases = min(switch.failed_phrases + 1, _MAX_FAILURES)
+    if switch.failed_phrases < PHRASE_ALERT or (
+        switch.phrase_failed_at is not None and now - switch.phrase_failed_at < PHRASE_ALERT_EVERY
+    ):
+        return
+    switch.phrase_failed_at = now
+    hours = int(PHRASE_ALERT_EVERY.total_seconds()) // 3600
+    notify(
+        session,
+        switch,
+        audience="alert",
+        event="switch.phrase_failures",
+        subject="Evidence Vault: repeated failed check-ins",
+        text=(
+            f"Vault {switch.vault_id}: {switch.failed_phrases} check-ins in a row on the web "
+            f"page failed (the last at {iso(now)}). Someone may be guessing the phrase. "
+            f"While failures go on you are told again at most every {hours} hours."
+        ),
+        now=now,
+        extra={"failures": switch.failed_phrases},
+    )
 
 
 def set_phrases(

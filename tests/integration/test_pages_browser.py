@@ -179,7 +179,7 @@ def test_check_in_with_the_browser(app: Flask, live_url: str, page: Page) -> Non
     page.goto(f"{live_url}/checkin")
     assert _submit(page, HANDLE, "not the phrase") == 403
     refused = page.locator("main").inner_text()
-    assert "Not accepted. Check the handle and phrase and try again later." in refused
+    assert "Not accepted. Check the handle and phrase and try again." in refused
     assert "not the phrase" not in page.content()
     assert styles
     assert set(styles) <= {200, 304}

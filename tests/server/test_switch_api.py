@@ -851,7 +851,23 @@ def test_a_delete_in_a_vault_never_armed_happens_at_once(
 # -- the web phrase ----------------------------------------------------------------------
 
 
-def test_the_web_phrase_moves_the_deadline_and_locks_out_guessing(
+def _phrase_alerts(app: Flask, vault: str) -> list[str]:
+    """The texts of the emails telling of failed web check-ins of ``vault``, oldest first."""
+    with app.extensions["evault"].sessions() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage.body)
+                .where(
+                    OutboxMessage.event == "switch.phrase_failures",
+                    OutboxMessage.vault_id == vault,
+                    OutboxMessage.channel == "email",
+                )
+                .order_by(OutboxMessage.created_at)
+            )
+        )
+
+
+def test_the_web_phrase_moves_the_deadline_and_guessing_alerts_the_trustees_sparingly(
     app: Flask, config: Config, client: FlaskClient, clock: ManualClock
 ) -> None:
     who, _, _ = armed(
@@ -869,26 +885,39 @@ def test_the_web_phrase_moves_the_deadline_and_locks_out_guessing(
 
     _refused(wrong)
     _refused(wrong)
-    assert _outbox(app, "switch.phrase_failures", who.vault) == []
+    assert _phrase_alerts(app, who.vault) == []
     _refused(wrong)
+    first = _phrase_alerts(app, who.vault)
+    assert len(first) == 1
+    assert f"Vault {who.vault}: 3 check-ins in a row on the web page failed" in first[0]
     assert _outbox(app, "switch.phrase_failures", who.vault) == ["trustee@example.org"]
-    _refused(wrong)
-    _refused(wrong)
-    # Five in a row: even the right phrase (and the duress one) waits an hour.
-    _refused(lambda: phrase_checkin(app, config, "ana-desk", PHRASE, clock.now()))
-    _refused(lambda: phrase_checkin(app, config, "ana-desk", DURESS_PHRASE, clock.now()))
-    assert _outbox(app, "switch.phrase_failures", who.vault) == ["trustee@example.org"]
-    assert _status(client, who.headers)["deadline"] == iso(now + INTERVAL)
-    later = clock.advance(dt.timedelta(hours=1))
+    for _ in range(4):
+        _refused(wrong)
+    # Seven failures in a row, and the right phrase is taken at once.
+    later = clock.advance(dt.timedelta(minutes=1))
     assert phrase_checkin(app, config, "ana-desk", PHRASE, later).deadline == later + INTERVAL
     assert _status(client, who.headers)["deadline"] == iso(later + INTERVAL)
-    # The count starts again: one more mistake does not lock the phrase.
+    # The count starts again, but the trustees heard of it a minute ago: no new alert...
+    for _ in range(3):
+        _refused(wrong)
+    clock.advance(switches.PHRASE_ALERT_EVERY - dt.timedelta(minutes=1, seconds=1))
     _refused(wrong)
-    assert phrase_checkin(app, config, "ana-desk", PHRASE, later).deadline == later + INTERVAL
+    assert len(_phrase_alerts(app, who.vault)) == 1
+    # ...until six hours have passed since the last one; then one, with the count.
+    clock.advance(dt.timedelta(seconds=1))
+    _refused(wrong)
+    alerts = _phrase_alerts(app, who.vault)
+    assert len(alerts) == 2
+    assert f"Vault {who.vault}: 5 check-ins in a row on the web page failed" in alerts[1]
+    assert "at most every 6 hours" in alerts[1]
+    # The duress phrase, too, is taken straight after the failures.
+    duress = phrase_checkin(app, config, "ana-desk", DURESS_PHRASE, clock.now())
+    assert duress.deadline == clock.now() + INTERVAL
 
     for handle in ("bob-desk", "Ana-Desk", "a", "ana-desk " * 20):
-        _refused(lambda h=handle: phrase_checkin(app, config, h, PHRASE, later))
+        _refused(lambda h=handle: phrase_checkin(app, config, h, PHRASE, clock.now()))
     assert len(_events(app, "switch.checkin", who.vault)) == 3
+    assert len(_phrase_alerts(app, who.vault)) == 2
 
 
 def test_the_duress_phrase_answers_like_the_real_one(
