@@ -9,6 +9,12 @@ TEST_WORKERS ?= 4
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 
+# Node packages the browser tests use: axe-core, for the accessibility audit of the app.
+NODE_STAMP := $(VENV)/node/.installed
+$(NODE_STAMP): | $(BIN)/python
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node axe-core@4 >/dev/null
+	touch $(NODE_STAMP)
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -42,7 +48,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy vault/ client/ server/
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) system-deps $(NODE_STAMP)
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test: lint typecheck unit

@@ -48,6 +48,7 @@ _COMMANDS = {
     "checkin": "switch:checkin",
     "trustee": "trustee:trustee",
     "decoy": "decoy:decoy",
+    "app": "app:app",
 }
 """The commands that talk to a server, imported only when run (``client.commands``)."""
 

@@ -39,7 +39,9 @@ class Client:
         server: str | None = None,
         proxy: str | None = None,
         prompt: identities.Prompter = identities.tty_prompter,
+        identity: PersonalIdentity | None = None,
     ) -> None:
+        """``identity``, if given, is the one already unlocked (the local app keeps it)."""
         self.paths = paths
         self.state: State = state_file.load(paths.state)
         self._saved = self.state
@@ -47,7 +49,7 @@ class Client:
         self._proxy = proxy
         self.prompt = prompt
         self._api: Api | None = None
-        self._identity: PersonalIdentity | None = None
+        self._identity: PersonalIdentity | None = identity
         self._log: LogCheck | None = None
         self._logged_in = False
 

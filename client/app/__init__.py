@@ -1,0 +1,75 @@
+"""``evault app``: the reporter's and editor's app, a local web app in the default browser.
+
+It is served by this laptop only, on 127.0.0.1 and a free port, and speaks
+only to the browser that opened the launch link (:mod:`client.app._guard`).
+Its pages call the same ``client`` functions as the ``evault`` commands
+(:mod:`client.app.views`); the unlocked identity lives in the app's memory
+only while the app is used (:mod:`client.app.state`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from flask import Flask, Response, request
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from client.app._guard import Door, harden, refusal
+from client.app.state import AppState
+from client.app.views import pages
+from client.config import Paths
+from vault import keystore
+
+__all__ = ["IDLE_LOCK", "create_app", "serve"]
+
+IDLE_LOCK = 10 * 60
+"""Seconds without a request after which the app locks itself."""
+_HERE = Path(__file__).resolve().parent
+
+
+def create_app(
+    paths: Paths,
+    door: Door,
+    *,
+    idle: float = IDLE_LOCK,
+    kdf: keystore.Argon2Params = keystore.Argon2Params.DEFAULT,
+) -> Flask:
+    """The app for the client home ``paths``, behind ``door``.
+
+    ``kdf`` is what a keystore made on the first-run page uses (tests pass a
+    cheap one).
+    """
+    app = Flask(
+        __name__,
+        template_folder=str(_HERE / "templates"),
+        static_folder=str(_HERE / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(EVAULT_KDF=kdf, MAX_CONTENT_LENGTH=1024 * 1024, TEMPLATES_AUTO_RELOAD=False)
+    app.extensions["evault_app"] = AppState(paths, idle=idle)
+    app.extensions["evault_door"] = door
+
+    @app.before_request
+    def guard() -> Response | None:
+        reason = door.check(request)
+        return refusal(reason) if reason is not None else None
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        return harden(response)
+
+    app.register_blueprint(pages)
+    return app
+
+
+def serve(app: Flask, port: int = 0) -> BaseWSGIServer:
+    """A threaded server of ``app`` on 127.0.0.1 (``port`` 0: a free one), not yet started."""
+    return make_server("127.0.0.1", port, app, threaded=True)
+
+
+def start(server: BaseWSGIServer) -> threading.Thread:
+    """Serve in a thread of its own (for tests and for the command)."""
+    thread = threading.Thread(target=server.serve_forever, name="evault-app", daemon=True)
+    thread.start()
+    return thread

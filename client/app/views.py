@@ -1,0 +1,425 @@
+"""The local app's pages: first run, unlock, register, the vault, adding files, the switch, panic.
+
+Every page calls the same ``client`` functions as the ``evault`` commands;
+none repeats a rule of theirs. Errors are the commands' own messages and
+hints, shown on the page; nothing is shown as a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request
+
+from client import account as accounts
+from client import identity as identities
+from client import items as item_service
+from client import switch as switch_service
+from client.app._guard import COOKIE, Door, refusal
+from client.app.state import AppState, FileTask, Job, Locked, files_of
+from client.context import Client, locked
+from client.durations import shown_time
+from client.transfer import add_file
+from vault.errors import ConfigError, VaultError, WrongPassphraseError
+
+__all__ = ["pages"]
+
+pages = Blueprint("app", __name__)
+
+_STATE_WORDS = {
+    "disarmed": "not armed",
+    "armed": "armed",
+    "overdue": "overdue: check in now",
+    "releasing": "releasing",
+    "released": "released",
+}
+
+
+def _state() -> AppState:
+    state: AppState = current_app.extensions["evault_app"]
+    return state
+
+
+def _door() -> Door:
+    door: Door = current_app.extensions["evault_door"]
+    return door
+
+
+def _page(template: str, status: int = 200, **context: Any) -> Response:
+    state = _state()
+    notice = current_app.extensions.pop("evault_notice", None)
+    html = render_template(
+        template,
+        unlocked=state.unlocked,
+        notice=notice,
+        jobs=[j for j in state.jobs.values() if not j.finished],
+        **context,
+    )
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _tell(text: str) -> None:
+    """A line for the next page to show (one person uses the app)."""
+    current_app.extensions["evault_notice"] = text
+
+
+def _go(path: str) -> Response:
+    return redirect(path, code=303)  # type: ignore[return-value]
+
+
+def _said(exc: VaultError) -> str:
+    return exc.message + (f". {exc.hint[0].upper()}{exc.hint[1:]}" if exc.hint else "")
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+# -- the door --------------------------------------------------------------------------
+
+
+@pages.get("/open")
+def open_app() -> Response:
+    """Trade the launch key (good once) for the session cookie."""
+    door = _door()
+    if not door.trade(request.args.get("key", "")):
+        return refusal("no session")
+    response = _go("/")
+    response.set_cookie(COOKIE, door.session, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+# -- first run, unlock, register --------------------------------------------------------
+
+
+@pages.get("/")
+def home() -> Response:
+    state = _state()
+    if not state.paths.keystore.exists():
+        return _go("/welcome")
+    if not state.unlocked:
+        return _go("/unlock")
+    try:
+        with state.client() as client:
+            if not client.state.account:
+                return _go("/register")
+            return _vault(client)
+    except Locked:
+        return _go("/unlock")
+
+
+@pages.route("/welcome", methods=["GET", "POST"])
+def welcome() -> Response:
+    """First run: create the identity, with the duress side explained in plain words."""
+    state = _state()
+    if state.paths.keystore.exists():
+        return _go("/")
+    if request.method == "GET":
+        return _page("welcome.html")
+    form = request.form
+    name = form.get("name", "").strip()
+    answers = {
+        "New passphrase: ": form.get("passphrase", ""),
+        "Repeat the passphrase: ": form.get("passphrase2", ""),
+        "New duress passphrase: ": form.get("duress", ""),
+        "Repeat the duress passphrase: ": form.get("duress2", ""),
+    }
+    duress = bool(answers["New duress passphrase: "])
+    try:
+        if not name:
+            raise ConfigError("give your name, as your editors will see it")
+        if duress and answers["New duress passphrase: "] == answers["New passphrase: "]:
+            raise ConfigError("the duress passphrase must differ from the real one")
+        state.paths.ensure()
+        identity = identities.create(
+            state.paths.keystore,
+            name,
+            duress=duress,
+            prompt=lambda question: answers.get(question, ""),
+            params=current_app.config["EVAULT_KDF"],
+        )
+    except VaultError as exc:
+        return _page("welcome.html", 400, error=_said(exc), name=name)
+    state.unlocked_as(identity)
+    _tell(f"Your keystore is made. Your fingerprint is {identity.card().fingerprint()}.")
+    return _go("/register")
+
+
+@pages.route("/unlock", methods=["GET", "POST"])
+def unlock() -> Response:
+    state = _state()
+    if not state.paths.keystore.exists():
+        return _go("/welcome")
+    if request.method == "GET":
+        return _page("unlock.html")
+    try:
+        state.unlock(request.form.get("passphrase", ""))
+    except WrongPassphraseError:
+        return _page("unlock.html", 403, error="That passphrase does not open this keystore.")
+    except VaultError as exc:
+        return _page("unlock.html", 400, error=_said(exc))
+    return _go("/")
+
+
+@pages.route("/register", methods=["GET", "POST"])
+def register() -> Response:
+    """Register with the invite link the operator sent (server, code and log key in one)."""
+    state = _state()
+    try:
+        with state.client() as client:
+            if client.state.account:
+                return _go("/")
+            fingerprint = client.own_card().fingerprint()
+    except Locked:
+        return _go("/unlock")
+    if request.method == "GET":
+        return _page("register.html", fingerprint=fingerprint)
+    try:
+        invite = accounts.parse_invite_link(request.form.get("link", ""))
+        client = state.new_client(server=invite.server)
+        try:
+            done = accounts.register(client, invite.code, invite.log_key)
+            client.save()
+        finally:
+            client.close()
+        state.reload()
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("register.html", 400, error=_said(exc), fingerprint=fingerprint)
+    _tell(
+        f"Registered with {invite.server} as a {done.role}. Read your fingerprint to your "
+        "editors so that they can check your card."
+    )
+    return _go("/")
+
+
+# -- the vault ----------------------------------------------------------------------------
+
+
+def _vault(client: Client) -> Response:
+    rows = list(item_service.list_items(client, decoys=False))
+    contacts = {c.account: name for name, c in client.state.contacts.items()}
+    items = []
+    for row in rows:
+        m = row.manifest
+        shared = [contacts.get(str(a), str(a)[:8]) for a in row.meta.get("shared_with") or []]
+        items.append(
+            {
+                "id": row.meta["id"],
+                "name": "?" if m is None else m.filename,
+                "size": "?" if m is None else _human(m.size),
+                "captured": "" if m is None else m.captured_at.replace("T", " ")[:16],
+                "uploaded": _when(row.meta.get("created_at")),
+                "shared": ", ".join(shared) or "nobody",
+                "status": _trust_words(row.trust, row.problem),
+                "ok": m is not None and row.trust in ("you", "verified"),
+            }
+        )
+    query = request.args.get("q", "").strip().lower()
+    if query:
+        items = [i for i in items if query in str(i["name"]).lower()]
+    order = request.args.get("sort", "uploaded")
+    if order in ("name", "size", "uploaded", "captured"):
+        items.sort(key=lambda i: str(i[order]).lower())
+    switch = None
+    if client.state.role == "reporter":
+        switch = switch_service.fetch_status(client)
+    return _page(
+        "vault.html",
+        items=items,
+        query=query,
+        order=order,
+        switch=_switch_words(switch) if switch is not None else None,
+        card=client.own_card(),
+        role=client.state.role,
+    )
+
+
+def _when(value: object) -> str:
+    if not isinstance(value, int):
+        return "-"
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _trust_words(trust: str, problem: str | None) -> str:
+    if problem is not None:
+        return f"cannot be checked: {problem}"
+    return {
+        "you": "signed by you, in the log",
+        "verified": "signed by a verified contact, in the log",
+        "unverified": "signed, but the signer's key is not verified yet",
+        "unpinned": "signed by a key you have not pinned",
+    }.get(trust, trust)
+
+
+def _switch_words(status: switch_service.Status) -> dict[str, Any]:
+    now = _now()
+    return {
+        "state": status.state,
+        "words": _STATE_WORDS.get(status.state, status.state),
+        "deadline": shown_time(status.deadline, now),
+        "last": shown_time(status.last_checkin, now),
+        "release_count": len(status.release_items),
+        "armed": status.armed,
+        "handle": status.handle,
+    }
+
+
+# -- adding files --------------------------------------------------------------------------
+
+
+@pages.route("/add", methods=["GET", "POST"])
+def add() -> Response:
+    """Add files and whole folders, named by their place on this computer."""
+    state = _state()
+    if not state.unlocked:
+        return _go("/unlock")
+    if request.method == "GET":
+        return _page("add.html", home=str(Path.home()))
+    named = [Path(line.strip()).expanduser() for line in request.form.get("paths", "").splitlines()]
+    named = [p for p in named if str(p) not in ("", ".")]
+    if not named:
+        return _page(
+            "add.html", 400, error="name at least one file or folder", home=str(Path.home())
+        )
+    found, skipped = files_of(named)
+    if not found:
+        reasons = "; ".join(f"{p}: {why}" for p, why in skipped) or "nothing to add"
+        return _page("add.html", 400, error=reasons, home=str(Path.home()))
+    try:
+        with state.client() as client:
+            release = switch_service.release_recipient(client)
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("add.html", 400, error=_said(exc), home=str(Path.home()))
+    job = Job(
+        id=secrets.token_hex(8),
+        files=[FileTask(path=p, name=p.name) for p in found],
+        skipped=skipped,
+    )
+
+    def one(client: Client, task: FileTask, progress: Any) -> None:
+        added = add_file(
+            client,
+            task.path,
+            recipients=[client.own_card().age_recipient()],
+            editors=[],
+            note="",
+            progress=progress,
+            release=release,
+        )
+        task.item = added.item
+
+    try:
+        state.start_job(job, one)
+    except Locked:
+        return _go("/unlock")
+    return _go(f"/jobs/{job.id}")
+
+
+@pages.get("/jobs/<job_id>")
+def job_page(job_id: str) -> Response:
+    state = _state()
+    state.touch()
+    job = state.jobs.get(job_id)
+    if job is None:
+        return _page("message.html", 404, title="No such upload", text="This upload is not known.")
+    rows = []
+    for task in job.files:
+        rate = ""
+        if task.state == "sending" and task.started:
+            seconds = max(time.monotonic() - task.started, 0.001)
+            speed = task.done / seconds
+            left = (task.total - task.done) / speed if speed > 0 else 0
+            rate = f"{_human(int(speed))}/s, about {int(left)} s left"
+        percent = (
+            100
+            if task.state == "stored"
+            else int(100 * task.done / task.total)
+            if task.total
+            else 0
+        )
+        rows.append({"task": task, "percent": percent, "rate": rate, "size": _human(task.total)})
+    total = job.total
+    overall = int(100 * job.done / total) if total else (100 if job.finished else 0)
+    return _page("job.html", job=job, rows=rows, overall=overall, refresh=not job.finished)
+
+
+# -- the switch ----------------------------------------------------------------------------
+
+
+@pages.get("/switch")
+def switch() -> Response:
+    state = _state()
+    try:
+        with state.client() as client:
+            status = switch_service.fetch_status(client)
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("message.html", 400, title="The switch", text=_said(exc))
+    return _page("switch.html", switch=_switch_words(status))
+
+
+@pages.post("/checkin")
+def checkin() -> Response:
+    """The large check-in button: a signed check-in, as `evault checkin` sends it."""
+    back = "/" if request.form.get("back") == "/" else "/switch"
+    state = _state()
+    try:
+        with state.client() as client:
+            done = switch_service.checkin(client)
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        _tell(f"Not checked in: {_said(exc)}")
+        return _go(back)
+    _tell(f"Checked in. Your next check-in is due by {shown_time(done.deadline, _now())}.")
+    return _go(back)
+
+
+# -- lock and panic ------------------------------------------------------------------------
+
+
+@pages.post("/lock")
+def lock() -> Response:
+    _state().lock()
+    return _go("/unlock")
+
+
+@pages.route("/panic", methods=["GET", "POST"])
+def panic() -> Response:
+    """Destroy the keystore and everything local, after one confirmation."""
+    state = _state()
+    if request.method == "GET":
+        return _page("panic.html")
+    if request.form.get("confirm") != "destroy":
+        return _page("panic.html", 400, error="Type destroy in the box to confirm.")
+    state.lock()
+    with locked(state.paths.root / ".lock"):
+        accounts.destroy(state.paths)
+    return _page(
+        "message.html",
+        title="Destroyed",
+        text=(
+            "The keystore and everything this laptop kept are overwritten and deleted. The "
+            "server still holds your encrypted files, and your switch still runs. On SSDs copies "
+            "may survive in the drive's spare blocks: rely on full-disk encryption and switch "
+            "the machine off."
+        ),
+    )

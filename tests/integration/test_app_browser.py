@@ -1,0 +1,267 @@
+"""``evault app`` in a real browser: headless Chromium driven by Playwright, a real server.
+
+The app runs as the reporter runs it (``evault app --no-browser``, the link
+read from what it prints); the server is ``evault-server run`` on loopback.
+A new reporter goes from the first screen to a folder stored in the vault
+(making keys, pasting the invite link), checks in with the big button, locks
+and unlocks, and finally destroys the keys with panic. Every screen passes
+the axe-core accessibility audit with no serious or critical violation. The
+door is tested from outside: a wrong Host (DNS rebinding), a request from
+another origin, no session cookie, and the launch link used twice are all
+refused. The screenshots in README.md come from this run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import ROOT
+
+from .client_env import EVAULT, PASSPHRASE, Person, ServerProcess, _base_env, assert_ok
+
+pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file() or not AXE.is_file():
+        reason = f"{CHROMIUM} or {AXE} is missing (make system-deps, make test installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI requires them")
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class AppProcess:
+    """``evault app --no-browser`` for one client home; the link it printed."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = _base_env() | {"EVAULT_HOME": str(home), "HOME": str(home.parent)}
+        self.process = subprocess.Popen(
+            [EVAULT, "app", "--no-browser", "--insecure-fast-kdf"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stderr is not None
+        self.link = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self.link:
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            if "/open?key=" in line:
+                self.link = line.strip()
+        assert self.link, "evault app printed no link"
+        parts = urllib.parse.urlsplit(self.link)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _audit(page: Page, screen: str) -> None:
+    """axe-core on the page as it is: no serious or critical violation."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document)")
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{screen}: {json.dumps(bad)}"
+
+
+def _shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"app-{name}.png"), full_page=True)
+
+
+def test_a_new_reporter_goes_from_the_first_screen_to_a_folder_stored(
+    browser: Browser, tmp_path: Path
+) -> None:
+    evidence = tmp_path / "evidence"
+    (evidence / "photos").mkdir(parents=True)
+    (evidence / "ledger-2026.pdf").write_bytes(b"%PDF-1.7 payments\n" * 200)
+    (evidence / "photos" / "market.jpg").write_bytes(os.urandom(50_000))
+    (evidence / "link-elsewhere").symlink_to("/etc/hostname")
+
+    with ServerProcess.started(tmp_path / "server") as server:
+        fragment = urllib.parse.urlencode(
+            {"code": server.invite("reporter"), "log-key": server.log_key}
+        )
+        invite = f"{server.url}/invite#{fragment}"
+        app = AppProcess(tmp_path / "laptop" / "evault")
+        try:
+            # bypass_csp lets the test put axe-core in the page; the app itself has none.
+            context = browser.new_context(bypass_csp=True, viewport={"width": 1000, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            cookie = _walk(page, app, invite, evidence, server)
+            context.close()
+            _door_from_outside(app, cookie)
+        finally:
+            app.stop()
+
+
+def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: ServerProcess) -> str:
+    """The screens, in the order a new reporter meets them; the session cookie's value."""
+    page.goto(app.link)
+    assert page.url == f"{app.origin}/welcome"
+    _audit(page, "welcome")
+    _shot(page, "welcome")
+    # A weak passphrase is refused, with the reason.
+    page.fill("#name", "Rana Reporter")
+    page.fill("#passphrase", "password1234")
+    page.fill("#passphrase2", "password1234")
+    page.click("button.primary")
+    assert "passphrase too easy to guess" in page.inner_text("[role=alert]")
+    page.fill("#name", "Rana Reporter")
+    page.fill("#passphrase", PASSPHRASE)
+    page.fill("#passphrase2", PASSPHRASE)
+    page.click("button.primary")
+    assert page.url == f"{app.origin}/register"
+    assert "Your fingerprint is" in page.inner_text("[role=status]")
+    _audit(page, "register")
+    page.fill("#link", "not a link")
+    page.click("button.primary")
+    assert "this is not an invite link" in page.inner_text("[role=alert]")
+    page.fill("#link", invite)
+    page.click("button.primary")
+    assert page.url == f"{app.origin}/", page.inner_text("main")
+    assert "Registered with" in page.inner_text("[role=status]")
+    assert "Your vault is empty" in page.inner_text("main")
+    _audit(page, "vault (empty)")
+
+    page.click("text=Add files or folders")
+    _audit(page, "add")
+    page.fill("#paths", str(evidence))
+    page.click("button.primary")
+    page.wait_for_selector("text=Upload finished", timeout=120_000)
+    _audit(page, "upload finished")
+    _shot(page, "upload")
+    table = page.inner_text("main")
+    assert "ledger-2026.pdf" in table
+    assert "market.jpg" in table
+    assert "stored" in table
+    assert "link-elsewhere: a symbolic link" in table
+    page.click("text=Back to your vault")
+    rows = page.inner_text("table")
+    assert "ledger-2026.pdf" in rows
+    assert "market.jpg" in rows
+    assert "signed by you, in the log" in rows
+    page.fill("#q", "ledger")
+    page.click("form.search button")
+    assert "market.jpg" not in page.inner_text("main")
+
+    # Armed from the terminal (arming in the app comes later); checked in with the button.
+    reporter = Person(Path(app.env["EVAULT_HOME"]).parent, "rana", "reporter")
+    assert_ok(reporter.run("switch", "set", "--every", "1d"))
+    page.goto(f"{app.origin}/")
+    assert "Dead-man switch: armed" in page.inner_text("main")
+    page.click("button.checkin")
+    assert "Checked in. Your next check-in is due by" in page.inner_text("[role=status]")
+    _audit(page, "vault")
+    _shot(page, "vault")
+
+    page.click("text=Lock")
+    assert page.url == f"{app.origin}/unlock"
+    _audit(page, "unlock")
+    page.fill("#passphrase", "not the passphrase at all")
+    page.click("button.primary")
+    assert "does not open this keystore" in page.inner_text("[role=alert]")
+    page.fill("#passphrase", PASSPHRASE)
+    page.click("button.primary")
+    assert page.url == f"{app.origin}/"
+    (cookie,) = [c["value"] for c in page.context.cookies() if c["name"] == "evault_app"]
+    assert [c["sameSite"] for c in page.context.cookies()] == ["Strict"]
+    assert page.context.cookies()[0]["httpOnly"]
+    _door_with_the_cookie(app, cookie)
+
+    page.click("text=Panic")
+    _audit(page, "panic")
+    page.fill("#confirm", "destroy")
+    page.click("button.danger")
+    assert "Destroyed" in page.inner_text("h1")
+    assert not (Path(app.env["EVAULT_HOME"]) / "keystore").exists()
+    # The server still has the evidence.
+    assert server.running
+    return cookie
+
+
+def _door_with_the_cookie(app: AppProcess, cookie: str) -> None:
+    """Even with the session cookie, a change must come from the app's own pages."""
+    http = requests.Session()
+    http.trust_env = False
+    http.cookies.set("evault_app", cookie)
+    assert http.get(f"{app.origin}/switch", timeout=30).status_code == 200
+    elsewhere = http.post(
+        f"{app.origin}/checkin", headers={"Origin": "http://evil.example"}, timeout=30
+    )
+    assert elsewhere.status_code == 403
+    assert "did not come from the Evidence Vault app" in elsewhere.text
+    silent = http.post(f"{app.origin}/checkin", timeout=30)
+    assert silent.status_code == 403
+    cross = http.post(
+        f"{app.origin}/checkin",
+        headers={"Origin": app.origin, "Sec-Fetch-Site": "cross-site"},
+        timeout=30,
+    )
+    assert cross.status_code == 403
+
+
+def _door_from_outside(app: AppProcess, cookie: str) -> None:
+    """Without the app's own cookie or address, nothing is answered but a refusal."""
+    http = requests.Session()
+    http.trust_env = False
+    # The launch link works once.
+    again = http.get(app.link, allow_redirects=False, timeout=30)
+    assert again.status_code == 403
+    # Without the session cookie: nothing.
+    assert http.get(f"{app.origin}/", timeout=30).status_code == 403
+    # A page elsewhere that rebinds its name to 127.0.0.1 sends its own Host.
+    rebound = http.get(f"{app.origin}/", headers={"Host": "evil.example:80"}, timeout=30)
+    assert rebound.status_code == 403
+    assert "not the Evidence Vault app" in rebound.text
+    for response in (again, rebound):
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
