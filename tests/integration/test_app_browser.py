@@ -98,6 +98,8 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
 
 def _audit(page: Page, screen: str) -> None:
