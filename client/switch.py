@@ -66,6 +66,7 @@ __all__ = [
     "custodians",
     "disarm",
     "fetch_status",
+    "read_status",
     "release_recipient",
     "seal_shares",
     "set_phrases",
@@ -255,6 +256,15 @@ def parse_status(answer: dict[str, Any]) -> Status:
     )
 
 
+def read_status(client: Client) -> Status:
+    """The switch as the server has it, and nothing noted on this device.
+
+    Raises:
+        ProofError: malformed.
+    """
+    return parse_status(client.call("GET", "/switch"))
+
+
 def fetch_status(client: Client) -> Status:
     """The switch as the server has it; the local note of the release recipient follows it.
 
@@ -351,6 +361,31 @@ def own_items(client: Client) -> list[str]:
 Narrate = Callable[[str], None]
 
 
+def _send_arm(client: Client, body: dict[str, Any], *, changed: str) -> dict[str, Any]:
+    """``POST /switch/arm``; a refusal says what it left changed (``changed``).
+
+    Raises:
+        ConfigError: the server refused (400, or 409 when the switch was armed
+            meanwhile by another command or device).
+    """
+    try:
+        return client.call("POST", "/switch/arm", json=body)
+    except ApiError as exc:
+        if exc.status == 409:
+            raise ConfigError(
+                f"the switch was armed meanwhile, by another command or device; {changed}",
+                hint="`evault switch status` shows it; `evault switch set` with only the "
+                "options to change then changes its policy",
+            ) from None
+        if exc.status == 400:
+            reason = exc.message.removeprefix("the server refused: ")
+            raise ConfigError(
+                f"the server refused to arm the switch: {reason}",
+                hint=f"{changed}; correct that and run `evault switch set` again",
+            ) from None
+        raise
+
+
 def arm(
     client: Client,
     policy: Policy,
@@ -364,30 +399,22 @@ def arm(
 ) -> Armed:
     """Arm the switch: release identity, shares, release set, policy (see the module).
 
+    Before any item is touched, the whole request goes to the server as a
+    dry run (``"dry_run": true``), which runs the real arm's own checks: a
+    policy, trustee, threshold or state the server refuses is refused while
+    nothing has changed, here or there.
+
     Raises:
-        ConfigError: bad trustees or threshold; the switch is armed already.
+        ConfigError: bad trustees or threshold; the server refused.
         ProofError: the server logged another release set or policy.
     """
     holders = custodians(client, trustees)
-    if not 1 <= threshold <= len(holders):
-        raise ConfigError(
-            f"the threshold must be between 1 and {len(holders)} "
-            "(the server and the trustees each hold one share)"
-        )
     secret = os.urandom(_RELEASE_KEY_SIZE)
     recipient = age.X25519Identity(secret).recipient()
-    ids = own_items(client)
-    narrate(
-        f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
-        f"({threshold} needed to release)"
-    )
-    hashes = []
-    for item in ids:
-        _, manifest = item_service.add_release_recipient(client, item, recipient)
-        hashes.append(manifest.payload_sha256)
     shares = seal_shares(secret, threshold, holders)
     # The only whole copy of the release secret: gone from here on.
     del secret
+    ids = own_items(client)
     body: dict[str, Any] = {
         "policy": policy.to_json(),
         "release_recipient": str(recipient),
@@ -401,15 +428,25 @@ def arm(
         body["phrase"] = phrase
     if duress_phrase is not None:
         body["duress_phrase"] = duress_phrase
-    try:
-        answer = client.call("POST", "/switch/arm", json=body)
-    except ApiError as exc:
-        if exc.status == 409:
-            raise ConfigError(
-                "the switch is armed already",
-                hint="`evault switch set` without --trustee/--threshold changes its policy",
-            ) from None
-        raise
+    checked = _send_arm(client, {**body, "dry_run": True}, changed="nothing was changed")
+    if checked != {"dry_run": True}:
+        raise ProofError(
+            "the server did not answer the dry run of arming as one",
+            hint="do not trust this server; no item was changed",
+        )
+    narrate(
+        f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
+        f"({threshold} needed to release)"
+    )
+    hashes = []
+    for item in ids:
+        _, manifest = item_service.add_release_recipient(client, item, recipient)
+        hashes.append(manifest.payload_sha256)
+    answer = _send_arm(
+        client,
+        body,
+        changed="the release key was added to the items, but the switch is not armed",
+    )
     commitment = {"count": len(ids), "sha256": sorted(hashes)}
     entry = client.log.entry(answer)
     entry.expect(

@@ -223,7 +223,8 @@ def set_(
         service.check_handle(handle)
     with open_client() as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
-        status = service.fetch_status(client)
+        # Read only: a refused `switch set` leaves this device's state as it was.
+        status = service.read_status(client)
         if status.armed:
             _change(client, status, options, trustees, threshold, handle)
             return

@@ -931,7 +931,10 @@ DOCUMENT: dict[str, Any] = {
                     "`release_items` are the reporter's items, already re-wrapped to include "
                     "`release_recipient`. The logged event is `{type: switch.armed, vault, "
                     "account, recipient, threshold, shares, commitment, policy_sha256, time}`. "
-                    "A refusal stores nothing."
+                    "A refusal stores nothing. With `dry_run: true` the server runs exactly the "
+                    "checks of a real arm and writes nothing: 200 `{dry_run: true}` when it "
+                    "would arm, or the very refusal the real request would get. Clients send "
+                    "the dry run before they re-wrap any item (docs/protocol.md, 10.2)."
                 ),
                 "requestBody": _body(
                     _object(
@@ -975,11 +978,19 @@ DOCUMENT: dict[str, Any] = {
                             "duress_phrase": _nullable(
                                 {"type": "string", "minLength": 8, "maxLength": 1024}
                             ),
+                            "dry_run": {
+                                "type": "boolean",
+                                "description": "check only; nothing is written (default false)",
+                            },
                         },
-                        optional=("handle", "phrase", "duress_phrase"),
+                        optional=("handle", "phrase", "duress_phrase", "dry_run"),
                     )
                 ),
                 "responses": {
+                    "200": _json(
+                        "dry run: the real request would arm the vault; nothing was written",
+                        _object({"dry_run": {"const": True}}),
+                    ),
                     "201": _json(
                         "armed; the receipt of switch.armed",
                         _object(

@@ -8,7 +8,9 @@ Reporter (bearer token, role reporter):
 - ``POST /api/v1/switch/arm``: policy, release recipient, threshold, the
   encrypted shares in custodian order with each share's commitment, the
   release-set items, optional web check-in handle and phrases → 201 with the
-  logged ``switch.armed`` entry.
+  logged ``switch.armed`` entry. With ``"dry_run": true`` the same checks
+  run and nothing is written: 200 ``{"dry_run": true}``, or the refusal the
+  real request would get.
 - ``POST /api/v1/switch/policy``: a new policy → ``applied`` at once, or
   ``pending`` (202) when it weakens the switch and must cool off.
 - ``POST /api/v1/switch/disarm`` → 202 pending.
@@ -144,20 +146,77 @@ def custodian() -> JsonObject:
 @switch_api.post("/arm")
 @requires_role("reporter")
 def arm() -> tuple[JsonObject, int]:
-    """Arm the caller's vault; log ``switch.armed`` with the insurance commitment."""
+    """Arm the caller's vault (or, with ``dry_run``, check that it would be armed)."""
     query_ints(required=())
     body = json_body()
     _fields(
         body,
         ("policy", "release_recipient", "threshold", "shares", "release_items"),
-        ("handle", "phrase", "duress_phrase"),
+        ("handle", "phrase", "duress_phrase", "dry_run"),
     )
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ApiError.bad_request("field 'dry_run' must be true or false")
     policy = _policy(body["policy"])
     recipient = _optional_string(body, "release_recipient", 256)
     threshold = body["threshold"]
     if type(threshold) is not int:
         raise ApiError.bad_request("field 'threshold' must be a whole number")
-    raw_shares = body["shares"]
+    shares = _shares(body["shares"])
+    items = _item_ids(body["release_items"], "release_items")
+    handle = _optional_string(body, "handle", 64)
+    phrase = _optional_string(body, "phrase")
+    duress_phrase = _optional_string(body, "duress_phrase")
+    session = db_session()
+    try:
+        if dry_run:
+            # The real arm's own checks, without its writes: a client asks
+            # this before it re-wraps a single item (docs/protocol.md, 10.2).
+            service.check_arm(
+                session,
+                account=current_account(),
+                recipient=recipient or "",
+                threshold=threshold,
+                shares=shares,
+                release_items=items,
+                handle=handle,
+                phrase=phrase,
+                duress_phrase=duress_phrase,
+                lock=False,
+            )
+            session.rollback()
+            return {"dry_run": True}, 200
+        armed = service.arm(
+            session,
+            account=current_account(),
+            policy=policy,
+            recipient=recipient or "",
+            threshold=threshold,
+            shares=shares,
+            release_items=items,
+            handle=handle,
+            phrase=phrase,
+            duress_phrase=duress_phrase,
+            now=_now(),
+            signer=log_signer(),
+        )
+    except service.AlreadyArmedError as exc:
+        raise ApiError(409, "conflict", exc.message) from None
+    except service.PolicyError as exc:
+        raise ApiError.bad_request(exc.message) from None
+    logged = receipt_fields(armed.appended)
+    answer: JsonObject = {
+        "state": armed.switch.state,
+        "deadline": service.iso(armed.switch.deadline_at),
+        "commitment": armed.commitment,
+        **logged,
+    }
+    session.commit()
+    return answer, 201
+
+
+def _shares(raw_shares: object) -> list[tuple[str, bytes, bytes]]:
+    """The ``shares`` of an arm request: ``(custodian, age file, commitment)`` each."""
     if not isinstance(raw_shares, list) or len(raw_shares) > service.MAX_SHARES:
         raise ApiError.bad_request(f"field 'shares' must list at most {service.MAX_SHARES} shares")
     shares: list[tuple[str, bytes, bytes]] = []
@@ -187,36 +246,7 @@ def arm() -> tuple[JsonObject, int]:
                 f"a share's 'commitment' must be canonical padded base64 of {COMMITMENT_SIZE} bytes"
             )
         shares.append((custodian, data, commitment))
-    items = _item_ids(body["release_items"], "release_items")
-    session = db_session()
-    try:
-        armed = service.arm(
-            session,
-            account=current_account(),
-            policy=policy,
-            recipient=recipient or "",
-            threshold=threshold,
-            shares=shares,
-            release_items=items,
-            handle=_optional_string(body, "handle", 64),
-            phrase=_optional_string(body, "phrase"),
-            duress_phrase=_optional_string(body, "duress_phrase"),
-            now=_now(),
-            signer=log_signer(),
-        )
-    except service.AlreadyArmedError as exc:
-        raise ApiError(409, "conflict", exc.message) from None
-    except service.PolicyError as exc:
-        raise ApiError.bad_request(exc.message) from None
-    logged = receipt_fields(armed.appended)
-    answer: JsonObject = {
-        "state": armed.switch.state,
-        "deadline": service.iso(armed.switch.deadline_at),
-        "commitment": armed.commitment,
-        **logged,
-    }
-    session.commit()
-    return answer, 201
+    return shares
 
 
 @switch_api.post("/policy")

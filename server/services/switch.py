@@ -80,6 +80,7 @@ __all__ = [
     "apply_policy",
     "arm",
     "cancel_vote",
+    "check_arm",
     "checkin_signed",
     "checkin_with_phrase",
     "commitment_of",
@@ -486,17 +487,19 @@ def _check_phrases(handle: str | None, phrase: str | None, duress_phrase: str | 
         raise PolicyError("a handle and a check-in phrase go together")
     if duress_phrase is not None and phrase is None:
         raise PolicyError("a duress phrase needs a check-in phrase")
+    for text, what in ((phrase, "check-in phrase"), (duress_phrase, "duress phrase")):
+        if text is not None and not 8 <= len(text) <= MAX_PHRASE:
+            raise PolicyError(f"the {what} must have 8 to {MAX_PHRASE} characters")
     if duress_phrase is not None and hmac.compare_digest(
         duress_phrase.encode("utf-8"), (phrase or "").encode("utf-8")
     ):
         raise PolicyError("the duress phrase must differ from the check-in phrase")
 
 
-def arm(
+def check_arm(
     session: Session,
     *,
     account: Account,
-    policy: Policy,
     recipient: str,
     threshold: int,
     shares: Sequence[tuple[str, bytes, bytes]],
@@ -504,17 +507,17 @@ def arm(
     handle: str | None,
     phrase: str | None,
     duress_phrase: str | None,
-    now: dt.datetime,
-    signer: NoteSigner,
-) -> Armed:
-    """Arm the account's vault; log ``switch.armed`` with the insurance commitment.
+    lock: bool = True,
+) -> Switch | None:
+    """Every check :func:`arm` makes, and nothing else: the vault's switch row, if it has one.
 
-    ``shares`` are ``(custodian, age file, commitment)`` in position order:
-    ``server`` or an editor's account id, the share sealed to it, and the
-    share's commitment (:func:`vault.shares.share_commitment`), distinct
-    within the vault; a vault armed again gets the new set's commitments.
-    ``release_items`` are the account's items, already re-wrapped to include
-    ``recipient``.
+    This is the dry run of ``POST /switch/arm``: a client calls it before it
+    re-wraps a single item, so that whatever the server would refuse (a
+    policy out of bounds, a bad trustee or threshold, a switch armed
+    already, …) is refused while nothing has changed. :func:`arm` runs the
+    very same checks first, so the two cannot disagree. With ``lock`` the
+    switch row is locked for the rest of the transaction (as :func:`arm`
+    needs); without it nothing is locked or written.
 
     Raises:
         PolicyError, AlreadyArmedError.
@@ -562,7 +565,7 @@ def arm(
     _check_phrases(handle, phrase, duress_phrase)
     if len(set(release_items)) != len(release_items):
         raise PolicyError("'release_items' names an item twice")
-    existing = find_switch(session, vault_id, lock=True)
+    existing = find_switch(session, vault_id, lock=lock)
     if existing is not None and existing.state in ACTIVE_STATES:
         raise AlreadyArmedError("the switch is armed already; change it with a policy update")
     if existing is not None and existing.state == "released":
@@ -581,6 +584,50 @@ def arm(
         )
         if len(owned) != len(release_items):
             raise PolicyError("'release_items' names an item that is not in this vault")
+    return existing
+
+
+def arm(
+    session: Session,
+    *,
+    account: Account,
+    policy: Policy,
+    recipient: str,
+    threshold: int,
+    shares: Sequence[tuple[str, bytes, bytes]],
+    release_items: Sequence[str],
+    handle: str | None,
+    phrase: str | None,
+    duress_phrase: str | None,
+    now: dt.datetime,
+    signer: NoteSigner,
+) -> Armed:
+    """Arm the account's vault; log ``switch.armed`` with the insurance commitment.
+
+    ``shares`` are ``(custodian, age file, commitment)`` in position order:
+    ``server`` or an editor's account id, the share sealed to it, and the
+    share's commitment (:func:`vault.shares.share_commitment`), distinct
+    within the vault; a vault armed again gets the new set's commitments.
+    ``release_items`` are the account's items, already re-wrapped to include
+    ``recipient``.
+
+    Raises:
+        PolicyError, AlreadyArmedError.
+    """
+    existing = check_arm(
+        session,
+        account=account,
+        recipient=recipient,
+        threshold=threshold,
+        shares=shares,
+        release_items=release_items,
+        handle=handle,
+        phrase=phrase,
+        duress_phrase=duress_phrase,
+    )
+    vault_id = account.vault_id
+    if vault_id is None:
+        raise RuntimeError("internal error: arming an account without a vault")
     if existing is not None:
         # A vault disarmed before: its old shares and changes go.
         session.execute(delete(CustodianShare).where(CustodianShare.vault_id == vault_id))

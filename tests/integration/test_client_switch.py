@@ -30,12 +30,31 @@ from vault.keys import PersonalIdentity
 from vault.protocol import LOGIN_CONTEXT, LoginChallenge
 from vault.shares import combine_shares
 
-from .client_env import PASSPHRASE, Person, ServerProcess, _run, assert_ok, enroll, pin
+from .client_env import (
+    PASSPHRASE,
+    Exchange,
+    Person,
+    Proxy,
+    ServerProcess,
+    _run,
+    assert_ok,
+    enroll,
+    pin,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
 DURESS = "orbit staple horse correct battery under duress"
 CHECKIN_PHRASE = "lantern meadow copper violin seventeen"
+
+
+@pytest.fixture(scope="module")
+def proxy(server: ServerProcess) -> Iterator[Proxy]:
+    started = Proxy(server.url)
+    try:
+        yield started
+    finally:
+        started.close()
 
 
 @dataclass(frozen=True)
@@ -353,3 +372,107 @@ def test_web_check_in_phrases(crew: Crew) -> None:
     assert refused.returncode == 1
     assert "passphrase too short" in refused.err
     assert PASSPHRASE not in refused.err
+
+
+# 4. A refused `switch set` changes nothing -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a refused ``switch set`` must leave as it was: on the server, and on the device."""
+
+    log_size: int
+    items: dict[str, tuple[str, bytes, str | None, int]]
+    """Item id → header hash, header bytes, manifest hash, release-set flag."""
+    switch: tuple[Any, ...] | None
+    device: dict[str, bytes]
+    """Every file of the device's evault directory but the lock, by relative path."""
+
+
+def _footprint(server: ServerProcess, person: Person) -> Footprint:
+    vault = person.state()["vault"]
+    blobs = server.data_dir / "blobs" / "blobs"
+    with server.db() as db:
+        size = db.execute("SELECT COUNT(*) FROM log_entries").fetchone()[0]
+        rows = db.execute(
+            "SELECT id, header_key, manifest_key, release_set FROM items WHERE vault_id = ?",
+            (vault,),
+        ).fetchall()
+        switch = db.execute("SELECT * FROM switches WHERE vault_id = ?", (vault,)).fetchone()
+    items = {
+        item: (header, (blobs / header[:2] / header).read_bytes(), manifest, flag)
+        for item, header, manifest, flag in rows
+    }
+    device = {
+        str(path.relative_to(person.home)): path.read_bytes()
+        for path in sorted(person.home.rglob("*"))
+        if path.is_file() and path.name != ".lock"
+    }
+    return Footprint(log_size=size, items=items, switch=switch, device=device)
+
+
+def _only_logins_since(server: ServerProcess, size: int) -> None:
+    """Every entry the log gained since ``size`` is a login: what any signed-in command logs."""
+    with server.db() as db:
+        rows = db.execute("SELECT data FROM log_entries WHERE idx >= ?", (size,)).fetchall()
+    assert [json.loads(data)["type"] for (data,) in rows] == ["account.login"] * len(rows)
+
+
+def _unchanged(server: ServerProcess, person: Person, before: Footprint) -> None:
+    after = _footprint(server, person)
+    _only_logins_since(server, before.log_size)
+    assert after.items == before.items
+    assert after.switch == before.switch
+    assert after.device == before.device
+
+
+def test_a_refused_switch_set_changes_nothing(
+    crew: Crew, server: ServerProcess, proxy: Proxy, tmp_path: Path
+) -> None:
+    """Too short an interval, a bad trustee or threshold, armed already: nothing changes.
+
+    Rita talks to the server through a proxy, so that the last case can show
+    her device a disarmed switch while the server has it armed, as a second
+    device arming at the same moment would.
+    """
+    (rita,) = enroll(server, tmp_path, [("rita", "reporter", proxy.url)])
+    pin(rita, crew.maria)
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_bytes(name.encode() * 10)
+    rita.add(tmp_path / "a.txt", tmp_path / "b.txt")
+    rita.ok("share", next(iter(rita.items())), "--with", "maria")
+
+    cases = [
+        (["--every", "30s"], "the server refused to arm the switch: 'interval' must be"),
+        (["--every", "1d", "--trustee", "nobody"], "nobody"),
+        (["--every", "1d", "--trustee", "maria", "--threshold", "3"], "threshold must be"),
+        (["--every", "1d", "--remind-before", "2d"], "a reminder must come before the deadline"),
+    ]
+    for options, message in cases:
+        before = _footprint(server, rita)
+        err = rita.fails("switch", "set", *options)
+        assert message in err, (options, err)
+        _unchanged(server, rita, before)
+        if "the server refused" in err:
+            assert "evault: hint: nothing was changed" in err
+
+    # Armed from "another device" between this device's look and its arming.
+    rita.ok("switch", "set", "--every", "1d")
+
+    def disarmed(exchange: Exchange) -> None:
+        if exchange.method == "GET" and exchange.path == "/api/v1/switch":
+            exchange.set_json({"state": "disarmed"})
+
+    before = _footprint(server, rita)
+    proxy.after = disarmed
+    try:
+        err = rita.fails("switch", "set", "--every", "2d")
+    finally:
+        proxy.reset()
+    assert "the switch was armed meanwhile" in err
+    assert "nothing was changed" in err
+    # The hint leads somewhere true: the status shows it, and a policy change works.
+    assert "`evault switch status`" in err
+    _unchanged(server, rita, before)
+    assert rita.json("switch", "status")["state"] == "armed"
+    assert "Applied" in rita.ok("switch", "set", "--every", "12h").out
