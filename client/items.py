@@ -47,8 +47,8 @@ __all__ = [
     "Deleted",
     "Fetched",
     "Listed",
+    "Rewrapped",
     "SignedItem",
-    "add_release_recipient",
     "content",
     "delete_item",
     "fetch_item",
@@ -56,6 +56,7 @@ __all__ = [
     "list_items",
     "share_item",
     "signed_item",
+    "with_release_recipient",
 ]
 
 _MAX_MANIFEST = 256 * 1024
@@ -447,16 +448,38 @@ def _current_header(client: Client, meta: dict[str, Any]) -> bytes:
     return data
 
 
-def _rewrap(
-    client: Client,
-    meta: dict[str, Any],
-    logged: Logged,
-    add: list[age.Recipient],
-    editors: list[str],
-) -> tuple[LoggedEntry, Manifest]:
-    """Add ``add`` to the item's header and manifest; share it with exactly ``editors``.
+@dataclass(frozen=True, kw_only=True)
+class Rewrapped:
+    """An item's header and manifest with recipients added, made here and not yet sent."""
 
-    Returns the verified ``item.shared`` entry and the item's signed manifest.
+    item: str
+    header: bytes
+    sealed_manifest: bytes
+    manifest: Manifest
+    editors: tuple[str, ...]
+    """The editors the item is shared with now, as the log records them."""
+
+    def expected_entry(self, account: str, editors: list[str]) -> dict[str, object]:
+        """The ``item.shared`` entry that records this re-wrap, shared with ``editors``."""
+        return {
+            "type": "item.shared",
+            "item": self.item,
+            "account": account,
+            "header_sha256": hashlib.sha256(self.header).hexdigest(),
+            "header_size": len(self.header),
+            "editors": editors,
+            "manifest_sha256": hashlib.sha256(self.sealed_manifest).hexdigest(),
+            "manifest_size": len(self.sealed_manifest),
+        }
+
+
+def _prepare_rewrap(
+    client: Client, meta: dict[str, Any], logged: Logged, add: list[age.Recipient]
+) -> Rewrapped:
+    """``add`` put in the item's header and manifest, which must be the logged ones.
+
+    Raises:
+        ProofError: the server's header, manifest or editors are not the logged ones.
     """
     item = meta["id"]
     header = _current_header(client, meta)
@@ -478,28 +501,40 @@ def _rewrap(
         parsed = parse_header(Source(io.BytesIO(header)))
     except FormatError as exc:
         raise ProofError(f"the item's header is malformed: {exc.message}") from None
-    new_header = recipients.rewrap_header(parsed, identity, add).marshal()
-    sealed = recipients.rewrap(manifest_data, identity, add)
+    return Rewrapped(
+        item=item,
+        header=recipients.rewrap_header(parsed, identity, add).marshal(),
+        sealed_manifest=recipients.rewrap(manifest_data, identity, add),
+        manifest=manifest,
+        editors=logged[2],
+    )
+
+
+def _rewrap(
+    client: Client,
+    meta: dict[str, Any],
+    logged: Logged,
+    add: list[age.Recipient],
+    editors: list[str],
+) -> tuple[LoggedEntry, Manifest]:
+    """Add ``add`` to the item's header and manifest; share it with exactly ``editors``.
+
+    Returns the verified ``item.shared`` entry and the item's signed manifest.
+    """
+    rewrapped = _prepare_rewrap(client, meta, logged, add)
     answer = client.call(
         "POST",
-        f"/items/{item}/share",
-        json={"header": b64encode(new_header), "editors": editors, "manifest": b64encode(sealed)},
-    )
-    entry = client.log.entry(answer)
-    entry.expect(
-        {
-            "type": "item.shared",
-            "item": item,
-            "account": client.account,
-            "header_sha256": hashlib.sha256(new_header).hexdigest(),
-            "header_size": len(new_header),
+        f"/items/{rewrapped.item}/share",
+        json={
+            "header": b64encode(rewrapped.header),
             "editors": editors,
-            "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
-            "manifest_size": len(sealed),
+            "manifest": b64encode(rewrapped.sealed_manifest),
         },
     )
-    store_entry(client.paths, item, entry)
-    return entry, manifest
+    entry = client.log.entry(answer)
+    entry.expect(rewrapped.expected_entry(client.account, editors))
+    store_entry(client.paths, rewrapped.item, entry)
+    return entry, rewrapped.manifest
 
 
 def _own_meta(client: Client, item: str, what: str) -> dict[str, Any]:
@@ -531,13 +566,11 @@ def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinne
     return entry, contact
 
 
-def add_release_recipient(
-    client: Client, item: str, release: age.X25519Recipient
-) -> tuple[LoggedEntry, Manifest]:
-    """Make ``item`` readable by the vault's release identity, with the same editors.
+def with_release_recipient(client: Client, item: str, release: age.X25519Recipient) -> Rewrapped:
+    """``item``'s header and manifest with the release recipient added, not sent yet.
 
-    Returns the verified ``item.shared`` entry and the item's signed manifest
-    (whose ``payload_sha256`` is what the release commitment must list).
+    Arming stages them (``POST /switch/arm/items``) and the arm applies them,
+    with the same editors, in one transaction.
 
     Raises:
         ConfigError: not your item.
@@ -545,7 +578,7 @@ def add_release_recipient(
     """
     meta = _own_meta(client, item, "put in the release set")
     logged = _logged_state(client, item, meta)
-    return _rewrap(client, meta, logged, [release], list(logged[2]))
+    return _prepare_rewrap(client, meta, logged, [release])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,8 +44,10 @@ from client.audit import read_log
 from client.changes import PendingChange, expect_change, parse_change
 from client.context import Client
 from client.durations import parse_time
+from client.items import Rewrapped
 from client.logcheck import LoggedEntry
 from client.policy import CHANNELS, Policy
+from client.receipts import store_entry
 from vault import age, canonical
 from vault._base64 import b64encode
 from vault.errors import ConfigError, ProofError, VaultError
@@ -80,6 +82,8 @@ _HANDLE = re.compile(r"[a-z0-9-]{3,64}")
 _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RELEASE_KEY_SIZE = 32
+STAGE_BATCH = 50
+"""Items staged per request: their headers and manifests stay far below the body limit."""
 
 
 def check_handle(handle: str) -> str:
@@ -361,15 +365,17 @@ def own_items(client: Client) -> list[str]:
 Narrate = Callable[[str], None]
 
 
-def _send_arm(client: Client, body: dict[str, Any], *, changed: str) -> dict[str, Any]:
-    """``POST /switch/arm``; a refusal says what it left changed (``changed``).
+def _send_arm(
+    client: Client, body: dict[str, Any], *, changed: str, path: str = "/switch/arm"
+) -> dict[str, Any]:
+    """``POST /switch/arm`` (or ``path``); a refusal says what it left changed (``changed``).
 
     Raises:
         ConfigError: the server refused (400, or 409 when the switch was armed
             meanwhile by another command or device).
     """
     try:
-        return client.call("POST", "/switch/arm", json=body)
+        return client.call("POST", path, json=body)
     except ApiError as exc:
         if exc.status == 409:
             raise ConfigError(
@@ -384,6 +390,52 @@ def _send_arm(client: Client, body: dict[str, Any], *, changed: str) -> dict[str
                 hint=f"{changed}; correct that and run `evault switch set` again",
             ) from None
         raise
+
+
+def _send_stage(client: Client, recipient: str, batch: Sequence[Rewrapped]) -> dict[str, Any]:
+    """``POST /switch/arm/items``: items re-wrapped for ``recipient``; nothing changes yet.
+
+    Raises:
+        ConfigError: the server refused (an item changed meanwhile, or the
+            switch was armed meanwhile); nothing was changed.
+    """
+    body = {
+        "release_recipient": recipient,
+        "items": [
+            {
+                "item": r.item,
+                "header": b64encode(r.header),
+                "manifest": b64encode(r.sealed_manifest),
+            }
+            for r in batch
+        ],
+    }
+    return _send_arm(client, body, changed="nothing was changed", path="/switch/arm/items")
+
+
+def _check_rewrapped(
+    client: Client, listed: object, rewrapped: Sequence[Rewrapped], *, before: int
+) -> None:
+    """Each item's ``item.shared`` entry in the arm's answer: one per item, as sent, kept.
+
+    Raises:
+        ProofError: an item missing, one too many, or an entry that is not what was sent.
+    """
+    if not isinstance(listed, list) or len(listed) != len(rewrapped):
+        raise ProofError(
+            "the server did not log the re-wrapped items it armed", hint="do not trust this server"
+        )
+    for found, sent in zip(listed, rewrapped, strict=True):
+        if not isinstance(found, dict) or found.get("item") != sent.item:
+            raise ProofError(
+                "the server did not log the re-wrapped items it armed",
+                hint="do not trust this server",
+            )
+        entry = client.log.entry(found)
+        entry.expect(sent.expected_entry(client.account, list(sent.editors)))
+        if entry.index >= before:
+            raise ProofError("the server logged an item's re-wrap after arming")
+        store_entry(client.paths, sent.item, entry)
 
 
 def arm(
@@ -402,7 +454,10 @@ def arm(
     Before any item is touched, the whole request goes to the server as a
     dry run (``"dry_run": true``), which runs the real arm's own checks: a
     policy, trustee, threshold or state the server refuses is refused while
-    nothing has changed, here or there.
+    nothing has changed, here or there. The items re-wrapped for the release
+    recipient are then staged (``POST /switch/arm/items``), which changes
+    nothing either, and the arm applies them with the switch in one
+    transaction: arming happens whole, or not at all.
 
     Raises:
         ConfigError: bad trustees or threshold; the server refused.
@@ -438,16 +493,16 @@ def arm(
         f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
         f"({threshold} needed to release)"
     )
-    hashes = []
-    for item in ids:
-        _, manifest = item_service.add_release_recipient(client, item, recipient)
-        hashes.append(manifest.payload_sha256)
-    answer = _send_arm(
-        client,
-        body,
-        changed="the release key was added to the items, but the switch is not armed",
-    )
-    commitment = {"count": len(ids), "sha256": sorted(hashes)}
+    rewrapped = [item_service.with_release_recipient(client, item, recipient) for item in ids]
+    for start in range(0, len(rewrapped), STAGE_BATCH):
+        batch = rewrapped[start : start + STAGE_BATCH]
+        staged = _send_stage(client, str(recipient), batch)
+        if staged != {"staged": len(batch)}:
+            raise ProofError(
+                "the server did not stage the items sent", hint="do not trust this server"
+            )
+    answer = _send_arm(client, body, changed="nothing was changed")
+    commitment = {"count": len(ids), "sha256": sorted(r.manifest.payload_sha256 for r in rewrapped)}
     entry = client.log.entry(answer)
     entry.expect(
         {
@@ -465,6 +520,7 @@ def arm(
         raise ProofError(
             "the server's release set is not the items sent", hint="do not trust this server"
         )
+    _check_rewrapped(client, answer.get("items"), rewrapped, before=entry.index)
     client.state = replace(client.state, release=str(recipient))
     return Armed(
         deadline=parse_time(answer.get("deadline")),

@@ -992,12 +992,24 @@ DOCUMENT: dict[str, Any] = {
                         _object({"dry_run": {"const": True}}),
                     ),
                     "201": _json(
-                        "armed; the receipt of switch.armed",
+                        "armed; the receipt of switch.armed, and of each staged item's re-wrap",
                         _object(
                             {
                                 "state": {"const": "armed"},
                                 "deadline": _TIME,
                                 "commitment": _COMMITMENT,
+                                "items": {
+                                    "type": "array",
+                                    "description": (
+                                        "the items staged for this release recipient, in the "
+                                        "order of release_items, each re-wrapped in this "
+                                        "transaction and logged item.shared (same editors), "
+                                        "proved in the checkpoint of switch.armed"
+                                    ),
+                                    "items": _object(
+                                        {"item": _ACCOUNT_ID, "entry": _ENTRY, "receipt": _RECEIPT}
+                                    ),
+                                },
                                 "receipt": _RECEIPT,
                                 "entry": _ENTRY,
                             }
@@ -1011,6 +1023,59 @@ DOCUMENT: dict[str, Any] = {
                     ),
                     **_AUTH_ERRORS,
                     "409": _error("conflict: armed already, or released"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/switch/arm/items": {
+            "post": {
+                "operationId": "stageReleaseItems",
+                "summary": "Stage items re-wrapped for a release recipient, for the arm to apply",
+                "description": (
+                    "Arming re-wraps each item of the release set on the reporter's device: its "
+                    "header and manifest with the release recipient added. They are staged "
+                    "here first, and nothing changes: no item, no log entry. POST /switch/arm "
+                    "with the same release_recipient applies the staged items with the switch "
+                    "in one transaction (as shares with the same editors, each logged "
+                    "item.shared), so an arm that is refused or never sent leaves every item "
+                    "as it was. Each item must pass every check of a share (the reporter's own "
+                    "item, keeping every recipient of the current header and manifest). "
+                    "Items staged for another recipient are dropped; staging an item again "
+                    "replaces it."
+                ),
+                "requestBody": _body(
+                    _object(
+                        {
+                            "release_recipient": {"type": "string"},
+                            "items": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 1000,
+                                "items": _object(
+                                    {
+                                        "item": _ACCOUNT_ID,
+                                        "header": {
+                                            **_B64,
+                                            "description": "the re-wrapped age header",
+                                        },
+                                        "manifest": _MANIFEST,
+                                    },
+                                    optional=("manifest",),
+                                ),
+                            },
+                        }
+                    )
+                ),
+                "responses": {
+                    "200": _json("staged", _object({"staged": _COUNT})),
+                    "400": _error(
+                        "a malformed body or recipient, an item named twice, not the "
+                        "reporter's, or a header or manifest that drops a recipient or changes "
+                        "the manifest"
+                    ),
+                    **_AUTH_ERRORS,
+                    "409": _error("conflict: the switch is armed already"),
+                    "413": _error("a manifest larger than 64 KiB"),
                     "415": _error("the body is not application/json"),
                 },
             }

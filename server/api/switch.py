@@ -10,7 +10,12 @@ Reporter (bearer token, role reporter):
   release-set items, optional web check-in handle and phrases → 201 with the
   logged ``switch.armed`` entry. With ``"dry_run": true`` the same checks
   run and nothing is written: 200 ``{"dry_run": true}``, or the refusal the
-  real request would get.
+  real request would get. Items staged for the release recipient are
+  re-wrapped in the same transaction (``"items"``: each ``item.shared``
+  entry with its receipt).
+- ``POST /api/v1/switch/arm/items``: ``{"release_recipient", "items": [{"item",
+  "header", "manifest"}]}``, items re-wrapped on the reporter's device for
+  the release recipient, staged for the arm: nothing changes before it.
 - ``POST /api/v1/switch/policy``: a new policy → ``applied`` at once, or
   ``pending`` (202) when it weakens the switch and must cool off.
 - ``POST /api/v1/switch/disarm`` → 202 pending.
@@ -41,6 +46,7 @@ from flask import Blueprint, g
 
 from server.api._request import (
     app_state,
+    blob_store,
     db_session,
     json_body,
     log_signer,
@@ -48,11 +54,15 @@ from server.api._request import (
     query_ints,
     receipt_fields,
 )
+from server.api._storage import manifest_field, storage_error
 from server.auth import current_account, requires_role
 from server.errors import ApiError
 from server.keyfile import load_key_file
+from server.services import items as item_service
+from server.services import log
 from server.services import release as releases
 from server.services import switch as service
+from server.storage import StorageError
 from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError
 from vault.protocol import parse_account_id
@@ -64,7 +74,9 @@ switch_api = Blueprint("switch", __name__)
 trustee_api = Blueprint("trustee", __name__)
 JsonObject = dict[str, object]
 _MAX_ITEMS = 10_000
+_MAX_STAGED = 1000
 _SHARE_FIELDS = {"custodian", "age", "commitment"}
+_STAGED_FIELDS = {"item", "header", "manifest"}
 
 
 def _duress() -> bool:
@@ -199,20 +211,84 @@ def arm() -> tuple[JsonObject, int]:
             duress_phrase=duress_phrase,
             now=_now(),
             signer=log_signer(),
+            store=blob_store(),
         )
     except service.AlreadyArmedError as exc:
         raise ApiError(409, "conflict", exc.message) from None
     except service.PolicyError as exc:
         raise ApiError.bad_request(exc.message) from None
+    except StorageError as exc:
+        raise storage_error(exc) from None
     logged = receipt_fields(armed.appended)
+    checkpoint = armed.appended.checkpoint
     answer: JsonObject = {
         "state": armed.switch.state,
         "deadline": service.iso(armed.switch.deadline_at),
         "commitment": armed.commitment,
+        # Each re-wrapped item's entry, proved in the checkpoint of switch.armed.
+        "items": [
+            {
+                "item": item,
+                "entry": b64encode(appended.entry.data),
+                "receipt": log.receipt(session, appended.entry.idx, checkpoint)
+                .marshal()
+                .decode("utf-8"),
+            }
+            for item, appended in armed.items
+        ],
         **logged,
     }
     session.commit()
     return answer, 201
+
+
+@switch_api.post("/arm/items")
+@requires_role("reporter")
+def stage_items() -> JsonObject:
+    """Stage items re-wrapped for a release recipient; the arm applies them (atomic arming)."""
+    query_ints(required=())
+    body = json_body()
+    _fields(body, ("release_recipient", "items"))
+    recipient = _optional_string(body, "release_recipient", 256)
+    raw = body["items"]
+    if not isinstance(raw, list) or not 0 < len(raw) <= _MAX_STAGED:
+        raise ApiError.bad_request(f"field 'items' must list 1 to {_MAX_STAGED} items")
+    staged = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not {"item", "header"} <= set(entry) <= _STAGED_FIELDS:
+            raise ApiError.bad_request("an item is {'item', 'header', 'manifest'}")
+        try:
+            item_id = parse_account_id(entry["item"])
+        except FormatError:
+            raise ApiError.bad_request("field 'items' holds a malformed item id") from None
+        header = b64decode(entry["header"]) if isinstance(entry["header"], str) else None
+        if header is None:
+            raise ApiError.bad_request("an item's 'header' must be canonical padded base64")
+        try:
+            item_service.parse_item_header(header)
+        except FormatError as exc:
+            raise ApiError(400, "invalid_header", f"item {item_id}: {exc.message}") from None
+        staged.append(
+            service.StagedItem(item=item_id, header=header, manifest=manifest_field(entry))
+        )
+    session = db_session()
+    try:
+        count = service.stage_release_items(
+            session,
+            blob_store(),
+            account=current_account(),
+            recipient=recipient or "",
+            items=staged,
+            now=_now(),
+        )
+    except service.AlreadyArmedError as exc:
+        raise ApiError(409, "conflict", exc.message) from None
+    except service.PolicyError as exc:
+        raise ApiError.bad_request(exc.message) from None
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    session.commit()
+    return {"staged": count}
 
 
 def _shares(raw_shares: object) -> list[tuple[str, bytes, bytes]]:

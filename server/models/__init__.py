@@ -24,6 +24,7 @@ from server.models.switch import (
     OutboxMessage,
     PendingChange,
     Release,
+    StagedReleaseItem,
     SubmittedShare,
     Switch,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "OutboxMessage",
     "PendingChange",
     "Release",
+    "StagedReleaseItem",
     "SubmittedShare",
     "Switch",
     "Token",

@@ -43,6 +43,7 @@ __all__ = [
     "OutboxMessage",
     "PendingChange",
     "Release",
+    "StagedReleaseItem",
     "SubmittedShare",
     "Switch",
 ]
@@ -129,6 +130,29 @@ class CustodianShare(Base):
     custodian: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
     encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     commitment: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class StagedReleaseItem(Base):
+    """An item re-wrapped for a release recipient, waiting for the arm that applies it.
+
+    Arming re-wraps every item of the release set on the reporter's device.
+    The new headers (and manifests) are staged here first and changed
+    nothing yet; ``POST /switch/arm`` applies them with the switch in one
+    transaction, so an arming that is refused, or never sent, leaves every
+    item as it was. Rows of another ``recipient`` (an arming given up) are
+    replaced by the next staging, and all of a vault's go when it is armed.
+    """
+
+    __tablename__ = "staged_release_items"
+
+    vault_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    recipient: Mapped[str] = mapped_column(String(128), nullable=False)
+    header: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    manifest: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    staged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class SubmittedShare(Base):

@@ -79,6 +79,7 @@ __all__ = [
     "UnknownEditorError",
     "UploadGoneError",
     "abort_upload",
+    "check_share",
     "commit_upload",
     "create_upload",
     "delete_item",
@@ -557,7 +558,7 @@ MAX_EDITORS = 256
 """Most editors one item may be shared with."""
 
 
-def share_item(
+def check_share(
     session: Session,
     store: BlobStore,
     *,
@@ -565,28 +566,12 @@ def share_item(
     item_id: str,
     header: bytes,
     editors: Sequence[str],
-    signer: NoteSigner,
     manifest: EncryptedManifest | None = None,
-) -> log.Appended:
-    """Replace an owned item's header, manifest and the set of editors it is shared with.
-
-    ``header`` was re-wrapped by the client (:func:`vault.age.rewrap_header`)
-    and parsed by :func:`parse_item_header`; the payload is untouched, so
-    only the header is stored. ``manifest`` is required exactly when the item
-    has one: the current manifest re-wrapped (:func:`vault.age.rewrap`), so
-    it keeps every stanza and its encrypted payload byte for byte. ``editors``
-    is the whole new set: an editor left out loses access. Logs
-    ``item.shared`` in the caller's transaction. Every check comes before
-    anything is stored.
+) -> Item:
+    """Every check of :func:`share_item`, and nothing stored or logged: the item.
 
     Raises:
-        ItemNotFoundError: not the account's item.
-        UnknownEditorError: an id that is not an enabled editor.
-        HeaderDropsStanzasError: the header leaves out a current recipient.
-        MissingManifestError, UnexpectedManifestError: a manifest missing or
-            one too many.
-        ManifestDropsStanzasError, ManifestChangedError: the manifest leaves
-            out a current recipient or changes its payload.
+        as :func:`share_item`.
     """
     item = visible_item(session, account, item_id)
     if item.account_id != account.id:
@@ -619,6 +604,50 @@ def share_item(
         )
     else:
         _check_same_manifest(store, item.manifest_key, manifest)
+    return item
+
+
+def share_item(
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    item_id: str,
+    header: bytes,
+    editors: Sequence[str],
+    signer: NoteSigner,
+    manifest: EncryptedManifest | None = None,
+) -> log.Appended:
+    """Replace an owned item's header, manifest and the set of editors it is shared with.
+
+    ``header`` was re-wrapped by the client (:func:`vault.age.rewrap_header`)
+    and parsed by :func:`parse_item_header`; the payload is untouched, so
+    only the header is stored. ``manifest`` is required exactly when the item
+    has one: the current manifest re-wrapped (:func:`vault.age.rewrap`), so
+    it keeps every stanza and its encrypted payload byte for byte. ``editors``
+    is the whole new set: an editor left out loses access. Logs
+    ``item.shared`` in the caller's transaction. Every check comes before
+    anything is stored.
+
+    Raises:
+        ItemNotFoundError: not the account's item.
+        UnknownEditorError: an id that is not an enabled editor.
+        HeaderDropsStanzasError: the header leaves out a current recipient.
+        MissingManifestError, UnexpectedManifestError: a manifest missing or
+            one too many.
+        ManifestDropsStanzasError, ManifestChangedError: the manifest leaves
+            out a current recipient or changes its payload.
+    """
+    item = check_share(
+        session,
+        store,
+        account=account,
+        item_id=item_id,
+        header=header,
+        editors=editors,
+        manifest=manifest,
+    )
+    wanted = sorted(set(editors))
     header_key = store.put(io.BytesIO(header), max_size=MAX_HEADER_SIZE)
     values: dict[str, object] = {"header_key": header_key, "header_size": len(header)}
     event: dict[str, object] = {

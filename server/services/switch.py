@@ -50,11 +50,14 @@ from server.models import (
     Item,
     LogHead,
     PendingChange,
+    StagedReleaseItem,
     Switch,
 )
+from server.services import items as item_service
 from server.services import log, outbox
+from server.storage import BlobStore
 from vault import age, canonical
-from vault.errors import FormatError, SignatureError, VaultError
+from vault.errors import FormatError, ServerError, SignatureError, VaultError
 from vault.keys import Card, verify_signature
 from vault.note import NoteSigner
 from vault.protocol import CHECKIN_CONTEXT, CheckinStatement
@@ -75,6 +78,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PublishedError",
+    "StagedItem",
     "SwitchError",
     "add_release_items",
     "apply_policy",
@@ -94,6 +98,7 @@ __all__ = [
     "reschedule",
     "set_phrases",
     "set_policy",
+    "stage_release_items",
     "status_json",
     "trustee_vaults",
     "trustees_of",
@@ -313,9 +318,22 @@ def _contacts(value: object, name: str) -> tuple[Mapping[str, str], ...]:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Armed:
+    """An armed switch, its commitment, its ``switch.armed`` entry and the items re-wrapped."""
+
     switch: Switch
     commitment: dict[str, Any]
     appended: log.Appended
+    items: tuple[tuple[str, log.Appended], ...] = ()
+    """Each staged item applied by the arm, with its ``item.shared`` entry."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StagedItem:
+    """An item as the reporter's device re-wrapped it for a release recipient."""
+
+    item: str
+    header: bytes
+    manifest: item_service.EncryptedManifest | None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -496,6 +514,145 @@ def _check_phrases(handle: str | None, phrase: str | None, duress_phrase: str | 
         raise PolicyError("the duress phrase must differ from the check-in phrase")
 
 
+def _check_recipient(recipient: str) -> None:
+    try:
+        parsed = age.parse_recipient(recipient)
+    except FormatError:
+        raise PolicyError("'release_recipient' is not an age recipient") from None
+    if not isinstance(parsed, age.X25519Recipient):
+        raise PolicyError("'release_recipient' must be an X25519 age recipient (age1…)")
+
+
+def _check_armable(switch: Switch | None) -> None:
+    if switch is not None and switch.state in ACTIVE_STATES:
+        raise AlreadyArmedError("the switch is armed already; change it with a policy update")
+    if switch is not None and switch.state == "released":
+        raise AlreadyArmedError("this vault was released; it cannot be armed again")
+
+
+def _editors(session: Session, item_id: str) -> list[str]:
+    item = session.get(Item, item_id)
+    return [] if item is None else item_service.shared_with(session, [item])[item_id]
+
+
+def stage_release_items(
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    recipient: str,
+    items: Sequence[StagedItem],
+    now: dt.datetime,
+) -> int:
+    """Stage items re-wrapped for ``recipient``, for the arm that will apply them; how many.
+
+    Each must pass every check of a share with the same editors
+    (:func:`server.services.items.check_share`): the account's item, a header
+    and manifest that keep every recipient of the current ones. Nothing is
+    applied or logged: :func:`arm` does that, in its own transaction. Rows
+    staged for another recipient (an arming given up) are dropped.
+
+    Raises:
+        PolicyError: a malformed recipient, an item twice, an item refused.
+        AlreadyArmedError: the vault is armed already.
+    """
+    vault_id = account.vault_id
+    if vault_id is None:
+        raise RuntimeError("internal error: arming an account without a vault")
+    _check_recipient(recipient)
+    ids = [staged.item for staged in items]
+    if len(set(ids)) != len(ids):
+        raise PolicyError("'items' names an item twice")
+    _check_armable(find_switch(session, vault_id, lock=True))
+    for staged in items:
+        try:
+            item_service.check_share(
+                session,
+                store,
+                account=account,
+                item_id=staged.item,
+                header=staged.header,
+                editors=_editors(session, staged.item),
+                manifest=staged.manifest,
+            )
+        except ServerError as exc:
+            raise PolicyError(f"item {staged.item}: {exc.message}") from None
+    session.execute(
+        delete(StagedReleaseItem).where(
+            StagedReleaseItem.vault_id == vault_id,
+            (StagedReleaseItem.recipient != recipient) | StagedReleaseItem.item_id.in_(ids),
+        )
+    )
+    session.add_all(
+        StagedReleaseItem(
+            vault_id=vault_id,
+            item_id=staged.item,
+            recipient=recipient,
+            header=staged.header,
+            manifest=None if staged.manifest is None else staged.manifest.data,
+            staged_at=now,
+        )
+        for staged in items
+    )
+    session.flush()
+    return len(items)
+
+
+def _apply_staged(
+    session: Session,
+    store: BlobStore | None,
+    *,
+    account: Account,
+    recipient: str,
+    release_items: Sequence[str],
+    signer: NoteSigner,
+) -> tuple[tuple[str, log.Appended], ...]:
+    """Apply the items staged for ``recipient`` (as shares, logged ``item.shared``); drop all.
+
+    Raises:
+        PolicyError: an item changed since it was staged (a share meanwhile).
+    """
+    vault_id = account.vault_id
+    rows = {
+        row.item_id: row
+        for row in session.scalars(
+            select(StagedReleaseItem).where(
+                StagedReleaseItem.vault_id == vault_id,
+                StagedReleaseItem.recipient == recipient,
+            )
+        )
+    }
+    applied = []
+    for item_id in release_items:
+        row = rows.get(item_id)
+        if row is None:
+            continue  # re-wrapped already, by a client that did not stage it
+        if store is None:
+            raise RuntimeError("internal error: staged items to apply without a blob store")
+        try:
+            manifest = (
+                None if row.manifest is None else item_service.parse_item_manifest(row.manifest)
+            )
+            appended = item_service.share_item(
+                session,
+                store,
+                account=account,
+                item_id=item_id,
+                header=row.header,
+                editors=_editors(session, item_id),
+                signer=signer,
+                manifest=manifest,
+            )
+        except (ServerError, FormatError) as exc:
+            raise PolicyError(
+                f"item {item_id} changed since it was re-wrapped for arming ({exc.message}); "
+                "arm again"
+            ) from None
+        applied.append((item_id, appended))
+    session.execute(delete(StagedReleaseItem).where(StagedReleaseItem.vault_id == vault_id))
+    return tuple(applied)
+
+
 def check_arm(
     session: Session,
     *,
@@ -525,12 +682,7 @@ def check_arm(
     vault_id = account.vault_id
     if vault_id is None:
         raise RuntimeError("internal error: arming an account without a vault")
-    try:
-        parsed = age.parse_recipient(recipient)
-    except FormatError:
-        raise PolicyError("'release_recipient' is not an age recipient") from None
-    if not isinstance(parsed, age.X25519Recipient):
-        raise PolicyError("'release_recipient' must be an X25519 age recipient (age1…)")
+    _check_recipient(recipient)
     if not 1 <= len(shares) <= MAX_SHARES:
         raise PolicyError(f"give 1 to {MAX_SHARES} shares")
     if not 1 <= threshold <= len(shares):
@@ -566,10 +718,7 @@ def check_arm(
     if len(set(release_items)) != len(release_items):
         raise PolicyError("'release_items' names an item twice")
     existing = find_switch(session, vault_id, lock=lock)
-    if existing is not None and existing.state in ACTIVE_STATES:
-        raise AlreadyArmedError("the switch is armed already; change it with a policy update")
-    if existing is not None and existing.state == "released":
-        raise AlreadyArmedError("this vault was released; it cannot be armed again")
+    _check_armable(existing)
     if handle is not None:
         taken = session.scalar(
             select(Switch.vault_id).where(Switch.handle == handle, Switch.vault_id != vault_id)
@@ -601,6 +750,7 @@ def arm(
     duress_phrase: str | None,
     now: dt.datetime,
     signer: NoteSigner,
+    store: BlobStore | None = None,
 ) -> Armed:
     """Arm the account's vault; log ``switch.armed`` with the insurance commitment.
 
@@ -608,8 +758,10 @@ def arm(
     ``server`` or an editor's account id, the share sealed to it, and the
     share's commitment (:func:`vault.shares.share_commitment`), distinct
     within the vault; a vault armed again gets the new set's commitments.
-    ``release_items`` are the account's items, already re-wrapped to include
-    ``recipient``.
+    ``release_items`` are the account's items: those staged for ``recipient``
+    (:func:`stage_release_items`) are re-wrapped now, in this transaction,
+    each logged ``item.shared`` like a share; the others must include
+    ``recipient`` already.
 
     Raises:
         PolicyError, AlreadyArmedError.
@@ -628,6 +780,14 @@ def arm(
     vault_id = account.vault_id
     if vault_id is None:
         raise RuntimeError("internal error: arming an account without a vault")
+    applied = _apply_staged(
+        session,
+        store,
+        account=account,
+        recipient=recipient,
+        release_items=release_items,
+        signer=signer,
+    )
     if existing is not None:
         # A vault disarmed before: its old shares and changes go.
         session.execute(delete(CustodianShare).where(CustodianShare.vault_id == vault_id))
@@ -690,7 +850,7 @@ def arm(
     appended = log.append(session, event, signer)
     switch.armed_entry = appended.entry.idx
     session.flush()
-    return Armed(switch=switch, commitment=commitment, appended=appended)
+    return Armed(switch=switch, commitment=commitment, appended=appended, items=applied)
 
 
 def add_release_items(

@@ -32,6 +32,7 @@ from vault.shares import combine_shares
 
 from .client_env import (
     PASSPHRASE,
+    Drop,
     Exchange,
     Person,
     Proxy,
@@ -411,16 +412,25 @@ def _footprint(server: ServerProcess, person: Person) -> Footprint:
     return Footprint(log_size=size, items=items, switch=switch, device=device)
 
 
-def _only_logins_since(server: ServerProcess, size: int) -> None:
-    """Every entry the log gained since ``size`` is a login: what any signed-in command logs."""
+def _only_reads_since(server: ServerProcess, size: int, reads: tuple[str, ...]) -> None:
+    """Every entry the log gained since ``size`` is one of ``reads``, never a change.
+
+    Any signed-in command logs its login; reading an item's header to
+    re-wrap it logs a download, as every read of an item does.
+    """
     with server.db() as db:
         rows = db.execute("SELECT data FROM log_entries WHERE idx >= ?", (size,)).fetchall()
-    assert [json.loads(data)["type"] for (data,) in rows] == ["account.login"] * len(rows)
+    assert {json.loads(data)["type"] for (data,) in rows} <= set(reads)
 
 
-def _unchanged(server: ServerProcess, person: Person, before: Footprint) -> None:
+def _unchanged(
+    server: ServerProcess,
+    person: Person,
+    before: Footprint,
+    reads: tuple[str, ...] = ("account.login",),
+) -> None:
     after = _footprint(server, person)
-    _only_logins_since(server, before.log_size)
+    _only_reads_since(server, before.log_size, reads)
     assert after.items == before.items
     assert after.switch == before.switch
     assert after.device == before.device
@@ -456,8 +466,27 @@ def test_a_refused_switch_set_changes_nothing(
         if "the server refused" in err:
             assert "evault: hint: nothing was changed" in err
 
+    # The items are re-wrapped and staged, and then the arm itself never arrives
+    # (a dropped line): the server applies nothing without it.
+    def drop_the_arm(exchange: Exchange) -> None:
+        if exchange.path == "/api/v1/switch/arm" and b'"dry_run"' not in exchange.body:
+            raise Drop
+
+    before = _footprint(server, rita)
+    proxy.before = drop_the_arm
+    try:
+        err = rita.fails("switch", "set", "--every", "1d")
+    finally:
+        proxy.reset()
+    _unchanged(server, rita, before, reads=("account.login", "item.downloaded"))
+    with server.db() as db:
+        staged = db.execute("SELECT COUNT(*) FROM staged_release_items").fetchone()[0]
+    assert staged == 2, err  # waiting for an arm that never came: they change nothing
+
     # Armed from "another device" between this device's look and its arming.
     rita.ok("switch", "set", "--every", "1d")
+    with server.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM staged_release_items").fetchone()[0] == 0
 
     def disarmed(exchange: Exchange) -> None:
         if exchange.method == "GET" and exchange.path == "/api/v1/switch":
