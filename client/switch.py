@@ -69,6 +69,7 @@ __all__ = [
     "disarm",
     "fetch_status",
     "read_status",
+    "release_page",
     "release_recipient",
     "seal_shares",
     "set_phrases",
@@ -78,7 +79,7 @@ ARMED_STATES = ("armed", "overdue", "releasing")
 """States in which the vault has a release set that new items may join."""
 STATES = ("disarmed", "armed", "overdue", "releasing", "released")
 SERVER = "server"
-_HANDLE = re.compile(r"[a-z0-9-]{3,64}")
+_HANDLE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RELEASE_KEY_SIZE = 32
@@ -87,14 +88,15 @@ STAGE_BATCH = 50
 
 
 def check_handle(handle: str) -> str:
-    """A web check-in handle: 3 to 64 of ``a-z 0-9 -``.
+    """A web check-in handle: 3 to 64 of ``a-z 0-9 -``, not beginning with ``-``.
 
     Raises:
         ConfigError: anything else.
     """
     if not _HANDLE.fullmatch(handle):
         raise ConfigError(
-            f"invalid handle {handle!r}", hint="use 3 to 64 lower-case letters, digits and -"
+            f"invalid handle {handle!r}",
+            hint="use 3 to 64 lower-case letters, digits and -, not beginning with -",
         )
     return handle
 
@@ -196,6 +198,8 @@ class Status:
     release_at: datetime.datetime | None = None
     handle: str | None = None
     pending: tuple[PendingChange, ...] = ()
+    releases: tuple[tuple[int, datetime.datetime | None], ...] = ()
+    """The vault's published releases, oldest first: number and time."""
 
     @property
     def armed(self) -> bool:
@@ -242,6 +246,12 @@ def parse_status(answer: dict[str, Any]) -> Status:
     handle = answer.get("handle")
     recipient = answer.get("release_recipient")
     threshold = answer.get("threshold")
+    published = answer.get("releases", [])
+    if not isinstance(published, list) or not all(isinstance(r, dict) for r in published):
+        raise ProofError("the server sent a malformed switch (releases)")
+    releases = tuple(
+        (_int(r.get("number"), "releases"), parse_time(r.get("published_at"))) for r in published
+    )
     return Status(
         state=str(state),
         vault=str(answer.get("vault")),
@@ -257,6 +267,7 @@ def parse_status(answer: dict[str, Any]) -> Status:
         release_at=parse_time(answer.get("release_at")),
         handle=handle if isinstance(handle, str) else None,
         pending=tuple(parse_change(p) for p in pending),
+        releases=releases,
     )
 
 
@@ -315,12 +326,17 @@ def release_recipient(client: Client, status: Status | None = None) -> age.X2551
 
 
 def _parse_release(text: str) -> age.X25519Recipient:
+    damaged = ConfigError(
+        "the release key noted in state.json is damaged",
+        hint="`evault switch status` notes it again, from the server's answer checked against "
+        "its log",
+    )
     try:
         recipient = age.parse_recipient(text)
     except VaultError:
-        raise ConfigError("the release key noted in state.json is damaged") from None
+        raise damaged from None
     if not isinstance(recipient, age.X25519Recipient):
-        raise ConfigError("the release key noted in state.json is damaged")
+        raise damaged
     return recipient
 
 
@@ -357,9 +373,24 @@ def policy_sha256(policy: Policy) -> str:
 
 
 def own_items(client: Client) -> list[str]:
-    """The ids of this account's items, as the server lists them."""
+    """The ids of this account's items that no release published yet, as the server lists them.
+
+    A published item is public already, with the key of the release that
+    published it: it joins no new release set, and its header stays as
+    released.
+    """
     metas = item_service.item_metas(client, limit=1000)
-    return [str(meta["id"]) for meta in metas if meta.get("owner") == client.account]
+    return [
+        str(meta["id"])
+        for meta in metas
+        if meta.get("owner") == client.account and meta.get("released_in") is None
+    ]
+
+
+def release_page(client: Client, vault: str, number: int) -> str:
+    """The address of a vault's release ``number``: the first at ``/release/VAULT``."""
+    page = f"{client.server}/release/{vault}"
+    return page if number == 1 else f"{page}/{number}"
 
 
 Narrate = Callable[[str], None]
@@ -555,6 +586,8 @@ def change_policy(client: Client, policy: Policy) -> PolicyChange:
             "POST", "/switch/policy", json={"policy": policy.to_json()}, ok=(200, 202)
         )
     except ApiError as exc:
+        if exc.status == 409:
+            raise _not_armed("its policy was not changed") from None
         kept = [
             f"--{channel}-webhook"
             for channel in CHANNELS
@@ -583,9 +616,25 @@ def change_policy(client: Client, policy: Policy) -> PolicyChange:
     return PolicyChange(applied=True, change=None, entry=entry)
 
 
+def _not_armed(what: str) -> ConfigError:
+    return ConfigError(
+        f"the switch is not armed: {what}",
+        hint="`evault switch status` shows its state; `evault switch set --every 24h` arms it",
+    )
+
+
 def disarm(client: Client) -> tuple[PendingChange, LoggedEntry]:
-    """Ask to disarm; it takes effect after the cooling-off delay unless trustees cancel it."""
-    _, answer = client.authed().answer("POST", "/switch/disarm", json={}, ok=(200, 202))
+    """Ask to disarm; it takes effect after the cooling-off delay unless trustees cancel it.
+
+    Raises:
+        ConfigError: the switch is not armed.
+    """
+    try:
+        _, answer = client.authed().answer("POST", "/switch/disarm", json={}, ok=(200, 202))
+    except ApiError as exc:
+        if exc.status == 409:
+            raise _not_armed("there is nothing to disarm") from None
+        raise
     entry = client.log.entry(answer)
     change = parse_change(answer.get("change"))
     expect_change(client, entry, change, kind="disarm")
@@ -597,7 +646,15 @@ def set_phrases(client: Client, handle: str, phrase: str, duress_phrase: str | N
     body = {"handle": check_handle(handle), "phrase": phrase}
     if duress_phrase is not None:
         body["duress_phrase"] = duress_phrase
-    answer = client.call("POST", "/switch/phrase", json=body)
+    try:
+        answer = client.call("POST", "/switch/phrase", json=body)
+    except ApiError as exc:
+        if exc.status == 409:
+            raise ConfigError(
+                "the switch is not armed: the web check-in is for an armed switch",
+                hint="arm it with the handle: `evault switch set --every 24h --handle NAME`",
+            ) from None
+        raise
     if answer.get("handle") != handle:
         raise ProofError("the server set another handle than the one sent")
     return handle

@@ -283,10 +283,17 @@ def _change(
     handle: str | None,
 ) -> None:
     if trustees or threshold is not None:
-        raise ConfigError(
-            "trustees and threshold are fixed while the switch is armed",
-            hint="disarm it (after the cooling-off delay) and arm it again to change them",
-        )
+        if status.state == "releasing":
+            hint = (
+                "a release is under way; once it is published, `evault switch set` arms the "
+                "vault again, with the trustees you name then"
+            )
+        else:
+            hint = (
+                "`evault switch disarm` (it waits out the cooling-off delay), then "
+                "`evault switch set` with the new trustees"
+            )
+        raise ConfigError("trustees and threshold are fixed while the switch is armed", hint=hint)
     if status.policy is None:
         raise ConfigError("the server sent no policy for the armed switch")
     changed = options != PolicyOptions()
@@ -297,13 +304,16 @@ def _change(
         )
     result = None
     made: list[tuple[str, Notice]] = []
+    phrases = None
+    if handle is not None:
+        # Asked first: a mistyped phrase then leaves the policy as it was too.
+        phrases = _phrases(client)
     if changed:
         policy, made = build_policy(options, status.policy)
         result = service.change_policy(client, policy)
         _print_secrets(made)
-    if handle is not None:
-        phrase, duress_phrase = _phrases(client)
-        service.set_phrases(client, handle, phrase, duress_phrase)
+    if handle is not None and phrases is not None:
+        service.set_phrases(client, handle, *phrases)
     if json_mode():
         print_json(
             {
@@ -356,6 +366,16 @@ def status_() -> None:
                     "custodians": [names[p] for p, _ in status.custodians],
                     "release_items": list(status.release_items),
                     "handle": status.handle,
+                    "releases": [
+                        {
+                            "number": number,
+                            "published_at": _iso(when),
+                            "page": service.release_page(
+                                client, status.vault or client.vault, number
+                            ),
+                        }
+                        for number, when in status.releases
+                    ],
                     "pending": [
                         {
                             "id": c.id,
@@ -372,10 +392,24 @@ def status_() -> None:
             return
         console = out()
         now = _now()
+        vault = status.vault or client.vault
         console.print(f"state:         [bold]{shown(status.state)}[/]")
+        for n, (number, when) in enumerate(status.releases):
+            page = service.release_page(client, vault, number)
+            label = "published:" if n == 0 else ""
+            console.print(f"{label:15}release {number}, {shown_time(when, now)}: {shown(page)}")
+        if status.state == "released":
+            console.print(
+                "The switch is not armed since its release. `evault switch set --every 24h` "
+                "arms it again, with a new release key, for the items no release published."
+            )
+            return
         if status.policy is None or status.state == "disarmed":
             console.print("Not armed: `evault switch set --every 24h` arms it.")
             return
+        if status.state == "releasing":
+            page = service.release_page(client, vault, len(status.releases) + 1)
+            console.print(f"release:       under way: {shown(page)}")
         console.print(f"deadline:      {shown_time(status.deadline, now)}")
         console.print(f"release at:    {shown_time(status.release_at, now)}")
         console.print(f"last check-in: {shown_time(status.last_checkin, now)}")
@@ -444,8 +478,14 @@ def phrase(handle: str | None) -> None:
         service.check_handle(handle)
     with open_client() as client:
         client.vault  # noqa: B018
+        status = service.read_status(client)
+        if not status.armed:
+            raise ConfigError(
+                "the switch is not armed: the web check-in is for an armed switch",
+                hint="arm it with a handle: `evault switch set --every 24h --handle NAME`",
+            )
         if handle is None:
-            handle = service.fetch_status(client).handle
+            handle = status.handle
             if handle is None:
                 raise ConfigError("no handle yet", hint="give --handle NAME")
         check_phrase, duress_phrase = _phrases(client)

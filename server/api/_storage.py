@@ -98,6 +98,7 @@ def item_json(item: Item, editors: list[str]) -> JsonObject:
         "manifest_size": item.manifest_size,
         "created_at": int(item.created_at.timestamp()),
         "release_set": item.release_set,
+        "released_in": item.released_in,
         "shared_with": editors,
     }
 

@@ -1022,7 +1022,7 @@ DOCUMENT: dict[str, Any] = {
                         "that is not X25519, a taken handle"
                     ),
                     **_AUTH_ERRORS,
-                    "409": _error("conflict: armed already, or released"),
+                    "409": _error("conflict: armed already (a released vault may be armed again)"),
                     "415": _error("the body is not application/json"),
                 },
             }
@@ -1390,6 +1390,13 @@ DOCUMENT: dict[str, Any] = {
                     },
                     "created_at": _UNIX_TIME,
                     "release_set": {"type": "boolean"},
+                    "released_in": {
+                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+                        "description": (
+                            "the number of the vault's release that published the item; null "
+                            "while unpublished. A published item joins no later release set"
+                        ),
+                    },
                     "shared_with": {"type": "array", "items": _ACCOUNT_ID},
                 }
             ),
@@ -1527,8 +1534,21 @@ DOCUMENT: dict[str, Any] = {
                     "release_at": {**_TIME, "description": "the deadline plus grace"},
                     "handle": {"type": ["string", "null"]},
                     "pending": {"type": "array", "items": _CHANGE},
+                    "releases": {
+                        "type": "array",
+                        "description": (
+                            "the vault's published releases, oldest first; the first one's page "
+                            "is /release/VAULT, release n's /release/VAULT/n"
+                        ),
+                        "items": _object(
+                            {"number": {"type": "integer", "minimum": 1}, "published_at": _TIME}
+                        ),
+                    },
                 },
-                description="a switch that was armed at least once",
+                description=(
+                    "a switch that was armed at least once; a released vault may be armed "
+                    "again, with a fresh release identity and release set"
+                ),
             ),
             "TrusteeVault": _object(
                 {

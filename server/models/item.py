@@ -23,6 +23,9 @@ class Item(Base):
     whole age file, DESIGN.md "Item format"); both are null for an item
     committed without one. ``log_index`` is the index of the item's
     ``item.uploaded`` log entry (null for items older than the column).
+    ``released_in`` is the number of the vault's release that published the
+    item (null while it is unpublished): a published item stays public and
+    joins no later release set.
     """
 
     __tablename__ = "items"
@@ -49,6 +52,7 @@ class Item(Base):
     manifest_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     release_set: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    released_in: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

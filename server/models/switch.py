@@ -257,8 +257,14 @@ class OutboxMessage(Base):
 class Release(Base):
     """A published release: the release identity (public from now on) and its report.
 
-    ``report`` is canonical JSON: one entry per release-set item with what
-    the server checked (see :mod:`server.services.release`).
+    A vault is released at most once per arming, and may be armed again
+    afterwards with a fresh release identity and release set, so its
+    releases are numbered from 1. Each keeps what its page shows as it was
+    at publication: ``recipient``, ``commitment`` (canonical JSON of the
+    insurance commitment) and ``armed_entry`` (the ``switch.armed`` log
+    index) of the arming it released. ``report`` is canonical JSON: one
+    entry per release-set item with what the server checked (see
+    :mod:`server.services.release`).
     """
 
     __tablename__ = "releases"
@@ -266,6 +272,10 @@ class Release(Base):
     vault_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("switches.vault_id", ondelete="CASCADE"), primary_key=True
     )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
     identity: Mapped[str] = mapped_column(String(128), nullable=False)
     report: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    recipient: Mapped[str] = mapped_column(String(128), nullable=False)
+    commitment: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    armed_entry: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

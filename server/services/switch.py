@@ -50,7 +50,9 @@ from server.models import (
     Item,
     LogHead,
     PendingChange,
+    Release,
     StagedReleaseItem,
+    SubmittedShare,
     Switch,
 )
 from server.services import items as item_service
@@ -524,10 +526,27 @@ def _check_recipient(recipient: str) -> None:
 
 
 def _check_armable(switch: Switch | None) -> None:
+    """Refuse unless the vault was never armed, was disarmed, or was released.
+
+    A released vault may be armed again, with a fresh release identity and
+    release set: what was published stays published, on its own page.
+    """
     if switch is not None and switch.state in ACTIVE_STATES:
         raise AlreadyArmedError("the switch is armed already; change it with a policy update")
-    if switch is not None and switch.state == "released":
-        raise AlreadyArmedError("this vault was released; it cannot be armed again")
+
+
+def _check_unpublished(session: Session, items: Sequence[str], field: str) -> None:
+    """Refuse items a release published: they are public, and their headers stay as released."""
+    if not items:
+        return
+    published = session.scalars(
+        select(Item.id).where(Item.id.in_(list(items)), Item.released_in.is_not(None)).limit(1)
+    ).first()
+    if published is not None:
+        raise PolicyError(
+            f"{field!r} names item {published}, which an earlier release published: "
+            "it stays public and joins no new release set"
+        )
 
 
 def _editors(session: Session, item_id: str) -> list[str]:
@@ -564,6 +583,7 @@ def stage_release_items(
     if len(set(ids)) != len(ids):
         raise PolicyError("'items' names an item twice")
     _check_armable(find_switch(session, vault_id, lock=True))
+    _check_unpublished(session, ids, "items")
     for staged in items:
         try:
             item_service.check_share(
@@ -733,6 +753,7 @@ def check_arm(
         )
         if len(owned) != len(release_items):
             raise PolicyError("'release_items' names an item that is not in this vault")
+        _check_unpublished(session, release_items, "release_items")
     return existing
 
 
@@ -789,43 +810,55 @@ def arm(
         signer=signer,
     )
     if existing is not None:
-        # A vault disarmed before: its old shares and changes go.
+        # A vault disarmed or released before: the old arming's shares, the
+        # shares handed in for its release and its changes go (a change still
+        # pending would otherwise apply to the new arming). Its switch row
+        # stays, with its published releases; it starts afresh below.
         session.execute(delete(CustodianShare).where(CustodianShare.vault_id == vault_id))
-        session.delete(existing)
+        session.execute(delete(SubmittedShare).where(SubmittedShare.vault_id == vault_id))
+        session.execute(delete(PendingChange).where(PendingChange.vault_id == vault_id))
         session.flush()
     session.execute(update(Item).where(Item.vault_id == vault_id).values(release_set=False))
     if release_items:
         session.execute(
             update(Item).where(Item.id.in_(list(release_items))).values(release_set=True)
         )
-    encoded = policy.encode()
     commitment = commitment_of(session, vault_id)
-    switch = Switch(
-        vault_id=vault_id,
-        account_id=account.id,
-        state="armed",
-        version=0,
-        policy=encoded,
-        interval_s=policy.interval,
-        grace_s=policy.grace,
-        cooling_off_s=policy.cooling_off,
-        duress_mode=policy.duress,
-        threshold=threshold,
-        shares=len(shares),
-        release_recipient=recipient,
-        commitment=canonical.dumps(commitment),
-        handle=handle,
-        phrase_hash=_hash_phrase(phrase, "check-in phrase"),
-        duress_phrase_hash=_hash_phrase(duress_phrase, "duress phrase"),
-        failed_phrases=0,
-        armed_at=now,
-        last_checkin_at=now,
-        deadline_at=now + dt.timedelta(seconds=policy.interval),
-        reminders_sent=0,
-    )
+    fresh: dict[str, Any] = {
+        "account_id": account.id,
+        "state": "armed",
+        "version": 0 if existing is None else existing.version + 1,
+        "policy": policy.encode(),
+        "interval_s": policy.interval,
+        "grace_s": policy.grace,
+        "cooling_off_s": policy.cooling_off,
+        "duress_mode": policy.duress,
+        "threshold": threshold,
+        "shares": len(shares),
+        "release_recipient": recipient,
+        "commitment": canonical.dumps(commitment),
+        "handle": handle,
+        "phrase_hash": _hash_phrase(phrase, "check-in phrase"),
+        "duress_phrase_hash": _hash_phrase(duress_phrase, "duress phrase"),
+        "failed_phrases": 0,
+        "phrase_failed_at": None,
+        "armed_at": now,
+        "armed_entry": None,
+        "last_checkin_at": now,
+        "deadline_at": now + dt.timedelta(seconds=policy.interval),
+        "reminders_sent": 0,
+        "duress_view": None,
+        "released_at": None,
+    }
+    if existing is None:
+        switch = Switch(vault_id=vault_id, **fresh)
+        session.add(switch)
+    else:
+        switch = existing
+        for name, value in fresh.items():
+            setattr(switch, name, value)
     reschedule(switch, now)
-    session.add(switch)
-    # No ORM relationship orders the inserts: the switch row goes first.
+    # No ORM relationship orders the writes: the switch row goes first.
     session.flush()
     for position, (custodian, data, share_commitment) in enumerate(shares):
         session.add(
@@ -871,6 +904,7 @@ def add_release_items(
     )
     if len(owned) != len(items):
         raise PolicyError("'items' names an item that is not in this vault")
+    _check_unpublished(session, items, "items")
     session.execute(update(Item).where(Item.id.in_(list(items))).values(release_set=True))
     commitment = commitment_of(session, switch.vault_id)
     event = {
@@ -1335,13 +1369,14 @@ def request_delete(
     Deletes in an armed vault cool off; in a session under duress every
     delete does, and never happens.
     """
+    if item.released_in is not None and not duress:
+        # Under duress it is answered like any delete in an armed vault, and voided.
+        raise PublishedError("this item was released; published evidence cannot be deleted")
     if account.vault_id is None:
         return None
     switch = find_switch(session, account.vault_id, lock=True)
     armed = switch is not None and switch.state in ACTIVE_STATES
     if switch is None or not (armed or duress):
-        if switch is not None and switch.state == "released" and item.release_set:
-            raise PublishedError("this item was released; published evidence cannot be deleted")
         return None
     return _request_change(
         session,
@@ -1403,6 +1438,16 @@ def change_json(session: Session, switch: Switch, change: PendingChange) -> dict
     return _change_json(change, _votes(session, [change.id]).get(change.id, 0), needed)
 
 
+def _releases_json(session: Session, vault_id: str) -> list[dict[str, Any]]:
+    """The vault's published releases, oldest first: number and time of each."""
+    rows = session.execute(
+        select(Release.number, Release.published_at)
+        .where(Release.vault_id == vault_id)
+        .order_by(Release.number)
+    ).all()
+    return [{"number": number, "published_at": iso(when)} for number, when in rows]
+
+
 def status_json(session: Session, account: Account, *, duress: bool) -> dict[str, Any]:
     """``GET /switch``: the switch as its reporter sees it (under duress, as shown)."""
     if account.vault_id is None:
@@ -1431,6 +1476,7 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
         "release_at": iso(switch.deadline_at + dt.timedelta(seconds=switch.grace_s)),
         "handle": switch.handle,
         "pending": changes_json(session, switch),
+        "releases": _releases_json(session, switch.vault_id),
     }
     if duress:
         # A duress session sees what a real one would have: its own changes
@@ -1452,6 +1498,9 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
             "released",
         ):
             result["state"] = "armed"
+            if switch.state == "released":
+                # This arming's release is hidden with it; earlier ones were seen before.
+                result["releases"] = result["releases"][:-1]
     return result
 
 

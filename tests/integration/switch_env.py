@@ -65,7 +65,7 @@ def quick_switches(smtp_port: int, *, worker: bool) -> dict[str, str]:
 
 
 T = TypeVar("T")
-_LINK = re.compile(r'href="(/release/[0-9a-f]+/items/[0-9a-f]+\.age)"')
+_LINK = re.compile(r'href="(/release/[0-9a-f]+(?:/[0-9]+)?/items/[0-9a-f]+\.age)"')
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float = 90) -> T:
@@ -89,13 +89,16 @@ def expect_notices(box: Mailbox, release_url: str) -> None:
     assert release_url in notice[0].get_content()
 
 
-def released_files(base_url: str, vault: str, directory: Path, names: Iterable[str]) -> list[bytes]:
+def released_files(
+    base_url: str, vault: str, directory: Path, names: Iterable[str], number: int = 1
+) -> list[bytes]:
     """The plaintexts of a release, as anyone gets them: from its page, with ``age -d``.
 
-    The page must name every file in ``names`` and link one ``.age`` file
-    for each; the key must be a plain age identity.
+    The page (of the vault's release ``number``) must name every file in
+    ``names`` and link one ``.age`` file for each; the key must be a plain
+    age identity.
     """
-    page_url = f"{base_url}/release/{vault}"
+    page_url = f"{base_url}/release/{vault}" + ("" if number == 1 else f"/{number}")
     page = requests.get(page_url, timeout=30)
     assert page.status_code == 200
     text = html.unescape(page.text)

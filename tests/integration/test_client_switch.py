@@ -505,3 +505,68 @@ def test_a_refused_switch_set_changes_nothing(
     _unchanged(server, rita, before)
     assert rita.json("switch", "status")["state"] == "armed"
     assert "Applied" in rita.ok("switch", "set", "--every", "12h").out
+
+
+# 5. Every hint of the switch commands leads somewhere true --------------------------
+
+
+def _hint(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("evault: hint: ")]
+    assert len(lines) == 1, err
+    return lines[0].removeprefix("evault: hint: ")
+
+
+def test_every_hint_of_the_switch_commands_leads_somewhere_true(
+    crew: Crew, server: ServerProcess, proxy: Proxy, tmp_path: Path
+) -> None:
+    (hugo,) = enroll(server, tmp_path, [("hugo", "reporter", proxy.url)])
+    pin(hugo, crew.maria)
+    memo = tmp_path / "memo.txt"
+    memo.write_bytes(b"memo")
+
+    # Not armed: nothing to disarm, no web check-in, no check-in.
+    hint = _hint(hugo.fails("switch", "disarm", "--yes"))
+    assert hint == (
+        "`evault switch status` shows its state; `evault switch set --every 24h` arms it"
+    )
+    assert "Not armed: `evault switch set --every 24h` arms it." in hugo.ok("switch", "status").out
+    assert "`evault switch status`" in _hint(hugo.fails("checkin"))
+    hint = _hint(hugo.fails("switch", "phrase", "--handle", "hugo-desk"))
+    assert hint == "arm it with a handle: `evault switch set --every 24h --handle NAME`"
+    assert _hint(hugo.fails("switch", "set", "--every", "24h", "--handle", "-hugo")) == (
+        "use 3 to 64 lower-case letters, digits and -, not beginning with -"
+    )
+    env = dict(hugo.env, EVAULT_CHECKIN_PHRASE=CHECKIN_PHRASE)
+    assert_ok(_run(hugo.argv("switch", "set", "--every", "24h", "--handle", "hugo-desk"), env))
+    assert hugo.json("switch", "status")["handle"] == "hugo-desk"
+
+    # Armed: nothing to change; trustees fixed.
+    hint = _hint(hugo.fails("switch", "set"))
+    assert hint == "give the options to change, or see `evault switch status`"
+    hint = _hint(hugo.fails("switch", "set", "--trustee", "maria"))
+    assert hint.startswith("`evault switch disarm` (it waits out the cooling-off delay), then")
+    assert "Disarm requested" in hugo.ok("switch", "disarm", "--yes").out
+
+    # While a release is under way, disarming is no way to new trustees.
+    def releasing(exchange: Exchange) -> None:
+        if exchange.method == "GET" and exchange.path == "/api/v1/switch":
+            exchange.set_json({**exchange.json(), "state": "releasing"})
+
+    proxy.after = releasing
+    try:
+        hint = _hint(hugo.fails("switch", "set", "--trustee", "maria"))
+        shown = hugo.ok("switch", "status").out
+    finally:
+        proxy.reset()
+    assert hint.startswith("a release is under way; once it is published, `evault switch set`")
+    assert f"release:       under way: {proxy.url}/release/" in shown
+
+    # A damaged note of the release key: `switch status` notes it again from the log.
+    state = json.loads((hugo.home / "state.json").read_bytes())
+    state["release"] = "age1damaged"
+    (hugo.home / "state.json").write_text(json.dumps(state))
+    hint = _hint(hugo.fails("add", memo))
+    assert hint.startswith("`evault switch status` notes it again")
+    hugo.ok("switch", "status")
+    (added,) = hugo.add(memo)
+    assert added["release"] is True

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from server.notify import verify_webhook
 from vault import canonical
@@ -140,3 +141,71 @@ def test_armed_missed_released_and_decrypted_with_age(
         assert verified.returncode == 0, str(verified)
         status = json.loads(ana.ok("--json", "switch", "status").stdout)
         assert status["state"] == "released"
+
+
+def test_a_released_vault_is_armed_again_and_released_again(
+    tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """After a release, `switch set` arms again: a fresh key, a fresh release set, a new page.
+
+    The first release's page stays byte for byte what it was, and what it
+    links still decrypts with its key; the second release holds only what
+    the first did not publish.
+    """
+    box, smtp_port = mailbox
+    with ServerProcess.started(
+        tmp_path / "server", quick_switches(smtp_port, worker=True)
+    ) as server:
+        (ana,) = enroll(server, tmp_path, [("ana", "reporter")])
+        first = tmp_path / "first.txt"
+        first.write_bytes(b"the first file\n")
+        ana.add(first)
+        quick = ["--every", "3s", "--grace", "1s", "--publish-email", "desk@example.org"]
+        first_key = ana.json("switch", "set", *quick)["release_recipient"]
+        vault = ana.json("switch", "status")["vault"]
+        wait_for("the first release", lambda: ana.json("switch", "status")["state"] == "released")
+        page = f"{server.url}/release/{vault}"
+        first_page = requests.get(page, timeout=30).content
+        (tmp_path / "one").mkdir()
+        assert released_files(server.url, vault, tmp_path / "one", ["first.txt"]) == [
+            first.read_bytes()
+        ]
+
+        # What the reporter is told now leads somewhere true.
+        status = ana.ok("switch", "status").out
+        assert "release 1, " in status
+        assert page in status
+        assert "`evault switch set --every 24h` arms it again" in status
+        refused = ana.fails("checkin")
+        assert "`evault switch status`" in refused
+
+        second = tmp_path / "second.txt"
+        second.write_bytes(b"the second file\n")
+        (added,) = ana.add(second)
+        assert added["release"] is False  # released: no release set until armed again
+        armed = ana.json("switch", "set", *quick)
+        assert armed["release_items"] == [added["item"]]  # the first file stays published
+        assert armed["release_recipient"] != first_key  # a fresh release key
+        wait_for(
+            "the second release",
+            lambda: len(ana.json("switch", "status")["releases"]) == 2,
+        )
+        releases = ana.json("switch", "status")["releases"]
+        assert [r["page"] for r in releases] == [page, f"{page}/2"]
+        (tmp_path / "two").mkdir()
+        recovered = released_files(server.url, vault, tmp_path / "two", ["second.txt"], number=2)
+        assert recovered == [second.read_bytes()]
+        assert "first.txt" not in requests.get(f"{page}/2", timeout=30).text
+        # The first release is as it was, and still decrypts with its own key.
+        assert requests.get(page, timeout=30).content == first_page
+        (tmp_path / "again").mkdir()
+        assert released_files(server.url, vault, tmp_path / "again", ["first.txt"]) == [
+            first.read_bytes()
+        ]
+        notices = wait_for(
+            "two release notices",
+            lambda: box.to("desk@example.org") if len(box.to("desk@example.org")) >= 2 else [],
+        )
+        assert f"{page}/2 " in notices[-1].get_content()
+        verified = ana.run("log", "verify", "--full")
+        assert verified.returncode == 0, str(verified)

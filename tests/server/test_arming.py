@@ -9,23 +9,29 @@ as it was. Each test runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from client import recipients
+from server.clock import ManualClock
 from server.config import Config
 from server.models import LogEntry, StagedReleaseItem
+from server.worker import Worker
 from tests.server._helpers import cli_verifier, verify_logged
 from tests.server._switch import (
     POLICY,
+    Recorder,
     Reporter,
     add_item,
     custodian_recipient,
     make_shares,
+    new_worker,
     reporter,
     trustee,
 )
@@ -36,6 +42,23 @@ from vault.age.format import Source, parse_header
 from vault.note import Receipt, verify_receipt
 
 ARM = "/api/v1/switch/arm"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def worker(app: Flask, config: Config, clock: ManualClock, recorder: Recorder) -> Worker:
+    return new_worker(app, config, clock, recorder)
+
+
 STAGE = "/api/v1/switch/arm/items"
 
 
@@ -240,3 +263,115 @@ def test_staging_is_refused_when_armed_or_when_it_would_drop_a_reader(
     )
     assert answer.status_code == 409
     check_response(STAGE, "post", answer)
+
+
+# -- armed again after a release ----------------------------------------------------
+
+
+def _released(
+    app: Flask, worker: Worker, clock: ManualClock, client: FlaskClient, who: Reporter
+) -> None:
+    """Let the deadline and grace pass; sweep until the release is published."""
+    clock.advance(dt.timedelta(seconds=POLICY["interval"] + POLICY["grace"] + 1))
+    for _ in range(4):
+        worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
+
+
+def test_a_released_vault_is_armed_again_and_its_first_release_stays_as_it_was(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    recorder: Recorder,
+    worker: Worker,
+) -> None:
+    who = reporter(app, config, client)
+    first_key = age.X25519Identity.generate()
+    ledger = add_item(client, who, b"the ledger", name="ledger.pdf", extra=[first_key.recipient()])
+    assert (
+        client.post(ARM, json=_arm_body(client, who, first_key), headers=who.headers).status_code
+        == 201
+    )
+    _released(app, worker, clock, client, who)
+    vault = who.vault
+    page = client.get(f"/release/{vault}")
+    assert page.status_code == 200
+    first_page = page.get_data()
+    first_file = client.get(f"/release/{vault}/items/{ledger}.age").get_data()
+    assert client.get(f"/release/{vault}/key.txt").get_data() == f"{first_key}\n".encode()
+    assert _items(client, who)[ledger]["released_in"] == 1
+    status = client.get("/api/v1/switch", headers=who.headers).json
+    assert [r["number"] for r in status["releases"]] == [1]
+
+    # Published evidence stays: it cannot be deleted, nor join a new release set.
+    gone = client.delete(f"/api/v1/items/{ledger}", headers=who.headers)
+    assert (gone.status_code, gone.json["error"]) == (409, "published")
+    second_key = age.X25519Identity.generate()
+    again = _arm_body(client, who, second_key)
+    refused = client.post(ARM, json=again, headers=who.headers)
+    assert refused.status_code == 400
+    assert f"names item {ledger}, which an earlier release published" in refused.json["message"]
+
+    # Armed again with a fresh key, for a fresh release set: the new file.
+    diary = add_item(client, who, b"the diary", name="diary.txt")
+    staged = client.post(
+        STAGE,
+        json={
+            "release_recipient": str(second_key.recipient()),
+            "items": [_rewrapped(client, who, diary, second_key)],
+        },
+        headers=who.headers,
+    )
+    assert staged.status_code == 200, staged.json
+    again["release_items"] = [diary]
+    armed = client.post(ARM, json=again, headers=who.headers)
+    assert armed.status_code == 201, armed.json
+    status = client.get("/api/v1/switch", headers=who.headers).json
+    assert status["state"] == "armed"
+    assert status["release_recipient"] == str(second_key.recipient())
+    assert status["release_items"] == [diary]
+    assert status["commitment"]["count"] == 1
+    assert status["pending"] == []
+    assert [r["number"] for r in status["releases"]] == [1]
+    # Nothing of release 2 exists yet; release 1 is as it was, and /1 is /release/<vault>.
+    assert client.get(f"/release/{vault}/2").status_code == 404
+    assert client.get(f"/release/{vault}").get_data() == first_page
+    moved = client.get(f"/release/{vault}/1")
+    assert moved.status_code in (301, 308)
+    assert moved.headers["Location"].endswith(f"/release/{vault}")
+
+    # The ledger is shared meanwhile: its header changes, never what release 1 published.
+    editor, _ = trustee(app, config, client)
+    share = _rewrapped(client, who, ledger, age.X25519Identity.generate())
+    shared = client.post(
+        f"/api/v1/items/{ledger}/share",
+        json={"header": share["header"], "manifest": share["manifest"], "editors": [editor.id]},
+        headers=who.headers,
+    )
+    assert shared.status_code == 200, shared.json
+
+    _released(app, worker, clock, client, who)
+    second = client.get(f"/release/{vault}/2")
+    assert second.status_code == 200
+    text = second.get_data(as_text=True)
+    assert "diary.txt" in text
+    assert "ledger.pdf" not in text
+    assert f"/release/{vault}/2/items/{diary}.age" in text
+    assert client.get(f"/release/{vault}/2/key.txt").get_data() == f"{second_key}\n".encode()
+    data = client.get(f"/release/{vault}/2/items/{diary}.age").get_data()
+    out = io.BytesIO()
+    age.decrypt(io.BytesIO(data), out, [second_key])
+    assert out.getvalue() == b"the diary"
+    # The first release is byte for byte what it was: page, file (old header) and key.
+    assert client.get(f"/release/{vault}").get_data() == first_page
+    assert client.get(f"/release/{vault}/items/{ledger}.age").get_data() == first_file
+    assert client.get(f"/release/{vault}/items/{diary}.age").status_code == 404
+    assert client.get(f"/release/{vault}/2/items/{ledger}.age").status_code == 404
+    status = client.get("/api/v1/switch", headers=who.headers).json
+    assert [r["number"] for r in status["releases"]] == [1, 2]
+    assert _items(client, who)[diary]["released_in"] == 2
+    # The notices point at each release's own page.
+    urls = [m.body for m in recorder.sent if m.event == "switch.released" and m.channel == "email"]
+    assert any(f"/release/{vault} " in body for body in urls)
+    assert any(f"/release/{vault}/2 " in body for body in urls)
