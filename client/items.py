@@ -450,18 +450,24 @@ def _current_header(client: Client, meta: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True, kw_only=True)
 class Rewrapped:
-    """An item's header and manifest with recipients added, made here and not yet sent."""
+    """An item's header (and manifest) with recipients added, made here and not yet sent."""
 
     item: str
     header: bytes
     sealed_manifest: bytes
+    """The manifest re-wrapped too, or as it is when only the header was."""
     manifest: Manifest
     editors: tuple[str, ...]
     """The editors the item is shared with now, as the log records them."""
 
-    def expected_entry(self, account: str, editors: list[str]) -> dict[str, object]:
-        """The ``item.shared`` entry that records this re-wrap, shared with ``editors``."""
-        return {
+    def expected_entry(
+        self, account: str, editors: list[str], disclosure: bytes | None = None
+    ) -> dict[str, object]:
+        """The ``item.shared`` entry that records this re-wrap, shared with ``editors``.
+
+        With ``disclosure``, the entry of arming: it names the disclosure too.
+        """
+        entry: dict[str, object] = {
             "type": "item.shared",
             "item": self.item,
             "account": account,
@@ -471,12 +477,21 @@ class Rewrapped:
             "manifest_sha256": hashlib.sha256(self.sealed_manifest).hexdigest(),
             "manifest_size": len(self.sealed_manifest),
         }
+        if disclosure is not None:
+            entry["disclosure_sha256"] = hashlib.sha256(disclosure).hexdigest()
+            entry["disclosure_size"] = len(disclosure)
+        return entry
 
 
 def _prepare_rewrap(
-    client: Client, meta: dict[str, Any], logged: Logged, add: list[age.Recipient]
+    client: Client,
+    meta: dict[str, Any],
+    logged: Logged,
+    add: list[age.Recipient],
+    *,
+    manifest_too: bool = True,
 ) -> Rewrapped:
-    """``add`` put in the item's header and manifest, which must be the logged ones.
+    """``add`` put in the item's header (and manifest), which must be the logged ones.
 
     Raises:
         ProofError: the server's header, manifest or editors are not the logged ones.
@@ -504,7 +519,9 @@ def _prepare_rewrap(
     return Rewrapped(
         item=item,
         header=recipients.rewrap_header(parsed, identity, add).marshal(),
-        sealed_manifest=recipients.rewrap(manifest_data, identity, add),
+        sealed_manifest=(
+            recipients.rewrap(manifest_data, identity, add) if manifest_too else manifest_data
+        ),
         manifest=manifest,
         editors=logged[2],
     )
@@ -567,10 +584,12 @@ def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinne
 
 
 def with_release_recipient(client: Client, item: str, release: age.X25519Recipient) -> Rewrapped:
-    """``item``'s header and manifest with the release recipient added, not sent yet.
+    """``item``'s header with the release recipient added, not sent yet; its manifest.
 
-    Arming stages them (``POST /switch/arm/items``) and the arm applies them,
-    with the same editors, in one transaction.
+    The manifest stays as it is, never encrypted to the release recipient:
+    once released, that key is public. Arming stages the header with the
+    item's disclosure (:mod:`client.disclosure`) and the arm applies them
+    in one transaction.
 
     Raises:
         ConfigError: not your item.
@@ -578,7 +597,7 @@ def with_release_recipient(client: Client, item: str, release: age.X25519Recipie
     """
     meta = _own_meta(client, item, "put in the release set")
     logged = _logged_state(client, item, meta)
-    return _prepare_rewrap(client, meta, logged, [release])
+    return _prepare_rewrap(client, meta, logged, [release], manifest_too=False)
 
 
 @dataclass(frozen=True, kw_only=True)

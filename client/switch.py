@@ -11,7 +11,8 @@ device, because only it can open the items:
    commitment, so that at release the server takes only these shares and
    no made-up share of the same set;
 3. every item of the reporter gets the release recipient added to its
-   header and manifest, like a share with the same editors;
+   header, and a disclosure: what the reporter chose to make public of its
+   manifest (:mod:`client.disclosure`), never the manifest itself;
 4. the policy, the recipient, the sealed shares and the item ids go to the
    server, whose log entry must record exactly that release set.
 
@@ -43,6 +44,7 @@ from client.api import ApiError
 from client.audit import read_log
 from client.changes import PendingChange, expect_change, parse_change
 from client.context import Client
+from client.disclosure import seal_disclosure
 from client.durations import parse_time
 from client.items import Rewrapped
 from client.logcheck import LoggedEntry
@@ -50,7 +52,9 @@ from client.policy import CHANNELS, Policy
 from client.receipts import store_entry
 from vault import age, canonical
 from vault._base64 import b64encode
+from vault.disclosure import DEFAULT_REVEAL, Reveal
 from vault.errors import ConfigError, ProofError, VaultError
+from vault.manifest import Manifest
 from vault.protocol import CHECKIN_CONTEXT, CHECKIN_NONCE_SIZE, CheckinStatement
 from vault.shares import MAX_SHARES, share_commitment, split_secret
 
@@ -353,6 +357,8 @@ class Armed:
     holders: tuple[Custodian, ...]
     threshold: int
     entry: LoggedEntry
+    reveals: tuple[Reveal, ...] = ()
+    """What the release may publish of each item, in the order of ``items``."""
 
 
 def policy_sha256(policy: Policy) -> str:
@@ -394,6 +400,8 @@ def release_page(client: Client, vault: str, number: int) -> str:
 
 
 Narrate = Callable[[str], None]
+Choose = Callable[[Sequence[Manifest]], Sequence[Reveal]]
+"""Given the manifests of the items to arm, what the release may publish of each."""
 
 
 def _send_arm(
@@ -423,7 +431,9 @@ def _send_arm(
         raise
 
 
-def _send_stage(client: Client, recipient: str, batch: Sequence[Rewrapped]) -> dict[str, Any]:
+def _send_stage(
+    client: Client, recipient: str, batch: Sequence[tuple[Rewrapped, bytes]]
+) -> dict[str, Any]:
     """``POST /switch/arm/items``: items re-wrapped for ``recipient``; nothing changes yet.
 
     Raises:
@@ -433,19 +443,15 @@ def _send_stage(client: Client, recipient: str, batch: Sequence[Rewrapped]) -> d
     body = {
         "release_recipient": recipient,
         "items": [
-            {
-                "item": r.item,
-                "header": b64encode(r.header),
-                "manifest": b64encode(r.sealed_manifest),
-            }
-            for r in batch
+            {"item": r.item, "header": b64encode(r.header), "disclosure": b64encode(disclosure)}
+            for r, disclosure in batch
         ],
     }
     return _send_arm(client, body, changed="nothing was changed", path="/switch/arm/items")
 
 
 def _check_rewrapped(
-    client: Client, listed: object, rewrapped: Sequence[Rewrapped], *, before: int
+    client: Client, listed: object, rewrapped: Sequence[tuple[Rewrapped, bytes]], *, before: int
 ) -> None:
     """Each item's ``item.shared`` entry in the arm's answer: one per item, as sent, kept.
 
@@ -456,14 +462,14 @@ def _check_rewrapped(
         raise ProofError(
             "the server did not log the re-wrapped items it armed", hint="do not trust this server"
         )
-    for found, sent in zip(listed, rewrapped, strict=True):
+    for found, (sent, disclosure) in zip(listed, rewrapped, strict=True):
         if not isinstance(found, dict) or found.get("item") != sent.item:
             raise ProofError(
                 "the server did not log the re-wrapped items it armed",
                 hint="do not trust this server",
             )
         entry = client.log.entry(found)
-        entry.expect(sent.expected_entry(client.account, list(sent.editors)))
+        entry.expect(sent.expected_entry(client.account, list(sent.editors), disclosure))
         if entry.index >= before:
             raise ProofError("the server logged an item's re-wrap after arming")
         store_entry(client.paths, sent.item, entry)
@@ -479,16 +485,19 @@ def arm(
     phrase: str | None = None,
     duress_phrase: str | None = None,
     narrate: Narrate = lambda _: None,
+    choose: Choose = lambda manifests: [DEFAULT_REVEAL] * len(manifests),
 ) -> Armed:
     """Arm the switch: release identity, shares, release set, policy (see the module).
 
     Before any item is touched, the whole request goes to the server as a
     dry run (``"dry_run": true``), which runs the real arm's own checks: a
     policy, trustee, threshold or state the server refuses is refused while
-    nothing has changed, here or there. The items re-wrapped for the release
-    recipient are then staged (``POST /switch/arm/items``), which changes
-    nothing either, and the arm applies them with the switch in one
-    transaction: arming happens whole, or not at all.
+    nothing has changed, here or there. ``choose`` then gets the manifests of
+    the items and says, for each, what the release may make public; the
+    items re-wrapped for the release recipient, each with its disclosure,
+    are staged (``POST /switch/arm/items``), which changes nothing either,
+    and the arm applies them with the switch in one transaction: arming
+    happens whole, or not at all.
 
     Raises:
         ConfigError: bad trustees or threshold; the server refused.
@@ -520,11 +529,18 @@ def arm(
             "the server did not answer the dry run of arming as one",
             hint="do not trust this server; no item was changed",
         )
+    wrapped = [item_service.with_release_recipient(client, item, recipient) for item in ids]
+    reveals = list(choose([r.manifest for r in wrapped]))
+    if len(reveals) != len(wrapped):
+        raise AssertionError("internal error: a choice of what to publish per item")
+    rewrapped = [
+        (r, seal_disclosure(client, r.manifest, reveal, recipient))
+        for r, reveal in zip(wrapped, reveals, strict=True)
+    ]
     narrate(
         f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
         f"({threshold} needed to release)"
     )
-    rewrapped = [item_service.with_release_recipient(client, item, recipient) for item in ids]
     for start in range(0, len(rewrapped), STAGE_BATCH):
         batch = rewrapped[start : start + STAGE_BATCH]
         staged = _send_stage(client, str(recipient), batch)
@@ -533,7 +549,7 @@ def arm(
                 "the server did not stage the items sent", hint="do not trust this server"
             )
     answer = _send_arm(client, body, changed="nothing was changed")
-    commitment = {"count": len(ids), "sha256": sorted(r.manifest.payload_sha256 for r in rewrapped)}
+    commitment = {"count": len(ids), "sha256": sorted(r.manifest.payload_sha256 for r in wrapped)}
     entry = client.log.entry(answer)
     entry.expect(
         {
@@ -560,6 +576,7 @@ def arm(
         holders=tuple(holders),
         threshold=threshold,
         entry=entry,
+        reveals=tuple(reveals),
     )
 
 

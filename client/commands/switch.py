@@ -11,6 +11,7 @@ from rich.table import Table
 
 from client import switch as service
 from client.commands._common import open_client
+from client.commands._reveal import REVEAL_HELP, choose_for_arming, parse_item_choices
 from client.context import Client
 from client.durations import format_duration, parse_duration, shown_time
 from client.identity import check_strength
@@ -24,6 +25,7 @@ from client.policy import (
     webhook_notice,
 )
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
+from vault.disclosure import Reveal
 from vault.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -178,6 +180,13 @@ def switch() -> None:
 @click.option("--publish-email", multiple=True, metavar="ADDRESS", help="Told on release.")
 @click.option("--publish-webhook", multiple=True, metavar="URL", help="Told on release.")
 @click.option("--handle", metavar="NAME", help="Your handle on the web check-in page.")
+@click.option("--reveal", metavar="FIELDS", help=REVEAL_HELP + " Only when arming.")
+@click.option(
+    "--reveal-item",
+    multiple=True,
+    metavar="ITEM=FIELDS",
+    help="The same for one item, overriding --reveal (repeatable; only when arming).",
+)
 @handle_errors
 def set_(
     every: int | None,
@@ -194,13 +203,19 @@ def set_(
     publish_email: tuple[str, ...],
     publish_webhook: tuple[str, ...],
     handle: str | None,
+    reveal: str | None,
+    reveal_item: tuple[str, ...],
 ) -> None:
     """Arm the switch, or change its policy once armed.
 
     Arming makes a release key on this device, splits it among the server
     and the trustees (any --threshold of them can rebuild it), adds it to
-    every item you hold, and tells the server your policy. If you miss a
-    check-in by more than the grace period, your release set is published.
+    every item you hold that no release published yet, and tells the server
+    your policy. If you miss a check-in by more than the grace period, your
+    release set is published. Before arming you are told what the release
+    will make public and choose, per file, whether its name, capture time
+    and note are published too (on a terminal you are asked; --reveal and
+    --reveal-item for scripts); notes stay private unless you say so.
 
     Once armed, each option given replaces that part of the policy (contacts
     given for a list replace that list). A change that weakens the switch
@@ -221,11 +236,21 @@ def set_(
     )
     if handle is not None:
         service.check_handle(handle)
+    # Refused before anything is sent.
+    if reveal is not None:
+        Reveal.parse(reveal)
+    parse_item_choices(reveal_item)
     with open_client() as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
         # Read only: a refused `switch set` leaves this device's state as it was.
         status = service.read_status(client)
         if status.armed:
+            if reveal is not None or reveal_item:
+                raise ConfigError(
+                    "what a release publishes is chosen when arming, and for each `evault add`",
+                    hint="to choose again for the files armed already: `evault switch disarm`, "
+                    "then `evault switch set` once it is disarmed",
+                )
             _change(client, status, options, trustees, threshold, handle)
             return
         policy, made = build_policy(options, None)
@@ -250,6 +275,9 @@ def set_(
             phrase=phrase,
             duress_phrase=duress_phrase,
             narrate=lambda line: None if json_mode() else console.print(line),
+            choose=lambda manifests: choose_for_arming(
+                client.own_card().name, manifests, reveal=reveal, per_item=reveal_item
+            ),
         )
         _print_secrets(made)
         if json_mode():
@@ -263,6 +291,10 @@ def set_(
                     "custodians": [h.name for h in armed.holders],
                     "log_index": armed.entry.index,
                     "webhook_secrets": _secrets_json(made),
+                    "reveal": {
+                        item: str(choice)
+                        for item, choice in zip(armed.items, armed.reveals, strict=True)
+                    },
                 }
             )
             return

@@ -1,8 +1,13 @@
-"""Atomic arming and arming again after a release.
+"""Atomic arming, arming again after a release, and disclosures.
 
 - ``staged_release_items``: an item re-wrapped on the reporter's device for
-  a release recipient, waiting for ``POST /switch/arm`` to apply it with the
-  switch in one transaction (:class:`server.models.StagedReleaseItem`).
+  a release recipient, with its disclosure, waiting for ``POST /switch/arm``
+  to apply it with the switch in one transaction
+  (:class:`server.models.StagedReleaseItem`).
+- ``items.disclosure_key``, ``items.disclosure_size``: the item's encrypted
+  disclosure (:mod:`vault.disclosure`), what the reporter chose to publish;
+  null for the items of switches armed before this revision, which the
+  release reads from their manifests as before, the note left out.
 - ``releases`` are numbered per vault (``number``, part of the key), and
   each keeps the ``recipient``, ``commitment`` and ``armed_entry`` of the
   arming it released, so that its page stays as it was when the vault is
@@ -40,7 +45,7 @@ def upgrade() -> None:
         sa.Column("item_id", sa.String(length=32), nullable=False),
         sa.Column("recipient", sa.String(length=128), nullable=False),
         sa.Column("header", sa.LargeBinary(), nullable=False),
-        sa.Column("manifest", sa.LargeBinary(), nullable=True),
+        sa.Column("disclosure", sa.LargeBinary(), nullable=False),
         sa.Column("staged_at", _TIME, nullable=False),
         sa.ForeignKeyConstraint(
             ["item_id"],
@@ -52,6 +57,9 @@ def upgrade() -> None:
     )
 
     op.add_column("items", sa.Column("released_in", sa.Integer(), nullable=True))
+    op.add_column("items", sa.Column("disclosure_key", sa.String(length=64), nullable=True))
+    op.add_column("items", sa.Column("disclosure_size", sa.Integer(), nullable=True))
+    op.create_index(op.f("ix_items_disclosure_key"), "items", ["disclosure_key"], unique=False)
     with op.batch_alter_table("releases") as batch:
         batch.add_column(sa.Column("number", sa.Integer(), nullable=False, server_default="1"))
         batch.add_column(sa.Column("recipient", sa.String(length=128), nullable=True))
@@ -88,5 +96,8 @@ def downgrade() -> None:
         batch.drop_column("commitment")
         batch.drop_column("recipient")
         batch.drop_column("number")
+    op.drop_index(op.f("ix_items_disclosure_key"), table_name="items")
+    op.drop_column("items", "disclosure_size")
+    op.drop_column("items", "disclosure_key")
     op.drop_column("items", "released_in")
     op.drop_table("staged_release_items")

@@ -642,9 +642,12 @@ DOCUMENT: dict[str, Any] = {
                     "if the upload declared none, else equal to it) and `manifest`, both "
                     "optional, null meaning absent, and `release`: true puts the item in the "
                     "release set of the armed switch (its header already wrapped to the release "
-                    "recipient; item.uploaded then has `release_set`: true). The item gets the "
-                    "id reserved by the upload. Refusals before the 422 leave the session as "
-                    "it was."
+                    "recipient; item.uploaded then has `release_set`: true), with `disclosure`: "
+                    "the item's disclosure (docs/protocol.md, 6.1), a small age file encrypted "
+                    "to the owner and the release recipient, kept with the item and logged "
+                    "(`disclosure_sha256`, `disclosure_size`); the manifest is not encrypted "
+                    "to the release recipient. The item gets the id reserved by the upload. "
+                    "Refusals before the 422 leave the session as it was."
                 ),
                 "requestBody": {
                     "required": False,
@@ -661,8 +664,15 @@ DOCUMENT: dict[str, Any] = {
                                         "type": "boolean",
                                         "description": "add the item to the release set",
                                     },
+                                    "disclosure": _nullable(
+                                        {
+                                            **_MANIFEST,
+                                            "description": "the encrypted disclosure, only "
+                                            "with release: true (at most 64 KiB)",
+                                        }
+                                    ),
                                 },
-                                optional=("sha256", "manifest", "release"),
+                                optional=("sha256", "manifest", "release", "disclosure"),
                             )
                         }
                     },
@@ -674,7 +684,8 @@ DOCUMENT: dict[str, Any] = {
                     ),
                     "400": _error(
                         "unexpected query parameters, a malformed body, missing_digest (no "
-                        "SHA-256 declared or given) or invalid_manifest; the session stays"
+                        "SHA-256 declared or given), invalid_manifest, invalid_disclosure or "
+                        "unexpected_disclosure (without release); the session stays"
                     ),
                     **_AUTH_ERRORS,
                     "404": _error("no such upload"),
@@ -682,7 +693,10 @@ DOCUMENT: dict[str, Any] = {
                         "bytes are missing (the session stays), upload_again, or not_armed: "
                         "`release` without an armed switch (the session stays)"
                     ),
-                    "413": _error("manifest_too_large: above 64 KiB; the session stays"),
+                    "413": _error(
+                        "manifest_too_large or disclosure_too_large: above 64 KiB; the session "
+                        "stays"
+                    ),
                     "415": _error("a body that is not application/json"),
                     "422": _error(
                         "the bytes, or the SHA-256 given, do not match the declared SHA-256; "
@@ -1033,15 +1047,17 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Stage items re-wrapped for a release recipient, for the arm to apply",
                 "description": (
                     "Arming re-wraps each item of the release set on the reporter's device: its "
-                    "header and manifest with the release recipient added. They are staged "
+                    "header with the release recipient added, and its disclosure (what the "
+                    "reporter chose to publish, docs/protocol.md 6.1) encrypted to the owner "
+                    "and the release recipient; the manifest is left as it is. They are staged "
                     "here first, and nothing changes: no item, no log entry. POST /switch/arm "
                     "with the same release_recipient applies the staged items with the switch "
-                    "in one transaction (as shares with the same editors, each logged "
-                    "item.shared), so an arm that is refused or never sent leaves every item "
-                    "as it was. Each item must pass every check of a share (the reporter's own "
-                    "item, keeping every recipient of the current header and manifest). "
-                    "Items staged for another recipient are dropped; staging an item again "
-                    "replaces it."
+                    "in one transaction (each logged item.shared with the same editors and "
+                    "manifest and the disclosure's hash and size), so an arm that is refused or "
+                    "never sent leaves every item as it was. Each item must be the reporter's "
+                    "own, unpublished, and its header must keep every recipient of the current "
+                    "one. Items staged for another recipient are dropped; staging an item "
+                    "again replaces it."
                 ),
                 "requestBody": _body(
                     _object(
@@ -1058,9 +1074,11 @@ DOCUMENT: dict[str, Any] = {
                                             **_B64,
                                             "description": "the re-wrapped age header",
                                         },
-                                        "manifest": _MANIFEST,
+                                        "disclosure": {
+                                            **_MANIFEST,
+                                            "description": "the encrypted disclosure",
+                                        },
                                     },
-                                    optional=("manifest",),
                                 ),
                             },
                         }
@@ -1070,12 +1088,12 @@ DOCUMENT: dict[str, Any] = {
                     "200": _json("staged", _object({"staged": _COUNT})),
                     "400": _error(
                         "a malformed body or recipient, an item named twice, not the "
-                        "reporter's, or a header or manifest that drops a recipient or changes "
-                        "the manifest"
+                        "reporter's, published already, a header that drops a recipient, or a "
+                        "disclosure that is not an age file"
                     ),
                     **_AUTH_ERRORS,
                     "409": _error("conflict: the switch is armed already"),
-                    "413": _error("a manifest larger than 64 KiB"),
+                    "413": _error("a disclosure larger than 64 KiB"),
                     "415": _error("the body is not application/json"),
                 },
             }
@@ -1387,6 +1405,18 @@ DOCUMENT: dict[str, Any] = {
                     "manifest_size": {
                         "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
                         "description": "bytes of the encrypted manifest; null if none",
+                    },
+                    "disclosure_sha256": {
+                        **_nullable(_HEX_SHA256),
+                        "description": (
+                            "SHA-256 of the encrypted disclosure (what a release may publish); "
+                            "null outside the release set and for items armed before "
+                            "disclosures"
+                        ),
+                    },
+                    "disclosure_size": {
+                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+                        "description": "bytes of the encrypted disclosure; null if none",
                     },
                     "created_at": _UNIX_TIME,
                     "release_set": {"type": "boolean"},

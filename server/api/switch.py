@@ -14,8 +14,9 @@ Reporter (bearer token, role reporter):
   re-wrapped in the same transaction (``"items"``: each ``item.shared``
   entry with its receipt).
 - ``POST /api/v1/switch/arm/items``: ``{"release_recipient", "items": [{"item",
-  "header", "manifest"}]}``, items re-wrapped on the reporter's device for
-  the release recipient, staged for the arm: nothing changes before it.
+  "header", "disclosure"}]}``, items re-wrapped on the reporter's device for
+  the release recipient, each with its encrypted disclosure, staged for the
+  arm: nothing changes before it.
 - ``POST /api/v1/switch/policy``: a new policy → ``applied`` at once, or
   ``pending`` (202) when it weakens the switch and must cool off.
 - ``POST /api/v1/switch/disarm`` → 202 pending.
@@ -76,7 +77,7 @@ JsonObject = dict[str, object]
 _MAX_ITEMS = 10_000
 _MAX_STAGED = 1000
 _SHARE_FIELDS = {"custodian", "age", "commitment"}
-_STAGED_FIELDS = {"item", "header", "manifest"}
+_STAGED_FIELDS = {"item", "header", "disclosure"}
 
 
 def _duress() -> bool:
@@ -255,8 +256,8 @@ def stage_items() -> JsonObject:
         raise ApiError.bad_request(f"field 'items' must list 1 to {_MAX_STAGED} items")
     staged = []
     for entry in raw:
-        if not isinstance(entry, dict) or not {"item", "header"} <= set(entry) <= _STAGED_FIELDS:
-            raise ApiError.bad_request("an item is {'item', 'header', 'manifest'}")
+        if not isinstance(entry, dict) or set(entry) != _STAGED_FIELDS:
+            raise ApiError.bad_request("an item is {'item', 'header', 'disclosure'}")
         try:
             item_id = parse_account_id(entry["item"])
         except FormatError:
@@ -268,9 +269,10 @@ def stage_items() -> JsonObject:
             item_service.parse_item_header(header)
         except FormatError as exc:
             raise ApiError(400, "invalid_header", f"item {item_id}: {exc.message}") from None
-        staged.append(
-            service.StagedItem(item=item_id, header=header, manifest=manifest_field(entry))
-        )
+        disclosure = manifest_field(entry, "disclosure")
+        if disclosure is None:
+            raise ApiError.bad_request("an item's 'disclosure' must be base64 of an age file")
+        staged.append(service.StagedItem(item=item_id, header=header, disclosure=disclosure))
     session = db_session()
     try:
         count = service.stage_release_items(

@@ -211,7 +211,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
     """Check size and hash, then create the item with its manifest and log ``item.uploaded``."""
     query_ints(required=())
     body = optional_json_body() or {}
-    unknown = sorted(set(body) - {"sha256", "manifest", "release"})
+    unknown = sorted(set(body) - {"sha256", "manifest", "release", "disclosure"})
     if unknown:
         raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
     release = body.get("release", False)
@@ -219,6 +219,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
         raise ApiError.bad_request("field 'release' must be true or false")
     sha256 = _digest_field(body)
     manifest = manifest_field(body)
+    disclosure = manifest_field(body, "disclosure")
     session = db_session()
     try:
         committed = service.commit_upload(
@@ -230,6 +231,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
             sha256=sha256,
             manifest=manifest,
             release=release,
+            disclosure=disclosure,
         )
     except service.UploadGoneError:
         raise ApiError.not_found("no such upload") from None
@@ -239,6 +241,8 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
         raise ApiError(409, "upload_again", exc.message) from None
     except service.NotInReleaseError as exc:
         raise ApiError(409, "not_armed", exc.message) from None
+    except service.UnexpectedDisclosureError as exc:
+        raise ApiError(400, "unexpected_disclosure", exc.message) from None
     except StorageError as exc:
         if isinstance(exc, DigestMismatchError):
             # The session ended with its bytes; so does its row.

@@ -25,7 +25,11 @@ class Item(Base):
     ``item.uploaded`` log entry (null for items older than the column).
     ``released_in`` is the number of the vault's release that published the
     item (null while it is unpublished): a published item stays public and
-    joins no later release set.
+    joins no later release set. ``disclosure_key`` and ``disclosure_size``
+    name the item's encrypted disclosure (:mod:`vault.disclosure`), what the
+    reporter chose to publish, the one blob of the item besides its header
+    and payload that the release key opens; null for items outside the
+    release set and for those put in it before disclosures existed.
     """
 
     __tablename__ = "items"
@@ -50,6 +54,8 @@ class Item(Base):
     payload_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     manifest_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     manifest_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    disclosure_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    disclosure_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     release_set: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     released_in: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -136,8 +136,8 @@ class StagedReleaseItem(Base):
     """An item re-wrapped for a release recipient, waiting for the arm that applies it.
 
     Arming re-wraps every item of the release set on the reporter's device.
-    The new headers (and manifests) are staged here first and changed
-    nothing yet; ``POST /switch/arm`` applies them with the switch in one
+    The new headers, with each item's encrypted disclosure, are staged here
+    first and change nothing yet; ``POST /switch/arm`` applies them with the switch in one
     transaction, so an arming that is refused, or never sent, leaves every
     item as it was. Rows of another ``recipient`` (an arming given up) are
     replaced by the next staging, and all of a vault's go when it is armed.
@@ -151,7 +151,7 @@ class StagedReleaseItem(Base):
     )
     recipient: Mapped[str] = mapped_column(String(128), nullable=False)
     header: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    manifest: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    disclosure: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     staged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

@@ -7,7 +7,8 @@ only shares whose commitments the reporter's client sent at arming are taken.
 Shares handed in are sealed to the custodian key at rest. With ``threshold``
 of them, :func:`prepare_release` rebuilds the release identity, checks it
 against the recipient committed at arming, and checks every item of the
-release set with it: the manifest decrypts and carries the reporter's valid
+release set with it: its disclosure (what the reporter chose to make public,
+:mod:`vault.disclosure`) decrypts and carries the reporter's valid
 signature, the payload decrypts and hashes to the signed values. The worker
 then publishes (:func:`publish`) in one transaction: the conditional move to
 ``released``, the release row (the identity, public from now on, and the
@@ -36,6 +37,7 @@ from server.services import log
 from server.services import switch as switches
 from server.storage import BlobStore, StorageError
 from vault import age, canonical
+from vault.disclosure import SignedDisclosure
 from vault.errors import ShareError, VaultError
 from vault.keys import Card
 from vault.manifest import SignedManifest
@@ -90,7 +92,8 @@ class ReleasedFile:
     """One item of the release set and what the server checked about it."""
 
     item: str
-    name: str
+    name: str | None
+    """None when the reporter withheld it (or no disclosure could be read)."""
     media_type: str
     size: int
     plaintext_sha256: str
@@ -98,7 +101,8 @@ class ReleasedFile:
     age_size: int
     header_sha256: str | None
     captured_at: str | None
-    note: str
+    note: str | None
+    """None unless the reporter chose to publish it."""
     signature: str
     committed: bool
     log_index: int | None
@@ -365,13 +369,28 @@ def _read_blob(store: BlobStore, key: str, limit: int) -> bytes:
     return data
 
 
+def _open_blob(store: BlobStore, key: str, identity: age.X25519Identity) -> bytes:
+    sealed = _read_blob(store, key, _MAX_MANIFEST)
+    plain = io.BytesIO()
+    age.decrypt(io.BytesIO(sealed), plain, [identity])
+    return plain.getvalue()
+
+
 def _check_item(
     store: BlobStore, item: Item, identity: age.X25519Identity, card: Card
 ) -> dict[str, Any]:
-    """Decrypt and check one release-set item; never raises for a bad item."""
+    """Decrypt and check one release-set item; never raises for a bad item.
+
+    What the page may show comes from the item's disclosure, the reporter's
+    signed choice (:mod:`vault.disclosure`): a name, a capture time or a
+    note withheld there is ``null`` in the report. An item put in the release
+    set before disclosures existed has its manifest encrypted to the release
+    key instead; its name, type and capture time are shown as they always
+    were, and its note never, since the reporter never chose to publish it.
+    """
     entry: dict[str, Any] = {
         "item": item.id,
-        "name": f"{item.id}.bin",
+        "name": None,
         "media_type": "application/octet-stream",
         "size": 0,
         "plaintext_sha256": "",
@@ -379,23 +398,26 @@ def _check_item(
         "header_sha256": item.header_key,
         "age_size": item.header_size + item.payload_size,
         "captured_at": None,
-        "note": "",
+        "note": None,
         "signature": "invalid",
         "log_index": item.log_index,
         "problems": [],
     }
     problems: list[str] = entry["problems"]
+    disclosed: SignedDisclosure | None = None
     signed: SignedManifest | None = None
-    if item.manifest_key is None:
-        problems.append("the item has no manifest")
-    else:
+    if item.disclosure_key is not None:
         try:
-            sealed = _read_blob(store, item.manifest_key, _MAX_MANIFEST)
-            plain = io.BytesIO()
-            age.decrypt(io.BytesIO(sealed), plain, [identity])
-            signed = SignedManifest.parse(plain.getvalue())
+            disclosed = SignedDisclosure.parse(_open_blob(store, item.disclosure_key, identity))
+        except (VaultError, StorageError, OSError) as exc:
+            problems.append(f"the disclosure cannot be read with the release key: {exc}")
+    elif item.manifest_key is not None:
+        try:
+            signed = SignedManifest.parse(_open_blob(store, item.manifest_key, identity))
         except (VaultError, StorageError, OSError) as exc:
             problems.append(f"the manifest cannot be read with the release key: {exc}")
+    else:
+        problems.append("the item has no disclosure or manifest")
     hasher = _Hasher()
     try:
         header = _read_blob(store, item.header_key, item.header_size)
@@ -406,15 +428,38 @@ def _check_item(
     except (VaultError, StorageError, OSError) as exc:
         problems.append(f"the item cannot be decrypted with the release key: {exc}")
         hasher = None  # type: ignore[assignment]
-    if signed is not None:
+    if disclosed is not None:
+        d = disclosed.disclosure
+        entry.update(
+            name=d.filename,
+            media_type=d.media_type,
+            size=d.size,
+            plaintext_sha256=d.plaintext_sha256,
+            captured_at=d.captured_at,
+            note=d.note,
+        )
+        if hasher is not None:
+            try:
+                disclosed.verify(
+                    signer=card.signing_key,
+                    payload_sha256=item.payload_key,
+                    item_id=item.id,
+                    vault_id=item.vault_id,
+                    plaintext_sha256=hasher.digest.hexdigest(),
+                    size=hasher.size,
+                )
+                entry["signature"] = "valid"
+            except VaultError as exc:
+                problems.append(str(exc.message))
+    elif signed is not None:
         m = signed.manifest
+        # The note stays out: nobody chose to publish it.
         entry.update(
             name=m.filename,
             media_type=m.media_type,
             size=m.size,
             plaintext_sha256=m.plaintext_sha256,
             captured_at=m.captured_at,
-            note=m.note,
         )
         if hasher is not None:
             try:

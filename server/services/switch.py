@@ -331,11 +331,15 @@ class Armed:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class StagedItem:
-    """An item as the reporter's device re-wrapped it for a release recipient."""
+    """An item as the reporter's device re-wrapped it for a release recipient.
+
+    ``header`` is the item's header with the release recipient added;
+    ``disclosure`` the item's encrypted disclosure (:mod:`vault.disclosure`).
+    """
 
     item: str
     header: bytes
-    manifest: item_service.EncryptedManifest | None
+    disclosure: item_service.EncryptedManifest
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -549,11 +553,6 @@ def _check_unpublished(session: Session, items: Sequence[str], field: str) -> No
         )
 
 
-def _editors(session: Session, item_id: str) -> list[str]:
-    item = session.get(Item, item_id)
-    return [] if item is None else item_service.shared_with(session, [item])[item_id]
-
-
 def stage_release_items(
     session: Session,
     store: BlobStore,
@@ -565,11 +564,11 @@ def stage_release_items(
 ) -> int:
     """Stage items re-wrapped for ``recipient``, for the arm that will apply them; how many.
 
-    Each must pass every check of a share with the same editors
-    (:func:`server.services.items.check_share`): the account's item, a header
-    and manifest that keep every recipient of the current ones. Nothing is
-    applied or logged: :func:`arm` does that, in its own transaction. Rows
-    staged for another recipient (an arming given up) are dropped.
+    Each must be the account's item, not published yet, with a header that
+    keeps every recipient of the current one
+    (:func:`server.services.items.check_release_wrap`). Nothing is applied
+    or logged: :func:`arm` does that, in its own transaction. Rows staged for
+    another recipient (an arming given up) are dropped.
 
     Raises:
         PolicyError: a malformed recipient, an item twice, an item refused.
@@ -586,14 +585,8 @@ def stage_release_items(
     _check_unpublished(session, ids, "items")
     for staged in items:
         try:
-            item_service.check_share(
-                session,
-                store,
-                account=account,
-                item_id=staged.item,
-                header=staged.header,
-                editors=_editors(session, staged.item),
-                manifest=staged.manifest,
+            item_service.check_release_wrap(
+                session, store, account=account, item_id=staged.item, header=staged.header
             )
         except ServerError as exc:
             raise PolicyError(f"item {staged.item}: {exc.message}") from None
@@ -609,7 +602,7 @@ def stage_release_items(
             item_id=staged.item,
             recipient=recipient,
             header=staged.header,
-            manifest=None if staged.manifest is None else staged.manifest.data,
+            disclosure=staged.disclosure.data,
             staged_at=now,
         )
         for staged in items
@@ -627,7 +620,7 @@ def _apply_staged(
     release_items: Sequence[str],
     signer: NoteSigner,
 ) -> tuple[tuple[str, log.Appended], ...]:
-    """Apply the items staged for ``recipient`` (as shares, logged ``item.shared``); drop all.
+    """Apply the items staged for ``recipient`` (each logged ``item.shared``); drop them all.
 
     Raises:
         PolicyError: an item changed since it was staged (a share meanwhile).
@@ -650,18 +643,14 @@ def _apply_staged(
         if store is None:
             raise RuntimeError("internal error: staged items to apply without a blob store")
         try:
-            manifest = (
-                None if row.manifest is None else item_service.parse_item_manifest(row.manifest)
-            )
-            appended = item_service.share_item(
+            appended = item_service.release_wrap(
                 session,
                 store,
                 account=account,
                 item_id=item_id,
                 header=row.header,
-                editors=_editors(session, item_id),
+                disclosure=item_service.parse_item_manifest(row.disclosure),
                 signer=signer,
-                manifest=manifest,
             )
         except (ServerError, FormatError) as exc:
             raise PolicyError(

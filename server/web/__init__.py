@@ -294,10 +294,11 @@ class _Commands:
 
 
 def _commands(file: release_service.ReleasedFile) -> _Commands:
-    # The name comes from the reporter's manifest: made safe as a local file
+    # The name comes from the reporter's disclosure: made safe as a local file
     # name (no directory, no leading dash) and quoted for a POSIX shell, so a
-    # hostile name cannot run anything when the command is pasted.
-    name = shlex.quote(safe_filename(file.name, fallback=file.item))
+    # hostile name cannot run anything when the command is pasted. A name the
+    # reporter withheld is the item id.
+    name = shlex.quote(safe_filename(file.name or file.item, fallback=file.item))
     return _Commands(
         decrypt=f"age -d -i key.txt -o {name} {file.item}.age",
         check=f"sha256sum {name}",

@@ -90,13 +90,18 @@ def expect_notices(box: Mailbox, release_url: str) -> None:
 
 
 def released_files(
-    base_url: str, vault: str, directory: Path, names: Iterable[str], number: int = 1
+    base_url: str,
+    vault: str,
+    directory: Path,
+    names: Iterable[str],
+    number: int = 1,
+    unnamed: int = 0,
 ) -> list[bytes]:
     """The plaintexts of a release, as anyone gets them: from its page, with ``age -d``.
 
     The page (of the vault's release ``number``) must name every file in
-    ``names`` and link one ``.age`` file for each; the key must be a plain
-    age identity.
+    ``names`` and link one ``.age`` file for each, and for ``unnamed`` more
+    whose names the reporter withheld; the key must be a plain age identity.
     """
     page_url = f"{base_url}/release/{vault}" + ("" if number == 1 else f"/{number}")
     page = requests.get(page_url, timeout=30)
@@ -111,7 +116,7 @@ def released_files(
     key_file = directory / "release-key.txt"
     key_file.write_text(key.text)
     links = sorted(set(_LINK.findall(page.text)))
-    assert len(links) == len(wanted)
+    assert len(links) == len(wanted) + unnamed
     plaintexts = []
     for link in links:
         download = requests.get(base_url + link, timeout=60)

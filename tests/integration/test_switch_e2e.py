@@ -11,6 +11,7 @@ the Debian ``age`` tool and the published key to the original bytes.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import threading
@@ -209,3 +210,70 @@ def test_a_released_vault_is_armed_again_and_released_again(
         assert f"{page}/2 " in notices[-1].get_content()
         verified = ana.run("log", "verify", "--full")
         assert verified.returncode == 0, str(verified)
+
+
+NOTE = "from the ministry, source K"
+
+
+def _log_text(base_url: str) -> str:
+    """Every entry of the public log, as anyone can read it."""
+    size = int(requests.get(f"{base_url}/api/v1/log/checkpoint", timeout=30).text.split("\n")[1])
+    pages = []
+    for start in range(0, size, 256):
+        answer = requests.get(
+            f"{base_url}/api/v1/log/entries",
+            params={"start": start, "end": min(size, start + 256)},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        pages.append(answer.text)
+    return "".join(pages)
+
+
+def test_a_note_is_never_published_unless_chosen(
+    tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """`add --note` without opting in: not on the release page, not in the public log.
+
+    The released files still decrypt with `age -d` and the published key.
+    """
+    _, smtp_port = mailbox
+    with ServerProcess.started(
+        tmp_path / "server", quick_switches(smtp_port, worker=True)
+    ) as server:
+        (ana,) = enroll(server, tmp_path, [("ana", "reporter")])
+        files = {
+            "ministry.txt": b"the ministry's memo\n",
+            "call-with-K.wav": b"a call\n",
+            "diary.txt": b"the diary\n",
+        }
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+        (memo,) = ana.json("add", "--note", NOTE, tmp_path / "ministry.txt")["added"]
+        armed = ana.json(
+            "switch", "set", "--every", "5s", "--grace", "1s",
+            "--publish-email", "desk@example.org",
+        )  # fmt: skip
+        assert armed["reveal"] == {memo["item"]: "name,time"}
+        (call,) = ana.json("add", "--note", NOTE, "--reveal", "none", tmp_path / "call-with-K.wav")[
+            "added"
+        ]
+        assert call["reveal"] == "none"
+        (diary,) = ana.json(
+            "add", "--note", "may be published", "--reveal", "name,note", tmp_path / "diary.txt"
+        )["added"]
+        assert diary["reveal"] == "name,note"
+        vault = ana.json("switch", "status")["vault"]
+        wait_for("the release", lambda: ana.json("switch", "status")["state"] == "released")
+
+        page = html.unescape(requests.get(f"{server.url}/release/{vault}", timeout=30).text)
+        assert NOTE not in page
+        assert "ministry.txt" in page
+        assert "call-with-K" not in page
+        assert "may be published" in page
+        assert NOTE not in _log_text(server.url)
+        assert "call-with-K" not in _log_text(server.url)
+        recovered = released_files(
+            server.url, vault, tmp_path, ["ministry.txt", "diary.txt"], unnamed=1
+        )
+        assert sorted(recovered) == sorted(files.values())

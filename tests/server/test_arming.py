@@ -39,6 +39,8 @@ from tests.server.test_openapi import check_response
 from vault import age, canonical
 from vault._base64 import b64decode, b64encode
 from vault.age.format import Source, parse_header
+from vault.disclosure import DEFAULT_REVEAL, Disclosure, Reveal
+from vault.manifest import SignedManifest
 from vault.note import Receipt, verify_receipt
 
 ARM = "/api/v1/switch/arm"
@@ -79,18 +81,43 @@ def _items(client: FlaskClient, who: Reporter) -> dict[str, dict[str, Any]]:
 
 
 def _rewrapped(
-    client: FlaskClient, who: Reporter, item: str, release: age.X25519Identity
+    client: FlaskClient,
+    who: Reporter,
+    item: str,
+    release: age.X25519Identity,
+    reveal: Reveal = DEFAULT_REVEAL,
 ) -> dict[str, str]:
-    """The item's header and manifest with the release recipient added, as a client stages it."""
+    """The item's header with the release recipient added, and its disclosure, as a client
+    stages them."""
+    content = client.get(f"/api/v1/items/{item}/content", headers=who.headers).data
+    header = parse_header(Source(io.BytesIO(content)))
+    sealed = client.get(f"/api/v1/items/{item}/manifest", headers=who.headers).data
+    identity = who.person.age_identity
+    opened = io.BytesIO()
+    age.decrypt(io.BytesIO(sealed), opened, [identity])
+    manifest = SignedManifest.parse(opened.getvalue()).manifest
+    disclosure = Disclosure.of(manifest, reveal).sign(who.person).to_json()
+    owner = who.person.card().age_recipient()
+    return {
+        "item": item,
+        "header": b64encode(
+            recipients.rewrap_header(header, identity, [release.recipient()]).marshal()
+        ),
+        "disclosure": b64encode(recipients.encrypt(disclosure, [owner], release.recipient())),
+    }
+
+
+def _share_body(
+    client: FlaskClient, who: Reporter, item: str, editor: age.Recipient
+) -> dict[str, str]:
+    """A share's header and manifest, with ``editor`` added."""
     content = client.get(f"/api/v1/items/{item}/content", headers=who.headers).data
     header = parse_header(Source(io.BytesIO(content)))
     manifest = client.get(f"/api/v1/items/{item}/manifest", headers=who.headers).data
     identity = who.person.age_identity
-    add = [release.recipient()]
     return {
-        "item": item,
-        "header": b64encode(recipients.rewrap_header(header, identity, add).marshal()),
-        "manifest": b64encode(recipients.rewrap(manifest, identity, add)),
+        "header": b64encode(recipients.rewrap_header(header, identity, [editor]).marshal()),
+        "manifest": b64encode(recipients.rewrap(manifest, identity, [editor])),
     }
 
 
@@ -143,11 +170,9 @@ def test_staged_items_change_nothing_until_the_arm_applies_them_whole(
 
     # The photo is shared meanwhile: its staged header would drop Tom, so the arm
     # is refused whole, and the memo, though staged well, stays as it was.
-    share = _rewrapped(client, who, photo, age.X25519Identity.generate())
+    share = _share_body(client, who, photo, age.X25519Identity.generate().recipient())
     shared = client.post(
-        f"/api/v1/items/{photo}/share",
-        json={"header": share["header"], "manifest": share["manifest"], "editors": [tom.id]},
-        headers=who.headers,
+        f"/api/v1/items/{photo}/share", json={**share, "editors": [tom.id]}, headers=who.headers
     )
     assert shared.status_code == 200, shared.json
     changed = _items(client, who)
@@ -190,7 +215,10 @@ def test_staged_items_change_nothing_until_the_arm_applies_them_whole(
         assert (
             after[item]["header_sha256"] == event["header_sha256"] != before[item]["header_sha256"]
         )
+        # The manifest is as it was: the release key gets the disclosure instead.
         assert after[item]["manifest_sha256"] == event["manifest_sha256"]
+        assert event["manifest_sha256"] == changed[item]["manifest_sha256"]
+        assert after[item]["disclosure_sha256"] == event["disclosure_sha256"]
         assert after[item]["release_set"] is True
         # The release key opens the item and its manifest now.
         content = client.get(f"/api/v1/items/{item}/content", headers=who.headers).data
@@ -240,7 +268,8 @@ def test_staging_is_refused_when_armed_or_when_it_would_drop_a_reader(
         ({"items": [good, good]}, 400, "'items' names an item twice"),
         ({"items": []}, 400, "field 'items' must list 1 to"),
         ({"items": [{**good, "item": "f" * 32}]}, 400, "no such item"),
-        ({"items": [{**good, "extra": 1}]}, 400, "an item is {'item', 'header', 'manifest'}"),
+        ({"items": [{**good, "extra": 1}]}, 400, "an item is {'item', 'header', 'disclosure'}"),
+        ({"items": [{**good, "disclosure": None}]}, 400, "an item's 'disclosure' must be"),
         ({"items": [{**good, "header": "not base64"}]}, 400, "canonical padded base64"),
         ({"release_recipient": "age1nothing"}, 400, "'release_recipient' is not an age"),
     ]
@@ -343,11 +372,9 @@ def test_a_released_vault_is_armed_again_and_its_first_release_stays_as_it_was(
 
     # The ledger is shared meanwhile: its header changes, never what release 1 published.
     editor, _ = trustee(app, config, client)
-    share = _rewrapped(client, who, ledger, age.X25519Identity.generate())
+    share = _share_body(client, who, ledger, age.X25519Identity.generate().recipient())
     shared = client.post(
-        f"/api/v1/items/{ledger}/share",
-        json={"header": share["header"], "manifest": share["manifest"], "editors": [editor.id]},
-        headers=who.headers,
+        f"/api/v1/items/{ledger}/share", json={**share, "editors": [editor.id]}, headers=who.headers
     )
     assert shared.status_code == 200, shared.json
 
