@@ -17,12 +17,12 @@ from __future__ import annotations
 from client import recipients
 from client.context import Client
 from vault import age
-from vault.disclosure import Disclosure, Reveal
+from vault.disclosure import Disclosure, Reveal, SignedDisclosure
 from vault.errors import ManifestError
 from vault.keys import PersonalIdentity
 from vault.manifest import Manifest
 
-__all__ = ["public_facts", "seal_disclosure", "withheld"]
+__all__ = ["public_facts", "seal_disclosure", "sign_disclosure", "withheld"]
 
 
 def _signer(client: Client, manifest: Manifest) -> PersonalIdentity:
@@ -41,6 +41,15 @@ def _signer(client: Client, manifest: Manifest) -> PersonalIdentity:
     raise ManifestError("this item's manifest was signed by a key this device does not hold")
 
 
+def sign_disclosure(client: Client, manifest: Manifest, reveal: Reveal) -> SignedDisclosure:
+    """What ``reveal`` shows of ``manifest``, signed by the key that signed the manifest.
+
+    Raises:
+        ManifestError: the manifest was signed by a key this device does not hold.
+    """
+    return Disclosure.of(manifest, reveal).sign(_signer(client, manifest))
+
+
 def seal_disclosure(
     client: Client, manifest: Manifest, reveal: Reveal, release: age.X25519Recipient
 ) -> bytes:
@@ -49,7 +58,7 @@ def seal_disclosure(
     Raises:
         ManifestError: the manifest was signed by a key this device does not hold.
     """
-    signed = Disclosure.of(manifest, reveal).sign(_signer(client, manifest))
+    signed = sign_disclosure(client, manifest, reveal)
     return recipients.encrypt(signed.to_json(), [client.own_card().age_recipient()], release)
 
 

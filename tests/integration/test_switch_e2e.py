@@ -233,15 +233,17 @@ def _log_text(base_url: str) -> str:
 def test_a_note_is_never_published_unless_chosen(
     tmp_path: Path, mailbox: tuple[Mailbox, int]
 ) -> None:
-    """`add --note` without opting in: not on the release page, not in the public log.
+    """`add --note` without opting in: not on the release page, in the public log or a package.
 
-    The released files still decrypt with `age -d` and the published key.
+    The released files still decrypt with `age -d` and the published key. A
+    package made for someone else leaves the note out unless asked.
     """
     _, smtp_port = mailbox
     with ServerProcess.started(
         tmp_path / "server", quick_switches(smtp_port, worker=True)
     ) as server:
-        (ana,) = enroll(server, tmp_path, [("ana", "reporter")])
+        ana, ed = enroll(server, tmp_path, [("ana", "reporter"), ("ed", "editor")])
+        pin(ana, ed)
         files = {
             "ministry.txt": b"the ministry's memo\n",
             "call-with-K.wav": b"a call\n",
@@ -277,3 +279,26 @@ def test_a_note_is_never_published_unless_chosen(
             server.url, vault, tmp_path, ["ministry.txt", "diary.txt"], unnamed=1
         )
         assert sorted(recovered) == sorted(files.values())
+
+        # A package for someone else leaves the note out, and says so; asked, it holds it.
+        package = tmp_path / "for-the-court"
+        exported = ana.run("export", memo["item"], "-o", package)
+        assert exported.returncode == 0, str(exported)
+        assert "not the note." in exported.err
+        for path in package.rglob("*"):
+            if path.is_file():
+                assert NOTE.encode() not in path.read_bytes(), path
+        readme = (package / "README.txt").read_text()
+        assert "not the reporter's note: it was left out of this package" in readme
+        verdict = ana.ok("verify", package).out
+        assert "not the reporter's note: it was left out of this package" in verdict
+        kept = tmp_path / "for-myself"
+        ana.ok("export", memo["item"], "-o", kept, "--with-note")
+        assert NOTE.encode() in (kept / "manifest.json").read_bytes()
+        # An editor holds the manifest, and only the reporter can sign without the note.
+        ana.ok("share", memo["item"], "--with", "ed")
+        refused = ed.fails("export", memo["item"], "-o", tmp_path / "by-ed")
+        assert "only the reporter can make a package that leaves it out" in refused
+        assert "--with-note" in refused
+        assert not (tmp_path / "by-ed").exists()
+        ed.ok("export", memo["item"], "-o", tmp_path / "by-ed", "--with-note")
