@@ -88,7 +88,10 @@ _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RELEASE_KEY_SIZE = 32
 STAGE_BATCH = 50
-"""Items staged per request: their headers and manifests stay far below the body limit."""
+"""Most items staged per request."""
+STAGE_BYTES = 384 * 1024
+"""Most bytes of headers and disclosures staged per request: base64 keeps the request well
+below the server's 1 MiB body limit, however many editors' stanzas a header holds."""
 
 
 def check_handle(handle: str) -> str:
@@ -450,6 +453,23 @@ def _send_stage(
     return _send_arm(client, body, changed="nothing was changed", path="/switch/arm/items")
 
 
+def _batches(
+    rewrapped: Sequence[tuple[Rewrapped, bytes]],
+) -> list[list[tuple[Rewrapped, bytes]]]:
+    """The items in staging requests of at most :data:`STAGE_BATCH` items and about
+    :data:`STAGE_BYTES` bytes (an item larger than that goes alone)."""
+    batches: list[list[tuple[Rewrapped, bytes]]] = []
+    size = 0
+    for pair in rewrapped:
+        weight = len(pair[0].header) + len(pair[1])
+        if not batches or len(batches[-1]) >= STAGE_BATCH or size + weight > STAGE_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(pair)
+        size += weight
+    return batches
+
+
 def _check_rewrapped(
     client: Client, listed: object, rewrapped: Sequence[tuple[Rewrapped, bytes]], *, before: int
 ) -> None:
@@ -541,8 +561,7 @@ def arm(
         f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
         f"({threshold} needed to release)"
     )
-    for start in range(0, len(rewrapped), STAGE_BATCH):
-        batch = rewrapped[start : start + STAGE_BATCH]
+    for batch in _batches(rewrapped):
         staged = _send_stage(client, str(recipient), batch)
         if staged != {"staged": len(batch)}:
             raise ProofError(
