@@ -34,7 +34,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -506,6 +506,7 @@ def arm(
     duress_phrase: str | None = None,
     narrate: Narrate = lambda _: None,
     choose: Choose = lambda manifests: [DEFAULT_REVEAL] * len(manifests),
+    chosen_items: Collection[str] = (),
 ) -> Armed:
     """Arm the switch: release identity, shares, release set, policy (see the module).
 
@@ -517,10 +518,12 @@ def arm(
     items re-wrapped for the release recipient, each with its disclosure,
     are staged (``POST /switch/arm/items``), which changes nothing either,
     and the arm applies them with the switch in one transaction: arming
-    happens whole, or not at all.
+    happens whole, or not at all. ``chosen_items`` are items ``choose`` has a
+    choice for: each must be among those armed, checked before anything else.
 
     Raises:
-        ConfigError: bad trustees or threshold; the server refused.
+        ConfigError: bad trustees or threshold; a chosen item not armed; the
+            server refused.
         ProofError: the server logged another release set or policy.
     """
     holders = custodians(client, trustees)
@@ -530,6 +533,12 @@ def arm(
     # The only whole copy of the release secret: gone from here on.
     del secret
     ids = own_items(client)
+    strays = sorted(set(chosen_items) - set(ids))
+    if strays:
+        raise ConfigError(
+            f"--reveal-item names {strays[0]}, which is not among the items being armed",
+            hint="`evault ls` lists your items; those a release published join no new one",
+        )
     body: dict[str, Any] = {
         "policy": policy.to_json(),
         "release_recipient": str(recipient),

@@ -278,6 +278,7 @@ def set_(
             choose=lambda manifests: choose_for_arming(
                 client.own_card().name, manifests, reveal=reveal, per_item=reveal_item
             ),
+            chosen_items=parse_item_choices(reveal_item),
         )
         _print_secrets(made)
         if json_mode():

@@ -457,6 +457,8 @@ def test_a_refused_switch_set_changes_nothing(
         (["--every", "1d", "--trustee", "nobody"], "nobody"),
         (["--every", "1d", "--trustee", "maria", "--threshold", "3"], "threshold must be"),
         (["--every", "1d", "--remind-before", "2d"], "a reminder must come before the deadline"),
+        (["--every", "1d", "--reveal-item", f"{'f' * 32}=none"], "--reveal-item names ffff"),
+        (["--every", "1d", "--reveal", "everything"], "invalid choice of what to publish"),
     ]
     for options, message in cases:
         before = _footprint(server, rita)
