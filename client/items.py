@@ -46,8 +46,8 @@ __all__ = [
     "Deleted",
     "Fetched",
     "Listed",
+    "Rewrapped",
     "SignedItem",
-    "add_release_recipient",
     "check_item_id",
     "content",
     "delete_item",
@@ -55,8 +55,10 @@ __all__ = [
     "item_metas",
     "list_items",
     "logged_entries",
+    "release_recipient_on_decoy",
     "share_item",
     "signed_item",
+    "with_release_recipient",
 ]
 
 _MAX_MANIFEST = 256 * 1024
@@ -487,16 +489,53 @@ def _current_header(client: Client, meta: dict[str, Any]) -> bytes:
     return data
 
 
-def _rewrap(
+@dataclass(frozen=True, kw_only=True)
+class Rewrapped:
+    """An item's header (and manifest) with recipients added, made here and not yet sent."""
+
+    item: str
+    header: bytes
+    sealed_manifest: bytes
+    """The manifest re-wrapped too, or as it is when only the header was."""
+    manifest: Manifest
+    editors: tuple[str, ...]
+    """The editors the item is shared with now, as the log records them."""
+
+    def expected_entry(
+        self, account: str, editors: list[str], disclosure: bytes | None = None
+    ) -> dict[str, object]:
+        """The ``item.shared`` entry that records this re-wrap, shared with ``editors``.
+
+        With ``disclosure``, the entry of arming: it names the disclosure too.
+        """
+        entry: dict[str, object] = {
+            "type": "item.shared",
+            "item": self.item,
+            "account": account,
+            "header_sha256": hashlib.sha256(self.header).hexdigest(),
+            "header_size": len(self.header),
+            "editors": editors,
+            "manifest_sha256": hashlib.sha256(self.sealed_manifest).hexdigest(),
+            "manifest_size": len(self.sealed_manifest),
+        }
+        if disclosure is not None:
+            entry["disclosure_sha256"] = hashlib.sha256(disclosure).hexdigest()
+            entry["disclosure_size"] = len(disclosure)
+        return entry
+
+
+def _prepare_rewrap(
     client: Client,
     meta: dict[str, Any],
     logged: Logged,
     add: list[age.Recipient],
-    editors: list[str],
-) -> tuple[LoggedEntry, Manifest]:
-    """Add ``add`` to the item's header and manifest; share it with exactly ``editors``.
+    *,
+    manifest_too: bool = True,
+) -> Rewrapped:
+    """``add`` put in the item's header (and manifest), which must be the logged ones.
 
-    Returns the verified ``item.shared`` entry and the item's signed manifest.
+    Raises:
+        ProofError: the server's header, manifest or editors are not the logged ones.
     """
     item = meta["id"]
     header = _current_header(client, meta)
@@ -518,27 +557,41 @@ def _rewrap(
         parsed = parse_header(Source(io.BytesIO(header)))
     except FormatError as exc:
         raise ProofError(f"the item's header is malformed: {exc.message}") from None
-    new_header = recipients.rewrap_header(parsed, identities, add).marshal()
-    sealed = recipients.rewrap(manifest_data, identities, add)
+    return Rewrapped(
+        item=item,
+        header=recipients.rewrap_header(parsed, identities, add).marshal(),
+        sealed_manifest=(
+            recipients.rewrap(manifest_data, identities, add) if manifest_too else manifest_data
+        ),
+        manifest=manifest,
+        editors=logged[2],
+    )
+
+
+def _rewrap(
+    client: Client,
+    meta: dict[str, Any],
+    logged: Logged,
+    add: list[age.Recipient],
+    editors: list[str],
+) -> tuple[LoggedEntry, Manifest]:
+    """Add ``add`` to the item's header and manifest; share it with exactly ``editors``.
+
+    Returns the verified ``item.shared`` entry and the item's signed manifest.
+    """
+    rewrapped = _prepare_rewrap(client, meta, logged, add)
     answer = client.call(
         "POST",
-        f"/items/{item}/share",
-        json={"header": b64encode(new_header), "editors": editors, "manifest": b64encode(sealed)},
-    )
-    entry = client.log.entry(answer)
-    entry.expect(
-        {
-            "type": "item.shared",
-            "item": item,
-            "account": client.account,
-            "header_sha256": hashlib.sha256(new_header).hexdigest(),
-            "header_size": len(new_header),
+        f"/items/{rewrapped.item}/share",
+        json={
+            "header": b64encode(rewrapped.header),
             "editors": editors,
-            "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
-            "manifest_size": len(sealed),
+            "manifest": b64encode(rewrapped.sealed_manifest),
         },
     )
-    return entry, manifest
+    entry = client.log.entry(answer)
+    entry.expect(rewrapped.expected_entry(client.account, editors))
+    return entry, rewrapped.manifest
 
 
 def _own_meta(client: Client, item: str, what: str) -> dict[str, Any]:
@@ -570,13 +623,13 @@ def share_item(client: Client, item: str, name: str) -> tuple[LoggedEntry, Pinne
     return entry, contact
 
 
-def add_release_recipient(
-    client: Client, item: str, release: age.X25519Recipient
-) -> tuple[LoggedEntry, Manifest]:
-    """Make ``item`` readable by the vault's release identity, with the same editors.
+def with_release_recipient(client: Client, item: str, release: age.X25519Recipient) -> Rewrapped:
+    """``item``'s header with the release recipient added, not sent yet; its manifest.
 
-    Returns the verified ``item.shared`` entry and the item's signed manifest
-    (whose ``payload_sha256`` is what the release commitment must list).
+    The manifest stays as it is, never encrypted to the release recipient:
+    once released, that key is public. Arming stages the header with the
+    item's disclosure (:mod:`client.disclosure`) and the arm applies them
+    in one transaction.
 
     Raises:
         ConfigError: not your item.
@@ -584,7 +637,35 @@ def add_release_recipient(
     """
     meta = _own_meta(client, item, "put in the release set")
     logged = _logged_state(client, item, meta)
-    return _rewrap(client, meta, logged, [release], list(logged[2]))
+    return _prepare_rewrap(client, meta, logged, [release], manifest_too=False)
+
+
+def release_recipient_on_decoy(
+    client: Client, item: str, release: age.X25519Recipient
+) -> LoggedEntry:
+    """Put the release recipient in a decoy's header now, its manifest as it is; the entry.
+
+    A decoy is never released: this only makes its header look like those of
+    the real items of an armed vault.
+
+    Raises:
+        ConfigError: not your item.
+        ProofError: the server's header, manifest or editors are not the logged ones.
+    """
+    rewrapped = with_release_recipient(client, item, release)
+    editors = list(rewrapped.editors)
+    answer = client.call(
+        "POST",
+        f"/items/{item}/share",
+        json={
+            "header": b64encode(rewrapped.header),
+            "editors": editors,
+            "manifest": b64encode(rewrapped.sealed_manifest),
+        },
+    )
+    entry = client.log.entry(answer)
+    entry.expect(rewrapped.expected_entry(client.account, editors))
+    return entry
 
 
 @dataclass(frozen=True, kw_only=True)

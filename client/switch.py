@@ -11,7 +11,8 @@ device, because only it can open the items:
    commitment, so that at release the server takes only these shares and
    no made-up share of the same set;
 3. every item of the reporter gets the release recipient added to its
-   header and manifest, like a share with the same editors;
+   header, and a disclosure: what the reporter chose to make public of its
+   manifest (:mod:`client.disclosure`), never the manifest itself;
 4. the policy, the recipient, the sealed shares and the item ids go to the
    server, whose log entry must record exactly that release set.
 
@@ -33,7 +34,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,12 +44,16 @@ from client.api import ApiError
 from client.audit import read_log
 from client.changes import PendingChange, expect_change, parse_change
 from client.context import Client
+from client.disclosure import seal_disclosure
 from client.durations import parse_time
+from client.items import Rewrapped
 from client.logcheck import LoggedEntry
 from client.policy import CHANNELS, Policy
 from vault import age, canonical
 from vault._base64 import b64encode
+from vault.disclosure import DEFAULT_REVEAL, Reveal
 from vault.errors import ConfigError, ProofError, VaultError
+from vault.manifest import Manifest
 from vault.protocol import CHECKIN_CONTEXT, CHECKIN_NONCE_SIZE, CheckinStatement
 from vault.shares import MAX_SHARES, share_commitment, split_secret
 
@@ -66,6 +71,8 @@ __all__ = [
     "custodians",
     "disarm",
     "fetch_status",
+    "read_status",
+    "release_page",
     "release_recipient",
     "seal_shares",
     "set_phrases",
@@ -75,21 +82,27 @@ ARMED_STATES = ("armed", "overdue", "releasing")
 """States in which the vault has a release set that new items may join."""
 STATES = ("disarmed", "armed", "overdue", "releasing", "released")
 SERVER = "server"
-_HANDLE = re.compile(r"[a-z0-9-]{3,64}")
+_HANDLE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RELEASE_KEY_SIZE = 32
+STAGE_BATCH = 50
+"""Most items staged per request."""
+STAGE_BYTES = 384 * 1024
+"""Most bytes of headers and disclosures staged per request: base64 keeps the request well
+below the server's 1 MiB body limit, however many editors' stanzas a header holds."""
 
 
 def check_handle(handle: str) -> str:
-    """A web check-in handle: 3 to 64 of ``a-z 0-9 -``.
+    """A web check-in handle: 3 to 64 of ``a-z 0-9 -``, not beginning with ``-``.
 
     Raises:
         ConfigError: anything else.
     """
     if not _HANDLE.fullmatch(handle):
         raise ConfigError(
-            f"invalid handle {handle!r}", hint="use 3 to 64 lower-case letters, digits and -"
+            f"invalid handle {handle!r}",
+            hint="use 3 to 64 lower-case letters, digits and -, not beginning with -",
         )
     return handle
 
@@ -191,6 +204,8 @@ class Status:
     release_at: datetime.datetime | None = None
     handle: str | None = None
     pending: tuple[PendingChange, ...] = ()
+    releases: tuple[tuple[int, datetime.datetime | None], ...] = ()
+    """The vault's published releases, oldest first: number and time."""
 
     @property
     def armed(self) -> bool:
@@ -237,6 +252,12 @@ def parse_status(answer: dict[str, Any]) -> Status:
     handle = answer.get("handle")
     recipient = answer.get("release_recipient")
     threshold = answer.get("threshold")
+    published = answer.get("releases", [])
+    if not isinstance(published, list) or not all(isinstance(r, dict) for r in published):
+        raise ProofError("the server sent a malformed switch (releases)")
+    releases = tuple(
+        (_int(r.get("number"), "releases"), parse_time(r.get("published_at"))) for r in published
+    )
     return Status(
         state=str(state),
         vault=str(answer.get("vault")),
@@ -252,7 +273,17 @@ def parse_status(answer: dict[str, Any]) -> Status:
         release_at=parse_time(answer.get("release_at")),
         handle=handle if isinstance(handle, str) else None,
         pending=tuple(parse_change(p) for p in pending),
+        releases=releases,
     )
+
+
+def read_status(client: Client) -> Status:
+    """The switch as the server has it, and nothing noted on this device.
+
+    Raises:
+        ProofError: malformed.
+    """
+    return parse_status(client.call("GET", "/switch"))
 
 
 def fetch_status(client: Client) -> Status:
@@ -301,12 +332,17 @@ def release_recipient(client: Client, status: Status | None = None) -> age.X2551
 
 
 def _parse_release(text: str) -> age.X25519Recipient:
+    damaged = ConfigError(
+        "the release key noted in state.json is damaged",
+        hint="`evault switch status` notes it again, from the server's answer checked against "
+        "its log",
+    )
     try:
         recipient = age.parse_recipient(text)
     except VaultError:
-        raise ConfigError("the release key noted in state.json is damaged") from None
+        raise damaged from None
     if not isinstance(recipient, age.X25519Recipient):
-        raise ConfigError("the release key noted in state.json is damaged")
+        raise damaged
     return recipient
 
 
@@ -323,6 +359,8 @@ class Armed:
     holders: tuple[Custodian, ...]
     threshold: int
     entry: LoggedEntry
+    reveals: tuple[Reveal, ...] = ()
+    """What the release may publish of each item, in the order of ``items``."""
 
 
 def policy_sha256(policy: Policy) -> str:
@@ -343,12 +381,116 @@ def policy_sha256(policy: Policy) -> str:
 
 
 def own_items(client: Client, *, decoys: bool = False) -> list[str]:
-    """The ids of this account's items (or of its decoys), as the server lists them."""
+    """The ids of this account's items (or decoys) that no release published yet, as listed.
+
+    A published item is public already, with the key of the release that
+    published it: it joins no new release set, and its header stays as
+    released.
+    """
     metas = item_service.item_metas(client, limit=1000, decoys=decoys)
-    return [str(meta["id"]) for meta in metas if meta.get("owner") == client.account]
+    return [
+        str(meta["id"])
+        for meta in metas
+        if meta.get("owner") == client.account and meta.get("released_in") is None
+    ]
+
+
+def release_page(client: Client, vault: str, number: int) -> str:
+    """The address of a vault's release ``number``: the first at ``/release/VAULT``."""
+    page = f"{client.server}/release/{vault}"
+    return page if number == 1 else f"{page}/{number}"
 
 
 Narrate = Callable[[str], None]
+Choose = Callable[[Sequence[Manifest]], Sequence[Reveal]]
+"""Given the manifests of the items to arm, what the release may publish of each."""
+
+
+def _send_arm(
+    client: Client, body: dict[str, Any], *, changed: str, path: str = "/switch/arm"
+) -> dict[str, Any]:
+    """``POST /switch/arm`` (or ``path``); a refusal says what it left changed (``changed``).
+
+    Raises:
+        ConfigError: the server refused (400, or 409 when the switch was armed
+            meanwhile by another command or device).
+    """
+    try:
+        return client.call("POST", path, json=body)
+    except ApiError as exc:
+        if exc.status == 409:
+            raise ConfigError(
+                f"the switch was armed meanwhile, by another command or device; {changed}",
+                hint="`evault switch status` shows it; `evault switch set` with only the "
+                "options to change then changes its policy",
+            ) from None
+        if exc.status == 400:
+            reason = exc.message.removeprefix("the server refused: ")
+            raise ConfigError(
+                f"the server refused to arm the switch: {reason}",
+                hint=f"{changed}; correct that and run `evault switch set` again",
+            ) from None
+        raise
+
+
+def _send_stage(
+    client: Client, recipient: str, batch: Sequence[tuple[Rewrapped, bytes]]
+) -> dict[str, Any]:
+    """``POST /switch/arm/items``: items re-wrapped for ``recipient``; nothing changes yet.
+
+    Raises:
+        ConfigError: the server refused (an item changed meanwhile, or the
+            switch was armed meanwhile); nothing was changed.
+    """
+    body = {
+        "release_recipient": recipient,
+        "items": [
+            {"item": r.item, "header": b64encode(r.header), "disclosure": b64encode(disclosure)}
+            for r, disclosure in batch
+        ],
+    }
+    return _send_arm(client, body, changed="nothing was changed", path="/switch/arm/items")
+
+
+def _batches(
+    rewrapped: Sequence[tuple[Rewrapped, bytes]],
+) -> list[list[tuple[Rewrapped, bytes]]]:
+    """The items in staging requests of at most :data:`STAGE_BATCH` items and about
+    :data:`STAGE_BYTES` bytes (an item larger than that goes alone)."""
+    batches: list[list[tuple[Rewrapped, bytes]]] = []
+    size = 0
+    for pair in rewrapped:
+        weight = len(pair[0].header) + len(pair[1])
+        if not batches or len(batches[-1]) >= STAGE_BATCH or size + weight > STAGE_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(pair)
+        size += weight
+    return batches
+
+
+def _check_rewrapped(
+    client: Client, listed: object, rewrapped: Sequence[tuple[Rewrapped, bytes]], *, before: int
+) -> None:
+    """Each item's ``item.shared`` entry in the arm's answer: one per item, as sent, kept.
+
+    Raises:
+        ProofError: an item missing, one too many, or an entry that is not what was sent.
+    """
+    if not isinstance(listed, list) or len(listed) != len(rewrapped):
+        raise ProofError(
+            "the server did not log the re-wrapped items it armed", hint="do not trust this server"
+        )
+    for found, (sent, disclosure) in zip(listed, rewrapped, strict=True):
+        if not isinstance(found, dict) or found.get("item") != sent.item:
+            raise ProofError(
+                "the server did not log the re-wrapped items it armed",
+                hint="do not trust this server",
+            )
+        entry = client.log.entry(found)
+        entry.expect(sent.expected_entry(client.account, list(sent.editors), disclosure))
+        if entry.index >= before:
+            raise ProofError("the server logged an item's re-wrap after arming")
 
 
 def arm(
@@ -361,37 +503,40 @@ def arm(
     phrase: str | None = None,
     duress_phrase: str | None = None,
     narrate: Narrate = lambda _: None,
+    choose: Choose = lambda manifests: [DEFAULT_REVEAL] * len(manifests),
+    chosen_items: Collection[str] = (),
 ) -> Armed:
     """Arm the switch: release identity, shares, release set, policy (see the module).
 
+    Before any item is touched, the whole request goes to the server as a
+    dry run (``"dry_run": true``), which runs the real arm's own checks: a
+    policy, trustee, threshold or state the server refuses is refused while
+    nothing has changed, here or there. ``choose`` then gets the manifests of
+    the items and says, for each, what the release may make public; the
+    items re-wrapped for the release recipient, each with its disclosure,
+    are staged (``POST /switch/arm/items``), which changes nothing either,
+    and the arm applies them with the switch in one transaction: arming
+    happens whole, or not at all. ``chosen_items`` are items ``choose`` has a
+    choice for: each must be among those armed, checked before anything else.
+
     Raises:
-        ConfigError: bad trustees or threshold; the switch is armed already.
+        ConfigError: bad trustees or threshold; a chosen item not armed; the
+            server refused.
         ProofError: the server logged another release set or policy.
     """
     holders = custodians(client, trustees)
-    if not 1 <= threshold <= len(holders):
-        raise ConfigError(
-            f"the threshold must be between 1 and {len(holders)} "
-            "(the server and the trustees each hold one share)"
-        )
     secret = os.urandom(_RELEASE_KEY_SIZE)
     recipient = age.X25519Identity(secret).recipient()
-    ids = own_items(client)
-    narrate(
-        f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
-        f"({threshold} needed to release)"
-    )
-    hashes = []
-    for item in ids:
-        _, manifest = item_service.add_release_recipient(client, item, recipient)
-        hashes.append(manifest.payload_sha256)
-    # The decoys get the release key too, so that their headers look like the
-    # real items' to whoever opens the decoy vault; they are never released.
-    for item in own_items(client, decoys=True):
-        item_service.add_release_recipient(client, item, recipient)
     shares = seal_shares(secret, threshold, holders)
     # The only whole copy of the release secret: gone from here on.
     del secret
+    ids = own_items(client)
+    strays = sorted(set(chosen_items) - set(ids))
+    if strays:
+        raise ConfigError(
+            f"--reveal-item names {strays[0]}, which is not among the items being armed",
+            hint="`evault ls` lists your items; those a release published join no new one",
+        )
     body: dict[str, Any] = {
         "policy": policy.to_json(),
         "release_recipient": str(recipient),
@@ -405,16 +550,32 @@ def arm(
         body["phrase"] = phrase
     if duress_phrase is not None:
         body["duress_phrase"] = duress_phrase
-    try:
-        answer = client.call("POST", "/switch/arm", json=body)
-    except ApiError as exc:
-        if exc.status == 409:
-            raise ConfigError(
-                "the switch is armed already",
-                hint="`evault switch set` without --trustee/--threshold changes its policy",
-            ) from None
-        raise
-    commitment = {"count": len(ids), "sha256": sorted(hashes)}
+    checked = _send_arm(client, {**body, "dry_run": True}, changed="nothing was changed")
+    if checked != {"dry_run": True}:
+        raise ProofError(
+            "the server did not answer the dry run of arming as one",
+            hint="do not trust this server; no item was changed",
+        )
+    wrapped = [item_service.with_release_recipient(client, item, recipient) for item in ids]
+    reveals = list(choose([r.manifest for r in wrapped]))
+    if len(reveals) != len(wrapped):
+        raise AssertionError("internal error: a choice of what to publish per item")
+    rewrapped = [
+        (r, seal_disclosure(client, r.manifest, reveal, recipient))
+        for r, reveal in zip(wrapped, reveals, strict=True)
+    ]
+    narrate(
+        f"Adding the release key to {len(ids)} item(s) and sealing {len(holders)} share(s) "
+        f"({threshold} needed to release)"
+    )
+    for batch in _batches(rewrapped):
+        staged = _send_stage(client, str(recipient), batch)
+        if staged != {"staged": len(batch)}:
+            raise ProofError(
+                "the server did not stage the items sent", hint="do not trust this server"
+            )
+    answer = _send_arm(client, body, changed="nothing was changed")
+    commitment = {"count": len(ids), "sha256": sorted(r.manifest.payload_sha256 for r in wrapped)}
     entry = client.log.entry(answer)
     entry.expect(
         {
@@ -432,7 +593,12 @@ def arm(
         raise ProofError(
             "the server's release set is not the items sent", hint="do not trust this server"
         )
+    _check_rewrapped(client, answer.get("items"), rewrapped, before=entry.index)
     client.state = replace(client.state, release=str(recipient))
+    # The decoys get the release key in their headers too, once the arm is done, so that
+    # they look like the real items to whoever opens the decoy vault; never released.
+    for item in own_items(client, decoys=True):
+        item_service.release_recipient_on_decoy(client, item, recipient)
     return Armed(
         deadline=parse_time(answer.get("deadline")),
         recipient=str(recipient),
@@ -440,6 +606,7 @@ def arm(
         holders=tuple(holders),
         threshold=threshold,
         entry=entry,
+        reveals=tuple(reveals),
     )
 
 
@@ -466,6 +633,8 @@ def change_policy(client: Client, policy: Policy) -> PolicyChange:
             "POST", "/switch/policy", json={"policy": policy.to_json()}, ok=(200, 202)
         )
     except ApiError as exc:
+        if exc.status == 409:
+            raise _not_armed("its policy was not changed") from None
         kept = [
             f"--{channel}-webhook"
             for channel in CHANNELS
@@ -494,9 +663,25 @@ def change_policy(client: Client, policy: Policy) -> PolicyChange:
     return PolicyChange(applied=True, change=None, entry=entry)
 
 
+def _not_armed(what: str) -> ConfigError:
+    return ConfigError(
+        f"the switch is not armed: {what}",
+        hint="`evault switch status` shows its state; `evault switch set --every 24h` arms it",
+    )
+
+
 def disarm(client: Client) -> tuple[PendingChange, LoggedEntry]:
-    """Ask to disarm; it takes effect after the cooling-off delay unless trustees cancel it."""
-    _, answer = client.authed().answer("POST", "/switch/disarm", json={}, ok=(200, 202))
+    """Ask to disarm; it takes effect after the cooling-off delay unless trustees cancel it.
+
+    Raises:
+        ConfigError: the switch is not armed.
+    """
+    try:
+        _, answer = client.authed().answer("POST", "/switch/disarm", json={}, ok=(200, 202))
+    except ApiError as exc:
+        if exc.status == 409:
+            raise _not_armed("there is nothing to disarm") from None
+        raise
     entry = client.log.entry(answer)
     change = parse_change(answer.get("change"))
     expect_change(client, entry, change, kind="disarm")
@@ -508,7 +693,15 @@ def set_phrases(client: Client, handle: str, phrase: str, duress_phrase: str | N
     body = {"handle": check_handle(handle), "phrase": phrase}
     if duress_phrase is not None:
         body["duress_phrase"] = duress_phrase
-    answer = client.call("POST", "/switch/phrase", json=body)
+    try:
+        answer = client.call("POST", "/switch/phrase", json=body)
+    except ApiError as exc:
+        if exc.status == 409:
+            raise ConfigError(
+                "the switch is not armed: the web check-in is for an armed switch",
+                hint="arm it with the handle: `evault switch set --every 24h --handle NAME`",
+            ) from None
+        raise
     if answer.get("handle") != handle:
         raise ProofError("the server set another handle than the one sent")
     return handle

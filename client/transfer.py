@@ -15,7 +15,10 @@ laptop either. The next ``evault add`` of the same, unchanged file asks the
 server which byte ranges it lacks, encrypts again and sends only those.
 
 After the payload, the signed manifest (vault.manifest) is encrypted to the
-same recipients and sent with the commit. The server's answer carries the
+same recipients, but never to the release recipient, and sent with the
+commit; an item of the release set gets its disclosure too (what the
+reporter chose to publish, :mod:`client.disclosure`), encrypted to the
+reporter and the release recipient. The server's answer carries the
 exact log entry and a receipt: the client checks that the entry records
 what it sent, that the receipt proves the entry is in the log, and that the
 log's checkpoint is consistent with the last one this device saw.
@@ -38,6 +41,7 @@ from typing import Any, BinaryIO, Protocol
 
 from client.api import ApiError
 from client.context import Client
+from client.disclosure import seal_disclosure
 from client.logcheck import LoggedEntry
 from client.pending import Pending, pending_uploads, seal
 from client.recipients import encrypt, new_header
@@ -45,10 +49,11 @@ from vault import age
 from vault._base64 import b64encode
 from vault._threads import signals_to_main_thread
 from vault.age.stream import NONCE_SIZE, encrypt_payload, payload_size
+from vault.disclosure import DEFAULT_REVEAL, Reveal
 from vault.errors import ConfigError, ProofError, VaultError
 from vault.manifest import Manifest, is_media_type
 
-__all__ = ["Added", "Progress", "add_file"]
+__all__ = ["Added", "Progress", "add_file", "file_facts"]
 
 UPLOAD_PIECE = 32 * 1024 * 1024
 """Bytes per chunk request: few requests per GiB, little to send again after a drop."""
@@ -266,6 +271,19 @@ def _capture_time(st: os.stat_result) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def file_facts(path: Path) -> tuple[str, int, str]:
+    """The name, size and capture time a manifest of ``path`` will hold, read before upload.
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return _safe_local_name(path), st.st_size, _capture_time(st)
+
+
 def _media_type(path: Path) -> str:
     guessed = mimetypes.guess_type(path.name, strict=False)[0]
     if guessed and is_media_type(guessed):
@@ -294,6 +312,7 @@ def add_file(
     note: str,
     progress: Progress,
     release: age.X25519Recipient | None = None,
+    reveal: Reveal | None = None,
     decoy: bool = False,
 ) -> Added:
     """Encrypt ``path`` to ``recipients`` and upload it; resume if it was started before.
@@ -301,9 +320,11 @@ def add_file(
     ``recipients`` must include the owner's own; ``editors`` are the
     account ids the item is shared with from the start. With ``release``
     (the vault's release recipient) the item is encrypted to it too and
-    joins the release set. With ``decoy`` the item is one of this side's
-    decoys, signed by :meth:`~client.context.Client.decoy_identity` (whose
-    recipient ``recipients`` must hold instead of one's own).
+    joins the release set, with a disclosure of what ``reveal`` chose (by
+    default the name and capture time, never the note). With ``decoy`` the
+    item is one of this side's decoys, signed by
+    :meth:`~client.context.Client.decoy_identity` (whose recipient
+    ``recipients`` must hold instead of one's own).
 
     Raises:
         ConfigError: not a readable regular file, or it changed while read.
@@ -412,6 +433,7 @@ def add_file(
             path,
             st,
             resumed,
+            reveal,
         )
 
 
@@ -462,6 +484,7 @@ def _commit(
     path: Path,
     st: os.stat_result,
     resumed: bool,
+    reveal: Reveal | None,
 ) -> Added:
     owner = client.decoy_identity() if pending.decoy else client.identity
     manifest = Manifest(
@@ -478,10 +501,14 @@ def _commit(
     ).sign(owner)
     if pending.release and release is None:
         raise AssertionError("internal error: a release-set upload without the release recipient")
-    sealed = encrypt(manifest.to_json(), recipients, release)
+    # Never to the release recipient: once released, its key is public.
+    sealed = encrypt(manifest.to_json(), recipients)
     body: dict[str, object] = {"sha256": payload_sha256, "manifest": b64encode(sealed)}
-    if pending.release:
+    disclosure = None
+    if pending.release and release is not None:
+        disclosure = seal_disclosure(client, manifest.manifest, reveal or DEFAULT_REVEAL, release)
         body["release"] = True
+        body["disclosure"] = b64encode(disclosure)
     try:
         answer = client.call("POST", f"/uploads/{pending.upload}/commit", json=body)
     except ApiError as exc:
@@ -513,6 +540,9 @@ def _commit(
         "manifest_sha256": hashlib.sha256(sealed).hexdigest(),
         "manifest_size": len(sealed),
     }
+    if disclosure is not None:
+        fields["disclosure_sha256"] = hashlib.sha256(disclosure).hexdigest()
+        fields["disclosure_size"] = len(disclosure)
     if pending.release:
         fields["release_set"] = True
     entry.expect(fields)

@@ -96,9 +96,11 @@ as_reporter log show | tail -6 | sed 's/^/    /'
 
 say "The reporter arms the dead-man switch: a release key made on the laptop, split between the server and the editor as trustee."
 echo "    (a 12-second interval for the demo; real ones are days)"
+echo "    (the release will show each file's name and capture time, never a note: --reveal name,time;"
+echo "     on a terminal without --reveal, evault asks)"
 as_reporter switch set --every 12s --grace 3s --remind-before 6s --trustee editor --threshold 1 \
   --remind-email reporter@demo.invalid --alert-email editor@demo.invalid \
-  --publish-email newsdesk@demo.invalid | sed 's/^/    /'
+  --publish-email newsdesk@demo.invalid --reveal name,time 2>&1 | sed 's/^/    /'
 vault=$(as_reporter --json switch status | "$python" -c 'import json,sys; print(json.load(sys.stdin)["vault"])')
 
 say "The reporter checks in once: one signed request moves the deadline."

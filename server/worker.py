@@ -400,6 +400,11 @@ class Worker:
         params = canonical.loads(change.params)
         if change.kind == "delete":
             item = session.get(Item, params["item"])
+            if item is not None and item.released_in is not None:
+                # Published since it was asked for: published evidence stays.
+                change.state = "void"
+                change.settled_at = now
+                return
             if item is not None:
                 owner = item.account_id
                 account = session.get(Account, owner)

@@ -6,21 +6,25 @@ what a reporter signed, that the server's public audit log recorded it at a
 time, and that the log ties the reporter's card to the account that uploaded
 it. Nothing in it is secret: the item stays encrypted, every key is public.
 
-Format, versions 1 and 2
-------------------------
+Format, versions 1, 2 and 3
+---------------------------
 
 ::
 
     DIR/
       README.txt         a guide for a person checking the package by hand (UTF-8)
       item.age           the whole age v1 file, binary (header, then payload), as stored
-      manifest.json      the reporter's signed manifest: SignedManifest.to_json bytes
+      manifest.json      versions 1 and 2: the reporter's signed manifest
+                         (SignedManifest.to_json bytes), note included
+      disclosure.json    version 3 instead: the reporter's signed disclosure
+                         (vault.disclosure, SignedDisclosure.to_json bytes)
       reporter.card      the reporter's public card: exactly the Card.to_json bytes
       log.key            the log's C2SP signed-note verifier key, then one newline
       entries/N.json     the exact bytes of log entry N, a canonical JSON event
       entries/N.proof    the receipt of entry N: a C2SP tlog-proof whose index is N
-      log-keys.json      version 2 only: the log's key chain (vault.log_keys.KeyChain)
-      package.json       {"files":{PATH:SHA256,...},"item":ID,"v":1 or 2,"vault":ID}
+      log-keys.json      version 2, and version 3 when needed: the log's key chain
+                         (vault.log_keys.KeyChain)
+      package.json       {"files":{PATH:SHA256,...},"item":ID,"v":1, 2 or 3,"vault":ID}
 
 ``N`` is a leaf index in decimal without leading zeros; each ``N.json`` has its
 ``N.proof``. The entries are the item's ``item.uploaded`` event, any of its
@@ -45,43 +49,53 @@ that retired it (docs/protocol.md, "Log key rotation"). Verifiers of version
 1 refuse version 2 with "unsupported evidence package version"; every
 package without a rotation stays version 1.
 
+Version 3 describes the item with a disclosure instead of the manifest: the
+reporter's signed statement of the facts it may show (vault.disclosure), the
+same hashes and ids, and the file name, capture time and note only where
+chosen. ``evault export`` makes one for someone else, without the note
+(the manifest signs the note, so a package that carries the manifest carries
+the note). It holds log-keys.json when a receipt needs it, as version 2 does.
+Verifiers of versions 1 and 2 refuse it with "unsupported evidence package
+version". Below, "the description" is manifest.json or disclosure.json.
+
 What :func:`verify_package` checks, in order:
 
 1. package.json lists exactly the files present, with their hashes. It is not
    signed, so this only finds damage and swapped files; the signatures below
    carry the trust.
 2. reporter.card is a card; if the caller trusts a card, it has the same keys.
-3. manifest.json is signed (Ed25519, context ``manifest``, vault.keys) by the
-   key in reporter.card, for the item and vault that package.json names.
+3. The description is signed (Ed25519, context ``manifest`` or
+   ``disclosure``, vault.keys) by the key in reporter.card, for the item and
+   vault that package.json names.
 4. item.age splits into its header (through the newline of the ``---`` MAC
    line) and its payload (the 16-byte nonce and the sealed chunks). The
-   payload has the manifest's ``payload_sha256``, and its size is the one
-   age's STREAM gives for the manifest's plaintext ``size``. With a key that
-   opens the file, the plaintext has the manifest's ``plaintext_sha256`` and
-   size. item.age is read once: the bytes decrypted are the bytes hashed, so
-   a file that changes between two reads cannot pass for another.
+   payload has the description's ``payload_sha256``, and its size is the one
+   age's STREAM gives for its plaintext ``size``. With a key that opens the
+   file, the plaintext has the description's ``plaintext_sha256`` and size.
+   item.age is read once: the bytes decrypted are the bytes hashed, so a
+   file that changes between two reads cannot pass for another.
 5. log.key is a verifier key; if the caller trusts a log key, it is that one
-   (version 2: log-keys.json is a valid chain ending at log.key, and the
-   trusted key is one of its keys).
+   (with log-keys.json: a valid chain ending at log.key, and the trusted key
+   is one of its keys).
 6. Every entry is included at index N (RFC 6962 leaf hash, SHA-256 of 0x00
    and the entry) in a tree whose checkpoint log.key signed, with the key's
-   name as origin line (version 2: or a retired key of the chain, for a tree
+   name as origin line (with log-keys.json: or a retired key of the chain, for a tree
    no larger than its last, linked to its transition by a consistency proof
    of log-keys.json; every proof there must be used); no two checkpoints of
    the same size differ; every
    entry is a canonical JSON event whose ``item`` is this item, but the one
    ``account.registered`` event, which names no item.
-7. Exactly one entry is the ``item.uploaded`` event: it names the manifest's
+7. Exactly one entry is the ``item.uploaded`` event: it names the description's
    vault and records the payload's ``sha256`` and ``size``. The header of
    item.age is the one (``header_sha256``, ``header_size``) recorded by that
    event or by an ``item.shared`` event, as sharing re-wraps only the header.
 8. Exactly one entry is an ``account.registered`` event. It registers the
    ``account`` that the upload event names, with the role ``reporter`` and,
-   if it names a vault, the manifest's; its ``card_sha256`` is the standard
-   padded base64 of the SHA-256 of reporter.card's bytes, or one of its
-   ``cards_sha256`` is (a reporter registers two cards, the second that of
+   if it names a vault, the description's; its ``card_sha256`` is the
+   standard padded base64 of the SHA-256 of reporter.card's bytes, or one of
+   its ``cards_sha256`` is (a reporter registers two cards, the second that of
    the identity a duress passphrase opens, in no telling order). So the log,
-   not the package, says whose key signed: a manifest re-signed by whoever
+   not the package, says whose key signed: a description re-signed by whoever
    holds a copy of the ciphertext, with their own card, fails here.
 
 A package does not show that reporter.card and log.key belong to the reporter
@@ -111,6 +125,7 @@ from vault._atomic import fsync_directory
 from vault._base64 import b64encode
 from vault.age.format import Header, Source, parse_header
 from vault.age.stream import NONCE_SIZE, decrypt_payload, payload_size
+from vault.disclosure import Disclosure, SignedDisclosure
 from vault.errors import (
     ConfigError,
     DecryptError,
@@ -130,15 +145,19 @@ __all__ = ["PackageReport", "verify_package", "write_package"]
 
 _VERSION = 1
 _VERSION_WITH_KEY_CHAIN = 2
+_VERSION_WITH_DISCLOSURE = 3
+_VERSIONS = (_VERSION, _VERSION_WITH_KEY_CHAIN, _VERSION_WITH_DISCLOSURE)
 _INDEX = "package.json"
 _README = "README.txt"
 _ITEM = "item.age"
 _MANIFEST = "manifest.json"
+_DISCLOSURE = "disclosure.json"
 _CARD = "reporter.card"
 _LOG_KEY = "log.key"
 _KEY_CHAIN = "log-keys.json"
 _ENTRIES = "entries"
 _REQUIRED = (_README, _ITEM, _MANIFEST, _CARD, _LOG_KEY)
+_REQUIRED_V3 = (_README, _ITEM, _DISCLOSURE, _CARD, _LOG_KEY)
 _ENTRY = re.compile(r"entries/(0|[1-9][0-9]{0,19})\.(json|proof)")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -154,6 +173,7 @@ _LIMITS = {
     _INDEX: 1 << 20,
     _README: 1 << 20,
     _MANIFEST: 64 * 1024,
+    _DISCLOSURE: 64 * 1024,
     _CARD: 16 * 1024,
     _LOG_KEY: 4096,
     _KEY_CHAIN: 1 << 20,
@@ -174,7 +194,10 @@ _HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 class PackageReport:
     """What a verified package shows; every field comes from a checked file.
 
-    ``filename`` is the reporter's untrusted text, kept raw: render it safely.
+    ``filename`` is the reporter's untrusted text, kept raw: render it safely;
+    it, ``captured_at`` and ``note`` are None when the package leaves them out
+    (a disclosure, version 3). ``reveals`` says in words what anyone holding
+    the package learns.
     ``reporter_account`` is the account that uploaded the item, whose
     registration (entry ``account_index``) records reporter.card.
     ``checks`` lists the checks that passed, in order, as (name, description);
@@ -183,10 +206,12 @@ class PackageReport:
 
     item_id: str
     vault_id: str
-    filename: str
+    filename: str | None
     media_type: str
     plaintext_size: int
-    captured_at: str
+    captured_at: str | None
+    note: str | None
+    reveals: tuple[str, ...]
     payload_sha256: str
     plaintext_sha256: str
     plaintext_checked: bool
@@ -354,8 +379,12 @@ def _scan(directory: Path, prefix: str, found: set[str]) -> None:
         raise FormatError(f"cannot list {directory}: {exc.strerror or exc}") from None
 
 
+def _required(version: int) -> tuple[str, ...]:
+    return _REQUIRED_V3 if version == _VERSION_WITH_DISCLOSURE else _REQUIRED
+
+
 def _valid_path(path: str, version: int) -> bool:
-    if path in _REQUIRED or (path == _KEY_CHAIN and version == _VERSION_WITH_KEY_CHAIN):
+    if path in _required(version) or (path == _KEY_CHAIN and version != _VERSION):
         return True
     match = _ENTRY.fullmatch(path)
     return match is not None and int(match.group(1)) < 1 << 64
@@ -370,7 +399,7 @@ def _parse_index(data: bytes) -> tuple[int, str, str, dict[str, str]]:
     if not isinstance(value, dict):
         raise FormatError("malformed package.json: not an object")
     version = value.get("v")
-    if type(version) is not int or version not in (_VERSION, _VERSION_WITH_KEY_CHAIN):
+    if type(version) is not int or version not in _VERSIONS:
         raise FormatError("unsupported evidence package version", hint="update evault")
     if set(value) != {"v", "item", "vault", "files"}:
         raise FormatError("malformed package.json: unexpected or missing fields")
@@ -542,8 +571,9 @@ def verify_package(
     _scan(directory, "", found)
     if _INDEX not in found:
         raise FormatError("not an evidence package: package.json is missing")
-    _, item_id, vault_id, files = _parse_index(_read(directory, _INDEX))
-    for name in _REQUIRED:
+    version, item_id, vault_id, files = _parse_index(_read(directory, _INDEX))
+    described = _DISCLOSURE if version == _VERSION_WITH_DISCLOSURE else _MANIFEST
+    for name in _required(version):
         if name not in files:
             raise FormatError(f"incomplete package: package.json does not list {name}")
     indices = _entry_indices(files)
@@ -578,11 +608,11 @@ def verify_package(
         )
 
         card = _check_card(contents[_CARD], trusted_card, checks, not_checked)
-        signed = _check_manifest(contents[_MANIFEST], card, item_id, vault_id, checks)
+        signed = _check_description(contents[described], described, card, item_id, vault_id, checks)
         plaintext_checked = _check_item(
-            ciphertext, signed, card, bool(identities), checks, not_checked
+            ciphertext, signed, described, card, bool(identities), checks, not_checked
         )
-    manifest = signed.manifest
+    manifest = _facts(signed)
 
     chain = _check_log_key(
         contents[_LOG_KEY], contents.get(_KEY_CHAIN), trusted_log_key, checks, not_checked
@@ -615,7 +645,7 @@ def verify_package(
             f"(from {unused[0][0]} to {unused[0][1]} entries)",
             hint=_UNTOUCHED,
         )
-    upload = _check_upload(events, ciphertext, manifest, checks)
+    upload = _check_upload(events, ciphertext, manifest, described, checks)
     account_index = _check_account(events, upload, manifest, contents[_CARD], checks)
     return PackageReport(
         item_id=manifest.item_id,
@@ -624,6 +654,8 @@ def verify_package(
         media_type=manifest.media_type,
         plaintext_size=manifest.size,
         captured_at=manifest.captured_at,
+        note=manifest.note,
+        reveals=tuple(_reveals(manifest, card, events)),
         payload_sha256=ciphertext.payload_sha256,
         plaintext_sha256=manifest.plaintext_sha256,
         plaintext_checked=plaintext_checked,
@@ -642,6 +674,45 @@ def verify_package(
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _reveals(
+    described: Manifest | Disclosure, card: Card, events: Sequence[tuple[int, dict[str, object]]]
+) -> list[str]:
+    """What anyone holding the package learns, in words (untrusted text quoted and escaped)."""
+    m = described
+    facts = []
+    facts.append(
+        "the file name " + _shown(m.filename) if m.filename is not None else "not the file name"
+    )
+    facts.append(
+        f"the capture time {m.captured_at}" if m.captured_at is not None else "not the capture time"
+    )
+    if m.note is None:
+        facts.append("not the reporter's note: it was left out of this package")
+    elif m.note:
+        facts.append("the reporter's note " + _shown(m.note))
+    else:
+        facts.append("that the reporter wrote no note")
+    editors: set[str] = set()
+    for _, event in events:
+        listed = event.get("editors") if event["type"] == _SHARED else None
+        if isinstance(listed, list):
+            editors.update(str(editor) for editor in listed)
+    shared = (
+        f"the account ids of the {len(editors)} editor(s) it was shared with"
+        if editors
+        else "that it was shared with no editor"
+    )
+    return [
+        f"the file's type ({m.media_type}), size ({m.size} bytes) and SHA-256",
+        *facts,
+        "the reporter's public card: the name they chose (" + _shown(card.name) + ") and "
+        "their keys",
+        "the reporter's account id, when the file was uploaded, " + shared + ", as the "
+        "log entries record them",
+        "the encrypted file: whoever holds a key it was encrypted to can read it",
+    ]
 
 
 def _check_card(
@@ -675,16 +746,32 @@ def _check_card(
     return card
 
 
-def _check_manifest(
-    data: bytes, card: Card, item_id: str, vault_id: str, checks: list[tuple[str, str]]
-) -> SignedManifest:
+Signed = SignedManifest | SignedDisclosure
+"""What a package signs about its item: the manifest, or a disclosure of it."""
+
+
+def _facts(signed: Signed) -> Manifest | Disclosure:
+    return signed.manifest if isinstance(signed, SignedManifest) else signed.disclosure
+
+
+def _check_description(
+    data: bytes,
+    name: str,
+    card: Card,
+    item_id: str,
+    vault_id: str,
+    checks: list[tuple[str, str]],
+) -> Signed:
+    """manifest.json or disclosure.json (``name``), signed by reporter.card for this item."""
     try:
-        signed = SignedManifest.parse(data)
+        signed: Signed = (
+            SignedDisclosure.parse(data) if name == _DISCLOSURE else SignedManifest.parse(data)
+        )
     except FormatError as exc:
-        raise FormatError(f"manifest.json is malformed: {exc.message}") from None
-    m = signed.manifest
+        raise FormatError(f"{name} is malformed: {exc.message}") from None
+    m = _facts(signed)
     try:
-        # The hashes are the manifest's own here: only the signature, the
+        # The hashes are the description's own here: only the signature, the
         # signer and the ids are checked; _check_item compares the hashes.
         signed.verify(
             signer=card.signing_key,
@@ -695,18 +782,18 @@ def _check_manifest(
         )
     except SignatureError as exc:
         raise SignatureError(
-            f"manifest.json is not signed by the reporter in reporter.card: {exc.message}",
-            hint="the manifest was altered or signed by someone else; " + _UNTOUCHED,
+            f"{name} is not signed by the reporter in reporter.card: {exc.message}",
+            hint=f"{name} was altered or signed by someone else; " + _UNTOUCHED,
         ) from None
     except ManifestError as exc:
         raise ProofError(
-            f"manifest.json does not describe the item package.json names: {exc.message}",
+            f"{name} does not describe the item package.json names: {exc.message}",
             hint=_UNTOUCHED,
         ) from None
     checks.append(
         (
-            "manifest",
-            "manifest.json is signed by the key in reporter.card, for this item and vault",
+            "manifest" if name == _MANIFEST else "disclosure",
+            f"{name} is signed by the key in reporter.card, for this item and vault",
         )
     )
     return signed
@@ -714,14 +801,15 @@ def _check_manifest(
 
 def _check_item(
     ciphertext: _Ciphertext,
-    signed: SignedManifest,
+    signed: Signed,
+    name: str,
     card: Card,
     keys_given: bool,
     checks: list[tuple[str, str]],
     not_checked: list[tuple[str, str]],
 ) -> bool:
-    """Compare item.age with the manifest; whether the plaintext was checked too."""
-    m = signed.manifest
+    """Compare item.age with the description; whether the plaintext was checked too."""
+    m = _facts(signed)
 
     def compare(plaintext_sha256: str, size: int | None) -> None:
         try:
@@ -735,7 +823,7 @@ def _check_item(
             )
         except ManifestError as exc:
             raise ProofError(
-                f"item.age does not match manifest.json: {exc.message}", hint=exc.hint
+                f"item.age does not match {name}: {exc.message}", hint=exc.hint
             ) from None
 
     compare(m.plaintext_sha256, None)
@@ -743,7 +831,7 @@ def _check_item(
     # adds a 16-byte nonce and a 16-byte tag per 64 KiB chunk.
     if ciphertext.payload_size != payload_size(m.size):
         raise ProofError(
-            f"item.age does not match manifest.json: a payload of {ciphertext.payload_size} "
+            f"item.age does not match {name}: a payload of {ciphertext.payload_size} "
             f"bytes cannot hold the {m.size} bytes of plaintext signed",
             hint="the item was altered or swapped; do not trust it",
         )
@@ -751,7 +839,7 @@ def _check_item(
         (
             "payload",
             f"the payload of item.age ({ciphertext.payload_size} bytes after a "
-            f"{len(ciphertext.header)}-byte header) has the SHA-256 signed in manifest.json, "
+            f"{len(ciphertext.header)}-byte header) has the SHA-256 signed in {name}, "
             f"and its size fits the {m.size} bytes of plaintext signed",
         )
     )
@@ -769,7 +857,7 @@ def _check_item(
                 "plaintext",
                 f"the plaintext was not checked ({why}); with a key, "
                 "`age -d -i KEY item.age | sha256sum` must print plaintext_sha256 "
-                "of manifest.json",
+                f"of {name}",
             )
         )
         return False
@@ -778,7 +866,7 @@ def _check_item(
         (
             "plaintext",
             f"item.age decrypts with the key given to {m.size} bytes with the SHA-256 "
-            "signed in manifest.json",
+            f"signed in {name}",
         )
     )
     return True
@@ -899,14 +987,15 @@ def _check_receipt(
 def _check_upload(
     events: Sequence[tuple[int, dict[str, object]]],
     ciphertext: _Ciphertext,
-    manifest: Manifest,
+    manifest: Manifest | Disclosure,
+    described: str,
     checks: list[tuple[str, str]],
 ) -> _Upload:
     index, upload = _find_upload(events)
     name = f"entries/{index}.json"
     if upload.get("vault") != manifest.vault_id:
         raise ProofError(
-            f"{name} records an upload to another vault than manifest.json names",
+            f"{name} records an upload to another vault than {described} names",
             hint=_UNTOUCHED,
         )
     for field, actual in (
@@ -956,18 +1045,18 @@ def _check_upload(
 def _check_account(
     events: Sequence[tuple[int, dict[str, object]]],
     upload: _Upload,
-    manifest: Manifest,
+    manifest: Manifest | Disclosure,
     card_data: bytes,
     checks: list[tuple[str, str]],
 ) -> int:
     """Check that the log ties reporter.card to the uploading account; that entry's index.
 
     Without this, whoever holds a copy of the ciphertext and its upload entry
-    could sign a manifest of their own and pass for the reporter.
+    could sign a description of their own and pass for the reporter.
     """
     index, event = _find_account(events)
     name = f"entries/{index}.json"
-    forged = "reporter.card and manifest.json may be someone else's; " + _UNTOUCHED
+    forged = "reporter.card and what it signed may be someone else's; " + _UNTOUCHED
     if event["account"] != upload.account:
         raise ProofError(
             f"{name} registers another account than the one that uploaded the item "
@@ -1017,7 +1106,7 @@ def write_package(
     directory: Path,
     *,
     item: BinaryIO,
-    manifest: SignedManifest,
+    manifest: Signed,
     card: Card,
     log_key: str,
     entries: Sequence[tuple[int, bytes, bytes]],
@@ -1032,7 +1121,10 @@ def write_package(
     Args:
         directory: must not exist, or be an empty directory.
         item: the whole age file as stored, read once, streamed.
-        manifest: the reporter's signed manifest of the item.
+        manifest: the reporter's signed manifest of the item (version 1 or
+            2, with the note), or a disclosure of it (version 3: the package
+            shows only what the disclosure holds, the note left out unless
+            the disclosure holds it).
         card: the reporter's card, whose key signed ``manifest``, as the
             uploading account registered it (written as ``card.to_json()``,
             whose SHA-256 the registration logged).
@@ -1042,7 +1134,7 @@ def write_package(
             it, and the ``account.registered`` one of the uploading account.
         key_chain: the log's key chain ending at ``log_key``, needed when a
             receipt's checkpoint is signed by a retired log key; the package
-            is then of version 2, with ``log-keys.json``.
+            is then of version 2 (3 with a disclosure), with ``log-keys.json``.
 
     Raises:
         ConfigError: ``directory`` exists and is not an empty directory, or
@@ -1053,7 +1145,8 @@ def write_package(
     verifier = _parse_log_key(log_key, "the log key")
     if key_chain is not None and key_chain.current != verifier:
         raise ProofError("the key chain does not end with the log key")
-    m = manifest.manifest
+    m = _facts(manifest)
+    described = _DISCLOSURE if isinstance(manifest, SignedDisclosure) else _MANIFEST
     leaves: dict[int, tuple[bytes, bytes]] = {}
     for index, leaf, receipt in entries:
         if type(index) is not int or not 0 <= index < 1 << 64 or index in leaves:
@@ -1082,7 +1175,7 @@ def write_package(
                 out.flush()
                 os.fsync(out.fileno())
             files[_ITEM] = ciphertext.file_sha256
-            files[_MANIFEST] = _write(tmp / _MANIFEST, manifest.to_json())
+            files[described] = _write(tmp / described, manifest.to_json())
             # Exactly these bytes: the log holds their SHA-256 (card_sha256).
             files[_CARD] = _write(tmp / _CARD, card.to_json())
             files[_LOG_KEY] = _write(tmp / _LOG_KEY, (str(verifier) + "\n").encode("ascii"))
@@ -1103,9 +1196,10 @@ def write_package(
                 upload=upload,
                 account_index=account_index,
                 key_chain=key_chain,
+                described=described,
             )
             files[_README] = _write(tmp / _README, readme.encode("utf-8"))
-            version = _VERSION if key_chain is None else _VERSION_WITH_KEY_CHAIN
+            version = _version(described, key_chain)
             index_file = {"v": version, "item": m.item_id, "vault": m.vault_id, "files": files}
             _write(tmp / _INDEX, canonical.dumps(index_file))
             fsync_directory(tmp / _ENTRIES)
@@ -1131,6 +1225,12 @@ def write_package(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_directory(directory.parent)
+
+
+def _version(described: str, key_chain: KeyChain | None) -> int:
+    if described == _DISCLOSURE:
+        return _VERSION_WITH_DISCLOSURE
+    return _VERSION if key_chain is None else _VERSION_WITH_KEY_CHAIN
 
 
 def _check_target(directory: Path) -> None:
@@ -1189,7 +1289,7 @@ def _shown(text: str) -> str:
 
 def _readme(
     *,
-    manifest: Manifest,
+    manifest: Manifest | Disclosure,
     card: Card,
     verifier: NoteVerifier,
     ciphertext: _Ciphertext,
@@ -1198,9 +1298,36 @@ def _readme(
     upload: dict[str, object],
     account_index: int,
     key_chain: KeyChain | None = None,
+    described: str = _MANIFEST,
 ) -> str:
     m = manifest
     header_size = len(ciphertext.header)
+    disclosed = described == _DISCLOSURE
+    filename = (
+        "withheld by the reporter"
+        if m.filename is None
+        else f"""{_shown(m.filename)}
+                       (as the reporter's computer named it; characters that
+                       could hide or reorder text are shown as \\uXXXX)"""
+    )
+    captured = (
+        "withheld by the reporter"
+        if m.captured_at is None
+        else f"{m.captured_at} (the reporter's clock)"
+    )
+    reveals = "\n".join(f"  - {line}" for line in _reveals(m, card, events))
+    if disclosed:
+        description = """disclosure.json what the reporter signed about the file for this package:
+                  type, size, SHA-256 of the plaintext (plaintext_sha256)
+                  and of the payload (payload_sha256), and the name,
+                  capture time and note only where the reporter chose to
+                  show them (null where not)"""
+        context = "disclosure"
+    else:
+        description = """manifest.json   what the reporter signed about the file: name, type, size,
+                  capture time, note, SHA-256 of the plaintext (plaintext_sha256)
+                  and of the payload (payload_sha256)"""
+        context = "manifest"
     time = upload["time"]
     if not isinstance(time, int):
         raise AssertionError("internal error: the upload time was not checked")
@@ -1209,7 +1336,7 @@ def _readme(
         f"  {f'entries/{index}.proof':<15} its receipt (C2SP tlog-proof)"
         for index, event in events
     )
-    version = _VERSION if key_chain is None else _VERSION_WITH_KEY_CHAIN
+    version = _version(described, key_chain)
     chain_file, chain_step = "", ""
     if key_chain is not None:
         chain_file = f"""
@@ -1240,13 +1367,11 @@ THE ITEM
 
   Item id:             {m.item_id}
   Vault id:            {m.vault_id}
-  Original filename:   {_shown(m.filename)}
-                       (as the reporter's computer named it; characters that
-                       could hide or reorder text are shown as \\uXXXX)
+  Original filename:   {filename}
   Media type:          {m.media_type}
   Plaintext size:      {m.size} bytes
   Plaintext SHA-256:   {m.plaintext_sha256}
-  Captured at:         {m.captured_at} (the reporter's clock)
+  Captured at:         {captured}
   Reporter:            {_shown(card.name)}
   Reporter fingerprint: {card.fingerprint()}
   Reporter account:    {upload["account"]} (registered in log entry {account_index})
@@ -1254,15 +1379,18 @@ THE ITEM
   Log key fingerprint: {verifier_fingerprint(verifier)}
   Uploaded:            log entry {upload_index}, at {_utc(time)} (the log server's clock)
 
+WHAT THIS PACKAGE REVEALS
+
+Nothing in it is secret, so anyone who gets a copy of this folder learns:
+{reveals}
+
 THE FILES
 
   README.txt      this guide
   item.age        the encrypted file (age v1, https://age-encryption.org), exactly
                   as the server stores it: a {header_size}-byte header, then the
                   payload ({ciphertext.payload_size} bytes)
-  manifest.json   what the reporter signed about the file: name, type, size,
-                  capture time, SHA-256 of the plaintext (plaintext_sha256) and
-                  of the payload (payload_sha256)
+  {description}
   reporter.card   the reporter's public keys: "ed25519" signs, "recipient"
                   is the age recipient; exactly the bytes whose SHA-256 the
                   log recorded when the reporter's account was registered
@@ -1286,14 +1414,14 @@ done with standard tools.
    The log key fingerprint is the first 32 hex digits of:
        tr -d '\\n' < log.key | sha256sum
 
-3. The reporter signed this ciphertext. manifest.json carries an Ed25519
+3. The reporter signed this ciphertext. {described} carries an Ed25519
    signature ("signature", base64) by the key "ed25519" of reporter.card
-   over the bytes "evidence-vault/manifest", one zero byte, then
-   manifest.json without its "signature" field as canonical JSON (keys
+   over the bytes "evidence-vault/{context}", one zero byte, then
+   {described} without its "signature" field as canonical JSON (keys
    sorted, no spaces, UTF-8). Any Ed25519 library can check it. Then:
        tail -c +{header_size + 1} item.age | sha256sum
    must print {ciphertext.payload_sha256},
-   the payload_sha256 of manifest.json.
+   the payload_sha256 of {described}.
 
 4. The log recorded it. Each entries/N.proof is a C2SP tlog-proof
    (https://c2sp.org/tlog-proof) that entries/N.json is entry N of the log:
@@ -1316,13 +1444,13 @@ done with standard tools.
    of reporter.card in base64:
        openssl dgst -sha256 -binary reporter.card | base64
    So the log, not this folder, says that the key in reporter.card (which
-   signed manifest.json) belongs to the account that uploaded item.age.
-   Anyone with a copy of item.age could sign a manifest of their own; only
-   the uploader's own registration carries the hash of their card.
+   signed {described}) belongs to the account that uploaded item.age.
+   Anyone with a copy of item.age could sign a description of their own;
+   only the uploader's own registration carries the hash of their card.
 
 6. The plaintext, if you are given a key that opens the file:
        age -d -i KEY item.age | sha256sum
-   must print plaintext_sha256 of manifest.json, and
+   must print plaintext_sha256 of {described}, and
        age -d -i KEY item.age | wc -c
    its size.
 

@@ -33,7 +33,7 @@ __all__ = [
     "verify_signature",
 ]
 
-CONTEXTS = frozenset({"card", "checkin", "login", "manifest", "statement"})
+CONTEXTS = frozenset({"card", "checkin", "disclosure", "login", "manifest", "statement"})
 """What a signature may be for; each gives a distinct signed message."""
 _VERSION = 1
 _MAX_NAME = 128

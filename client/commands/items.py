@@ -12,14 +12,16 @@ from rich.table import Table
 
 from client import items as service
 from client.commands._common import open_client
+from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_add
 from client.contacts import current_card
 from client.context import Client
 from client.items import check_item_id
 from client.pending import pending_uploads
 from client.switch import release_recipient
-from client.transfer import add_file
+from client.transfer import add_file, file_facts
 from client.ui import Bar, confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault.age import Recipient
+from vault.disclosure import Reveal
 from vault.errors import ConfigError
 
 __all__ = ["COMMANDS", "check_readable", "human_size", "show_items"]
@@ -52,20 +54,29 @@ def human_size(size: int) -> str:
     default=None,
     help="Put the items in the release set (the default while the switch is armed).",
 )
+@click.option("--reveal", metavar="FIELDS", help=REVEAL_HELP)
 @handle_errors
 def add(
-    files: tuple[Path, ...], share_with: tuple[str, ...], note: str, release: bool | None
+    files: tuple[Path, ...],
+    share_with: tuple[str, ...],
+    note: str,
+    release: bool | None,
+    reveal: str | None,
 ) -> None:
     """Encrypt FILES on this device and upload them, resumably.
 
     Each file is encrypted to you and the editors named with --share, its
-    manifest (name, size, hashes, capture time) is signed and encrypted
+    manifest (name, size, hashes, capture time, note) is signed and encrypted
     beside it, and the server's receipt is checked against its audit log.
     While the dead-man switch is armed, files are also encrypted to the
-    vault's release key and join the release set, unless --no-release.
-    A killed or dropped upload resumes when you run the same command again.
+    vault's release key and join the release set, unless --no-release; you
+    choose what the release page may show of each besides its contents (on
+    a terminal you are asked; --reveal for scripts). The note stays private
+    unless you choose to publish it.
     """
     check_readable(files)
+    if reveal is not None:
+        Reveal.parse(reveal)  # refused before anything is sent
     if len(note) > _MAX_NOTE:
         # Checked before any byte is sent: the manifest must fit what the server takes.
         raise ConfigError(f"the note is too long: at most {_MAX_NOTE} characters")
@@ -73,8 +84,6 @@ def add(
         raise ConfigError("the note may not contain control characters")
     with open_client() as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
-        # The registered card's recipient, whichever keystore slot was opened.
-        recipients: list[Recipient] = [client.own_card().age_recipient()]
         # Checked before any upload: a changed or unverified key stops here.
         for name in share_with:
             current_card(client, name)
@@ -86,6 +95,15 @@ def add(
                     "the dead-man switch is not armed: there is no release set yet",
                     hint="arm it with `evault switch set --every 24h`, or leave out --release",
                 )
+        chosen = {}
+        if release_key is not None:
+            # Chosen before anything is uploaded: what the release may publish.
+            for path in files:
+                name, size, captured = file_facts(path)
+                facts = FileFacts(filename=name, size=size, captured_at=captured, note=note)
+                chosen[path] = choose_for_add(facts, reveal=reveal)
+        # This side's own card (unlocked only now, after the questions).
+        recipients: list[Recipient] = [client.own_card().age_recipient()]
         results = []
         for path in files:
             label = shown(path.name)
@@ -98,6 +116,7 @@ def add(
                     note=note,
                     progress=bar,
                     release=release_key,
+                    reveal=chosen.get(path),
                 )
             shared = []
             for name in share_with:
@@ -113,6 +132,7 @@ def add(
                     "resumed": added.resumed,
                     "shared_with": shared,
                     "release": release_key is not None,
+                    "reveal": None if path not in chosen else str(chosen[path]),
                 }
             )
             if not json_mode():

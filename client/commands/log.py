@@ -12,15 +12,22 @@ from client import items as item_service
 from client.audit import Event, concerning_me, own_view, read_log, receipt_for
 from client.commands._common import open_client
 from client.context import Client
+from client.disclosure import sign_disclosure
 from client.items import check_item_id
-from client.ui import handle_errors, json_mode, out, print_json, shown
+from client.ui import err, handle_errors, json_mode, out, print_json, shown
 from vault import age
-from vault.errors import ProofError
+from vault.disclosure import DEFAULT_REVEAL, SignedDisclosure
+from vault.errors import ConfigError, ProofError
 from vault.evidence import verify_package, write_package
 from vault.keys import Card
+from vault.manifest import SignedManifest
 from vault.note import Checkpoint
 
 __all__ = ["COMMANDS"]
+
+
+def _named(filename: str | None) -> str:
+    return "(name withheld)" if filename is None else shown(filename)
 
 
 def _utc(seconds: object) -> str:
@@ -152,13 +159,37 @@ def _receipt(
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="A new directory."
 )
+@click.option(
+    "--with-note",
+    is_flag=True,
+    help="Put the note in the package too (the signed manifest); it is left out otherwise.",
+)
 @handle_errors
-def export(item: str, output: Path) -> None:
-    """Write a self-contained evidence package of ITEM that anyone can check offline."""
+def export(item: str, output: Path, with_note: bool) -> None:
+    """Write a self-contained evidence package of ITEM that anyone can check offline.
+
+    Everything in a package is public to whoever gets a copy: the encrypted
+    file, its name, type, size, capture time and hashes, your card, and the
+    log entries about it. A package is made for someone else, so the note
+    is left out unless --with-note: the reporter's client signs a disclosure
+    of the rest. Its README.txt says what it reveals.
+    """
     check_item_id(item)
     with open_client() as client:
         found = item_service.signed_item(client, item)
         meta = found.meta
+        described: SignedManifest | SignedDisclosure = found.signed
+        if not with_note:
+            if found.pinned is None:
+                # The name and capture time, as a release shows them by default.
+                described = sign_disclosure(client, found.manifest, DEFAULT_REVEAL)
+            elif found.manifest.note:
+                raise ConfigError(
+                    "this item's signed manifest holds the reporter's note, and only the "
+                    "reporter can make a package that leaves it out",
+                    hint="ask the reporter for a package, or give --with-note to put the "
+                    "note in it",
+                )
         checkpoint, events = read_log(client, keep=lambda event: _kept_for_export(item, event))
         note = client.log.note
         if note is None:
@@ -197,20 +228,41 @@ def export(item: str, output: Path) -> None:
             write_package(
                 output,
                 item=download,  # type: ignore[arg-type]
-                manifest=found.signed,
+                manifest=described,
                 card=found.card,
                 log_key=str(client.log.verifier),
                 entries=entries,
                 key_chain=chain,
             )
+        has_note = isinstance(described, SignedManifest)
         if json_mode():
-            print_json({"item": item, "package": str(output), "entries": [e[0] for e in entries]})
+            print_json(
+                {
+                    "item": item,
+                    "package": str(output),
+                    "entries": [e[0] for e in entries],
+                    "note": has_note,
+                }
+            )
             return
+        what = "the signed manifest, note included" if has_note else "a signed disclosure"
         out().print(
-            f"Wrote the evidence package {shown(output)}: the ciphertext, the signed manifest, "
+            f"Wrote the evidence package {shown(output)}: the ciphertext, {what}, "
             f"{len(entries)} log entries with receipts (among them the registration that ties "
             "the reporter's card to the upload), and a README for whoever checks it. "
             f"Check it with: evault verify {shown(output)}"
+        )
+        err().print(
+            "Anyone who gets a copy learns what its README.txt lists under WHAT THIS PACKAGE "
+            "REVEALS: the file's name, type, size, capture time and hashes, the reporter's "
+            "card and account, who it was shared with; "
+            + (
+                "and the note."
+                if has_note and found.manifest.note
+                else "not the note."
+                if not has_note
+                else "there is no note."
+            )
         )
 
 
@@ -267,6 +319,8 @@ def verify(
                 "item": report.item_id,
                 "vault": report.vault_id,
                 "filename": report.filename,
+                "note": report.note,
+                "reveals": list(report.reveals),
                 "size": report.plaintext_size,
                 "captured_at": report.captured_at,
                 "plaintext_checked": report.plaintext_checked,
@@ -296,8 +350,9 @@ def verify(
             f"{unchecked} with one you trust.[/]"
         )
     console.print(
-        f"The file {shown(report.filename)} ({report.plaintext_size} bytes, captured "
-        f"{report.captured_at}) was signed by the reporter whose fingerprint is\n"
+        f"The file {_named(report.filename)} ({report.plaintext_size} bytes, captured "
+        f"{report.captured_at or 'at a time withheld'}) was signed by the reporter whose "
+        "fingerprint is\n"
         f"  {report.reporter_fingerprint}\n"
         f"and the audit log {shown(report.log_origin)} "
         f"(key fingerprint {report.log_key_fingerprint}) "
@@ -309,6 +364,9 @@ def verify(
         console.print(f"  [green]✓[/] {shown(text)}")
     for _, text in report.not_checked:
         console.print(f"  [yellow]–[/] {shown(text)}")
+    console.print("Anyone who holds this package learns:")
+    for line in report.reveals:
+        console.print(f"  - {shown(line)}")
     if not (card_trusted and log_key_trusted):
         console.print(
             "Compare both fingerprints with ones published independently of this package "

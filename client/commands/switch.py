@@ -11,6 +11,7 @@ from rich.table import Table
 
 from client import switch as service
 from client.commands._common import open_client
+from client.commands._reveal import REVEAL_HELP, choose_for_arming, parse_item_choices
 from client.context import Client
 from client.durations import format_duration, parse_duration, shown_time
 from client.identity import check_strength
@@ -24,6 +25,7 @@ from client.policy import (
     webhook_notice,
 )
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
+from vault.disclosure import Reveal
 from vault.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -178,6 +180,13 @@ def switch() -> None:
 @click.option("--publish-email", multiple=True, metavar="ADDRESS", help="Told on release.")
 @click.option("--publish-webhook", multiple=True, metavar="URL", help="Told on release.")
 @click.option("--handle", metavar="NAME", help="Your handle on the web check-in page.")
+@click.option("--reveal", metavar="FIELDS", help=REVEAL_HELP + " Only when arming.")
+@click.option(
+    "--reveal-item",
+    multiple=True,
+    metavar="ITEM=FIELDS",
+    help="The same for one item, overriding --reveal (repeatable; only when arming).",
+)
 @handle_errors
 def set_(
     every: int | None,
@@ -194,13 +203,19 @@ def set_(
     publish_email: tuple[str, ...],
     publish_webhook: tuple[str, ...],
     handle: str | None,
+    reveal: str | None,
+    reveal_item: tuple[str, ...],
 ) -> None:
     """Arm the switch, or change its policy once armed.
 
     Arming makes a release key on this device, splits it among the server
     and the trustees (any --threshold of them can rebuild it), adds it to
-    every item you hold, and tells the server your policy. If you miss a
-    check-in by more than the grace period, your release set is published.
+    every item you hold that no release published yet, and tells the server
+    your policy. If you miss a check-in by more than the grace period, your
+    release set is published. Before arming you are told what the release
+    will make public and choose, per file, whether its name, capture time
+    and note are published too (on a terminal you are asked; --reveal and
+    --reveal-item for scripts); notes stay private unless you say so.
 
     Once armed, each option given replaces that part of the policy (contacts
     given for a list replace that list). A change that weakens the switch
@@ -221,10 +236,21 @@ def set_(
     )
     if handle is not None:
         service.check_handle(handle)
+    # Refused before anything is sent.
+    if reveal is not None:
+        Reveal.parse(reveal)
+    parse_item_choices(reveal_item)
     with open_client() as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
-        status = service.fetch_status(client)
+        # Read only: a refused `switch set` leaves this device's state as it was.
+        status = service.read_status(client)
         if status.armed:
+            if reveal is not None or reveal_item:
+                raise ConfigError(
+                    "what a release publishes is chosen when arming, and for each `evault add`",
+                    hint="to choose again for the files armed already: `evault switch disarm`, "
+                    "then `evault switch set` once it is disarmed",
+                )
             _change(client, status, options, trustees, threshold, handle)
             return
         policy, made = build_policy(options, None)
@@ -249,6 +275,10 @@ def set_(
             phrase=phrase,
             duress_phrase=duress_phrase,
             narrate=lambda line: None if json_mode() else console.print(line),
+            choose=lambda manifests: choose_for_arming(
+                client.own_card().name, manifests, reveal=reveal, per_item=reveal_item
+            ),
+            chosen_items=parse_item_choices(reveal_item),
         )
         _print_secrets(made)
         if json_mode():
@@ -262,6 +292,10 @@ def set_(
                     "custodians": [h.name for h in armed.holders],
                     "log_index": armed.entry.index,
                     "webhook_secrets": _secrets_json(made),
+                    "reveal": {
+                        item: str(choice)
+                        for item, choice in zip(armed.items, armed.reveals, strict=True)
+                    },
                 }
             )
             return
@@ -282,10 +316,17 @@ def _change(
     handle: str | None,
 ) -> None:
     if trustees or threshold is not None:
-        raise ConfigError(
-            "trustees and threshold are fixed while the switch is armed",
-            hint="disarm it (after the cooling-off delay) and arm it again to change them",
-        )
+        if status.state == "releasing":
+            hint = (
+                "a release is under way; once it is published, `evault switch set` arms the "
+                "vault again, with the trustees you name then"
+            )
+        else:
+            hint = (
+                "`evault switch disarm` (it waits out the cooling-off delay), then "
+                "`evault switch set` with the new trustees"
+            )
+        raise ConfigError("trustees and threshold are fixed while the switch is armed", hint=hint)
     if status.policy is None:
         raise ConfigError("the server sent no policy for the armed switch")
     changed = options != PolicyOptions()
@@ -296,13 +337,16 @@ def _change(
         )
     result = None
     made: list[tuple[str, Notice]] = []
+    phrases = None
+    if handle is not None:
+        # Asked first: a mistyped phrase then leaves the policy as it was too.
+        phrases = _phrases(client)
     if changed:
         policy, made = build_policy(options, status.policy)
         result = service.change_policy(client, policy)
         _print_secrets(made)
-    if handle is not None:
-        phrase, duress_phrase = _phrases(client)
-        service.set_phrases(client, handle, phrase, duress_phrase)
+    if handle is not None and phrases is not None:
+        service.set_phrases(client, handle, *phrases)
     if json_mode():
         print_json(
             {
@@ -355,6 +399,16 @@ def status_() -> None:
                     "custodians": [names[p] for p, _ in status.custodians],
                     "release_items": list(status.release_items),
                     "handle": status.handle,
+                    "releases": [
+                        {
+                            "number": number,
+                            "published_at": _iso(when),
+                            "page": service.release_page(
+                                client, status.vault or client.vault, number
+                            ),
+                        }
+                        for number, when in status.releases
+                    ],
                     "pending": [
                         {
                             "id": c.id,
@@ -371,10 +425,24 @@ def status_() -> None:
             return
         console = out()
         now = _now()
+        vault = status.vault or client.vault
         console.print(f"state:         [bold]{shown(status.state)}[/]")
+        for n, (number, when) in enumerate(status.releases):
+            page = service.release_page(client, vault, number)
+            label = "published:" if n == 0 else ""
+            console.print(f"{label:15}release {number}, {shown_time(when, now)}: {shown(page)}")
+        if status.state == "released":
+            console.print(
+                "The switch is not armed since its release. `evault switch set --every 24h` "
+                "arms it again, with a new release key, for the items no release published."
+            )
+            return
         if status.policy is None or status.state == "disarmed":
             console.print("Not armed: `evault switch set --every 24h` arms it.")
             return
+        if status.state == "releasing":
+            page = service.release_page(client, vault, len(status.releases) + 1)
+            console.print(f"release:       under way: {shown(page)}")
         console.print(f"deadline:      {shown_time(status.deadline, now)}")
         console.print(f"release at:    {shown_time(status.release_at, now)}")
         console.print(f"last check-in: {shown_time(status.last_checkin, now)}")
@@ -443,8 +511,14 @@ def phrase(handle: str | None) -> None:
         service.check_handle(handle)
     with open_client() as client:
         client.vault  # noqa: B018
+        status = service.read_status(client)
+        if not status.armed:
+            raise ConfigError(
+                "the switch is not armed: the web check-in is for an armed switch",
+                hint="arm it with a handle: `evault switch set --every 24h --handle NAME`",
+            )
         if handle is None:
-            handle = service.fetch_status(client).handle
+            handle = status.handle
             if handle is None:
                 raise ConfigError("no handle yet", hint="give --handle NAME")
         check_phrase, duress_phrase = _phrases(client)

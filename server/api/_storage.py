@@ -96,8 +96,11 @@ def item_json(item: Item, editors: list[str]) -> JsonObject:
         "header_size": item.header_size,
         "manifest_sha256": item.manifest_key,
         "manifest_size": item.manifest_size,
+        "disclosure_sha256": item.disclosure_key,
+        "disclosure_size": item.disclosure_size,
         "created_at": int(item.created_at.timestamp()),
         "release_set": item.release_set,
+        "released_in": item.released_in,
         "shared_with": editors,
     }
 
@@ -108,31 +111,38 @@ def service_error(exc: service.ItemTooLargeError | service.QuotaExceededError) -
     return ApiError(413, code, exc.message)
 
 
-def manifest_field(body: dict[str, Any]) -> service.EncryptedManifest | None:
-    """The body's ``manifest``, base64 of an encrypted manifest, parsed; ``None`` if absent or null.
+def manifest_field(
+    body: dict[str, Any], name: str = "manifest"
+) -> service.EncryptedManifest | None:
+    """The body's ``manifest`` (or ``name``: ``disclosure``), base64 of a small age file, parsed.
+
+    ``None`` if absent or null. A disclosure is held to the manifest's rules.
 
     Raises:
-        ApiError: 413 ``manifest_too_large`` above 64 KiB; 400 ``bad_request``
-            for text that is not canonical padded base64, ``invalid_manifest``
-            for bytes that are not an age file of a manifest
+        ApiError: 413 ``manifest_too_large`` (``disclosure_too_large``) above
+            64 KiB; 400 ``bad_request`` for text that is not canonical padded
+            base64, ``invalid_manifest`` (``invalid_disclosure``) for bytes
+            that are not an age file of a manifest
             (:func:`server.services.items.parse_item_manifest`).
     """
-    text = body.get("manifest")
+    text = body.get(name)
     if text is None:
         return None
     too_large = ApiError(
         413,
-        "manifest_too_large",
-        f"the manifest may have at most {service.MAX_MANIFEST_SIZE} bytes",
+        f"{name}_too_large",
+        f"the {name} may have at most {service.MAX_MANIFEST_SIZE} bytes",
     )
     if isinstance(text, str) and len(text) > _MAX_MANIFEST_TEXT:
         raise too_large
     data = b64decode(text)
     if data is None:
-        raise ApiError.bad_request("field 'manifest' must be canonical padded base64")
+        raise ApiError.bad_request(f"field {name!r} must be canonical padded base64")
     if len(data) > service.MAX_MANIFEST_SIZE:
         raise too_large
     try:
-        return service.parse_item_manifest(data)
+        parsed = service.parse_item_manifest(data)
     except FormatError as exc:
-        raise ApiError(400, "invalid_manifest", exc.message) from None
+        message = exc.message.replace("invalid manifest", f"invalid {name}", 1)
+        raise ApiError(400, f"invalid_{name}", message) from None
+    return parsed

@@ -707,9 +707,12 @@ DOCUMENT: dict[str, Any] = {
                     "if the upload declared none, else equal to it) and `manifest`, both "
                     "optional, null meaning absent, and `release`: true puts the item in the "
                     "release set of the armed switch (its header already wrapped to the release "
-                    "recipient; item.uploaded then has `release_set`: true). The item gets the "
-                    "id reserved by the upload. Refusals before the 422 leave the session as "
-                    "it was."
+                    "recipient; item.uploaded then has `release_set`: true), with `disclosure`: "
+                    "the item's disclosure (docs/protocol.md, 6.1), a small age file encrypted "
+                    "to the owner and the release recipient, kept with the item and logged "
+                    "(`disclosure_sha256`, `disclosure_size`); the manifest is not encrypted "
+                    "to the release recipient. The item gets the id reserved by the upload. "
+                    "Refusals before the 422 leave the session as it was."
                 ),
                 "requestBody": {
                     "required": False,
@@ -726,8 +729,15 @@ DOCUMENT: dict[str, Any] = {
                                         "type": "boolean",
                                         "description": "add the item to the release set",
                                     },
+                                    "disclosure": _nullable(
+                                        {
+                                            **_MANIFEST,
+                                            "description": "the encrypted disclosure, only "
+                                            "with release: true (at most 64 KiB)",
+                                        }
+                                    ),
                                 },
-                                optional=("sha256", "manifest", "release"),
+                                optional=("sha256", "manifest", "release", "disclosure"),
                             )
                         }
                     },
@@ -739,7 +749,8 @@ DOCUMENT: dict[str, Any] = {
                     ),
                     "400": _error(
                         "unexpected query parameters, a malformed body, missing_digest (no "
-                        "SHA-256 declared or given) or invalid_manifest; the session stays"
+                        "SHA-256 declared or given), invalid_manifest, invalid_disclosure or "
+                        "unexpected_disclosure (without release); the session stays"
                     ),
                     **_AUTH_ERRORS,
                     "404": _error("no such upload"),
@@ -747,7 +758,10 @@ DOCUMENT: dict[str, Any] = {
                         "bytes are missing (the session stays), upload_again, or not_armed: "
                         "`release` without an armed switch (the session stays)"
                     ),
-                    "413": _error("manifest_too_large: above 64 KiB; the session stays"),
+                    "413": _error(
+                        "manifest_too_large or disclosure_too_large: above 64 KiB; the session "
+                        "stays"
+                    ),
                     "415": _error("a body that is not application/json"),
                     "422": _error(
                         "the bytes, or the SHA-256 given, do not match the declared SHA-256; "
@@ -1073,7 +1087,10 @@ DOCUMENT: dict[str, Any] = {
                     "`release_items` are the reporter's items, already re-wrapped to include "
                     "`release_recipient`. The logged event is `{type: switch.armed, vault, "
                     "account, recipient, threshold, shares, commitment, policy_sha256, time}`. "
-                    "A refusal stores nothing."
+                    "A refusal stores nothing. With `dry_run: true` the server runs exactly the "
+                    "checks of a real arm and writes nothing: 200 `{dry_run: true}` when it "
+                    "would arm, or the very refusal the real request would get. Clients send "
+                    "the dry run before they re-wrap any item (docs/protocol.md, 10.2)."
                 ),
                 "requestBody": _body(
                     _object(
@@ -1117,18 +1134,38 @@ DOCUMENT: dict[str, Any] = {
                             "duress_phrase": _nullable(
                                 {"type": "string", "minLength": 8, "maxLength": 1024}
                             ),
+                            "dry_run": {
+                                "type": "boolean",
+                                "description": "check only; nothing is written (default false)",
+                            },
                         },
-                        optional=("handle", "phrase", "duress_phrase"),
+                        optional=("handle", "phrase", "duress_phrase", "dry_run"),
                     )
                 ),
                 "responses": {
+                    "200": _json(
+                        "dry run: the real request would arm the vault; nothing was written",
+                        _object({"dry_run": {"const": True}}),
+                    ),
                     "201": _json(
-                        "armed; the receipt of switch.armed",
+                        "armed; the receipt of switch.armed, and of each staged item's re-wrap",
                         _object(
                             {
                                 "state": {"const": "armed"},
                                 "deadline": _TIME,
                                 "commitment": _COMMITMENT,
+                                "items": {
+                                    "type": "array",
+                                    "description": (
+                                        "the items staged for this release recipient, in the "
+                                        "order of release_items, each re-wrapped in this "
+                                        "transaction and logged item.shared (same editors), "
+                                        "proved in the checkpoint of switch.armed"
+                                    ),
+                                    "items": _object(
+                                        {"item": _ACCOUNT_ID, "entry": _ENTRY, "receipt": _RECEIPT}
+                                    ),
+                                },
                                 "receipt": _RECEIPT,
                                 "entry": _ENTRY,
                             }
@@ -1141,7 +1178,64 @@ DOCUMENT: dict[str, Any] = {
                         "that is not X25519, a taken handle"
                     ),
                     **_AUTH_ERRORS,
-                    "409": _error("conflict: armed already, or released"),
+                    "409": _error("conflict: armed already (a released vault may be armed again)"),
+                    "415": _error("the body is not application/json"),
+                },
+            }
+        },
+        "/api/v1/switch/arm/items": {
+            "post": {
+                "operationId": "stageReleaseItems",
+                "summary": "Stage items re-wrapped for a release recipient, for the arm to apply",
+                "description": (
+                    "Arming re-wraps each item of the release set on the reporter's device: its "
+                    "header with the release recipient added, and its disclosure (what the "
+                    "reporter chose to publish, docs/protocol.md 6.1) encrypted to the owner "
+                    "and the release recipient; the manifest is left as it is. They are staged "
+                    "here first, and nothing changes: no item, no log entry. POST /switch/arm "
+                    "with the same release_recipient applies the staged items with the switch "
+                    "in one transaction (each logged item.shared with the same editors and "
+                    "manifest and the disclosure's hash and size), so an arm that is refused or "
+                    "never sent leaves every item as it was. Each item must be the reporter's "
+                    "own, unpublished, and its header must keep every recipient of the current "
+                    "one. Items staged for another recipient are dropped; staging an item "
+                    "again replaces it."
+                ),
+                "requestBody": _body(
+                    _object(
+                        {
+                            "release_recipient": {"type": "string"},
+                            "items": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 1000,
+                                "items": _object(
+                                    {
+                                        "item": _ACCOUNT_ID,
+                                        "header": {
+                                            **_B64,
+                                            "description": "the re-wrapped age header",
+                                        },
+                                        "disclosure": {
+                                            **_MANIFEST,
+                                            "description": "the encrypted disclosure",
+                                        },
+                                    },
+                                ),
+                            },
+                        }
+                    )
+                ),
+                "responses": {
+                    "200": _json("staged", _object({"staged": _COUNT})),
+                    "400": _error(
+                        "a malformed body or recipient, an item named twice, not the "
+                        "reporter's, published already, a header that drops a recipient, or a "
+                        "disclosure that is not an age file"
+                    ),
+                    **_AUTH_ERRORS,
+                    "409": _error("conflict: the switch is armed already"),
+                    "413": _error("a disclosure larger than 64 KiB"),
                     "415": _error("the body is not application/json"),
                 },
             }
@@ -1447,8 +1541,27 @@ DOCUMENT: dict[str, Any] = {
                         "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
                         "description": "bytes of the encrypted manifest; null if none",
                     },
+                    "disclosure_sha256": {
+                        **_nullable(_HEX_SHA256),
+                        "description": (
+                            "SHA-256 of the encrypted disclosure (what a release may publish); "
+                            "null outside the release set and for items armed before "
+                            "disclosures"
+                        ),
+                    },
+                    "disclosure_size": {
+                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+                        "description": "bytes of the encrypted disclosure; null if none",
+                    },
                     "created_at": _UNIX_TIME,
                     "release_set": {"type": "boolean"},
+                    "released_in": {
+                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+                        "description": (
+                            "the number of the vault's release that published the item; null "
+                            "while unpublished. A published item joins no later release set"
+                        ),
+                    },
                     "shared_with": {"type": "array", "items": _ACCOUNT_ID},
                 }
             ),
@@ -1586,8 +1699,21 @@ DOCUMENT: dict[str, Any] = {
                     "release_at": {**_TIME, "description": "the deadline plus grace"},
                     "handle": {"type": ["string", "null"]},
                     "pending": {"type": "array", "items": _CHANGE},
+                    "releases": {
+                        "type": "array",
+                        "description": (
+                            "the vault's published releases, oldest first; the first one's page "
+                            "is /release/VAULT, release n's /release/VAULT/n"
+                        ),
+                        "items": _object(
+                            {"number": {"type": "integer", "minimum": 1}, "published_at": _TIME}
+                        ),
+                    },
                 },
-                description="a switch that was armed at least once",
+                description=(
+                    "a switch that was armed at least once; a released vault may be armed "
+                    "again, with a fresh release identity and release set"
+                ),
             ),
             "TrusteeVault": _object(
                 {

@@ -8,7 +8,15 @@ Reporter (bearer token, role reporter):
 - ``POST /api/v1/switch/arm``: policy, release recipient, threshold, the
   encrypted shares in custodian order with each share's commitment, the
   release-set items, optional web check-in handle and phrases → 201 with the
-  logged ``switch.armed`` entry.
+  logged ``switch.armed`` entry. With ``"dry_run": true`` the same checks
+  run and nothing is written: 200 ``{"dry_run": true}``, or the refusal the
+  real request would get. Items staged for the release recipient are
+  re-wrapped in the same transaction (``"items"``: each ``item.shared``
+  entry with its receipt).
+- ``POST /api/v1/switch/arm/items``: ``{"release_recipient", "items": [{"item",
+  "header", "disclosure"}]}``, items re-wrapped on the reporter's device for
+  the release recipient, each with its encrypted disclosure, staged for the
+  arm: nothing changes before it.
 - ``POST /api/v1/switch/policy``: a new policy → ``applied`` at once, or
   ``pending`` (202) when it weakens the switch and must cool off.
 - ``POST /api/v1/switch/disarm`` → 202 pending.
@@ -39,6 +47,7 @@ from flask import Blueprint, g
 
 from server.api._request import (
     app_state,
+    blob_store,
     db_session,
     json_body,
     log_signer,
@@ -46,11 +55,15 @@ from server.api._request import (
     query_ints,
     receipt_fields,
 )
+from server.api._storage import manifest_field, storage_error
 from server.auth import current_account, requires_role, session_depth
 from server.errors import ApiError
 from server.keyfile import load_key_file
+from server.services import items as item_service
+from server.services import log
 from server.services import release as releases
 from server.services import switch as service
+from server.storage import StorageError
 from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError
 from vault.protocol import parse_account_id
@@ -62,7 +75,9 @@ switch_api = Blueprint("switch", __name__)
 trustee_api = Blueprint("trustee", __name__)
 JsonObject = dict[str, object]
 _MAX_ITEMS = 10_000
+_MAX_STAGED = 1000
 _SHARE_FIELDS = {"custodian", "age", "commitment"}
+_STAGED_FIELDS = {"item", "header", "disclosure"}
 
 
 def _duress() -> bool:
@@ -144,20 +159,142 @@ def custodian() -> JsonObject:
 @switch_api.post("/arm")
 @requires_role("reporter")
 def arm() -> tuple[JsonObject, int]:
-    """Arm the caller's vault; log ``switch.armed`` with the insurance commitment."""
+    """Arm the caller's vault (or, with ``dry_run``, check that it would be armed)."""
     query_ints(required=())
     body = json_body()
     _fields(
         body,
         ("policy", "release_recipient", "threshold", "shares", "release_items"),
-        ("handle", "phrase", "duress_phrase"),
+        ("handle", "phrase", "duress_phrase", "dry_run"),
     )
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ApiError.bad_request("field 'dry_run' must be true or false")
     policy = _policy(body["policy"])
     recipient = _optional_string(body, "release_recipient", 256)
     threshold = body["threshold"]
     if type(threshold) is not int:
         raise ApiError.bad_request("field 'threshold' must be a whole number")
-    raw_shares = body["shares"]
+    shares = _shares(body["shares"])
+    items = _item_ids(body["release_items"], "release_items")
+    handle = _optional_string(body, "handle", 64)
+    phrase = _optional_string(body, "phrase")
+    duress_phrase = _optional_string(body, "duress_phrase")
+    session = db_session()
+    try:
+        if dry_run:
+            # The real arm's own checks, without its writes: a client asks
+            # this before it re-wraps a single item (docs/protocol.md, 10.2).
+            service.check_arm(
+                session,
+                account=current_account(),
+                recipient=recipient or "",
+                threshold=threshold,
+                shares=shares,
+                release_items=items,
+                handle=handle,
+                phrase=phrase,
+                duress_phrase=duress_phrase,
+                lock=False,
+            )
+            session.rollback()
+            return {"dry_run": True}, 200
+        armed = service.arm(
+            session,
+            account=current_account(),
+            policy=policy,
+            recipient=recipient or "",
+            threshold=threshold,
+            shares=shares,
+            release_items=items,
+            handle=handle,
+            phrase=phrase,
+            duress_phrase=duress_phrase,
+            now=_now(),
+            signer=log_signer(),
+            store=blob_store(),
+        )
+    except service.AlreadyArmedError as exc:
+        raise ApiError(409, "conflict", exc.message) from None
+    except service.PolicyError as exc:
+        raise ApiError.bad_request(exc.message) from None
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    logged = receipt_fields(armed.appended)
+    checkpoint = armed.appended.checkpoint
+    answer: JsonObject = {
+        "state": armed.switch.state,
+        "deadline": service.iso(armed.switch.deadline_at),
+        "commitment": armed.commitment,
+        # Each re-wrapped item's entry, proved in the checkpoint of switch.armed.
+        "items": [
+            {
+                "item": item,
+                "entry": b64encode(appended.entry.data),
+                "receipt": log.receipt(session, appended.entry.idx, checkpoint)
+                .marshal()
+                .decode("utf-8"),
+            }
+            for item, appended in armed.items
+        ],
+        **logged,
+    }
+    session.commit()
+    return answer, 201
+
+
+@switch_api.post("/arm/items")
+@requires_role("reporter")
+def stage_items() -> JsonObject:
+    """Stage items re-wrapped for a release recipient; the arm applies them (atomic arming)."""
+    query_ints(required=())
+    body = json_body()
+    _fields(body, ("release_recipient", "items"))
+    recipient = _optional_string(body, "release_recipient", 256)
+    raw = body["items"]
+    if not isinstance(raw, list) or not 0 < len(raw) <= _MAX_STAGED:
+        raise ApiError.bad_request(f"field 'items' must list 1 to {_MAX_STAGED} items")
+    staged = []
+    for entry in raw:
+        if not isinstance(entry, dict) or set(entry) != _STAGED_FIELDS:
+            raise ApiError.bad_request("an item is {'item', 'header', 'disclosure'}")
+        try:
+            item_id = parse_account_id(entry["item"])
+        except FormatError:
+            raise ApiError.bad_request("field 'items' holds a malformed item id") from None
+        header = b64decode(entry["header"]) if isinstance(entry["header"], str) else None
+        if header is None:
+            raise ApiError.bad_request("an item's 'header' must be canonical padded base64")
+        try:
+            item_service.parse_item_header(header)
+        except FormatError as exc:
+            raise ApiError(400, "invalid_header", f"item {item_id}: {exc.message}") from None
+        disclosure = manifest_field(entry, "disclosure")
+        if disclosure is None:
+            raise ApiError.bad_request("an item's 'disclosure' must be base64 of an age file")
+        staged.append(service.StagedItem(item=item_id, header=header, disclosure=disclosure))
+    session = db_session()
+    try:
+        count = service.stage_release_items(
+            session,
+            blob_store(),
+            account=current_account(),
+            recipient=recipient or "",
+            items=staged,
+            now=_now(),
+        )
+    except service.AlreadyArmedError as exc:
+        raise ApiError(409, "conflict", exc.message) from None
+    except service.PolicyError as exc:
+        raise ApiError.bad_request(exc.message) from None
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    session.commit()
+    return {"staged": count}
+
+
+def _shares(raw_shares: object) -> list[tuple[str, bytes, bytes]]:
+    """The ``shares`` of an arm request: ``(custodian, age file, commitment)`` each."""
     if not isinstance(raw_shares, list) or len(raw_shares) > service.MAX_SHARES:
         raise ApiError.bad_request(f"field 'shares' must list at most {service.MAX_SHARES} shares")
     shares: list[tuple[str, bytes, bytes]] = []
@@ -187,36 +324,7 @@ def arm() -> tuple[JsonObject, int]:
                 f"a share's 'commitment' must be canonical padded base64 of {COMMITMENT_SIZE} bytes"
             )
         shares.append((custodian, data, commitment))
-    items = _item_ids(body["release_items"], "release_items")
-    session = db_session()
-    try:
-        armed = service.arm(
-            session,
-            account=current_account(),
-            policy=policy,
-            recipient=recipient or "",
-            threshold=threshold,
-            shares=shares,
-            release_items=items,
-            handle=_optional_string(body, "handle", 64),
-            phrase=_optional_string(body, "phrase"),
-            duress_phrase=_optional_string(body, "duress_phrase"),
-            now=_now(),
-            signer=log_signer(),
-        )
-    except service.AlreadyArmedError as exc:
-        raise ApiError(409, "conflict", exc.message) from None
-    except service.PolicyError as exc:
-        raise ApiError.bad_request(exc.message) from None
-    logged = receipt_fields(armed.appended)
-    answer: JsonObject = {
-        "state": armed.switch.state,
-        "deadline": service.iso(armed.switch.deadline_at),
-        "commitment": armed.commitment,
-        **logged,
-    }
-    session.commit()
-    return answer, 201
+    return shares
 
 
 @switch_api.post("/policy")

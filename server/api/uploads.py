@@ -260,7 +260,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
     """Check size and hash, then create the item with its manifest and log ``item.uploaded``."""
     query_ints(required=())
     body = optional_json_body() or {}
-    unknown = sorted(set(body) - {"sha256", "manifest", "release"})
+    unknown = sorted(set(body) - {"sha256", "manifest", "release", "disclosure"})
     if unknown:
         raise ApiError.bad_request(f"unknown field {unknown[0]!r}")
     release = body.get("release", False)
@@ -268,6 +268,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
         raise ApiError.bad_request("field 'release' must be true or false")
     sha256 = _digest_field(body)
     manifest = manifest_field(body)
+    disclosure = manifest_field(body, "disclosure")
     session = db_session()
     try:
         committed = service.commit_upload(
@@ -280,6 +281,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
             manifest=manifest,
             release=release,
             depth=session_depth(),
+            disclosure=disclosure,
         )
     except service.UploadGoneError:
         raise ApiError.not_found("no such upload") from None
@@ -289,6 +291,8 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
         raise ApiError(409, "upload_again", exc.message) from None
     except service.NotInReleaseError as exc:
         raise ApiError(409, "not_armed", exc.message) from None
+    except service.UnexpectedDisclosureError as exc:
+        raise ApiError(400, "unexpected_disclosure", exc.message) from None
     except StorageError as exc:
         if isinstance(exc, DigestMismatchError):
             # The session ended with its bytes; so does its row.

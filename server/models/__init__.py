@@ -24,6 +24,7 @@ from server.models.switch import (
     OutboxMessage,
     PendingChange,
     Release,
+    StagedReleaseItem,
     SubmittedShare,
     Switch,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "OutboxMessage",
     "PendingChange",
     "Release",
+    "StagedReleaseItem",
     "SubmittedShare",
     "Switch",
     "Token",

@@ -36,6 +36,13 @@ class Item(Base):
     vault, which is all a session under duress sees as its vault; never part
     of a release. A session sees the layer it works in and, as its decoys,
     the next one: a session under duress that adds decoys makes layer 2.
+    ``released_in`` is the number of the vault's release that published the
+    item (null while it is unpublished): a published item stays public and
+    joins no later release set. ``disclosure_key`` and ``disclosure_size``
+    name the item's encrypted disclosure (:mod:`vault.disclosure`), what the
+    reporter chose to publish, the one blob of the item besides its header
+    and payload that the release key opens; null for items outside the
+    release set and for those put in it before disclosures existed.
     """
 
     __tablename__ = "items"
@@ -60,9 +67,12 @@ class Item(Base):
     payload_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     manifest_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     manifest_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    disclosure_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    disclosure_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     release_set: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     layer: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("0"))
     log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    released_in: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "OutboxMessage",
     "PendingChange",
     "Release",
+    "StagedReleaseItem",
     "SubmittedShare",
     "Switch",
 ]
@@ -132,6 +133,29 @@ class CustodianShare(Base):
     custodian: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
     encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     commitment: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class StagedReleaseItem(Base):
+    """An item re-wrapped for a release recipient, waiting for the arm that applies it.
+
+    Arming re-wraps every item of the release set on the reporter's device.
+    The new headers, with each item's encrypted disclosure, are staged here
+    first and change nothing yet; ``POST /switch/arm`` applies them with the switch in one
+    transaction, so an arming that is refused, or never sent, leaves every
+    item as it was. Rows of another ``recipient`` (an arming given up) are
+    replaced by the next staging, and all of a vault's go when it is armed.
+    """
+
+    __tablename__ = "staged_release_items"
+
+    vault_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    recipient: Mapped[str] = mapped_column(String(128), nullable=False)
+    header: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    disclosure: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    staged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class SubmittedShare(Base):
@@ -236,8 +260,14 @@ class OutboxMessage(Base):
 class Release(Base):
     """A published release: the release identity (public from now on) and its report.
 
-    ``report`` is canonical JSON: one entry per release-set item with what
-    the server checked (see :mod:`server.services.release`).
+    A vault is released at most once per arming, and may be armed again
+    afterwards with a fresh release identity and release set, so its
+    releases are numbered from 1. Each keeps what its page shows as it was
+    at publication: ``recipient``, ``commitment`` (canonical JSON of the
+    insurance commitment) and ``armed_entry`` (the ``switch.armed`` log
+    index) of the arming it released. ``report`` is canonical JSON: one
+    entry per release-set item with what the server checked (see
+    :mod:`server.services.release`).
     """
 
     __tablename__ = "releases"
@@ -245,6 +275,10 @@ class Release(Base):
     vault_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("switches.vault_id", ondelete="CASCADE"), primary_key=True
     )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
     identity: Mapped[str] = mapped_column(String(128), nullable=False)
     report: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    recipient: Mapped[str] = mapped_column(String(128), nullable=False)
+    commitment: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    armed_entry: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -96,10 +96,13 @@ __all__ = [
     "MissingManifestError",
     "NotInReleaseError",
     "QuotaExceededError",
+    "UnexpectedDisclosureError",
     "UnexpectedManifestError",
     "UnknownEditorError",
     "UploadGoneError",
     "abort_upload",
+    "check_release_wrap",
+    "check_share",
     "commit_upload",
     "create_upload",
     "delete_item",
@@ -112,6 +115,7 @@ __all__ = [
     "open_uploads",
     "parse_item_header",
     "parse_item_manifest",
+    "release_wrap",
     "share_item",
     "shared_with",
     "used_bytes",
@@ -167,6 +171,10 @@ class NotInReleaseError(VaultError):
 
 class MissingDigestError(ServerError):
     """A commit without a SHA-256 of an upload that declared none."""
+
+
+class UnexpectedDisclosureError(ServerError):
+    """A disclosure sent with an upload that does not join the release set."""
 
 
 class MissingManifestError(ServerError):
@@ -400,14 +408,17 @@ def commit_upload(
     manifest: EncryptedManifest | None = None,
     release: bool = False,
     depth: int = 0,
+    disclosure: EncryptedManifest | None = None,
 ) -> Committed:
     """Turn a complete upload into an item, in the caller's transaction.
 
     ``sha256`` is the payload's SHA-256 if the client gives it now; it is
     needed when the upload declared none and must equal the declared one
     otherwise. ``manifest`` (from :func:`parse_item_manifest`) is stored with
-    the item. The item gets the id reserved when the upload opened, or a new
-    one for a session of an older server. Nothing is stored before every
+    the item, and so is ``disclosure`` (parsed the same way), the encrypted
+    disclosure of an item that joins the release set (``release``). The item
+    gets the id reserved when the upload opened, or a new one for a session
+    of an older server. Nothing is stored before every
     check passed, and a blob stored for an item that is then refused is left
     for the sweep like any unreferenced blob.
 
@@ -420,7 +431,13 @@ def commit_upload(
             transaction (which the caller should commit) and the staged bytes
             are gone.
         BlobMissingError: a concurrent delete removed the same bytes; upload again.
+        UnexpectedDisclosureError: a disclosure for an item outside the release set.
     """
+    if disclosure is not None and not release:
+        raise UnexpectedDisclosureError(
+            "a disclosure is for an item that joins the release set",
+            hint="send 'release': true with it, or leave it out",
+        )
     if release:
         switch = session.scalar(select(Switch).where(Switch.vault_id == account.vault_id))
         # A session under duress adds to the decoy vault's set of the switch it was shown.
@@ -449,6 +466,9 @@ def commit_upload(
     manifest_key = None
     if manifest is not None:
         manifest_key = store.put(io.BytesIO(manifest.data), max_size=MAX_MANIFEST_SIZE)
+    disclosure_key = None
+    if disclosure is not None:
+        disclosure_key = store.put(io.BytesIO(disclosure.data), max_size=MAX_MANIFEST_SIZE)
     if account.vault_id is None:
         raise RuntimeError("internal error: an upload by an account without a vault")
     item = Item(
@@ -461,6 +481,8 @@ def commit_upload(
         payload_size=upload.size,
         manifest_key=manifest_key,
         manifest_size=None if manifest is None else len(manifest.data),
+        disclosure_key=disclosure_key,
+        disclosure_size=None if disclosure is None else len(disclosure.data),
         release_set=release,
         layer=upload.layer,
         created_at=utcnow(),
@@ -478,12 +500,16 @@ def commit_upload(
     if manifest_key is not None:
         event["manifest_sha256"] = manifest_key
         event["manifest_size"] = item.manifest_size
+    if disclosure_key is not None:
+        event["disclosure_sha256"] = disclosure_key
+        event["disclosure_size"] = item.disclosure_size
     if release:
         event["release_set"] = True
     appended = log.append(session, event, signer)
     # The append lock is held: a delete of the same bytes either finished
     # before (and the blob is gone) or waits until this item is committed.
-    keys = [payload_key, header_key] + ([manifest_key] if manifest_key is not None else [])
+    keys = [payload_key, header_key]
+    keys += [key for key in (manifest_key, disclosure_key) if key is not None]
     if not all(store.exists(key) for key in keys):
         raise BlobMissingError("the uploaded bytes were removed meanwhile; upload again")
     session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
@@ -635,7 +661,7 @@ MAX_EDITORS = 256
 """Most editors one item may be shared with."""
 
 
-def share_item(
+def check_share(
     session: Session,
     store: BlobStore,
     *,
@@ -643,29 +669,13 @@ def share_item(
     item_id: str,
     header: bytes,
     editors: Sequence[str],
-    signer: NoteSigner,
     manifest: EncryptedManifest | None = None,
     depth: int = 0,
-) -> log.Appended:
-    """Replace an owned item's header, manifest and the set of editors it is shared with.
-
-    ``header`` was re-wrapped by the client (:func:`vault.age.rewrap_header`)
-    and parsed by :func:`parse_item_header`; the payload is untouched, so
-    only the header is stored. ``manifest`` is required exactly when the item
-    has one: the current manifest re-wrapped (:func:`vault.age.rewrap`), so
-    it keeps every stanza and its encrypted payload byte for byte. ``editors``
-    is the whole new set: an editor left out loses access. Logs
-    ``item.shared`` in the caller's transaction. Every check comes before
-    anything is stored.
+) -> Item:
+    """Every check of :func:`share_item`, and nothing stored or logged: the item.
 
     Raises:
-        ItemNotFoundError: not the account's item.
-        UnknownEditorError: an id that is not an enabled editor.
-        HeaderDropsStanzasError: the header leaves out a current recipient.
-        MissingManifestError, UnexpectedManifestError: a manifest missing or
-            one too many.
-        ManifestDropsStanzasError, ManifestChangedError: the manifest leaves
-            out a current recipient or changes its payload.
+        as :func:`share_item`.
     """
     item = visible_item(session, account, item_id, depth=depth)
     if item.account_id != account.id:
@@ -698,6 +708,123 @@ def share_item(
         )
     else:
         _check_same_manifest(store, item.manifest_key, manifest)
+    return item
+
+
+def check_release_wrap(
+    session: Session, store: BlobStore, *, account: Account, item_id: str, header: bytes
+) -> Item:
+    """Every check of :func:`release_wrap`, and nothing stored or logged: the item.
+
+    The header must keep every stanza of the item's current one (it adds
+    the release recipient); the item must be the account's.
+
+    Raises:
+        ItemNotFoundError, HeaderDropsStanzasError.
+    """
+    item = visible_item(session, account, item_id)
+    if item.account_id != account.id:
+        raise ItemNotFoundError("no such item")
+    _check_keeps_stanzas(store, item.header_key, header)
+    return item
+
+
+def release_wrap(
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    item_id: str,
+    header: bytes,
+    disclosure: EncryptedManifest,
+    signer: NoteSigner,
+) -> log.Appended:
+    """Give an owned item the header with the release recipient, and its disclosure.
+
+    The manifest and the editors stay as they are: the release recipient
+    gets the item and the disclosure, never the manifest. Logs
+    ``item.shared`` (the same editors and manifest, the new header, the
+    disclosure's hash and size) in the caller's transaction.
+
+    Raises:
+        as :func:`check_release_wrap`; BlobMissingError.
+    """
+    item = check_release_wrap(session, store, account=account, item_id=item_id, header=header)
+    editors = shared_with(session, [item])[item.id]
+    header_key = store.put(io.BytesIO(header), max_size=MAX_HEADER_SIZE)
+    disclosure_key = store.put(io.BytesIO(disclosure.data), max_size=MAX_MANIFEST_SIZE)
+    event: dict[str, object] = {
+        "type": "item.shared",
+        "item": item.id,
+        "account": account.id,
+        "header_sha256": header_key,
+        "header_size": len(header),
+        "editors": editors,
+    }
+    if item.manifest_key is not None:
+        event.update(manifest_sha256=item.manifest_key, manifest_size=item.manifest_size)
+    event.update(disclosure_sha256=disclosure_key, disclosure_size=len(disclosure.data))
+    appended = log.append(session, event, signer)
+    # Under the append lock, as in share_item.
+    if not (store.exists(header_key) and store.exists(disclosure_key)):
+        raise BlobMissingError("the header or disclosure was removed meanwhile; arm again")
+    session.execute(
+        update(Item)
+        .where(Item.id == item.id)
+        .values(
+            header_key=header_key,
+            header_size=len(header),
+            disclosure_key=disclosure_key,
+            disclosure_size=len(disclosure.data),
+        )
+    )
+    session.flush()
+    return appended
+
+
+def share_item(
+    session: Session,
+    store: BlobStore,
+    *,
+    account: Account,
+    item_id: str,
+    header: bytes,
+    editors: Sequence[str],
+    signer: NoteSigner,
+    manifest: EncryptedManifest | None = None,
+    depth: int = 0,
+) -> log.Appended:
+    """Replace an owned item's header, manifest and the set of editors it is shared with.
+
+    ``header`` was re-wrapped by the client (:func:`vault.age.rewrap_header`)
+    and parsed by :func:`parse_item_header`; the payload is untouched, so
+    only the header is stored. ``manifest`` is required exactly when the item
+    has one: the current manifest re-wrapped (:func:`vault.age.rewrap`), so
+    it keeps every stanza and its encrypted payload byte for byte. ``editors``
+    is the whole new set: an editor left out loses access. Logs
+    ``item.shared`` in the caller's transaction. Every check comes before
+    anything is stored.
+
+    Raises:
+        ItemNotFoundError: not the account's item.
+        UnknownEditorError: an id that is not an enabled editor.
+        HeaderDropsStanzasError: the header leaves out a current recipient.
+        MissingManifestError, UnexpectedManifestError: a manifest missing or
+            one too many.
+        ManifestDropsStanzasError, ManifestChangedError: the manifest leaves
+            out a current recipient or changes its payload.
+    """
+    item = check_share(
+        session,
+        store,
+        account=account,
+        item_id=item_id,
+        header=header,
+        editors=editors,
+        manifest=manifest,
+        depth=depth,
+    )
+    wanted = sorted(set(editors))
     header_key = store.put(io.BytesIO(header), max_size=MAX_HEADER_SIZE)
     values: dict[str, object] = {"header_key": header_key, "header_size": len(header)}
     event: dict[str, object] = {

@@ -7,7 +7,8 @@ only shares whose commitments the reporter's client sent at arming are taken.
 Shares handed in are sealed to the custodian key at rest. With ``threshold``
 of them, :func:`prepare_release` rebuilds the release identity, checks it
 against the recipient committed at arming, and checks every item of the
-release set with it: the manifest decrypts and carries the reporter's valid
+release set with it: its disclosure (what the reporter chose to make public,
+:mod:`vault.disclosure`) decrypts and carries the reporter's valid
 signature, the payload decrypts and hashes to the signed values. The worker
 then publishes (:func:`publish`) in one transaction: the conditional move to
 ``released``, the release row (the identity, public from now on, and the
@@ -27,7 +28,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from server.keyfile import ServerKeys
@@ -36,6 +37,7 @@ from server.services import log
 from server.services import switch as switches
 from server.storage import BlobStore, StorageError
 from vault import age, canonical
+from vault.disclosure import SignedDisclosure
 from vault.errors import ShareError, VaultError
 from vault.keys import Card
 from vault.manifest import SignedManifest
@@ -45,6 +47,7 @@ from vault.shares import combine_shares, describe_share, normalise_share, share_
 __all__ = [
     "NotReleasingError",
     "Prepared",
+    "PublishedFile",
     "ReleaseView",
     "ReleasedFile",
     "ShareAccepted",
@@ -52,9 +55,12 @@ __all__ = [
     "contribute_server_share",
     "prepare_release",
     "publish",
+    "published_count",
     "release_item",
+    "release_url",
     "release_view",
     "submit_share",
+    "under_way",
 ]
 
 _MAX_MANIFEST = 64 * 1024
@@ -86,14 +92,17 @@ class ReleasedFile:
     """One item of the release set and what the server checked about it."""
 
     item: str
-    name: str
+    name: str | None
+    """None when the reporter withheld it (or no disclosure could be read)."""
     media_type: str
     size: int
     plaintext_sha256: str
     ciphertext_sha256: str
     age_size: int
+    header_sha256: str | None
     captured_at: str | None
-    note: str
+    note: str | None
+    """None unless the reporter chose to publish it."""
     signature: str
     committed: bool
     log_index: int | None
@@ -106,6 +115,7 @@ class ReleaseView:
     """What the public release page shows."""
 
     vault: str
+    number: int
     state: str
     published_at: dt.datetime | None
     identity: str | None
@@ -359,36 +369,55 @@ def _read_blob(store: BlobStore, key: str, limit: int) -> bytes:
     return data
 
 
+def _open_blob(store: BlobStore, key: str, identity: age.X25519Identity) -> bytes:
+    sealed = _read_blob(store, key, _MAX_MANIFEST)
+    plain = io.BytesIO()
+    age.decrypt(io.BytesIO(sealed), plain, [identity])
+    return plain.getvalue()
+
+
 def _check_item(
     store: BlobStore, item: Item, identity: age.X25519Identity, card: Card
 ) -> dict[str, Any]:
-    """Decrypt and check one release-set item; never raises for a bad item."""
+    """Decrypt and check one release-set item; never raises for a bad item.
+
+    What the page may show comes from the item's disclosure, the reporter's
+    signed choice (:mod:`vault.disclosure`): a name, a capture time or a
+    note withheld there is ``null`` in the report. An item put in the release
+    set before disclosures existed has its manifest encrypted to the release
+    key instead; its name, type and capture time are shown as they always
+    were, and its note never, since the reporter never chose to publish it.
+    """
     entry: dict[str, Any] = {
         "item": item.id,
-        "name": f"{item.id}.bin",
+        "name": None,
         "media_type": "application/octet-stream",
         "size": 0,
         "plaintext_sha256": "",
         "ciphertext_sha256": item.payload_key,
+        "header_sha256": item.header_key,
         "age_size": item.header_size + item.payload_size,
         "captured_at": None,
-        "note": "",
+        "note": None,
         "signature": "invalid",
         "log_index": item.log_index,
         "problems": [],
     }
     problems: list[str] = entry["problems"]
+    disclosed: SignedDisclosure | None = None
     signed: SignedManifest | None = None
-    if item.manifest_key is None:
-        problems.append("the item has no manifest")
-    else:
+    if item.disclosure_key is not None:
         try:
-            sealed = _read_blob(store, item.manifest_key, _MAX_MANIFEST)
-            plain = io.BytesIO()
-            age.decrypt(io.BytesIO(sealed), plain, [identity])
-            signed = SignedManifest.parse(plain.getvalue())
+            disclosed = SignedDisclosure.parse(_open_blob(store, item.disclosure_key, identity))
+        except (VaultError, StorageError, OSError) as exc:
+            problems.append(f"the disclosure cannot be read with the release key: {exc}")
+    elif item.manifest_key is not None:
+        try:
+            signed = SignedManifest.parse(_open_blob(store, item.manifest_key, identity))
         except (VaultError, StorageError, OSError) as exc:
             problems.append(f"the manifest cannot be read with the release key: {exc}")
+    else:
+        problems.append("the item has no disclosure or manifest")
     hasher = _Hasher()
     try:
         header = _read_blob(store, item.header_key, item.header_size)
@@ -399,15 +428,38 @@ def _check_item(
     except (VaultError, StorageError, OSError) as exc:
         problems.append(f"the item cannot be decrypted with the release key: {exc}")
         hasher = None  # type: ignore[assignment]
-    if signed is not None:
+    if disclosed is not None:
+        d = disclosed.disclosure
+        entry.update(
+            name=d.filename,
+            media_type=d.media_type,
+            size=d.size,
+            plaintext_sha256=d.plaintext_sha256,
+            captured_at=d.captured_at,
+            note=d.note,
+        )
+        if hasher is not None:
+            try:
+                disclosed.verify(
+                    signer=card.signing_key,
+                    payload_sha256=item.payload_key,
+                    item_id=item.id,
+                    vault_id=item.vault_id,
+                    plaintext_sha256=hasher.digest.hexdigest(),
+                    size=hasher.size,
+                )
+                entry["signature"] = "valid"
+            except VaultError as exc:
+                problems.append(str(exc.message))
+    elif signed is not None:
         m = signed.manifest
+        # The note stays out: nobody chose to publish it.
         entry.update(
             name=m.filename,
             media_type=m.media_type,
             size=m.size,
             plaintext_sha256=m.plaintext_sha256,
             captured_at=m.captured_at,
-            note=m.note,
         )
         if hasher is not None:
             try:
@@ -520,16 +572,24 @@ def publish(
             entry["receipt"] = (
                 log.receipt(session, index, appended.checkpoint).marshal().decode("utf-8")
             )
+    number = published_count(session, switch.vault_id) + 1
     session.add(
         Release(
             vault_id=switch.vault_id,
+            number=number,
             identity=str(prepared.identity),
             report=canonical.dumps({**report, "released_entry": appended.entry.idx}),
             published_at=now,
+            recipient=switch.release_recipient,
+            commitment=switch.commitment,
+            armed_entry=switch.armed_entry,
         )
     )
+    released = [entry["item"] for entry in prepared.files]
+    if released:
+        session.execute(update(Item).where(Item.id.in_(released)).values(released_in=number))
     session.refresh(switch)
-    url = f"{base_url}/release/{switch.vault_id}"
+    url = release_url(base_url, switch.vault_id, number)
     for audience in ("publish", "alert"):
         switches.notify(
             session,
@@ -548,56 +608,153 @@ def publish(
     return True
 
 
-def release_view(session: Session, vault_id: str, *, log_origin: str = "") -> ReleaseView | None:
-    """The public release page's content; None unless the vault is releasing or released."""
+def release_url(base_url: str, vault_id: str, number: int) -> str:
+    """The public page of a vault's release ``number``: its first at ``/release/<vault>``."""
+    page = f"{base_url}/release/{vault_id}"
+    return page if number == 1 else f"{page}/{number}"
+
+
+def published_count(session: Session, vault_id: str) -> int:
+    """How many releases of ``vault_id`` were published (they are numbered 1 to this)."""
+    count = session.scalar(
+        select(func.count()).select_from(Release).where(Release.vault_id == vault_id)
+    )
+    return int(count or 0)
+
+
+def release_view(
+    session: Session, vault_id: str, number: int = 1, *, log_origin: str = ""
+) -> ReleaseView | None:
+    """The content of the public page of release ``number`` of a vault, or None.
+
+    A published release is shown as it was published, whatever the vault
+    did since (armed again, released again). The release after the last
+    published one is shown while it is under way (``releasing``). Nothing
+    else has a page.
+    """
     switch = switches.find_switch(session, vault_id)
-    if switch is None or switch.state not in ("releasing", "released"):
+    if switch is None or number < 1:
         return None
     account = session.get(Account, switch.account_id)
     if account is None:
         return None
     card = Card.from_json(account.card)
-    release = session.get(Release, vault_id)
-    commitment = canonical.loads(switch.commitment)
-    files: list[ReleasedFile] = []
-    released_entry = None
+    release = session.get(Release, (vault_id, number))
     if release is not None:
+        commitment = canonical.loads(release.commitment)
         report = canonical.loads(release.report)
+        files: list[ReleasedFile] = []
+        released_entry = None
         if isinstance(report, dict):
             released_entry = report.get("released_entry")
             for entry in report.get("files", []):
-                files.append(ReleasedFile(**entry))
+                files.append(ReleasedFile(**{"header_sha256": None, **entry}))
+        # The shares handed in are kept until the vault is armed again.
+        latest = switch.state == "released" and number == published_count(session, vault_id)
+        return ReleaseView(
+            vault=vault_id,
+            number=number,
+            state="released",
+            published_at=release.published_at,
+            identity=release.identity,
+            recipient=release.recipient,
+            reporter_name=card.name,
+            reporter_fingerprint=card.fingerprint(),
+            commitment_count=_count(commitment),
+            armed_entry=release.armed_entry,
+            released_entry=released_entry if isinstance(released_entry, int) else None,
+            log_origin=log_origin,
+            shares_have=_have(session, vault_id) if latest else 0,
+            shares_need=switch.threshold if latest else 0,
+            files=files,
+        )
+    if switch.state != "releasing" or number != published_count(session, vault_id) + 1:
+        return None
     return ReleaseView(
         vault=vault_id,
-        state=switch.state,
-        published_at=None if release is None else release.published_at,
-        identity=None if release is None else release.identity,
+        number=number,
+        state="releasing",
+        published_at=None,
+        identity=None,
         recipient=switch.release_recipient,
         reporter_name=card.name,
         reporter_fingerprint=card.fingerprint(),
-        commitment_count=int(commitment.get("count", 0)) if isinstance(commitment, dict) else 0,
+        commitment_count=_count(canonical.loads(switch.commitment)),
         armed_entry=switch.armed_entry,
-        released_entry=released_entry if isinstance(released_entry, int) else None,
+        released_entry=None,
         log_origin=log_origin,
         shares_have=_have(session, vault_id),
         shares_need=switch.threshold,
-        files=files,
+        files=[],
     )
 
 
-def release_item(session: Session, vault_id: str, item_id: str) -> Item | None:
-    """A released item of ``vault_id`` (None unless released and in the release set)."""
-    switch = switches.find_switch(session, vault_id)
-    if switch is None or switch.state != "released":
-        return None
+def under_way(session: Session, vault_id: str, *, log_origin: str = "") -> ReleaseView | None:
+    """The vault's release under way (``releasing``), or None."""
+    return release_view(
+        session, vault_id, published_count(session, vault_id) + 1, log_origin=log_origin
+    )
+
+
+def _count(commitment: object) -> int:
+    return int(commitment.get("count", 0)) if isinstance(commitment, dict) else 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PublishedFile:
+    """A released item's age file as published: which header, which payload."""
+
+    item: str
+    header_key: str
+    header_size: int
+    payload_key: str
+    payload_size: int
+
+
+def release_item(
+    session: Session, vault_id: str, item_id: str, number: int = 1
+) -> PublishedFile | None:
+    """A file of release ``number`` of ``vault_id`` (None unless that release published it).
+
+    The header is the one the release checked and published: sharing the
+    item later changes the item's header, never what its release published.
+    """
+    release = session.get(Release, (vault_id, number))
     item = session.get(Item, item_id)
-    if item is None or item.vault_id != vault_id or not item.release_set or item.layer != 0:
+    if release is None or item is None or item.vault_id != vault_id:
         return None
-    return item
+    report = canonical.loads(release.report)
+    files = report.get("files", []) if isinstance(report, dict) else []
+    entry = next((f for f in files if isinstance(f, dict) and f.get("item") == item_id), None)
+    if entry is None:
+        return None
+    header_key = entry.get("header_sha256")
+    if not isinstance(header_key, str):
+        # Released before the report named the header: the item's own, unchanged since.
+        return PublishedFile(
+            item=item.id,
+            header_key=item.header_key,
+            header_size=item.header_size,
+            payload_key=item.payload_key,
+            payload_size=item.payload_size,
+        )
+    age_size = entry.get("age_size")
+    header_size = age_size - item.payload_size if isinstance(age_size, int) else -1
+    if header_size <= 0:
+        return None
+    return PublishedFile(
+        item=item.id,
+        header_key=header_key,
+        header_size=header_size,
+        payload_key=item.payload_key,
+        payload_size=item.payload_size,
+    )
 
 
-def iter_age_file(store: BlobStore, item: Item, block: int = 1 << 20) -> Iterator[bytes]:
-    """The item's age file (header, then payload), block by block."""
+def iter_age_file(
+    store: BlobStore, item: Item | PublishedFile, block: int = 1 << 20
+) -> Iterator[bytes]:
+    """An age file (the item's header, or the header a release published; then the payload)."""
     yield _read_blob(store, item.header_key, item.header_size)
     with store.open(item.payload_key) as payload:
         while True:

@@ -5,11 +5,14 @@
   the duress phrase give the same page, status and headers; only the times
   differ. A refusal is one 403 page whatever the cause. Every attempt is
   judged, however many came before (:func:`server.services.switch.checkin_with_phrase`).
-- ``GET /release/<vault>``: the release page of a releasing or released
-  vault (404 for any other vault, and for one that does not exist).
-- ``GET /release/<vault>/items/<item>.age``: a released item's age file,
-  header then payload, streamed.
-- ``GET /release/<vault>/key.txt``: the published release identity.
+- ``GET /release/<vault>``: the page of the vault's first release, under
+  way or published (404 for any other vault, and for one that does not
+  exist). A vault armed again after a release and released again has
+  ``/release/<vault>/2``, and so on; a published release's page stays as it
+  was published, whatever the vault does later.
+- ``GET /release/<vault>[/<n>]/items/<item>.age``: a released item's age
+  file as its release published it, header then payload, streamed.
+- ``GET /release/<vault>[/<n>]/key.txt``: the published release identity.
 - ``GET /release/<vault>/share``, ``POST``: a trustee hands in a share by
   its mnemonic words while the vault is releasing.
 - ``GET /static/evault.css``: the one stylesheet.
@@ -286,9 +289,9 @@ def _vault_id(vault: str) -> str:
     return vault
 
 
-def _view(vault: str) -> release_service.ReleaseView:
+def _view(vault: str, number: int = 1) -> release_service.ReleaseView:
     view = release_service.release_view(
-        db_session(), _vault_id(vault), log_origin=log_signer().name
+        db_session(), _vault_id(vault), number, log_origin=log_signer().name
     )
     if view is None:
         raise _not_found()
@@ -304,20 +307,26 @@ class _Commands:
 
 
 def _commands(file: release_service.ReleasedFile) -> _Commands:
-    # The name comes from the reporter's manifest: made safe as a local file
+    # The name comes from the reporter's disclosure: made safe as a local file
     # name (no directory, no leading dash) and quoted for a POSIX shell, so a
-    # hostile name cannot run anything when the command is pasted.
-    name = shlex.quote(safe_filename(file.name, fallback=file.item))
+    # hostile name cannot run anything when the command is pasted. A name the
+    # reporter withheld is the item id.
+    name = shlex.quote(safe_filename(file.name or file.item, fallback=file.item))
     return _Commands(
         decrypt=f"age -d -i key.txt -o {name} {file.item}.age",
         check=f"sha256sum {name}",
     )
 
 
-@pages.get("/release/<vault>")
-def release(vault: str) -> Response:
+# A vault's first release is at /release/<vault> (where its notices and the
+# pages of older servers point); a vault armed again after it and released
+# again has /release/<vault>/2, and so on. /release/<vault>/1 redirects to
+# the first form.
+@pages.get("/release/<vault>", defaults={"number": 1})
+@pages.get("/release/<vault>/<int:number>")
+def release(vault: str, number: int) -> Response:
     """The release page: what was released and how anyone can check it."""
-    view = _view(vault)
+    view = _view(vault, number)
     response = _page(
         "release.html",
         view=view,
@@ -338,12 +347,13 @@ def _stream(head: bytes, payload: BinaryIO) -> Iterator[bytes]:
         payload.close()
 
 
-@pages.get("/release/<vault>/items/<item>.age")
-def release_item(vault: str, item: str) -> Response:
-    """A released item's age file: its header, then its payload, streamed."""
+@pages.get("/release/<vault>/items/<item>.age", defaults={"number": 1})
+@pages.get("/release/<vault>/<int:number>/items/<item>.age")
+def release_item(vault: str, item: str, number: int) -> Response:
+    """A released item's age file as its release published it: header, then payload, streamed."""
     if not ACCOUNT_ID_PATTERN.fullmatch(item):
         raise _not_found()
-    found = release_service.release_item(db_session(), _vault_id(vault), item)
+    found = release_service.release_item(db_session(), _vault_id(vault), item, number)
     if found is None:
         raise _not_found()
     store = blob_store()
@@ -361,17 +371,18 @@ def release_item(vault: str, item: str) -> Response:
         headers={
             "Content-Length": str(found.header_size + found.payload_size),
             # The item id is 32 hex digits: nothing to quote or escape.
-            "Content-Disposition": f'attachment; filename="{found.id}.age"',
+            "Content-Disposition": f'attachment; filename="{found.item}.age"',
         },
         direct_passthrough=True,
     )
     return _cacheable(response, RELEASE_FILE_MAX_AGE)
 
 
-@pages.get("/release/<vault>/key.txt")
-def release_key(vault: str) -> Response:
+@pages.get("/release/<vault>/key.txt", defaults={"number": 1})
+@pages.get("/release/<vault>/<int:number>/key.txt")
+def release_key(vault: str, number: int) -> Response:
     """The release identity, one line, for ``age -d -i key.txt``."""
-    view = _view(vault)
+    view = _view(vault, number)
     if view.identity is None:
         raise _not_found()
     response = Response(view.identity + "\n", mimetype="text/plain")
@@ -382,8 +393,10 @@ def release_key(vault: str) -> Response:
 
 
 def _releasing(vault: str) -> release_service.ReleaseView:
-    view = _view(vault)
-    if view.state != "releasing":
+    """The vault's release under way: the one shares are handed in for."""
+    view = release_service.under_way(db_session(), _vault_id(vault), log_origin=log_signer().name)
+    if view is None:
+        _view(vault)  # 404 unless the vault was released once
         raise PageError(409, "Already released", "This release is published; no share is needed.")
     return view
 

@@ -65,7 +65,7 @@ def quick_switches(smtp_port: int, *, worker: bool) -> dict[str, str]:
 
 
 T = TypeVar("T")
-_LINK = re.compile(r'href="(/release/[0-9a-f]+/items/[0-9a-f]+\.age)"')
+_LINK = re.compile(r'href="(/release/[0-9a-f]+(?:/[0-9]+)?/items/[0-9a-f]+\.age)"')
 
 
 def wait_for(what: str, check: Callable[[], T], timeout: float = 90) -> T:
@@ -89,13 +89,21 @@ def expect_notices(box: Mailbox, release_url: str) -> None:
     assert release_url in notice[0].get_content()
 
 
-def released_files(base_url: str, vault: str, directory: Path, names: Iterable[str]) -> list[bytes]:
+def released_files(
+    base_url: str,
+    vault: str,
+    directory: Path,
+    names: Iterable[str],
+    number: int = 1,
+    unnamed: int = 0,
+) -> list[bytes]:
     """The plaintexts of a release, as anyone gets them: from its page, with ``age -d``.
 
-    The page must name every file in ``names`` and link one ``.age`` file
-    for each; the key must be a plain age identity.
+    The page (of the vault's release ``number``) must name every file in
+    ``names`` and link one ``.age`` file for each, and for ``unnamed`` more
+    whose names the reporter withheld; the key must be a plain age identity.
     """
-    page_url = f"{base_url}/release/{vault}"
+    page_url = f"{base_url}/release/{vault}" + ("" if number == 1 else f"/{number}")
     page = requests.get(page_url, timeout=30)
     assert page.status_code == 200
     text = html.unescape(page.text)
@@ -108,7 +116,7 @@ def released_files(base_url: str, vault: str, directory: Path, names: Iterable[s
     key_file = directory / "release-key.txt"
     key_file.write_text(key.text)
     links = sorted(set(_LINK.findall(page.text)))
-    assert len(links) == len(wanted)
+    assert len(links) == len(wanted) + unnamed
     plaintexts = []
     for link in links:
         download = requests.get(base_url + link, timeout=60)

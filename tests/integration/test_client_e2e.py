@@ -505,7 +505,7 @@ def test_evidence_packages_verify_offline_and_tampering_is_caught(
         (package / "item.age").write_bytes(bytes(data))
 
     def swap_manifest(package: Path) -> None:
-        shutil.copy(pkg_b / "manifest.json", package / "manifest.json")
+        shutil.copy(pkg_b / "disclosure.json", package / "disclosure.json")
 
     def edit_entry(package: Path) -> None:
         upload = next(
@@ -518,8 +518,8 @@ def test_evidence_packages_verify_offline_and_tampering_is_caught(
     # A naive forger leaves package.json alone; a careful one updates its hashes.
     cases = [
         (flip_payload, False, "item.age was altered"),
-        (flip_payload, True, "item.age does not match manifest.json"),
-        (swap_manifest, True, "manifest.json does not describe the item"),
+        (flip_payload, True, "item.age does not match disclosure.json"),
+        (swap_manifest, True, "disclosure.json does not describe the item"),
         (edit_entry, True, "is not in the log at index"),
     ]
     for n, (change, rehash, message) in enumerate(cases):

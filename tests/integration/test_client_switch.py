@@ -34,7 +34,10 @@ from vault.shares import combine_shares
 from .client_env import (
     DURESS,
     PASSPHRASE,
+    Drop,
+    Exchange,
     Person,
+    Proxy,
     ServerProcess,
     _run,
     assert_ok,
@@ -46,6 +49,15 @@ from .client_env import (
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
 CHECKIN_PHRASE = "lantern meadow copper violin seventeen"
+
+
+@pytest.fixture(scope="module")
+def proxy(server: ServerProcess) -> Iterator[Proxy]:
+    started = Proxy(server.url)
+    try:
+        yield started
+    finally:
+        started.close()
 
 
 @dataclass(frozen=True)
@@ -383,3 +395,202 @@ def test_web_check_in_phrases(crew: Crew) -> None:
     assert refused.returncode == 1
     assert "passphrase too short" in refused.err
     assert PASSPHRASE not in refused.err
+
+
+# 4. A refused `switch set` changes nothing -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a refused ``switch set`` must leave as it was: on the server, and on the device."""
+
+    log_size: int
+    items: dict[str, tuple[str, bytes, str | None, int]]
+    """Item id → header hash, header bytes, manifest hash, release-set flag."""
+    switch: tuple[Any, ...] | None
+    device: dict[str, bytes]
+    """Every file of the device's evault directory but the lock, by relative path."""
+
+
+def _footprint(server: ServerProcess, person: Person) -> Footprint:
+    vault = person.state()["vault"]
+    blobs = server.data_dir / "blobs" / "blobs"
+    with server.db() as db:
+        size = db.execute("SELECT COUNT(*) FROM log_entries").fetchone()[0]
+        rows = db.execute(
+            "SELECT id, header_key, manifest_key, release_set FROM items WHERE vault_id = ?",
+            (vault,),
+        ).fetchall()
+        switch = db.execute("SELECT * FROM switches WHERE vault_id = ?", (vault,)).fetchone()
+    items = {
+        item: (header, (blobs / header[:2] / header).read_bytes(), manifest, flag)
+        for item, header, manifest, flag in rows
+    }
+    device = {
+        str(path.relative_to(person.home)): path.read_bytes()
+        for path in sorted(person.home.rglob("*"))
+        if path.is_file() and path.name != ".lock"
+    }
+    return Footprint(log_size=size, items=items, switch=switch, device=device)
+
+
+def _only_reads_since(server: ServerProcess, size: int, reads: tuple[str, ...]) -> None:
+    """Every entry the log gained since ``size`` is one of ``reads``, never a change.
+
+    Any signed-in command logs its login; reading an item's header to
+    re-wrap it logs a download, as every read of an item does.
+    """
+    with server.db() as db:
+        rows = db.execute("SELECT data FROM log_entries WHERE idx >= ?", (size,)).fetchall()
+    assert {json.loads(data)["type"] for (data,) in rows} <= set(reads)
+
+
+def _unchanged(
+    server: ServerProcess,
+    person: Person,
+    before: Footprint,
+    reads: tuple[str, ...] = ("account.login",),
+) -> None:
+    after = _footprint(server, person)
+    _only_reads_since(server, before.log_size, reads)
+    assert after.items == before.items
+    assert after.switch == before.switch
+    assert after.device == before.device
+
+
+def test_a_refused_switch_set_changes_nothing(
+    crew: Crew, server: ServerProcess, proxy: Proxy, tmp_path: Path
+) -> None:
+    """Too short an interval, a bad trustee or threshold, armed already: nothing changes.
+
+    Rita talks to the server through a proxy, so that the last case can show
+    her device a disarmed switch while the server has it armed, as a second
+    device arming at the same moment would.
+    """
+    (rita,) = enroll(server, tmp_path, [("rita", "reporter", proxy.url)])
+    pin(rita, crew.maria)
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_bytes(name.encode() * 10)
+    rita.add(tmp_path / "a.txt", tmp_path / "b.txt")
+    rita.ok("share", next(iter(rita.items())), "--with", "maria")
+
+    cases = [
+        (["--every", "30s"], "the server refused to arm the switch: 'interval' must be"),
+        (["--every", "1d", "--trustee", "nobody"], "nobody"),
+        (["--every", "1d", "--trustee", "maria", "--threshold", "3"], "threshold must be"),
+        (["--every", "1d", "--remind-before", "2d"], "a reminder must come before the deadline"),
+        (["--every", "1d", "--reveal-item", f"{'f' * 32}=none"], "--reveal-item names ffff"),
+        (["--every", "1d", "--reveal", "everything"], "invalid choice of what to publish"),
+    ]
+    for options, message in cases:
+        before = _footprint(server, rita)
+        err = rita.fails("switch", "set", *options)
+        assert message in err, (options, err)
+        _unchanged(server, rita, before)
+        if "the server refused" in err:
+            assert "evault: hint: nothing was changed" in err
+
+    # The items are re-wrapped and staged, and then the arm itself never arrives
+    # (a dropped line): the server applies nothing without it.
+    def drop_the_arm(exchange: Exchange) -> None:
+        if exchange.path == "/api/v1/switch/arm" and b'"dry_run"' not in exchange.body:
+            raise Drop
+
+    before = _footprint(server, rita)
+    proxy.before = drop_the_arm
+    try:
+        err = rita.fails("switch", "set", "--every", "1d")
+    finally:
+        proxy.reset()
+    _unchanged(server, rita, before, reads=("account.login", "item.downloaded"))
+    with server.db() as db:
+        staged = db.execute("SELECT COUNT(*) FROM staged_release_items").fetchone()[0]
+    assert staged == 2, err  # waiting for an arm that never came: they change nothing
+
+    # Armed from "another device" between this device's look and its arming.
+    rita.ok("switch", "set", "--every", "1d")
+    with server.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM staged_release_items").fetchone()[0] == 0
+
+    def disarmed(exchange: Exchange) -> None:
+        if exchange.method == "GET" and exchange.path == "/api/v1/switch":
+            exchange.set_json({"state": "disarmed"})
+
+    before = _footprint(server, rita)
+    proxy.after = disarmed
+    try:
+        err = rita.fails("switch", "set", "--every", "2d")
+    finally:
+        proxy.reset()
+    assert "the switch was armed meanwhile" in err
+    assert "nothing was changed" in err
+    # The hint leads somewhere true: the status shows it, and a policy change works.
+    assert "`evault switch status`" in err
+    _unchanged(server, rita, before)
+    assert rita.json("switch", "status")["state"] == "armed"
+    assert "Applied" in rita.ok("switch", "set", "--every", "12h").out
+
+
+# 5. Every hint of the switch commands leads somewhere true --------------------------
+
+
+def _hint(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("evault: hint: ")]
+    assert len(lines) == 1, err
+    return lines[0].removeprefix("evault: hint: ")
+
+
+def test_every_hint_of_the_switch_commands_leads_somewhere_true(
+    crew: Crew, server: ServerProcess, proxy: Proxy, tmp_path: Path
+) -> None:
+    (hugo,) = enroll(server, tmp_path, [("hugo", "reporter", proxy.url)])
+    pin(hugo, crew.maria)
+    memo = tmp_path / "memo.txt"
+    memo.write_bytes(b"memo")
+
+    # Not armed: nothing to disarm, no web check-in, no check-in.
+    hint = _hint(hugo.fails("switch", "disarm", "--yes"))
+    assert hint == (
+        "`evault switch status` shows its state; `evault switch set --every 24h` arms it"
+    )
+    assert "Not armed: `evault switch set --every 24h` arms it." in hugo.ok("switch", "status").out
+    assert "`evault switch status`" in _hint(hugo.fails("checkin"))
+    hint = _hint(hugo.fails("switch", "phrase", "--handle", "hugo-desk"))
+    assert hint == "arm it with a handle: `evault switch set --every 24h --handle NAME`"
+    assert _hint(hugo.fails("switch", "set", "--every", "24h", "--handle", "-hugo")) == (
+        "use 3 to 64 lower-case letters, digits and -, not beginning with -"
+    )
+    env = dict(hugo.env, EVAULT_CHECKIN_PHRASE=CHECKIN_PHRASE)
+    assert_ok(_run(hugo.argv("switch", "set", "--every", "24h", "--handle", "hugo-desk"), env))
+    assert hugo.json("switch", "status")["handle"] == "hugo-desk"
+
+    # Armed: nothing to change; trustees fixed.
+    hint = _hint(hugo.fails("switch", "set"))
+    assert hint == "give the options to change, or see `evault switch status`"
+    hint = _hint(hugo.fails("switch", "set", "--trustee", "maria"))
+    assert hint.startswith("`evault switch disarm` (it waits out the cooling-off delay), then")
+    assert "Disarm requested" in hugo.ok("switch", "disarm", "--yes").out
+
+    # While a release is under way, disarming is no way to new trustees.
+    def releasing(exchange: Exchange) -> None:
+        if exchange.method == "GET" and exchange.path == "/api/v1/switch":
+            exchange.set_json({**exchange.json(), "state": "releasing"})
+
+    proxy.after = releasing
+    try:
+        hint = _hint(hugo.fails("switch", "set", "--trustee", "maria"))
+        shown = hugo.ok("switch", "status").out
+    finally:
+        proxy.reset()
+    assert hint.startswith("a release is under way; once it is published, `evault switch set`")
+    assert f"release:       under way: {proxy.url}/release/" in shown
+
+    # A damaged note of the release key: `switch status` notes it again from the log.
+    state = json.loads((hugo.home / "state.json").read_bytes())
+    state["release"] = "age1damaged"
+    (hugo.home / "state.json").write_text(json.dumps(state))
+    hint = _hint(hugo.fails("add", memo))
+    assert hint.startswith("`evault switch status` notes it again")
+    hugo.ok("switch", "status")
+    (added,) = hugo.add(memo)
+    assert added["release"] is True

@@ -345,3 +345,49 @@ def test_panic_declined_leaves_the_keystore(terminal: Spawn, tmp_path: Path) -> 
     assert "evault: error: nothing was changed" in text
     assert "Destroyed" not in text
     assert (home / "keystore").read_bytes() == before
+
+
+def test_arming_and_adding_say_what_becomes_public_and_ask(
+    terminal: Spawn, reporter: Path, tmp_path: Path
+) -> None:
+    """Before arming, and for a file added to an armed vault: what goes public, then questions."""
+    note = "from the ministry, source K"
+    memo = tmp_path / "source-K.txt"
+    memo.write_bytes(b"the memo")
+    run_scripted("add", "--note", note, str(memo), home=reporter)
+    count = len(item_ids(reporter))
+
+    session = terminal("switch", "set", "--every", "1d", home=reporter)
+    session.answer("Passphrase: ", STRONG)
+    session.answer("Publish the file names? [Y/n]: ", "n")
+    session.answer("Publish the capture times? [Y/n]: ", "")
+    session.answer("Publish the notes? [y/N]: ", "")
+    if count > 1:
+        session.answer("Choose file by file instead? [y/N]: ", "")
+    status, screen = session.finish()
+    text = " ".join(plain(screen).split())
+    assert status == 0, text
+    assert f"the contents of these {count} file(s), their sizes, types and hashes" in text
+    assert "your name as on your card (Alice)" in text
+    assert "Notes stay private unless you say so." in text
+    assert "source-K.txt (8 bytes, captured" in text
+    assert (
+        "source-K.txt: the release page shows capture time; private: the file name, the note"
+        in text
+    )
+    assert "Armed: " in text
+
+    later = tmp_path / "call.wav"
+    later.write_bytes(b"a call")
+    session = terminal("add", "--note", "K again", str(later), home=reporter)
+    # Asked before anything is unlocked or sent.
+    session.answer("call.wav: publish its name? [Y/n]: ", "")
+    session.answer("call.wav: publish its capture time (", "n")
+    session.answer("call.wav: publish its note? [y/N]: ", "y")
+    session.answer("Passphrase: ", STRONG)
+    status, screen = session.finish()
+    text = " ".join(plain(screen).split())
+    assert status == 0, text
+    assert "call.wav joins the release set: when released, anyone can decrypt it" in text
+    assert "call.wav: the release page shows name, note; private: the capture time" in text
+    assert "in the release set" in text

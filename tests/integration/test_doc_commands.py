@@ -109,11 +109,22 @@ def test_readme(transcript: Transcript, tmp_path: Path) -> None:
 
         # The switch, with Tom as the trustee Alice has verified.
         pin(alice, tom)
-        run("evault switch set --every 3d")
+        run(
+            "evault switch set --every 3d",
+            answers=[
+                ("Publish the file names?", "y"),
+                ("Publish the capture times?", "n"),
+                ("Choose file by file instead?", "n"),
+            ],
+        )
         run("evault checkin")
         status = run("evault switch status")
         assert re.search(r"state:\s+armed", status)
-        assert "in the release set" in run("evault add late.txt")
+        late = run(
+            "evault add late.txt",
+            answers=[("publish its name?", "y"), ("publish its capture time", "y")],
+        )
+        assert "in the release set" in late
         run(
             "evault rm d6c2a51075bc98480ddf8e779f67e6c4",
             replace={"d6c2a51075bc98480ddf8e779f67e6c4": ids["interview.wav"]},
@@ -229,7 +240,16 @@ def test_guides(transcript: Transcript, newsroom: ServerProcess, tmp_path: Path)
     ids = added(as_you("evault add interview.wav memo.pdf"))
     pin(you, maria)
     you.ok("share", ids["memo.pdf"], "--with", "maria")
-    as_you("evault switch set --every 3d --grace 12h")
+    armed = as_you(
+        "evault switch set --every 3d --grace 12h",
+        answers=[
+            ("Publish the file names?", "y"),
+            ("Publish the capture times?", "y"),
+            ("Publish the notes?", "n"),
+            ("Choose file by file instead?", "n"),
+        ],
+    )
+    assert "private: the note" in armed
     as_you("evault checkin")
     as_you("evault export ITEM -o memo-evidence/", replace={"ITEM": ids["memo.pdf"]})
 

@@ -159,12 +159,16 @@ def test_a_rotated_log_key_is_followed_and_old_evidence_still_verifies(
     full = ana.ok("log", "verify", "--full")
     assert "OK" in full.out
 
-    # Evidence packages: the old receipt with the key chain (version 2), the new one without.
+    # Evidence packages: the old receipt with the key chain, the new one without.
     pkg_old, pkg_new = tmp_path / "package-old", tmp_path / "package-new"
     ana.ok("export", old_item, "-o", pkg_old)
     ana.ok("export", new_item, "-o", pkg_new)
-    assert canonical.loads((pkg_old / "package.json").read_bytes())["v"] == 2
-    assert canonical.loads((pkg_new / "package.json").read_bytes())["v"] == 1
+    # Made for someone else (a disclosure, no note): version 3, with the key chain
+    # only where a receipt needs it.
+    assert canonical.loads((pkg_old / "package.json").read_bytes())["v"] == 3
+    assert canonical.loads((pkg_new / "package.json").read_bytes())["v"] == 3
+    assert (pkg_old / "log-keys.json").exists()
+    assert not (pkg_new / "log-keys.json").exists()
     ((_, kept),) = _kept_receipts(ana, old_item)
     assert kept in [p.read_bytes() for p in (pkg_old / "entries").glob("*.proof")]
 

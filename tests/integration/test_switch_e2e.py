@@ -11,6 +11,7 @@ the Debian ``age`` tool and the published key to the original bytes.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from server.notify import verify_webhook
 from vault import canonical
@@ -140,3 +142,163 @@ def test_armed_missed_released_and_decrypted_with_age(
         assert verified.returncode == 0, str(verified)
         status = json.loads(ana.ok("--json", "switch", "status").stdout)
         assert status["state"] == "released"
+
+
+def test_a_released_vault_is_armed_again_and_released_again(
+    tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """After a release, `switch set` arms again: a fresh key, a fresh release set, a new page.
+
+    The first release's page stays byte for byte what it was, and what it
+    links still decrypts with its key; the second release holds only what
+    the first did not publish.
+    """
+    box, smtp_port = mailbox
+    with ServerProcess.started(
+        tmp_path / "server", quick_switches(smtp_port, worker=True)
+    ) as server:
+        (ana,) = enroll(server, tmp_path, [("ana", "reporter")])
+        first = tmp_path / "first.txt"
+        first.write_bytes(b"the first file\n")
+        ana.add(first)
+        quick = ["--every", "3s", "--grace", "1s", "--publish-email", "desk@example.org"]
+        first_key = ana.json("switch", "set", *quick)["release_recipient"]
+        vault = ana.json("switch", "status")["vault"]
+        wait_for("the first release", lambda: ana.json("switch", "status")["state"] == "released")
+        page = f"{server.url}/release/{vault}"
+        first_page = requests.get(page, timeout=30).content
+        (tmp_path / "one").mkdir()
+        assert released_files(server.url, vault, tmp_path / "one", ["first.txt"]) == [
+            first.read_bytes()
+        ]
+
+        # What the reporter is told now leads somewhere true.
+        status = ana.ok("switch", "status").out
+        assert "release 1, " in status
+        assert page in status
+        assert "`evault switch set --every 24h` arms it again" in status
+        refused = ana.fails("checkin")
+        assert "`evault switch status`" in refused
+
+        second = tmp_path / "second.txt"
+        second.write_bytes(b"the second file\n")
+        (added,) = ana.add(second)
+        assert added["release"] is False  # released: no release set until armed again
+        armed = ana.json("switch", "set", *quick)
+        assert armed["release_items"] == [added["item"]]  # the first file stays published
+        assert armed["release_recipient"] != first_key  # a fresh release key
+        wait_for(
+            "the second release",
+            lambda: len(ana.json("switch", "status")["releases"]) == 2,
+        )
+        releases = ana.json("switch", "status")["releases"]
+        assert [r["page"] for r in releases] == [page, f"{page}/2"]
+        (tmp_path / "two").mkdir()
+        recovered = released_files(server.url, vault, tmp_path / "two", ["second.txt"], number=2)
+        assert recovered == [second.read_bytes()]
+        assert "first.txt" not in requests.get(f"{page}/2", timeout=30).text
+        # The first release is as it was, and still decrypts with its own key.
+        assert requests.get(page, timeout=30).content == first_page
+        (tmp_path / "again").mkdir()
+        assert released_files(server.url, vault, tmp_path / "again", ["first.txt"]) == [
+            first.read_bytes()
+        ]
+        notices = wait_for(
+            "two release notices",
+            lambda: box.to("desk@example.org") if len(box.to("desk@example.org")) >= 2 else [],
+        )
+        assert f"{page}/2 " in notices[-1].get_content()
+        verified = ana.run("log", "verify", "--full")
+        assert verified.returncode == 0, str(verified)
+
+
+NOTE = "from the ministry, source K"
+
+
+def _log_text(base_url: str) -> str:
+    """Every entry of the public log, as anyone can read it."""
+    size = int(requests.get(f"{base_url}/api/v1/log/checkpoint", timeout=30).text.split("\n")[1])
+    pages = []
+    for start in range(0, size, 256):
+        answer = requests.get(
+            f"{base_url}/api/v1/log/entries",
+            params={"start": start, "end": min(size, start + 256)},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        pages.append(answer.text)
+    return "".join(pages)
+
+
+def test_a_note_is_never_published_unless_chosen(
+    tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """`add --note` without opting in: not on the release page, in the public log or a package.
+
+    The released files still decrypt with `age -d` and the published key. A
+    package made for someone else leaves the note out unless asked.
+    """
+    _, smtp_port = mailbox
+    with ServerProcess.started(
+        tmp_path / "server", quick_switches(smtp_port, worker=True)
+    ) as server:
+        ana, ed = enroll(server, tmp_path, [("ana", "reporter"), ("ed", "editor")])
+        pin(ana, ed)
+        files = {
+            "ministry.txt": b"the ministry's memo\n",
+            "call-with-K.wav": b"a call\n",
+            "diary.txt": b"the diary\n",
+        }
+        for name, data in files.items():
+            (tmp_path / name).write_bytes(data)
+        (memo,) = ana.json("add", "--note", NOTE, tmp_path / "ministry.txt")["added"]
+        armed = ana.json(
+            "switch", "set", "--every", "5s", "--grace", "1s",
+            "--publish-email", "desk@example.org",
+        )  # fmt: skip
+        assert armed["reveal"] == {memo["item"]: "name,time"}
+        (call,) = ana.json("add", "--note", NOTE, "--reveal", "none", tmp_path / "call-with-K.wav")[
+            "added"
+        ]
+        assert call["reveal"] == "none"
+        (diary,) = ana.json(
+            "add", "--note", "may be published", "--reveal", "name,note", tmp_path / "diary.txt"
+        )["added"]
+        assert diary["reveal"] == "name,note"
+        vault = ana.json("switch", "status")["vault"]
+        wait_for("the release", lambda: ana.json("switch", "status")["state"] == "released")
+
+        page = html.unescape(requests.get(f"{server.url}/release/{vault}", timeout=30).text)
+        assert NOTE not in page
+        assert "ministry.txt" in page
+        assert "call-with-K" not in page
+        assert "may be published" in page
+        assert NOTE not in _log_text(server.url)
+        assert "call-with-K" not in _log_text(server.url)
+        recovered = released_files(
+            server.url, vault, tmp_path, ["ministry.txt", "diary.txt"], unnamed=1
+        )
+        assert sorted(recovered) == sorted(files.values())
+
+        # A package for someone else leaves the note out, and says so; asked, it holds it.
+        package = tmp_path / "for-the-court"
+        exported = ana.run("export", memo["item"], "-o", package)
+        assert exported.returncode == 0, str(exported)
+        assert "not the note." in exported.err
+        for path in package.rglob("*"):
+            if path.is_file():
+                assert NOTE.encode() not in path.read_bytes(), path
+        readme = (package / "README.txt").read_text()
+        assert "not the reporter's note: it was left out of this package" in readme
+        verdict = ana.ok("verify", package).out
+        assert "not the reporter's note: it was left out of this package" in verdict
+        kept = tmp_path / "for-myself"
+        ana.ok("export", memo["item"], "-o", kept, "--with-note")
+        assert NOTE.encode() in (kept / "manifest.json").read_bytes()
+        # An editor holds the manifest, and only the reporter can sign without the note.
+        ana.ok("share", memo["item"], "--with", "ed")
+        refused = ed.fails("export", memo["item"], "-o", tmp_path / "by-ed")
+        assert "only the reporter can make a package that leaves it out" in refused
+        assert "--with-note" in refused
+        assert not (tmp_path / "by-ed").exists()
+        ed.ok("export", memo["item"], "-o", tmp_path / "by-ed", "--with-note")

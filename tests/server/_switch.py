@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from client.recipients import encrypt, new_header
 from server.clock import ManualClock
 from server.config import Config
 from server.models import OutboxMessage
@@ -20,6 +21,8 @@ from tests.server._items import OCTETS, User, user
 from vault import age
 from vault._base64 import b64encode
 from vault.age.format import Source, parse_header
+from vault.age.stream import encrypt_payload
+from vault.disclosure import Disclosure, Reveal
 from vault.keys import PersonalIdentity
 from vault.manifest import Manifest
 from vault.shares import share_commitment, split_secret
@@ -109,9 +112,14 @@ def add_item(
     release: bool = False,
     headers: dict[str, str] | None = None,
     decoy: bool = False,
+    note: str = "",
+    disclose: tuple[age.X25519Recipient, Reveal] | None = None,
 ) -> str:
     """Upload a real item with a signed manifest, encrypted to the reporter and ``extra``.
 
+    With ``disclose`` (a release recipient and a choice), the item joins the
+    release set as a client does it: its header is encrypted to the release
+    recipient too, its manifest is not, and its disclosure goes with it.
     With ``decoy`` the item is one of the decoy vault's, made by the twin; given
     ``headers`` of a session under duress, the session uploads it (and with
     ``decoy`` too, the item is that session's decoy, which it keeps to itself).
@@ -120,7 +128,9 @@ def add_item(
     headers = who.headers if headers is None else headers
     recipients = [owner.card().age_recipient(), *(extra or [])]
     out = io.BytesIO()
-    age.encrypt(io.BytesIO(plaintext), out, recipients)
+    header_of_item, file_key = new_header(recipients, None if disclose is None else disclose[0])
+    out.write(header_of_item.marshal())
+    encrypt_payload(file_key, io.BytesIO(plaintext), out.write)
     data = out.getvalue()
     header = parse_header(Source(io.BytesIO(data))).marshal()
     payload = data[len(header) :]
@@ -145,7 +155,7 @@ def add_item(
         plaintext_sha256=hashlib.sha256(plaintext).hexdigest(),
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         captured_at=Manifest.now(),
-        note="",
+        note=note,
         signer=owner.card().signing_key,
     ).sign(owner)
     sealed = io.BytesIO()
@@ -158,8 +168,13 @@ def add_item(
     )
     assert put.status_code == 200, put.json
     body: dict[str, Any] = {"manifest": b64encode(sealed.getvalue())}
-    if release:
+    if release or disclose is not None:
         body["release"] = True
+    if disclose is not None:
+        disclosure = Disclosure.of(manifest.manifest, disclose[1]).sign(owner).to_json()
+        body["disclosure"] = b64encode(
+            encrypt(disclosure, [owner.card().age_recipient()], disclose[0])
+        )
     committed = client.post(f"/api/v1/uploads/{upload['id']}/commit", json=body, headers=headers)
     assert committed.status_code == 201, committed.json
     item_id: str = committed.json["item"]["id"]

@@ -1,22 +1,24 @@
-"""Migration 0008 (the decoy vault) on SQLite and PostgreSQL, with a log and items from before it.
+"""Migration 0008 (atomic arming, arming again) on SQLite and PostgreSQL, with a released vault.
 
-Rows are written as a 0007 server wrote them; the upgrade indexes each entry
-that names an item, records every item ever uploaded as a real one (deleted
-ones too) and leaves every item real. The downgrade drops what an older
-server cannot use, and with it the decoy items, which it would take for real
-ones.
+The rows are written as a 0007 server wrote them: a released vault, its
+release and its items. The upgrade numbers the release 1, gives it its
+arming's recipient, commitment and log entry, and marks the release-set
+items as published by it; the downgrade keeps the first release of each
+vault and drops the columns.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import insert, inspect, select, update
+import datetime as dt
+
+from sqlalchemy import column, insert, inspect, select, table
 
 from server import migrate
 from server.db import make_engine
-from server.models import Account, Item, ItemSide, LogEntry, utcnow
+from server.models import Account, Item, Release, Switch, utcnow
 from server.services.accounts import new_id
 from tests.server._helpers import identity
-from vault import canonical, merkle
+from vault import canonical
 
 
 def _columns(url: str, table: str) -> set[str]:
@@ -28,21 +30,25 @@ def _columns(url: str, table: str) -> set[str]:
         engine.dispose()
 
 
-def test_0008_indexes_the_log_keeps_items_real_and_goes_down_again(db_url: str) -> None:
+def test_0008_numbers_the_releases_made_before_it_and_goes_down_again(db_url: str) -> None:
     migrate.upgrade(db_url, "0007")
+    assert "number" not in _columns(db_url, "releases")
     card = identity("Ana").card()
     account, vault, now = new_id(), new_id(), utcnow()
-    kept, deleted = new_id(), new_id()
-    events = [
-        {"type": "account.registered", "account": account, "vault": vault, "time": 1},
-        {"type": "item.uploaded", "item": kept, "account": account, "vault": vault, "time": 2},
-        {"type": "item.uploaded", "item": deleted, "account": account, "vault": vault, "time": 3},
-        {"type": "item.downloaded", "item": kept, "account": account, "time": 4},
-        {"type": "item.deleted", "item": deleted, "account": account, "time": 5},
-    ]
+    commitment = canonical.dumps({"count": 1, "sha256": ["ab" * 32]})
+    published, kept_out = new_id(), new_id()
+    item = {
+        "account_id": account,
+        "vault_id": vault,
+        "header_key": "cd" * 32,
+        "header_size": 100,
+        "payload_key": "ab" * 32,
+        "payload_size": 200,
+        "created_at": now,
+    }
+    # Only the columns a 0007 server knew: an insert names no others.
     engine = make_engine(db_url)
     try:
-        # Only the columns a 0007 server knew: an insert names no others.
         with engine.begin() as connection:
             connection.execute(
                 insert(Account.__table__).values(
@@ -54,69 +60,83 @@ def test_0008_indexes_the_log_keeps_items_real_and_goes_down_again(db_url: str) 
                     created_at=now,
                 )
             )
-            for idx, event in enumerate(events):
-                data = canonical.dumps(event)
-                connection.execute(
-                    insert(LogEntry.__table__).values(
-                        idx=idx, data=data, leaf_hash=merkle.leaf_hash(data), created_at=now
-                    )
-                )
             connection.execute(
-                insert(Item.__table__).values(
-                    id=kept,
-                    account_id=account,
+                insert(Switch.__table__).values(
                     vault_id=vault,
-                    header_key="a" * 64,
-                    header_size=100,
-                    payload_key="b" * 64,
-                    payload_size=1000,
-                    release_set=False,
-                    created_at=now,
+                    account_id=account,
+                    state="released",
+                    version=5,
+                    policy=b"{}",
+                    interval_s=86400,
+                    grace_s=0,
+                    cooling_off_s=0,
+                    duress_mode="alert",
+                    threshold=1,
+                    shares=1,
+                    release_recipient="age1example",
+                    commitment=commitment,
+                    failed_phrases=0,
+                    armed_at=now,
+                    armed_entry=7,
+                    last_checkin_at=now,
+                    deadline_at=now + dt.timedelta(days=1),
+                    reminders_sent=0,
+                    released_at=now,
+                )
+            )
+            connection.execute(
+                insert(Item.__table__),
+                [
+                    {**item, "id": published, "release_set": True},
+                    {**item, "id": kept_out, "release_set": False},
+                ],
+            )
+            # The releases table of 0007: the model's has more to its key.
+            old_releases = table(
+                "releases", column("vault_id"), column("identity"), column("report"),
+                column("published_at"),
+            )  # fmt: skip
+            connection.execute(
+                insert(old_releases).values(
+                    vault_id=vault,
+                    identity="AGE-SECRET-KEY-1EXAMPLE",
+                    report=b'{"files":[]}',
+                    published_at=now,
                 )
             )
     finally:
         engine.dispose()
 
     migrate.upgrade(db_url, "0008")
-    entries, sides, items = LogEntry.__table__, ItemSide.__table__, Item.__table__
-    engine = make_engine(db_url)
-    try:
-        with engine.begin() as connection:
-            indexed = connection.execute(
-                select(entries.c.idx, entries.c.item_id).order_by(entries.c.idx)
-            ).all()
-            recorded = connection.execute(
-                select(sides.c.item_id, sides.c.account_id, sides.c.layer)
-            ).all()
-            layers = connection.execute(select(items.c.id, items.c.layer)).all()
-            # A decoy made after the upgrade, which an older server must not keep.
-            connection.execute(update(items).where(items.c.id == kept).values(layer=1))
-    finally:
-        engine.dispose()
-    assert [tuple(row) for row in indexed] == [
-        (0, None),
-        (1, kept),
-        (2, deleted),
-        (3, kept),
-        (4, deleted),
-    ]
-    assert sorted(tuple(row) for row in recorded) == sorted(
-        [(kept, account, 0), (deleted, account, 0)]
-    )
-    assert [tuple(row) for row in layers] == [(kept, 0)]
-
-    migrate.downgrade(db_url, "0007")
-    assert "layer" not in _columns(db_url, "items")
-    assert "item_id" not in _columns(db_url, "log_entries")
-    assert "duress_card" not in _columns(db_url, "accounts")
+    releases, items = Release.__table__, Item.__table__
     engine = make_engine(db_url)
     try:
         with engine.connect() as connection:
-            left = connection.execute(select(Item.__table__.c.id)).all()
-            logged = connection.execute(select(LogEntry.__table__.c.idx)).all()
-            tables = set(inspect(connection).get_table_names())
+            rows = connection.execute(
+                select(
+                    releases.c.vault_id,
+                    releases.c.number,
+                    releases.c.identity,
+                    releases.c.recipient,
+                    releases.c.commitment,
+                    releases.c.armed_entry,
+                )
+            ).all()
+            marked = dict(connection.execute(select(items.c.id, items.c.released_in)).all())
     finally:
         engine.dispose()
-    assert left == []
-    assert len(logged) == len(events)
-    assert "item_sides" not in tables
+    assert [tuple(row) for row in rows] == [
+        (vault, 1, "AGE-SECRET-KEY-1EXAMPLE", "age1example", commitment, 7)
+    ]
+    assert marked == {published: 1, kept_out: None}
+
+    migrate.downgrade(db_url, "0007")
+    assert "number" not in _columns(db_url, "releases")
+    assert "released_in" not in _columns(db_url, "items")
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            kept = connection.execute(select(releases.c.vault_id, releases.c.identity)).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in kept] == [(vault, "AGE-SECRET-KEY-1EXAMPLE")]

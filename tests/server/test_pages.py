@@ -340,16 +340,19 @@ def test_share_form_while_releasing(app: Flask, config: Config, client: FlaskCli
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_pages_are_public_by_name(app: Flask) -> None:
-    rules = {
-        r.endpoint: r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("pages.")
-    }
-    assert set(rules) == {e for e in PUBLIC_ENDPOINTS if e.startswith("pages.")}
-    assert set(rules.values()) == {
+    rules = [
+        (r.endpoint, r.rule) for r in app.url_map.iter_rules() if r.endpoint.startswith("pages.")
+    ]
+    assert {e for e, _ in rules} == {e for e in PUBLIC_ENDPOINTS if e.startswith("pages.")}
+    assert {rule for _, rule in rules} == {
         "/invite",
         "/checkin",
         "/static/evault.css",
         "/release/<vault>",
+        "/release/<vault>/<int:number>",
         "/release/<vault>/items/<item>.age",
+        "/release/<vault>/<int:number>/items/<item>.age",
         "/release/<vault>/key.txt",
+        "/release/<vault>/<int:number>/key.txt",
         "/release/<vault>/share",
     }

@@ -278,6 +278,13 @@ def test_a_bad_policy_is_refused_plainly_and_nothing_is_stored(
         assert answer.status_code == 400, (change, answer.json)
         assert answer.json["error"] == "bad_request"
         assert message in answer.json["message"], (change, answer.json)
+        # The dry run is the same code: the same refusal, word for word.
+        dry = client.post(
+            "/api/v1/switch/arm",
+            json={**body, "policy": policy, "dry_run": True},
+            headers=who.headers,
+        )
+        assert (dry.status_code, dry.json) == (answer.status_code, answer.json)
     without_interval = {k: v for k, v in POLICY.items() if k != "interval"}
     answer = client.post(
         "/api/v1/switch/arm", json={**body, "policy": without_interval}, headers=who.headers
@@ -379,6 +386,10 @@ def test_bad_custodians_items_and_recipients_are_refused_and_nothing_is_stored(
         assert answer.status_code == 400, (change, answer.json)
         assert answer.json["error"] == "bad_request"
         assert message in answer.json["message"], (change, answer.json)
+        dry = client.post(
+            "/api/v1/switch/arm", json={**good, **change, "dry_run": True}, headers=who.headers
+        )
+        assert (dry.status_code, dry.json) == (answer.status_code, answer.json)
     # The API refuses a post-quantum recipient by its length; the service by its type.
     with app.extensions["evault"].sessions() as session:
         account = session.get(Account, who.user.id)
@@ -406,6 +417,14 @@ def test_bad_custodians_items_and_recipients_are_refused_and_nothing_is_stored(
     )
     assert client.get("/api/v1/trustee/vaults", headers=tom.headers).json == {"vaults": []}
 
+    # A dry run that would succeed answers so and writes nothing either.
+    dry = client.post("/api/v1/switch/arm", json={**good, "dry_run": True}, headers=who.headers)
+    assert (dry.status_code, dry.json) == (200, {"dry_run": True})
+    assert _status(client, who.headers) == {"state": "disarmed"}
+    assert _log_size(app) == before
+    bad = client.post("/api/v1/switch/arm", json={**good, "dry_run": 1}, headers=who.headers)
+    assert bad.json == {"error": "bad_request", "message": "field 'dry_run' must be true or false"}
+
     first = client.post("/api/v1/switch/arm", json=good, headers=who.headers)
     assert first.status_code == 201, first.json
     armed_status = _status(client, who.headers)
@@ -413,6 +432,8 @@ def test_bad_custodians_items_and_recipients_are_refused_and_nothing_is_stored(
     again = client.post("/api/v1/switch/arm", json=good, headers=who.headers)
     assert again.status_code == 409
     assert again.json["error"] == "conflict"
+    dry = client.post("/api/v1/switch/arm", json={**good, "dry_run": True}, headers=who.headers)
+    assert (dry.status_code, dry.json) == (again.status_code, again.json)
     assert _log_size(app) == size
     assert _status(client, who.headers) == armed_status
 
@@ -1125,6 +1146,9 @@ def test_switch_answers_match_the_openapi_document(
     )
     _, body = _arm_body(client, who, age.X25519Identity.generate())
     expect(f"{s}/arm", "post", client.post(f"{s}/arm", json=body, headers=who.headers), 409)
+    dry = {**body, "release_items": [], "dry_run": True}
+    expect(f"{s}/arm", "post", client.post(f"{s}/arm", json=dry, headers=ana), 200)
+    expect(f"{s}/arm", "post", client.post(f"{s}/arm", json=dry, headers=who.headers), 409)
     assert expect(s, "get", client.get(s, headers=who.headers), 200).json["handle"] == "ben-desk"
     expect(s, "get", client.get(s, headers=duress_login(client, who)), 200)
 

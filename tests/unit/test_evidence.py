@@ -16,7 +16,7 @@ import re
 import shutil
 import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +26,7 @@ from tests.helpers import encrypt_bytes
 from vault import age, canonical, evidence, merkle
 from vault.age.format import Source, parse_header
 from vault.age.stream import CHUNK_SIZE, payload_size
+from vault.disclosure import Disclosure, Reveal, SignedDisclosure
 from vault.errors import (
     ConfigError,
     FormatError,
@@ -145,7 +146,7 @@ def _manifest(blob: bytes = b"", plaintext: bytes = PLAINTEXT, **changes: object
         "signer": REPORTER.card().signing_key,
     }
     fields.update(changes)
-    return Manifest(**fields)  # type: ignore[arg-type]
+    return Manifest(**fields)
 
 
 ITEM = encrypt_bytes(PLAINTEXT, [REPORTER.card().age_recipient()])
@@ -195,7 +196,7 @@ def make(
     where: Path,
     *,
     item: bytes = ITEM,
-    manifest: SignedManifest = SIGNED,
+    manifest: SignedManifest | SignedDisclosure = SIGNED,
     card: Card | None = None,
     entries: Sequence[Entry] = ENTRIES,
     log_key: str | None = None,
@@ -954,7 +955,7 @@ def _index_value(package: Path) -> dict[str, object]:
     [
         (b'{"v": 1}', "malformed package.json: invalid JSON: not in canonical form"),
         (b"[]", "malformed package.json: not an object"),
-        (b'{"files":{},"item":"a","v":3,"vault":"b"}', "unsupported evidence package version"),
+        (b'{"files":{},"item":"a","v":4,"vault":"b"}', "unsupported evidence package version"),
         (b'{"files":{},"item":"a","v":1,"vault":"b","x":0}', "unexpected or missing fields"),
         (b'{"files":{},"item":"a/b","v":1,"vault":"b"}', "invalid item id"),
         (b'{"files":[],"item":"a","v":1,"vault":"b"}', "files must be an object"),
@@ -1057,7 +1058,7 @@ def test_bad_inputs_leave_nothing(
     tmp_path: Path, changes: dict[str, object], error: type[VaultError], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        make(tmp_path, **changes)  # type: ignore[arg-type]
+        make(tmp_path, **changes)
     assert leftovers(tmp_path) == []
 
 
@@ -1087,3 +1088,93 @@ def test_item_is_streamed_from_a_pipe(tmp_path: Path) -> None:
         entries=ENTRIES,
     )
     assert (directory / "item.age").read_bytes() == ITEM
+
+
+# version 3: a disclosure instead of the manifest --------------------------------------
+
+
+def _disclosed(reveal: Reveal, identity: PersonalIdentity = REPORTER) -> SignedDisclosure:
+    return Disclosure.of(_manifest(signer=identity.card().signing_key), reveal).sign(identity)
+
+
+def test_a_package_for_someone_else_leaves_the_note_out_and_says_what_it_reveals(
+    tmp_path: Path,
+) -> None:
+    """A disclosure without the note: version 3, disclosure.json, and the note nowhere."""
+    note = _manifest().note.encode()
+    disclosed = make(tmp_path, manifest=_disclosed(Reveal(name=True, time=True, note=False)))
+    names = {p.relative_to(disclosed).as_posix() for p in disclosed.rglob("*") if p.is_file()}
+    assert "disclosure.json" in names
+    assert "manifest.json" not in names
+    assert canonical.loads((disclosed / "package.json").read_bytes())["v"] == 3
+    for path in disclosed.rglob("*"):
+        if path.is_file():
+            assert note not in path.read_bytes(), path
+    report = verify_package(
+        disclosed,
+        trusted_log_key=str(LOG.verifier()),
+        trusted_card=REPORTER.card(),
+        identities=[REPORTER.age_identity],
+    )
+    assert report.filename == FILENAME
+    assert report.note is None
+    assert report.plaintext_checked
+    assert "not the reporter's note: it was left out of this package" in report.reveals
+    readme = (disclosed / "README.txt").read_text()
+    assert "WHAT THIS PACKAGE REVEALS" in readme
+    assert "not the reporter's note: it was left out of this package" in readme
+    assert '"evidence-vault/disclosure"' in readme
+    assert "the account ids of the 1 editor(s) it was shared with" in readme
+
+    # The manifest's own package says it holds the note.
+    (tmp_path / "full").mkdir()
+    full = make(tmp_path / "full")
+    report = verify_package(full, trusted_log_key=str(LOG.verifier()))
+    assert report.note == "from the harbour office"
+    assert 'the reporter\'s note "from the harbour office"' in report.reveals
+    assert canonical.loads((full / "package.json").read_bytes())["v"] == 1
+
+
+def test_a_disclosure_may_withhold_the_name_and_time_too(tmp_path: Path) -> None:
+    disclosed = make(tmp_path, manifest=_disclosed(Reveal(name=False, time=False, note=False)))
+    report = verify_package(disclosed, trusted_log_key=str(LOG.verifier()))
+    assert (report.filename, report.captured_at, report.note) == (None, None, None)
+    assert FILENAME.encode() not in (disclosed / "README.txt").read_bytes()
+    assert "Original filename:   withheld by the reporter" in (disclosed / "README.txt").read_text()
+
+
+def test_a_version_3_package_is_checked_like_the_others(tmp_path: Path) -> None:
+    disclosed = make(tmp_path, manifest=_disclosed(Reveal(name=True, time=True, note=False)))
+
+    def refused(change: Callable[[Path], None], message: str) -> None:
+        copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(disclosed, copy)
+        change(copy)
+        rehash(copy)
+        with pytest.raises(VaultError, match=message):
+            verify_package(copy, trusted_log_key=str(LOG.verifier()), trusted_card=REPORTER.card())
+
+    # Signed by someone else, or with the note "turned on" afterwards.
+    refused(
+        lambda d: (d / "disclosure.json").write_bytes(
+            _disclosed(Reveal(name=True, time=True, note=False), OTHER).to_json()
+        ),
+        "disclosure.json is not signed by the reporter",
+    )
+
+    def add_note(d: Path) -> None:
+        value = canonical.loads((d / "disclosure.json").read_bytes())
+        value["note"] = "invented"
+        (d / "disclosure.json").write_bytes(canonical.dumps(value))
+
+    refused(add_note, "disclosure.json is not signed by the reporter")
+    # A manifest.json slipped in, or the disclosure swapped for it.
+    refused(
+        lambda d: (d / "manifest.json").write_bytes(SIGNED.to_json()),
+        "not part of a package",
+    )
+
+    def as_manifest(d: Path) -> None:
+        (d / "disclosure.json").rename(d / "manifest.json")
+
+    refused(as_manifest, "not part of a package")

@@ -11,6 +11,7 @@ import nacl.signing
 import pytest
 
 from vault import age, canonical, keystore, merkle
+from vault.disclosure import Disclosure, Reveal, SignedDisclosure
 from vault.keys import CONTEXTS, Card, PersonalIdentity
 from vault.manifest import Manifest, SignedManifest
 from vault.note import (
@@ -128,6 +129,42 @@ def test_manifest_example() -> None:
     value = canonical.loads(data)
     del value["signature"]
     assert canonical.dumps(value) == manifest.signed_bytes()
+
+
+def test_disclosure_example() -> None:
+    manifest = Manifest(
+        item_id="ab" * 16,
+        vault_id=VAULT,
+        filename="photo.jpg",
+        media_type="image/jpeg",
+        size=3,
+        plaintext_sha256=hashlib.sha256(b"abc").hexdigest(),
+        payload_sha256="00" * 32,
+        captured_at="2026-11-27T12:00:00Z",
+        note="from the ministry, source K",
+        signer=IDENTITY.card().signing_key,
+    )
+    reveal = Reveal(name=True, time=False, note=False)
+    data = example("disclosure").encode("utf-8")
+    assert Disclosure.of(manifest, reveal).sign(IDENTITY).to_json() == data
+    signed = SignedDisclosure.parse(data)
+    assert signed.disclosure.reveal == reveal
+    assert b"ministry" not in data
+    signed.verify(
+        signer=IDENTITY.card().signing_key,
+        payload_sha256=manifest.payload_sha256,
+        item_id=manifest.item_id,
+        vault_id=VAULT,
+        plaintext_sha256=manifest.plaintext_sha256,
+        size=3,
+    )
+    value = canonical.loads(data)
+    del value["signature"]
+    assert canonical.dumps(value) == signed.disclosure.signed_bytes()
+    # The table names exactly its fields.
+    rows = re.findall(r"^\| (`[^|]+) \|", section("### 6.1", "## 7."), re.M)
+    named = {name for row in rows for name in re.findall(r"`([a-z0-9_]+)`", row)}
+    assert named == set(value) | {"signature"}
 
 
 def test_login_example() -> None:

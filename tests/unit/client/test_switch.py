@@ -281,7 +281,30 @@ def test_pending_changes() -> None:
         parse_change({**_armed()["pending"][0], "kind": "format-disk"})
 
 
-@pytest.mark.parametrize("handle", ["ab", "A-b-c", "x" * 65, "me me", "me_1"])
+def test_releases_parse() -> None:
+    releases = [{"number": 1, "published_at": "2026-11-03T09:00:00Z"}]
+    status = service.parse_status(_armed(state="released", releases=releases))
+    assert [number for number, _ in status.releases] == [1]
+    with pytest.raises(ProofError):
+        service.parse_status(_armed(releases=[{"number": -1}]))
+
+
+def test_staged_items_go_in_requests_of_bounded_size() -> None:
+    def item(size: int) -> tuple[Any, bytes]:
+        return SimpleNamespace(header=b"h" * size), b"d" * 100
+
+    small = [item(1000) for _ in range(120)]
+    batches = service._batches(small)  # type: ignore[arg-type]
+    assert [len(b) for b in batches] == [service.STAGE_BATCH] * 2 + [20]
+    heavy = [item(100_000) for _ in range(9)]
+    batches = service._batches(heavy)  # type: ignore[arg-type]
+    assert all(sum(len(r.header) + len(d) for r, d in b) <= service.STAGE_BYTES for b in batches)
+    assert sum(len(b) for b in batches) == 9
+    huge = [item(service.STAGE_BYTES + 1), item(10)]
+    assert [len(b) for b in service._batches(huge)] == [1, 1]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("handle", ["ab", "A-b-c", "x" * 65, "me me", "me_1", "-ab"])
 def test_handles(handle: str) -> None:
     with pytest.raises(ConfigError):
         service.check_handle(handle)

@@ -17,8 +17,8 @@ Existing items are all real (layer 0). Downgrading drops the columns
 and the table; decoy items then look like real ones to an older server, so
 the downgrade deletes them first (their ciphertext stays for the sweep).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -29,8 +29,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -112,7 +112,8 @@ def _fill() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     decoys = "SELECT id FROM items WHERE layer > 0"
-    bind.execute(sa.text(f"DELETE FROM item_shares WHERE item_id IN ({decoys})"))  # noqa: S608
+    for table in ("item_shares", "staged_release_items"):
+        bind.execute(sa.text(f"DELETE FROM {table} WHERE item_id IN ({decoys})"))  # noqa: S608
     bind.execute(sa.text("DELETE FROM items WHERE layer > 0"))
     op.drop_index("ix_item_sides_account_id", table_name="item_sides")
     op.drop_table("item_sides")
