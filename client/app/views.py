@@ -16,15 +16,18 @@ from typing import Any
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 
 from client import account as accounts
+from client import contacts
 from client import identity as identities
 from client import items as item_service
 from client import switch as switch_service
 from client.app._guard import COOKIE, Door, refusal
 from client.app.state import AppState, FileTask, Job, Locked, files_of
+from client.audit import read_log
 from client.context import Client, locked
 from client.durations import shown_time
 from client.transfer import add_file
-from vault.errors import ConfigError, VaultError, WrongPassphraseError
+from vault.errors import ConfigError, FormatError, VaultError, WrongPassphraseError
+from vault.keys import Card
 
 __all__ = ["pages"]
 
@@ -212,11 +215,12 @@ def register() -> Response:
 
 def _vault(client: Client) -> Response:
     rows = list(item_service.list_items(client, decoys=False))
-    contacts = {c.account: name for name, c in client.state.contacts.items()}
+    names = {c.account: name for name, c in client.state.contacts.items()}
     items = []
     for row in rows:
         m = row.manifest
-        shared = [contacts.get(str(a), str(a)[:8]) for a in row.meta.get("shared_with") or []]
+        shared = [names.get(str(a), str(a)[:8]) for a in row.meta.get("shared_with") or []]
+        owner = names.get(row.owner) or f"not pinned yet ({row.owner[:8]})"
         items.append(
             {
                 "id": row.meta["id"],
@@ -225,6 +229,7 @@ def _vault(client: Client) -> Response:
                 "captured": "" if m is None else m.captured_at.replace("T", " ")[:16],
                 "uploaded": _when(row.meta.get("created_at")),
                 "shared": ", ".join(shared) or "nobody",
+                "owner": owner,
                 "status": _trust_words(row.trust, row.problem),
                 "ok": m is not None and row.trust in ("you", "verified"),
             }
@@ -246,6 +251,7 @@ def _vault(client: Client) -> Response:
         switch=_switch_words(switch) if switch is not None else None,
         card=client.own_card(),
         role=client.state.role,
+        downloads=str(Path.home() / "Downloads"),
     )
 
 
@@ -391,6 +397,165 @@ def checkin() -> Response:
         return _go(back)
     _tell(f"Checked in. Your next check-in is due by {shown_time(done.deadline, _now())}.")
     return _go(back)
+
+
+# -- people: pinned cards, fingerprints read aloud, sharing ---------------------------------
+
+
+@pages.route("/people", methods=["GET", "POST"])
+def people() -> Response:
+    """The editors and reporters whose keys this laptop pinned; pin an editor's card."""
+    state = _state()
+    error = None
+    try:
+        with state.client() as client:
+            if request.method == "POST":
+                name = request.form.get("name", "").strip()
+                try:
+                    card = Card.from_json(request.form.get("card", "").strip().encode("utf-8"))
+                    pinned = contacts.add_contact(client, name, card)
+                    _tell(
+                        f"Pinned {pinned.name}'s card. Now compare fingerprints with them, "
+                        "reading them aloud."
+                    )
+                    return _go(f"/people/{pinned.name}")
+                except FormatError:
+                    error = "This is not a card: paste the whole card the editor gave you."
+                except VaultError as exc:
+                    error = _said(exc)
+            rows = [
+                {
+                    "name": name,
+                    "person": contact.parsed().name,
+                    "verified": contact.verified,
+                }
+                for name, contact in sorted(client.state.contacts.items())
+            ]
+    except Locked:
+        return _go("/unlock")
+    return _page("people.html", 400 if error else 200, rows=rows, error=error)
+
+
+@pages.route("/people/<name>", methods=["GET", "POST"])
+def compare(name: str) -> Response:
+    """The fingerprint comparison, made for reading aloud group by group."""
+    state = _state()
+    try:
+        with state.client() as client:
+            try:
+                entry, card, changed = contacts.verify_contact(client, name)
+            except VaultError as exc:
+                return _page("message.html", 404, title="No such contact", text=_said(exc))
+            if request.method == "POST":
+                if request.form.get("answer") != "match":
+                    _tell(f"{name} is not verified: do not share with this key.")
+                    return _go("/people")
+                contacts.mark_verified(client, name, card)
+                _tell(f"{name} is verified.")
+                return _go("/people")
+    except Locked:
+        return _go("/unlock")
+    groups = card.fingerprint().split()
+    return _page(
+        "compare.html",
+        name=name,
+        person=card.name,
+        groups=list(enumerate(groups, start=1)),
+        changed=changed,
+        old=entry.card.fingerprint() if changed else None,
+    )
+
+
+@pages.route("/items/<item>/share", methods=["GET", "POST"])
+def share(item: str) -> Response:
+    """Share one of your files with a verified editor: only its header is re-wrapped."""
+    state = _state()
+    try:
+        with state.client() as client:
+            editors = sorted(
+                name for name, contact in client.state.contacts.items() if contact.verified
+            )
+            found = item_service.signed_item(client, item_service.check_item_id(item))
+            if request.method == "POST":
+                chosen = request.form.get("editor", "")
+                try:
+                    if chosen not in editors:
+                        raise ConfigError("choose an editor whose fingerprint you compared")
+                    item_service.share_item(client, found.meta["id"], chosen)
+                except VaultError as exc:
+                    return _page(
+                        "share.html", 400, item=found, editors=editors, error=_said(exc)
+                    )
+                _tell(f"{found.manifest.filename} is shared with {chosen}.")
+                return _go("/")
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("message.html", 404, title="Sharing", text=_said(exc))
+    return _page("share.html", item=found, editors=editors)
+
+
+@pages.post("/save")
+def save() -> Response:
+    """Save shared files (one, or all the inbox holds) decrypted and checked, into a folder."""
+    state = _state()
+    folder = Path(request.form.get("folder", "").strip()).expanduser()
+    wanted = request.form.getlist("item")
+    saved, failed = [], []
+    try:
+        with state.client() as client:
+            if not folder.is_dir():
+                raise ConfigError(f"{folder} is not a folder on this computer")
+            if request.form.get("all") == "1":
+                wanted = [str(m["id"]) for m in item_service.item_metas(client)]
+            for item in wanted:
+                try:
+                    fetched = item_service.fetch_item(
+                        client, item_service.check_item_id(item), output=folder, force=False
+                    )
+                    saved.append(fetched.path.name)
+                except VaultError as exc:
+                    failed.append(f"{item[:8]}: {_said(exc)}")
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        _tell(f"Nothing saved: {_said(exc)}")
+        return _go("/")
+    words = f"Saved and checked {len(saved)} file(s) in {folder}"
+    if failed:
+        words += "; not saved: " + "; ".join(failed)
+    _tell(words + ".")
+    return _go("/")
+
+
+# -- the log ------------------------------------------------------------------------------
+
+
+@pages.route("/log", methods=["GET", "POST"])
+def log_status() -> Response:
+    """The log's status in words: signed by the pinned key, consistent with what was seen."""
+    state = _state()
+    try:
+        with state.client() as client:
+            before = client.log.latest
+            if request.method == "POST":
+                checkpoint, _ = read_log(client)
+                whole = True
+            else:
+                checkpoint = client.log.refresh()
+                whole = False
+            fingerprint = accounts.log_fingerprint(str(client.log.verifier))
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("log.html", 200, problem=_said(exc))
+    return _page(
+        "log.html",
+        size=checkpoint.size,
+        before=None if before is None else before.size,
+        whole=whole,
+        fingerprint=fingerprint,
+    )
 
 
 # -- lock and panic ------------------------------------------------------------------------

@@ -28,7 +28,15 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import ROOT
 
-from .client_env import EVAULT, PASSPHRASE, Person, ServerProcess, _base_env, assert_ok
+from .client_env import (
+    EVAULT,
+    PASSPHRASE,
+    Person,
+    ServerProcess,
+    _base_env,
+    assert_ok,
+    enroll,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
@@ -206,6 +214,37 @@ def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: Serv
     _audit(page, "vault")
     _shot(page, "vault")
 
+    # An editor's card pinned, the fingerprint compared aloud, a file shared with them.
+    editor = enroll(server, Path(app.env["EVAULT_HOME"]).parent.parent, [("eve", "editor")])[0]
+    page.click("nav >> text=People")
+    page.fill("#name", "eve")
+    page.fill("#card", "this is not a card")
+    page.click("button.primary")
+    assert "This is not a card" in page.inner_text("[role=alert]")
+    page.fill("#name", "eve")
+    page.fill("#card", editor.card_path.read_text())
+    page.click("button.primary")
+    assert page.url == f"{app.origin}/people/eve"
+    groups = page.locator("ol.groups .group").all_inner_texts()
+    assert " ".join(groups) == editor.fingerprint
+    _audit(page, "compare fingerprints")
+    _shot(page, "compare")
+    page.click("text=Every group matched")
+    assert "eve is verified" in page.inner_text("[role=status]")
+    page.goto(f"{app.origin}/")
+    page.locator("tr", has_text="ledger-2026.pdf").locator("text=Share").click()
+    _audit(page, "share")
+    page.click("button.primary")
+    assert "ledger-2026.pdf is shared with eve" in page.inner_text("[role=status]")
+    assert "eve" in page.locator("tr", has_text="ledger-2026.pdf").inner_text()
+    (shared,) = editor.json("inbox")["items"]
+    assert shared["filename"] == "ledger-2026.pdf"
+    page.click("nav >> text=Log")
+    assert "The log checks out" in page.inner_text("[role=status]")
+    page.click("text=Read and check the whole log")
+    assert "every entry was read and hashed" in page.inner_text("[role=status]")
+    _audit(page, "log")
+
     page.click("text=Lock")
     assert page.url == f"{app.origin}/unlock"
     _audit(page, "unlock")
@@ -267,3 +306,53 @@ def _door_from_outside(app: AppProcess, cookie: str) -> None:
     assert "not the Evidence Vault app" in rebound.text
     for response in (again, rebound):
         assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_an_editor_saves_everything_shared_with_them_checked(
+    browser: Browser, tmp_path: Path
+) -> None:
+    with ServerProcess.started(tmp_path / "server") as server:
+        (reporter,) = enroll(server, tmp_path, [("omar", "reporter")])
+        fragment = urllib.parse.urlencode(
+            {"code": server.invite("editor"), "log-key": server.log_key}
+        )
+        app = AppProcess(tmp_path / "desk" / "evault")
+        try:
+            context = browser.new_context(bypass_csp=True, viewport={"width": 1000, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(app.link)
+            page.fill("#name", "Nadia Editor")
+            page.fill("#passphrase", PASSPHRASE)
+            page.fill("#passphrase2", PASSPHRASE)
+            page.click("button.primary")
+            page.fill("#link", f"{server.url}/invite#{fragment}")
+            page.click("button.primary")
+            assert "Nothing is shared with you yet" in page.inner_text("main")
+            # The reporter pins her card, compares the fingerprint, and shares two files.
+            editor = Person(tmp_path / "desk", "nadia", "editor")
+            editor.card_path.write_bytes(editor.ok("card").stdout)
+            reporter.ok("editors", "add", "nadia", editor.card_path)
+            fingerprint = editor.json("whoami")["fingerprint"]
+            reporter.ok("editors", "verify", "nadia", "--fingerprint", fingerprint)
+            for name, data in (("minutes.txt", b"the minutes\n"), ("photo.jpg", b"\xff\xd8 jpeg")):
+                (tmp_path / name).write_bytes(data)
+                (added,) = reporter.add(tmp_path / name)
+                reporter.ok("share", added["item"], "--with", "nadia")
+            page.goto(f"{app.origin}/")
+            assert "Shared with you" in page.inner_text("h1")
+            listed = page.inner_text("table")
+            assert "minutes.txt" in listed
+            assert "photo.jpg" in listed
+            _audit(page, "editor's inbox")
+            _shot(page, "inbox")
+            inbox = tmp_path / "inbox"
+            inbox.mkdir()
+            page.fill("#folder-all", str(inbox))
+            page.click("text=Save all")
+            assert "Saved and checked 2 file(s)" in page.inner_text("[role=status]")
+            assert (inbox / "minutes.txt").read_bytes() == b"the minutes\n"
+            assert (inbox / "photo.jpg").read_bytes() == b"\xff\xd8 jpeg"
+            context.close()
+        finally:
+            app.stop()
