@@ -483,9 +483,7 @@ def share(item: str) -> Response:
                         raise ConfigError("choose an editor whose fingerprint you compared")
                     item_service.share_item(client, found.meta["id"], chosen)
                 except VaultError as exc:
-                    return _page(
-                        "share.html", 400, item=found, editors=editors, error=_said(exc)
-                    )
+                    return _page("share.html", 400, item=found, editors=editors, error=_said(exc))
                 _tell(f"{found.manifest.filename} is shared with {chosen}.")
                 return _go("/")
     except Locked:
