@@ -34,6 +34,7 @@ __all__ = [
     "check_unregistered",
     "destroy",
     "fetch_log_key",
+    "forget_legacy",
     "log_fingerprint",
     "parse_invite_link",
     "register",
@@ -217,6 +218,26 @@ def _shred(path: Path) -> None:
     except OSError:
         pass
     path.unlink(missing_ok=True)
+
+
+LEGACY = ("receipts", "pending")
+"""Folders older versions kept beside the keystore, naming items of one side."""
+
+
+def forget_legacy(paths: Paths) -> None:
+    """Overwrite and remove what an older version kept beside the keystore.
+
+    Receipts and pending-upload records named the items of the side that
+    wrote them; this version keeps neither on the laptop, and a coercer with
+    the other passphrase must not find them.
+    """
+    for name in LEGACY:
+        folder = paths.root / name
+        if folder.is_dir() and not folder.is_symlink():
+            for file in sorted(folder.rglob("*")):
+                if file.is_file() and not file.is_symlink():
+                    _shred(file)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def destroy(paths: Paths) -> list[str]:

@@ -130,7 +130,7 @@ def read_log(
     return checkpoint, events
 
 
-MOVES = ("switch.overdue", "switch.releasing", "switch.released")
+MOVES = ("switch.overdue", "switch.releasing", "release.share", "switch.released")
 """The switch's own moves, which a side shown a switch of its own does not show after it began."""
 
 

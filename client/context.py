@@ -43,6 +43,10 @@ class Client:
     ) -> None:
         """``identity``, if given, is the one already unlocked (the local app keeps it)."""
         self.paths = paths
+        if any((paths.root / name).is_dir() for name in ("receipts", "pending")):
+            from client.account import forget_legacy
+
+            forget_legacy(paths)
         self.state: State = state_file.load(paths.state)
         self._saved = self.state
         self._server = server

@@ -76,11 +76,12 @@ def withheld(reveal: Reveal, *, has_note: bool) -> list[str]:
     return kept
 
 
-def public_facts(reporter: str, count: int) -> list[str]:
-    """What a release of ``count`` files makes public whatever the reporter chooses."""
+def public_facts(reporter: str, count: int | None) -> list[str]:
+    """What a release of ``count`` files (None: not known yet) makes public whatever is chosen."""
+    files = "these files" if count is None else f"these {count} file(s)"
     return [
         f"When the release happens, anyone can read on its public page, and decrypt with the "
-        f"published key, the contents of these {count} file(s), their sizes, types and hashes, "
+        f"published key, the contents of {files}, their sizes, types and hashes, "
         f"your signature on them, and your name as on your card ({reporter}) with your "
         "fingerprint.",
         "For each file you choose whether the page also shows its name, its capture time "

@@ -192,9 +192,10 @@ class Worker:
         self, session: Session, switch: Switch, now: dt.datetime, report: SweepReport
     ) -> None:
         signer = self.keys.log_signer
-        if switch.state in ("armed", "overdue"):
+        if switch.duress_view is not None:
             # After a duress check-in the reporter's own contacts hear of the
-            # deadline the coercer was shown, not of the real one.
+            # deadline the coercer was shown, not of the real one, whatever
+            # the real switch does meanwhile.
             switches.view_notices(session, switch, now=now, base_url=self.config.base_url)
         if switch.state == "armed":
             if now >= switch.deadline_at:
@@ -232,7 +233,8 @@ class Worker:
                     session.execute(
                         update(Switch)
                         .where(Switch.vault_id == switch.vault_id, Switch.next_due_at == due)
-                        .values(next_due_at=None)
+                        # Nothing to do until a share comes, but the duress view's notices.
+                        .values(next_due_at=switches.view_next_due(switch))
                     )
                 session.commit()
                 return
@@ -252,7 +254,8 @@ class Worker:
                 session.commit()
                 report.released += 1
         else:
-            switch.next_due_at = None
+            # Released or disarmed: nothing is due, but a duress view's notices.
+            switches.reschedule(switch, now)
             session.commit()
 
     def _shares(self, session: Session, vault_id: str) -> int:

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from flask import Flask, Response, request
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from client.app._guard import Door, harden, refusal
 from client.app.state import AppState
@@ -63,9 +63,17 @@ def create_app(
     return app
 
 
+class _Quiet(WSGIRequestHandler):
+    """Logs no request: a line per request would leave searches, file paths and the launch
+    key in the terminal's scrollback."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 def serve(app: Flask, port: int = 0) -> BaseWSGIServer:
     """A threaded server of ``app`` on 127.0.0.1 (``port`` 0: a free one), not yet started."""
-    return make_server("127.0.0.1", port, app, threaded=True)
+    return make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
 
 
 def start(server: BaseWSGIServer) -> threading.Thread:

@@ -180,8 +180,10 @@ class AppState:
                 self._client.close()
             self._identity = None
             self._client = None
+            # Their pages name files and paths: they go with the lock.
             for job in self.jobs.values():
                 job.cancelled = True
+            self.jobs.clear()
 
     # -- working ----------------------------------------------------------------------
 
@@ -215,10 +217,14 @@ class AppState:
                 self._client.close()
             self._client = None
 
-    def touch(self) -> None:
+    def touch(self) -> bool:
+        """Whether the identity is still unlocked; if so, the idle time starts again."""
         with self._lock:
-            if self._identity is not None:
-                self._last = time.monotonic()
+            self._expire()
+            if self._identity is None:
+                return False
+            self._last = time.monotonic()
+            return True
 
     # -- uploads --------------------------------------------------------------------------
 

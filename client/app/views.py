@@ -24,8 +24,10 @@ from client.app._guard import COOKIE, Door, refusal
 from client.app.state import AppState, FileTask, Job, Locked, files_of
 from client.audit import read_log
 from client.context import Client, locked
+from client.disclosure import public_facts
 from client.durations import shown_time
 from client.transfer import add_file
+from vault.disclosure import Reveal
 from vault.errors import ConfigError, FormatError, VaultError, WrongPassphraseError
 from vault.keys import Card
 
@@ -292,27 +294,36 @@ def _switch_words(status: switch_service.Status) -> dict[str, Any]:
 def add() -> Response:
     """Add files and whole folders, named by their place on this computer."""
     state = _state()
-    if not state.unlocked:
-        return _go("/unlock")
-    if request.method == "GET":
-        return _page("add.html", home=str(Path.home()))
-    named = [Path(line.strip()).expanduser() for line in request.form.get("paths", "").splitlines()]
-    named = [p for p in named if str(p) not in ("", ".")]
-    if not named:
-        return _page(
-            "add.html", 400, error="name at least one file or folder", home=str(Path.home())
-        )
-    found, skipped = files_of(named)
-    if not found:
-        reasons = "; ".join(f"{p}: {why}" for p, why in skipped) or "nothing to add"
-        return _page("add.html", 400, error=reasons, home=str(Path.home()))
     try:
         with state.client() as client:
             release = switch_service.release_recipient(client)
+            reporter = client.own_card().name
     except Locked:
         return _go("/unlock")
     except VaultError as exc:
         return _page("add.html", 400, error=_said(exc), home=str(Path.home()))
+    # While the switch is armed, new files join the release set: say what becomes public.
+    public = None if release is None else public_facts(reporter, None)[0]
+    if request.method == "GET":
+        return _page("add.html", home=str(Path.home()), public=public)
+    named = [Path(line.strip()).expanduser() for line in request.form.get("paths", "").splitlines()]
+    named = [p for p in named if str(p) not in ("", ".")]
+    found, skipped = files_of(named)
+    if not found:
+        reasons = "; ".join(f"{p}: {why}" for p, why in skipped)
+        return _page(
+            "add.html",
+            400,
+            error=reasons or "name at least one file or folder",
+            home=str(Path.home()),
+            public=public,
+        )
+    # What the release page may show of these files (the app takes no notes).
+    reveal = Reveal(
+        name=request.form.get("reveal_name") == "1",
+        time=request.form.get("reveal_time") == "1",
+        note=False,
+    )
     job = Job(
         id=secrets.token_hex(8),
         files=[FileTask(path=p, name=p.name) for p in found],
@@ -328,6 +339,7 @@ def add() -> Response:
             note="",
             progress=progress,
             release=release,
+            reveal=reveal if release is not None else None,
         )
         task.item = added.item
 
@@ -341,7 +353,8 @@ def add() -> Response:
 @pages.get("/jobs/<job_id>")
 def job_page(job_id: str) -> Response:
     state = _state()
-    state.touch()
+    if not state.touch():
+        return _go("/unlock")
     job = state.jobs.get(job_id)
     if job is None:
         return _page("message.html", 404, title="No such upload", text="This upload is not known.")

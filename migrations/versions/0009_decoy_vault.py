@@ -10,6 +10,8 @@
   instead of on the reporter's laptop.
 - ``item_sides``: one row per item ever committed, kept after deletion, so
   each side is shown the history of its own items only.
+- ``switches.view_handle``: the web check-in handle a session under duress
+  set, so that the page takes its phrases as check-ins under duress.
 - ``log_entries.item_id``: the ``item`` field of each entry that names one,
   indexed, filled here from the entries already logged.
 
@@ -49,6 +51,8 @@ def upgrade() -> None:
             sa.Column(name, sa.SmallInteger(), nullable=False, server_default=zero),
         )
     op.add_column("upload_sessions", sa.Column("client_state", sa.LargeBinary(), nullable=True))
+    op.add_column("switches", sa.Column("view_handle", sa.String(64), nullable=True))
+    op.create_index("ix_switches_view_handle", "switches", ["view_handle"], unique=True)
     op.add_column("log_entries", sa.Column("item_id", sa.String(32), nullable=True))
     op.create_index("ix_log_entries_item_id", "log_entries", ["item_id"])
     op.create_table(
@@ -117,6 +121,8 @@ def downgrade() -> None:
     bind.execute(sa.text("DELETE FROM items WHERE layer > 0"))
     op.drop_index("ix_item_sides_account_id", table_name="item_sides")
     op.drop_table("item_sides")
+    op.drop_index("ix_switches_view_handle", table_name="switches")
+    op.drop_column("switches", "view_handle")
     op.drop_index("ix_log_entries_item_id", table_name="log_entries")
     op.drop_column("log_entries", "item_id")
     for name in ("client_state", "depth", "layer"):

@@ -196,6 +196,7 @@ def arm() -> tuple[JsonObject, int]:
                 phrase=phrase,
                 duress_phrase=duress_phrase,
                 lock=False,
+                duress=_duress(),
             )
             session.rollback()
             return {"dry_run": True}, 200
@@ -213,6 +214,7 @@ def arm() -> tuple[JsonObject, int]:
             now=_now(),
             signer=log_signer(),
             store=blob_store(),
+            duress=_duress(),
         )
     except service.AlreadyArmedError as exc:
         raise ApiError(409, "conflict", exc.message) from None
@@ -282,6 +284,7 @@ def stage_items() -> JsonObject:
             recipient=recipient or "",
             items=staged,
             now=_now(),
+            duress=_duress(),
         )
     except service.AlreadyArmedError as exc:
         raise ApiError(409, "conflict", exc.message) from None

@@ -72,12 +72,17 @@ class Switch(Base):
     accepted check-in, and ``phrase_failed_at`` is the time of the last
     failure the trustees were alerted to (it paces those alerts).
     ``duress_view`` is what a session under duress is shown instead of the
-    truth (canonical JSON), null when no duress check-in happened.
+    truth (canonical JSON), null when no duress check-in happened;
+    ``view_handle`` is the web check-in handle a session under duress set (its
+    phrases' hashes are in the view), so that the page takes them as
+    check-ins under duress.
     """
 
     __tablename__ = "switches"
     __table_args__ = (
         CheckConstraint(_in("state", SWITCH_STATES), name="state"),
+        # An index, not a constraint: SQLite adds it without copying the table.
+        Index("ix_switches_view_handle", "view_handle", unique=True),
         CheckConstraint(_in("duress_mode", DURESS_MODES), name="duress_mode"),
         CheckConstraint("threshold >= 1 AND threshold <= shares", name="threshold"),
         CheckConstraint("interval_s > 0 AND grace_s >= 0 AND cooling_off_s >= 0", name="times"),
@@ -111,6 +116,7 @@ class Switch(Base):
     reminders_sent: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     duress_view: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    view_handle: Mapped[str | None] = mapped_column(String(64), nullable=True)
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

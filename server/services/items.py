@@ -723,7 +723,8 @@ def check_release_wrap(
         ItemNotFoundError, HeaderDropsStanzasError.
     """
     item = visible_item(session, account, item_id)
-    if item.account_id != account.id:
+    # Only real items join a release set; decoys are never released.
+    if item.account_id != account.id or item.layer != 0:
         raise ItemNotFoundError("no such item")
     _check_keeps_stanzas(store, item.header_key, header)
     return item

@@ -431,12 +431,9 @@ def _check_item(
     if disclosed is not None:
         d = disclosed.disclosure
         entry.update(
-            name=d.filename,
             media_type=d.media_type,
             size=d.size,
             plaintext_sha256=d.plaintext_sha256,
-            captured_at=d.captured_at,
-            note=d.note,
         )
         if hasher is not None:
             try:
@@ -449,6 +446,8 @@ def _check_item(
                     size=hasher.size,
                 )
                 entry["signature"] = "valid"
+                # Words only a valid signature vouches for reach the public page.
+                entry.update(name=d.filename, captured_at=d.captured_at, note=d.note)
             except VaultError as exc:
                 problems.append(str(exc.message))
     elif signed is not None:
@@ -546,7 +545,8 @@ def publish(
                 state="released",
                 version=Switch.version + 1,
                 released_at=now,
-                next_due_at=None,
+                # Nothing more is due, but the notices of a duress view.
+                next_due_at=switches.view_next_due(switch),
             )
         ),
     )
@@ -604,6 +604,8 @@ def publish(
             ),
             now=now,
             extra={"url": url, "files": len(prepared.files)},
+            # After a duress event the reporter's own mailbox keeps the story it was shown.
+            spare_own=switch.duress_view is not None,
         )
     return True
 

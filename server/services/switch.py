@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import argon2
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server._fifo import FifoGate
@@ -109,6 +109,7 @@ __all__ = [
     "trustee_vaults",
     "trustees_of",
     "view_deadline",
+    "view_next_due",
     "view_notices",
     "view_since",
     "votes_needed",
@@ -450,7 +451,7 @@ def reschedule(switch: Switch, now: dt.datetime) -> None:
         switch.next_due_at = None
     else:
         switch.next_due_at = None
-    shown = _view_next_due(switch)
+    shown = view_next_due(switch)
     if shown is not None and (switch.next_due_at is None or shown < switch.next_due_at):
         switch.next_due_at = shown
 
@@ -586,6 +587,7 @@ def stage_release_items(
     recipient: str,
     items: Sequence[StagedItem],
     now: dt.datetime,
+    duress: bool = False,
 ) -> int:
     """Stage items re-wrapped for ``recipient``, for the arm that will apply them; how many.
 
@@ -602,6 +604,7 @@ def stage_release_items(
     vault_id = account.vault_id
     if vault_id is None:
         raise RuntimeError("internal error: arming an account without a vault")
+    _refuse_under_duress(duress)
     _check_recipient(recipient)
     ids = [staged.item for staged in items]
     if len(set(ids)) != len(ids):
@@ -687,6 +690,20 @@ def _apply_staged(
     return tuple(applied)
 
 
+def _refuse_under_duress(duress: bool) -> None:
+    """A session under duress never arms the real switch (its policy, contacts, phrases).
+
+    It is answered as a switch armed already would be: arming is where a
+    coercer could put their own address on the alerts, or their own
+    trustees in the way of the release.
+
+    Raises:
+        AlreadyArmedError: under duress.
+    """
+    if duress:
+        raise AlreadyArmedError("the switch is armed already; change it with a policy update")
+
+
 def check_arm(
     session: Session,
     *,
@@ -699,6 +716,7 @@ def check_arm(
     phrase: str | None,
     duress_phrase: str | None,
     lock: bool = True,
+    duress: bool = False,
 ) -> Switch | None:
     """Every check :func:`arm` makes, and nothing else: the vault's switch row, if it has one.
 
@@ -716,6 +734,7 @@ def check_arm(
     vault_id = account.vault_id
     if vault_id is None:
         raise RuntimeError("internal error: arming an account without a vault")
+    _refuse_under_duress(duress)
     _check_recipient(recipient)
     if not 1 <= len(shares) <= MAX_SHARES:
         raise PolicyError(f"give 1 to {MAX_SHARES} shares")
@@ -788,6 +807,7 @@ def arm(
     now: dt.datetime,
     signer: NoteSigner,
     store: BlobStore | None = None,
+    duress: bool = False,
 ) -> Armed:
     """Arm the account's vault; log ``switch.armed`` with the insurance commitment.
 
@@ -813,6 +833,7 @@ def arm(
         handle=handle,
         phrase=phrase,
         duress_phrase=duress_phrase,
+        duress=duress,
     )
     vault_id = account.vault_id
     if vault_id is None:
@@ -997,7 +1018,7 @@ def _keep_view(session: Session, switch: Switch) -> None:
     switch.duress_view = canonical.dumps(view)
 
 
-_VIEW_SHOWN = ("deadline", "last_checkin", "state", "policy")
+_VIEW_SHOWN = ("deadline", "last_checkin", "state", "policy", "handle")
 """The parts of a duress view that ``GET /switch`` shows in place of the truth."""
 
 
@@ -1032,7 +1053,7 @@ def _view_policy(switch: Switch) -> Policy:
     return _policy(switch)
 
 
-def _view_next_due(switch: Switch) -> dt.datetime | None:
+def view_next_due(switch: Switch) -> dt.datetime | None:
     """When the view's next reminder or missed check-in is due, if it has one."""
     deadline = view_deadline(switch)
     if deadline is None:
@@ -1199,6 +1220,7 @@ def _record_checkin(
         switch.deadline_at = shown_deadline
         switch.reminders_sent = 0
         switch.duress_view = None
+        switch.view_handle = None
         if switch.state == "overdue":
             switch.state = "armed"
             notify(
@@ -1327,22 +1349,30 @@ def checkin_with_phrase(
     found = None
     if _HANDLE.fullmatch(handle):
         found = session.execute(
-            select(Switch.vault_id, Switch.phrase_hash, Switch.duress_phrase_hash).where(
-                Switch.handle == handle
-            )
+            select(
+                Switch.vault_id,
+                Switch.handle,
+                Switch.phrase_hash,
+                Switch.duress_phrase_hash,
+                Switch.view_handle,
+                Switch.duress_view,
+            ).where(or_(Switch.handle == handle, Switch.view_handle == handle))
         ).one_or_none()
+    hashes = _phrase_hashes(found, handle)
     # End the read: hashing takes a while and holds no lock.
     session.rollback()
     with _HASHING:
-        real = _verify_phrase(None if found is None else found.phrase_hash, phrase)
-        duress = _verify_phrase(None if found is None else found.duress_phrase_hash, phrase)
+        # Always four checks (stand-ins where a hash is missing): the real and
+        # duress phrases, and those a session under duress set, so that no
+        # handle takes longer than another.
+        real, duress, *shown = (_verify_phrase(stored, phrase) for stored in hashes)
+    duress = duress or any(shown)
     if found is None:
         raise CheckinRefusedError
     switch = find_switch(session, found.vault_id, lock=True)
     if (
         switch is None
-        or switch.phrase_hash != found.phrase_hash
-        or switch.duress_phrase_hash != found.duress_phrase_hash
+        or _phrase_hashes(switch, handle) != hashes
         or not _answers_checkins(switch, duress=duress and not real)
     ):
         raise CheckinRefusedError
@@ -1351,6 +1381,31 @@ def checkin_with_phrase(
         raise CheckinRefusedError
     switch.failed_phrases = 0
     return _record_checkin(session, switch, duress=duress, how="phrase", now=now, signer=signer)
+
+
+def _phrase_hashes(found: Any, handle: str) -> tuple[str | None, ...]:
+    """The hashes a web check-in with ``handle`` is checked against, in a fixed order.
+
+    The real and duress phrases' when ``handle`` is the switch's own; those a
+    session under duress set (in its view) when it is that session's handle.
+    """
+    if found is None:
+        return (None, None, None, None)
+    own = found.handle == handle
+    view: dict[str, Any] = {}
+    if found.view_handle == handle and found.duress_view:
+        loaded = canonical.loads(found.duress_view)
+        view = loaded if isinstance(loaded, dict) else {}
+    return (
+        found.phrase_hash if own else None,
+        found.duress_phrase_hash if own else None,
+        _str_or_none(view.get("phrase_hash")),
+        _str_or_none(view.get("duress_phrase_hash")),
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _count_failure(session: Session, switch: Switch, *, now: dt.datetime) -> None:
@@ -1398,14 +1453,25 @@ def set_phrases(
     switch = _armed(session, account, duress=duress_session)
     _check_phrases(handle, phrase, duress_phrase)
     taken = session.scalar(
-        select(Switch.vault_id).where(Switch.handle == handle, Switch.vault_id != switch.vault_id)
+        select(Switch.vault_id).where(
+            or_(Switch.handle == handle, Switch.view_handle == handle),
+            Switch.vault_id != switch.vault_id,
+        )
     )
     if taken is not None:
         raise PolicyError("that handle is taken; choose another")
     if duress_session:
-        # Looks done (and takes as long); the coercer learns a phrase that changes nothing.
-        _hash_phrase(phrase, "check-in phrase")
-        _hash_phrase(duress_phrase, "duress phrase")
+        # Done as the coercer sees it: the handle is shown, and the page takes
+        # these phrases, as check-ins under duress. The real ones stay.
+        _keep_view(session, switch)
+        view = _view(switch)
+        view.update(
+            handle=handle,
+            phrase_hash=_hash_phrase(phrase, "check-in phrase"),
+            duress_phrase_hash=_hash_phrase(duress_phrase, "duress phrase"),
+        )
+        switch.duress_view = canonical.dumps(view)
+        switch.view_handle = handle
         return handle
     switch.handle = handle
     switch.phrase_hash = _hash_phrase(phrase, "check-in phrase")
@@ -1509,7 +1575,8 @@ def set_policy(
 ) -> ChangeRequested:
     """Change an armed vault's policy: at once if it only tightens, else after cooling-off."""
     switch = _armed(session, account, duress=duress)
-    current = _policy(switch)
+    # Under duress a change is weaker or tighter than the policy that session was shown.
+    current = _view_policy(switch) if duress else _policy(switch)
     if duress and not current.weakened_by(policy):
         # Answered and logged as applied, like a real tightening, and not
         # applied: a coercer could otherwise add their own address to the
@@ -1644,8 +1711,15 @@ def _change_json(change: PendingChange, votes: int, needed: int) -> dict[str, An
     }
 
 
-def changes_json(session: Session, switch: Switch) -> list[dict[str, Any]]:
+def changes_json(session: Session, switch: Switch, *, duress: bool = False) -> list[dict[str, Any]]:
+    """The vault's pending changes; a session under duress is shown only those asked under duress.
+
+    The real side's pending changes (a deletion of a real item, a real
+    policy change) are not the decoy vault's story.
+    """
     changes = pending_changes(session, switch.vault_id)
+    if duress:
+        changes = [c for c in changes if c.duress]
     votes = _votes(session, [c.id for c in changes])
     needed = votes_needed(switch, len(trustees_of(session, switch.vault_id)))
     return [_change_json(c, votes.get(c.id, 0), needed) for c in changes]
@@ -1701,7 +1775,7 @@ def status_json(session: Session, account: Account, *, duress: bool) -> dict[str
         "deadline": iso(switch.deadline_at),
         "release_at": iso(switch.deadline_at + dt.timedelta(seconds=switch.grace_s)),
         "handle": switch.handle,
-        "pending": changes_json(session, switch),
+        "pending": changes_json(session, switch, duress=duress),
         "releases": _releases_json(session, switch.vault_id),
     }
     if duress:

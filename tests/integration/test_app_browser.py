@@ -207,6 +207,11 @@ def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: Serv
     # Armed from the terminal (arming in the app comes later); checked in with the button.
     reporter = Person(Path(app.env["EVAULT_HOME"]).parent, "rana", "reporter")
     assert_ok(reporter.run("switch", "set", "--every", "1d"))
+    page.goto(f"{app.origin}/add")
+    # Armed: the add page says what the release makes public, and asks.
+    assert "join the release set" in page.inner_text("main")
+    assert "Rana Reporter" in page.inner_text("main")
+    _audit(page, "add (armed)")
     page.goto(f"{app.origin}/")
     assert "Dead-man switch: armed" in page.inner_text("main")
     page.click("button.checkin")

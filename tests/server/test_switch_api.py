@@ -633,8 +633,13 @@ def test_duress_changes_answer_like_real_ones_and_are_voided(
     assert len(_events(app, "change.applied", ana.vault)) == 2
 
 
-def test_setting_the_phrase_under_duress_changes_nothing(
-    app: Flask, config: Config, client: FlaskClient, clock: ManualClock
+def test_a_phrase_set_under_duress_works_as_a_duress_phrase_and_changes_nothing_real(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    recorder: Recorder,
 ) -> None:
     who, _, _ = armed(app, config, client, handle="ana-desk", phrase=PHRASE)
     coerced = duress_login(client, who)
@@ -642,12 +647,22 @@ def test_setting_the_phrase_under_duress_changes_nothing(
     fake = client.post("/api/v1/switch/phrase", json=new, headers=coerced)
     assert fake.status_code == 200
     assert fake.json == {"handle": "ana-new"}
+    # The coercer sees the handle they set, and the page takes their phrase ...
+    assert _status(client, coerced)["handle"] == "ana-new"
     assert _status(client, who.headers)["handle"] == "ana-desk"
     now = clock.advance(DAY)
+    theirs = phrase_checkin(app, config, "ana-new", new["phrase"], now)
+    assert theirs.deadline == now + INTERVAL
+    # ... as a check-in under duress: the real deadline does not move, the trustees hear.
+    assert _status(client, who.headers)["deadline"] == iso(clock.now() - DAY + INTERVAL)
+    assert _status(client, coerced)["deadline"] == iso(now + INTERVAL)
+    worker.sweep()
+    assert ("switch.duress", "trustee@example.org") in recorder.events()
+    _refused(lambda: phrase_checkin(app, config, "ana-desk", new["phrase"], now))
+    # The real phrase still works, and a real check-in ends what the coercer was shown.
     checked = phrase_checkin(app, config, "ana-desk", PHRASE, now)
     assert checked.deadline == now + INTERVAL
     _refused(lambda: phrase_checkin(app, config, "ana-new", new["phrase"], now))
-    _refused(lambda: phrase_checkin(app, config, "ana-desk", new["phrase"], now))
     # The real session's answer is the same, and it takes effect.
     real = client.post("/api/v1/switch/phrase", json=new, headers=who.headers)
     assert (real.status_code, real.json) == (fake.status_code, fake.json)

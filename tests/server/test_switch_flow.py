@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -507,3 +508,75 @@ def test_the_unknown_handle_hash_costs_what_a_real_one_costs() -> None:
     assert switch_service._DUMMY_HASH.startswith("$argon2id$")
     real = hasher.hash("a phrase")
     assert real.rsplit("$", 2)[0] == switch_service._DUMMY_HASH.rsplit("$", 2)[0]
+
+
+def test_a_session_under_duress_never_arms_or_stages_and_the_real_switch_stays(
+    app: Flask, config: Config, client: FlaskClient, clock: ManualClock
+) -> None:
+    """Arming is where a coercer could put their own address on the alerts: refused as armed."""
+    who = reporter(app, config, client)
+    add_item(client, who, b"the ledger", name="ledger.pdf")
+    coerced = dataclasses.replace(
+        who, user=dataclasses.replace(who.user, headers=duress_login(client, who))
+    )
+    theirs = {**POLICY, "alert": [{"email": "coercer@example.org"}]}
+    for dry_run in (True, False):
+        _, answer = arm(client, coerced, policy=theirs, release_items=[], dry_run=dry_run)
+        assert answer.status_code == 409, answer.json
+        assert "armed already" in answer.json["message"]
+    staged = client.post(
+        "/api/v1/switch/arm/items",
+        json={"release_recipient": str(age.X25519Identity.generate().recipient()), "items": []},
+        headers=coerced.headers,
+    )
+    assert staged.status_code in (400, 409)
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "disarmed"
+    # The reporter still arms it, with their own policy.
+    _, answer = arm(client, who)
+    assert answer.status_code == 201, answer.json
+
+
+def test_under_duress_only_duress_changes_are_pending_and_policy_is_judged_as_shown(
+    app: Flask, config: Config, client: FlaskClient, clock: ManualClock
+) -> None:
+    who, _ = armed_reporter(app, config, client)
+    real_item = next(iter(who.items))
+    assert client.delete(f"/api/v1/items/{real_item}", headers=who.headers).status_code == 202
+    coerced = duress_login(client, who)
+    # The real side's pending deletion is not the decoy vault's story.
+    assert client.get("/api/v1/switch", headers=coerced).json["pending"] == []
+    assert len(client.get("/api/v1/switch", headers=who.headers).json["pending"]) == 1
+    # Tightened as shown (applied), then set back: weaker than what was shown, so pending,
+    # as a real session would be answered.
+    tighter = {**POLICY, "interval": 2 * 86400}
+    applied = client.post("/api/v1/switch/policy", json={"policy": tighter}, headers=coerced)
+    assert applied.json["status"] == "applied"
+    back = client.post("/api/v1/switch/policy", json={"policy": POLICY}, headers=coerced)
+    assert back.json["status"] == "pending"
+
+
+def test_the_duress_story_goes_on_after_the_real_release(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    recorder: Recorder,
+) -> None:
+    """Mode release: the real release happens at once; the reporter's mailbox keeps the story."""
+    policy = {**POLICY, "duress": "release", "alert": [*POLICY["alert"], *POLICY["remind"]]}
+    who, _ = armed_reporter(app, config, client, policy=policy)
+    shown = checkin(client, who.twin, who.vault, clock.now()).json["deadline"]
+    worker.sweep()
+    worker.sweep()
+    worker.sweep()
+    assert client.get("/api/v1/switch", headers=who.headers).json["state"] == "released"
+    own = "reporter@example.org"
+    assert not [m for m in recorder.sent if m.target == own and m.event == "switch.released"]
+    clock.advance(dt.timedelta(days=7) - dt.timedelta(hours=1))
+    worker.sweep()
+    reminders = [m for m in recorder.sent if m.target == own and m.event == "switch.reminder"]
+    assert reminders
+    assert all(shown in m.body for m in reminders)
+    coerced = duress_login(client, who)
+    assert client.get("/api/v1/switch", headers=coerced).json["state"] == "armed"
