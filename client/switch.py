@@ -64,11 +64,13 @@ __all__ = [
     "Custodian",
     "PolicyChange",
     "Status",
+    "all_shares_needed",
     "arm",
     "change_policy",
     "check_handle",
     "checkin",
     "custodians",
+    "default_threshold",
     "disarm",
     "fetch_status",
     "read_status",
@@ -399,6 +401,21 @@ def release_page(client: Client, vault: str, number: int) -> str:
     """The address of a vault's release ``number``: the first at ``/release/VAULT``."""
     page = f"{client.server}/release/{vault}"
     return page if number == 1 else f"{page}/{number}"
+
+
+def default_threshold(trustees: Sequence[str]) -> int:
+    """Shares needed when the reporter names none: with trustees, no single custodian alone.
+
+    With trustees two shares are needed (a trustee and the server, or two
+    trustees), so that neither the server nor any one trustee can release;
+    without, the server's share alone.
+    """
+    return 2 if trustees else 1
+
+
+def all_shares_needed(trustees: Sequence[str], threshold: int) -> bool:
+    """Whether every custodian's share is needed: one trustee lost, and nothing is released."""
+    return bool(trustees) and threshold == len(trustees) + 1
 
 
 Narrate = Callable[[str], None]

@@ -25,7 +25,8 @@ from client.app.state import AppState, FileTask, Job, Locked, files_of
 from client.audit import read_log
 from client.context import Client, locked
 from client.disclosure import public_facts
-from client.durations import shown_time
+from client.durations import parse_duration, shown_time
+from client.policy import PolicyOptions, build_policy, email_notice
 from client.transfer import add_file
 from vault.disclosure import Reveal
 from vault.errors import ConfigError, FormatError, VaultError, WrongPassphraseError
@@ -393,6 +394,90 @@ def switch() -> Response:
     except VaultError as exc:
         return _page("message.html", 400, title="The switch", text=_said(exc))
     return _page("switch.html", switch=_switch_words(status))
+
+
+_INTERVALS = [
+    ("12h", "every 12 hours"),
+    ("24h", "every day"),
+    ("2d", "every 2 days"),
+    ("3d", "every 3 days"),
+    ("7d", "every week"),
+]
+_GRACES = [("6h", "6 hours"), ("24h", "a day"), ("2d", "2 days")]
+_DURESS = [
+    ("alert", "warn my trustees quietly"),
+    ("release", "publish my files at once"),
+    ("both", "warn my trustees and publish my files at once"),
+]
+
+
+@pages.route("/switch/arm", methods=["GET", "POST"])
+def arm() -> Response:
+    """Arm the switch: what becomes public first, then the check-in rhythm and the trustees."""
+    state = _state()
+    try:
+        with state.client() as client:
+            status = switch_service.fetch_status(client)
+            if status.armed:
+                return _go("/switch")
+            editors = sorted(
+                name for name, contact in client.state.contacts.items() if contact.verified
+            )
+            count = len(switch_service.own_items(client))
+            facts = public_facts(client.own_card().name, count)
+            context: dict[str, Any] = {
+                "editors": editors,
+                "facts": facts,
+                "intervals": _INTERVALS,
+                "graces": _GRACES,
+                "duress_modes": _DURESS,
+            }
+            if request.method == "GET":
+                return _page("arm.html", **context)
+            form = request.form
+            trustees = [name for name in form.getlist("trustee") if name in editors]
+            try:
+                reminders = (parse_duration("2h"),) if form.get("remind_before") == "1" else ()
+                own = [email_notice(form["remind_email"])] if form.get("remind_email") else []
+                alerts = [email_notice(a) for a in form.get("alert_emails", "").split() if a]
+                told = [email_notice(a) for a in form.get("publish_emails", "").split() if a]
+                policy, _ = build_policy(
+                    PolicyOptions(
+                        every=parse_duration(form.get("every", "24h")),
+                        grace=parse_duration(form.get("grace", "24h")),
+                        remind_before=reminders,
+                        duress=form.get("duress", "alert"),
+                        remind=tuple(own),
+                        alert=tuple(alerts),
+                        publish=tuple(told),
+                    ),
+                    None,
+                )
+                reveal = Reveal(
+                    name=form.get("reveal_name") == "1",
+                    time=form.get("reveal_time") == "1",
+                    note=form.get("reveal_note") == "1",
+                )
+                armed = switch_service.arm(
+                    client,
+                    policy,
+                    trustees=trustees,
+                    threshold=switch_service.default_threshold(trustees),
+                    choose=lambda manifests: [reveal] * len(manifests),
+                )
+            except VaultError as exc:
+                return _page("arm.html", 400, error=_said(exc), **context)
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("message.html", 400, title="The switch", text=_said(exc))
+    holders = ", ".join(h.name for h in armed.holders)
+    _tell(
+        f"Armed: {len(armed.items)} file(s) in the release set, {armed.threshold} of "
+        f"{len(armed.holders)} shares needed ({holders}). Next check-in due by "
+        f"{shown_time(armed.deadline, _now())}."
+    )
+    return _go("/switch")
 
 
 @pages.post("/checkin")

@@ -259,8 +259,8 @@ def set_(
             phrase, duress_phrase = _phrases(client)
         console = err()
         # With trustees, no single custodian (a trustee or the server) releases alone.
-        needed = (2 if trustees else 1) if threshold is None else threshold
-        if trustees and needed == len(trustees) + 1 and not json_mode():
+        needed = service.default_threshold(trustees) if threshold is None else threshold
+        if service.all_shares_needed(trustees, needed) and not json_mode():
             console.print(
                 f"[bold yellow]Every custodian's share is needed ({needed} of {needed}):[/] if "
                 "one trustee is lost or refuses, nothing is released. Name another trustee, or "

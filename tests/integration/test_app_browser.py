@@ -34,7 +34,6 @@ from .client_env import (
     Person,
     ServerProcess,
     _base_env,
-    assert_ok,
     enroll,
 )
 
@@ -204,9 +203,24 @@ def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: Serv
     page.click("form.search button")
     assert "market.jpg" not in page.inner_text("main")
 
-    # Armed from the terminal (arming in the app comes later); checked in with the button.
+    # Armed in the app, after reading what becomes public; checked in with the button.
+    page.click("nav >> text=Dead-man switch")
+    page.click("text=Arm the switch")
+    assert "What becomes public if you are silenced" in page.inner_text("main")
+    assert "the contents of these 2 file(s)" in page.inner_text("main")
+    _audit(page, "arm")
+    _shot(page, "arm")
+    page.fill("#remind_email", "rana@localhost")
+    page.click("button.primary")
+    assert "invalid e-mail address" in page.inner_text("[role=alert]")
+    page.fill("#remind_email", "rana@example.org")
+    page.uncheck("#reveal_name")
+    page.click("button.primary")
+    assert "Armed: 2 file(s) in the release set" in page.inner_text("[role=status]")
     reporter = Person(Path(app.env["EVAULT_HOME"]).parent, "rana", "reporter")
-    assert_ok(reporter.run("switch", "set", "--every", "1d"))
+    status = reporter.json("switch", "status")
+    assert status["state"] == "armed"
+    assert status["policy"]["remind"] == [{"email": "rana@example.org"}]
     page.goto(f"{app.origin}/add")
     # Armed: the add page says what the release makes public, and asks.
     assert "join the release set" in page.inner_text("main")
