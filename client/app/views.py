@@ -20,6 +20,7 @@ from client import contacts
 from client import identity as identities
 from client import items as item_service
 from client import switch as switch_service
+from client import trustee as trustees
 from client.app._guard import COOKIE, Door, refusal
 from client.app.state import AppState, FileTask, Job, Locked, files_of
 from client.audit import read_log
@@ -622,6 +623,63 @@ def save() -> Response:
         words += "; not saved: " + "; ".join(failed)
     _tell(words + ".")
     return _go("/")
+
+
+# -- trustee tasks -------------------------------------------------------------------------
+
+
+@pages.route("/trustee", methods=["GET", "POST"])
+def trustee() -> Response:
+    """The vaults you hold a release share of: hand in a share, or vote to cancel a change."""
+    state = _state()
+    try:
+        with state.client() as client:
+            if request.method == "POST":
+                vault = trustees.check_vault_id(request.form.get("vault", ""))
+                try:
+                    if request.form.get("action") == "submit":
+                        # Only once the log records the release of this arming.
+                        trustees.release_evidence(client, vault)
+                        mnemonic = trustees.my_share(client, vault).mnemonic
+                        answer = trustees.submit_share(client, vault, mnemonic)
+                        _tell(
+                            f"Share handed in: the server has {answer['have']} of the "
+                            f"{answer['need']} needed."
+                        )
+                    else:
+                        change = request.form.get("change", "")
+                        answer = trustees.cancel_change(client, vault, change)
+                        _tell(
+                            "The change is cancelled."
+                            if answer.get("state") == "cancelled"
+                            else f"Vote counted: {answer.get('votes')} of "
+                            f"{answer.get('votes_needed')} needed to cancel."
+                        )
+                except VaultError as exc:
+                    _tell(f"Nothing was sent: {_said(exc)}")
+                return _go("/trustee")
+            names = {c.account: name for name, c in client.state.contacts.items()}
+            now = _now()
+            vaults = [
+                {
+                    "vault": v.vault,
+                    "owner": names.get(v.owner, f"not pinned yet ({v.owner[:8]})"),
+                    "state": _STATE_WORDS.get(v.state, v.state),
+                    "releasing": v.state == "releasing",
+                    "deadline": shown_time(v.deadline, now),
+                    "needed": f"{v.threshold} of {v.shares}",
+                    "pending": [
+                        {"id": c.id, "kind": c.kind, "when": shown_time(c.effective_at, now)}
+                        for c in v.pending
+                    ],
+                }
+                for v in trustees.list_vaults(client)
+            ]
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("message.html", 400, title="Trustee tasks", text=_said(exc))
+    return _page("trustee.html", vaults=vaults)
 
 
 # -- the log ------------------------------------------------------------------------------

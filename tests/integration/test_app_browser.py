@@ -36,6 +36,7 @@ from .client_env import (
     _base_env,
     enroll,
 )
+from .switch_env import Mailbox, quick_switches, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
@@ -327,10 +328,12 @@ def _door_from_outside(app: AppProcess, cookie: str) -> None:
         assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
-def test_an_editor_saves_everything_shared_with_them_checked(
-    browser: Browser, tmp_path: Path
+def test_an_editor_saves_everything_shared_with_them_checked_and_hands_in_a_share(
+    browser: Browser, tmp_path: Path, mailbox: tuple[Mailbox, int]
 ) -> None:
-    with ServerProcess.started(tmp_path / "server") as server:
+    _, smtp_port = mailbox
+    env = quick_switches(smtp_port, worker=True)
+    with ServerProcess.started(tmp_path / "server", env) as server:
         (reporter,) = enroll(server, tmp_path, [("omar", "reporter")])
         fragment = urllib.parse.urlencode(
             {"code": server.invite("editor"), "log-key": server.log_key}
@@ -372,6 +375,33 @@ def test_an_editor_saves_everything_shared_with_them_checked(
             assert "Saved and checked 2 file(s)" in page.inner_text("[role=status]")
             assert (inbox / "minutes.txt").read_bytes() == b"the minutes\n"
             assert (inbox / "photo.jpg").read_bytes() == b"\xff\xd8 jpeg"
+
+            # Her trustee tasks: the reporter named her, then went silent.
+            reporter.ok(
+                "switch",
+                "set",
+                *("--every", "2s", "--grace", "1s", "--trustee", "nadia", "--threshold", "2"),
+                "--reveal",
+                "name,time",
+            )
+            page.click("nav >> text=Trustee tasks")
+            _audit(page, "trustee tasks")
+            vault = reporter.json("switch", "status")["vault"]
+
+            def releasing() -> bool:
+                page.goto(f"{app.origin}/trustee")
+                return "Hand in my share now" in page.inner_text("main")
+
+            wait_for("the release to start", releasing, timeout=60)
+            _shot(page, "trustee")
+            page.click("text=Hand in my share now")
+            assert "Share handed in" in page.inner_text("[role=status]")
+            wait_for(
+                "the release",
+                lambda: reporter.json("switch", "status")["state"] == "released",
+                timeout=60,
+            )
+            assert requests.get(f"{server.url}/release/{vault}", timeout=30).status_code == 200
             context.close()
         finally:
             app.stop()
