@@ -247,8 +247,10 @@ def _vault(client: Client) -> Response:
     switch = None
     if client.state.role == "reporter":
         switch = switch_service.fetch_status(client)
+    editors = sorted(name for name, c in client.state.contacts.items() if c.verified)
     return _page(
         "vault.html",
+        editors=editors,
         items=items,
         query=query,
         order=order,
@@ -378,7 +380,14 @@ def job_page(job_id: str) -> Response:
         rows.append({"task": task, "percent": percent, "rate": rate, "size": _human(task.total)})
     total = job.total
     overall = int(100 * job.done / total) if total else (100 if job.finished else 0)
-    return _page("job.html", job=job, rows=rows, overall=overall, refresh=not job.finished)
+    # Refreshed each second while it runs; once all is stored and nothing was left out, back
+    # to the vault by itself (a page that reports a failure or a skipped file stays).
+    clean = job.finished and not job.skipped and all(t.state == "stored" for t in job.files)
+    refresh: str | None = None if job.finished and not clean else "1"
+    if clean:
+        refresh = "2; url=/"
+        state.jobs.pop(job.id, None)
+    return _page("job.html", job=job, rows=rows, overall=overall, refresh=refresh)
 
 
 # -- the switch ----------------------------------------------------------------------------
@@ -550,8 +559,8 @@ def compare(name: str) -> Response:
                     _tell(f"{name} is not verified: do not share with this key.")
                     return _go("/people")
                 contacts.mark_verified(client, name, card)
-                _tell(f"{name} is verified.")
-                return _go("/people")
+                _tell(f"{name} is verified: you can share your files with them.")
+                return _go("/")
     except Locked:
         return _go("/unlock")
     groups = card.fingerprint().split()

@@ -251,10 +251,8 @@ def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: Serv
     _shot(page, "compare")
     page.click("text=Every group matched")
     assert "eve is verified" in page.inner_text("[role=status]")
-    page.goto(f"{app.origin}/")
-    page.locator("tr", has_text="ledger-2026.pdf").locator("text=Share").click()
-    _audit(page, "share")
-    page.click("button.primary")
+    assert page.url == f"{app.origin}/"
+    page.locator("tr", has_text="ledger-2026.pdf").locator("button", has_text="Share").click()
     assert "ledger-2026.pdf is shared with eve" in page.inner_text("[role=status]")
     assert "eve" in page.locator("tr", has_text="ledger-2026.pdf").inner_text()
     (shared,) = editor.json("inbox")["items"]
@@ -405,3 +403,54 @@ def test_an_editor_saves_everything_shared_with_them_checked_and_hands_in_a_shar
             context.close()
         finally:
             app.stop()
+
+
+def test_a_new_reporter_stores_and_shares_a_first_file_in_eight_actions(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """From `evault app` to a first file stored and shared: every click or form sent counts."""
+    (tmp_path / "memo.pdf").write_bytes(b"%PDF-1.7 the memo\n")
+    with ServerProcess.started(tmp_path / "server") as server:
+        (editor,) = enroll(server, tmp_path, [("eve", "editor")])
+        fragment = urllib.parse.urlencode(
+            {"code": server.invite("reporter"), "log-key": server.log_key}
+        )
+        app = AppProcess(tmp_path / "laptop" / "evault")
+        actions = 0
+
+        def act(selector: str) -> None:
+            nonlocal actions
+            actions += 1
+            page.click(selector)
+
+        try:
+            context = browser.new_context(viewport={"width": 1000, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(app.link)
+            page.fill("#name", "Rana Reporter")
+            page.fill("#passphrase", PASSPHRASE)
+            page.fill("#passphrase2", PASSPHRASE)
+            act("button.primary")  # 1: make the keys
+            page.fill("#link", f"{server.url}/invite#{fragment}")
+            act("button.primary")  # 2: connect
+            act("text=Add files or folders")  # 3
+            page.fill("#paths", str(tmp_path / "memo.pdf"))
+            act("button.primary")  # 4: encrypt and upload; back to the vault by itself
+            page.wait_for_url(f"{app.origin}/", timeout=120_000)
+            assert "memo.pdf" in page.inner_text("table")
+            act("nav >> text=People")  # 5
+            page.fill("#name", "eve")
+            page.fill("#card", editor.card_path.read_text())
+            act("button.primary")  # 6: pin the editor's card
+            act("text=Every group matched")  # 7: fingerprints compared aloud
+            page.locator("tr", has_text="memo.pdf").locator("button", has_text="Share").click()
+            actions += 1  # 8: share
+            assert "memo.pdf is shared with eve" in page.inner_text("[role=status]")
+            context.close()
+        finally:
+            app.stop()
+        (shared,) = editor.json("inbox")["items"]
+        assert shared["filename"] == "memo.pdf"
+        print(f"actions from `evault app` to a first file stored and shared: {actions}")
+        assert actions <= 8
