@@ -28,6 +28,7 @@ import pytest
 from vault import age
 
 # The SMTP server fixture, for every test of notices.
+from .browser_env import browser  # noqa: F401
 from .switch_env import mailbox  # noqa: F401
 
 CHUNK = 64 * 1024

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.conftest import ROOT
 
+from .browser_env import launch
 from .client_env import (
     EVAULT,
     PASSPHRASE,
@@ -40,17 +41,6 @@ from .switch_env import Mailbox, quick_switches, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 30_000
@@ -58,17 +48,8 @@ TIMEOUT_MS = 30_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file() or not AXE.is_file():
-        reason = f"{CHROMIUM} or {AXE} is missing (make system-deps, make test installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; CI requires them")
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    """Chromium, with axe-core for the audits."""
+    yield from launch(AXE)
 
 
 class AppProcess:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 from werkzeug.serving import make_server
 
 from server import migrate
@@ -43,36 +43,9 @@ from vault import age
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 960, "height": 900}
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is not installed (make system-deps, or apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; CI requires it")
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -134,3 +134,17 @@ def s3_config(config: Config, endpoint: str, bucket: str, tmp_path: Path) -> Con
         s3_region="us-east-1",
         s3_staging_dir=tmp_path / "s3-staging",
     )
+
+
+def table_columns(url: str, table: str) -> set[str]:
+    """The names of ``table``'s columns in the database at ``url`` (for migration tests)."""
+    from sqlalchemy import inspect
+
+    from server.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {column["name"] for column in inspect(connection).get_columns(table)}
+    finally:
+        engine.dispose()

@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, select
 
 from server import migrate
 from server.db import make_engine
 from server.models import Account, CustodianShare, Switch, utcnow
 from server.services.accounts import new_id
-from tests.server._helpers import identity
+from tests.server._helpers import identity, table_columns
 from vault import canonical
-
-
-def _columns(url: str, table: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return {column["name"] for column in inspect(connection).get_columns(table)}
-    finally:
-        engine.dispose()
 
 
 def test_0007_keeps_switches_armed_before_it_and_goes_down_again(db_url: str) -> None:
     migrate.upgrade(db_url, "0006")
-    assert "commitment" not in _columns(db_url, "custodian_shares")
+    assert "commitment" not in table_columns(db_url, "custodian_shares")
     card = identity("Ana").card()
     account, vault, now = new_id(), new_id(), utcnow()
     shares = [
@@ -78,7 +69,7 @@ def test_0007_keeps_switches_armed_before_it_and_goes_down_again(db_url: str) ->
         engine.dispose()
 
     migrate.upgrade(db_url, "0007")
-    assert "commitment" in _columns(db_url, "custodian_shares")
+    assert "commitment" in table_columns(db_url, "custodian_shares")
     table = CustodianShare.__table__
     engine = make_engine(db_url)
     try:
@@ -103,7 +94,7 @@ def test_0007_keeps_switches_armed_before_it_and_goes_down_again(db_url: str) ->
     assert state == "releasing"
 
     migrate.downgrade(db_url, "0006")
-    assert "commitment" not in _columns(db_url, "custodian_shares")
+    assert "commitment" not in table_columns(db_url, "custodian_shares")
     engine = make_engine(db_url)
     try:
         with engine.connect() as connection:

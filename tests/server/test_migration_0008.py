@@ -11,28 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import column, insert, inspect, select, table
+from sqlalchemy import column, insert, select, table
 
 from server import migrate
 from server.db import make_engine
 from server.models import Account, Item, Release, Switch, utcnow
 from server.services.accounts import new_id
-from tests.server._helpers import identity
+from tests.server._helpers import identity, table_columns
 from vault import canonical
-
-
-def _columns(url: str, table: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return {column["name"] for column in inspect(connection).get_columns(table)}
-    finally:
-        engine.dispose()
 
 
 def test_0008_numbers_the_releases_made_before_it_and_goes_down_again(db_url: str) -> None:
     migrate.upgrade(db_url, "0007")
-    assert "number" not in _columns(db_url, "releases")
+    assert "number" not in table_columns(db_url, "releases")
     card = identity("Ana").card()
     account, vault, now = new_id(), new_id(), utcnow()
     commitment = canonical.dumps({"count": 1, "sha256": ["ab" * 32]})
@@ -131,8 +122,8 @@ def test_0008_numbers_the_releases_made_before_it_and_goes_down_again(db_url: st
     assert marked == {published: 1, kept_out: None}
 
     migrate.downgrade(db_url, "0007")
-    assert "number" not in _columns(db_url, "releases")
-    assert "released_in" not in _columns(db_url, "items")
+    assert "number" not in table_columns(db_url, "releases")
+    assert "released_in" not in table_columns(db_url, "items")
     engine = make_engine(db_url)
     try:
         with engine.connect() as connection:

@@ -15,17 +15,8 @@ from server import migrate
 from server.db import make_engine
 from server.models import Account, Item, ItemSide, LogEntry, utcnow
 from server.services.accounts import new_id
-from tests.server._helpers import identity
+from tests.server._helpers import identity, table_columns
 from vault import canonical, merkle
-
-
-def _columns(url: str, table: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return {column["name"] for column in inspect(connection).get_columns(table)}
-    finally:
-        engine.dispose()
 
 
 def test_0009_indexes_the_log_keeps_items_real_and_goes_down_again(db_url: str) -> None:
@@ -106,9 +97,9 @@ def test_0009_indexes_the_log_keeps_items_real_and_goes_down_again(db_url: str) 
     assert [tuple(row) for row in layers] == [(kept, 0)]
 
     migrate.downgrade(db_url, "0008")
-    assert "layer" not in _columns(db_url, "items")
-    assert "item_id" not in _columns(db_url, "log_entries")
-    assert "duress_card" not in _columns(db_url, "accounts")
+    assert "layer" not in table_columns(db_url, "items")
+    assert "item_id" not in table_columns(db_url, "log_entries")
+    assert "duress_card" not in table_columns(db_url, "accounts")
     engine = make_engine(db_url)
     try:
         with engine.connect() as connection:
