@@ -284,8 +284,8 @@ def file_facts(path: Path) -> tuple[str, int, str]:
     return _safe_local_name(path), st.st_size, _capture_time(st)
 
 
-def _media_type(path: Path) -> str:
-    guessed = mimetypes.guess_type(path.name, strict=False)[0]
+def _media_type(filename: str) -> str:
+    guessed = mimetypes.guess_type(filename, strict=False)[0]
     if guessed and is_media_type(guessed):
         return guessed
     return "application/octet-stream"
@@ -314,6 +314,7 @@ def add_file(
     release: age.X25519Recipient | None = None,
     reveal: Reveal | None = None,
     decoy: bool = False,
+    name: str | None = None,
 ) -> Added:
     """Encrypt ``path`` to ``recipients`` and upload it; resume if it was started before.
 
@@ -324,7 +325,9 @@ def add_file(
     default the name and capture time, never the note). With ``decoy`` the
     item is one of this side's decoys, signed by
     :meth:`~client.context.Client.decoy_identity` (whose recipient
-    ``recipients`` must hold instead of one's own).
+    ``recipients`` must hold instead of one's own). ``name`` is the file's
+    name in its manifest when ``path`` is only a copy (the app's, of a file
+    picked in the browser); by default it is ``path``'s.
 
     Raises:
         ConfigError: not a readable regular file, or it changed while read.
@@ -434,6 +437,7 @@ def add_file(
             st,
             resumed,
             reveal,
+            name,
         )
 
 
@@ -485,13 +489,15 @@ def _commit(
     st: os.stat_result,
     resumed: bool,
     reveal: Reveal | None,
+    name: str | None,
 ) -> Added:
     owner = client.decoy_identity() if pending.decoy else client.identity
+    filename = name or _safe_local_name(path)
     manifest = Manifest(
         item_id=pending.item,
         vault_id=vault,
-        filename=_safe_local_name(path),
-        media_type=_media_type(path),
+        filename=filename,
+        media_type=_media_type(filename),
         size=pending.size,
         plaintext_sha256=plaintext_sha256,
         payload_sha256=payload_sha256,

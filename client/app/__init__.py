@@ -9,14 +9,17 @@ only while the app is used (:mod:`client.app.state`).
 
 from __future__ import annotations
 
+import io
+import tempfile
 import threading
 from pathlib import Path
+from typing import IO
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from client.app._guard import Door, harden, refusal
-from client.app.state import AppState
+from client.app.state import SPOOL_TO, AppState
 from client.app.views import pages
 from client.config import Paths
 from vault import keystore
@@ -26,6 +29,31 @@ __all__ = ["IDLE_LOCK", "create_app", "serve"]
 IDLE_LOCK = 10 * 60
 """Seconds without a request after which the app locks itself."""
 _HERE = Path(__file__).resolve().parent
+
+
+class _AppRequest(Request):
+    """A request whose uploaded files go where the page says, never to the system's /tmp.
+
+    The add page names the app's private folder (:data:`client.app.state.SPOOL`)
+    before it reads the form: each file is written there, 0600, and its name
+    noted so that nothing is left behind if the form breaks off. Elsewhere a
+    file stays in memory, within the app's 1 MiB limit on a request.
+    """
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        target = self.environ.get(SPOOL_TO)
+        if target is None:
+            return io.BytesIO()
+        folder, made = target
+        handle = tempfile.NamedTemporaryFile(dir=folder, prefix="picked-", delete=False)  # noqa: SIM115
+        made.append(handle.name)
+        return handle
 
 
 def create_app(
@@ -46,6 +74,7 @@ def create_app(
         static_folder=str(_HERE / "static"),
         static_url_path="/static",
     )
+    app.request_class = _AppRequest
     app.config.update(EVAULT_KDF=kdf, MAX_CONTENT_LENGTH=1024 * 1024, TEMPLATES_AUTO_RELOAD=False)
     app.extensions["evault_app"] = AppState(paths, idle=idle)
     app.extensions["evault_door"] = door

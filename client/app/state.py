@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,14 +23,28 @@ from client import identity as identities
 from client.api import ApiError
 from client.config import Paths
 from client.context import Client
-from vault.errors import VaultError
+from vault.errors import ConfigError, VaultError
 from vault.keys import PersonalIdentity
 
-__all__ = ["AppState", "FileTask", "Job", "Locked", "files_of"]
+__all__ = ["SPOOL", "SPOOL_TO", "AppState", "FileTask", "Job", "Locked", "files_of"]
+
+SPOOL = "picked"
+"""The folder, in the client's home, of files picked or dropped in the browser.
+
+The browser hands the app a copy of what the reporter picks, not its place
+on the disk. The copy is kept here (0700, files 0600: never in /tmp) only
+until it is encrypted and stored, or given up; leftovers of an app that was
+stopped are removed when the app starts again, and "Panic" destroys the
+folder with everything else.
+"""
+SPOOL_TO = "evault.spool"
+"""Where a page that takes files wants them: a ``(folder, names made)`` pair in the environ."""
 
 RETRIES = 5
 """Times an upload whose connection failed is tried again before it is given up."""
 RETRY_WAIT = 3.0
+STALLED = 3.0
+"""Seconds a file may send nothing before its page says the app is reconnecting."""
 
 
 class Locked(Exception):
@@ -53,6 +68,10 @@ class FileTask:
     message: str = ""
     item: str | None = None
     started: float = 0.0
+    moved: float = 0.0
+    """When a byte last went out (``time.monotonic``): a long silence is a dropped line."""
+    spooled: bool = False
+    """``path`` is the app's own copy of a file picked in the browser, removed once done."""
 
 
 @dataclass
@@ -87,12 +106,13 @@ class _Progress:
         self._task.total, self._task.done = total, done
         self._task.state = "sending"
         self._task.message = "resumed where the connection dropped" if resumed else ""
-        self._task.started = time.monotonic()
+        self._task.started = self._task.moved = time.monotonic()
 
     def advance(self, n: int) -> None:
         if self._job.cancelled:
             raise Cancelled
         self._task.done += n
+        self._task.moved = time.monotonic()
 
 
 def files_of(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -141,6 +161,24 @@ class AppState:
         self._client: Client | None = None
         self._last = 0.0
         self.jobs: dict[str, Job] = {}
+        # Copies left by an app that was stopped mid-upload: their jobs are gone.
+        shutil.rmtree(paths.root / SPOOL, ignore_errors=True)
+
+    def spool(self) -> Path:
+        """The folder for copies of files picked in the browser, made private if need be.
+
+        Raises:
+            ConfigError: it cannot be made.
+        """
+        self.paths.ensure()
+        folder = self.paths.root / SPOOL
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {folder}: {exc.strerror}") from None
+        if folder.is_symlink() or not folder.is_dir():
+            raise ConfigError(f"{folder} is not a folder")
+        return folder
 
     # -- unlocking ----------------------------------------------------------------
 
@@ -240,7 +278,12 @@ class AppState:
         def run() -> None:
             try:
                 for task in job.files:
-                    self._add_one(client, job, task, add)
+                    try:
+                        self._add_one(client, job, task, add)
+                    finally:
+                        if task.spooled:
+                            with contextlib.suppress(OSError):
+                                task.path.unlink()
             finally:
                 job.finished = True
                 with contextlib.suppress(VaultError, OSError):
@@ -260,6 +303,9 @@ class AppState:
             if job.cancelled:
                 task.state = "stopped"
                 return
+            # Counted as sending from here: a server gone before the first byte is a
+            # silence the page reports too.
+            task.state, task.moved = "sending", time.monotonic()
             try:
                 add(client, task, _Progress(job, task))
                 task.state = "stored"
@@ -272,7 +318,7 @@ class AppState:
                 # the same upload resumes.
                 if (exc.status == 0 or exc.status >= 500) and attempt < RETRIES:
                     task.state = "reconnecting"
-                    task.message = "reconnecting…"
+                    task.message = "the server cannot be reached"
                     time.sleep(RETRY_WAIT * (attempt + 1))
                     continue
                 task.state, task.message = "failed", _said(exc)

@@ -7,13 +7,18 @@ hints, shown on the page; nothing is shown as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
+import json
+import os
 import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from client import account as accounts
 from client import contacts
@@ -22,7 +27,7 @@ from client import items as item_service
 from client import switch as switch_service
 from client import trustee as trustees
 from client.app._guard import COOKIE, Door, refusal
-from client.app.state import AppState, FileTask, Job, Locked, files_of
+from client.app.state import SPOOL_TO, STALLED, AppState, FileTask, Job, Locked, files_of
 from client.audit import read_log
 from client.context import Client, locked
 from client.disclosure import public_facts
@@ -296,7 +301,7 @@ def _switch_words(status: switch_service.Status) -> dict[str, Any]:
 
 @pages.route("/add", methods=["GET", "POST"])
 def add() -> Response:
-    """Add files and whole folders, named by their place on this computer."""
+    """Add files and whole folders: picked or dropped in the browser, or named by their place."""
     state = _state()
     try:
         with state.client() as client:
@@ -310,29 +315,32 @@ def add() -> Response:
     public = None if release is None else public_facts(reporter, None)[0]
     if request.method == "GET":
         return _page("add.html", home=str(Path.home()), public=public)
+
+    def again(error: str) -> Response:
+        return _page("add.html", 400, error=error, home=str(Path.home()), public=public)
+
+    made: list[str] = []
+    try:
+        tasks, left_out = _picked(state, made)
+    except VaultError as exc:
+        _forget(made)
+        return again(_said(exc))
     named = [Path(line.strip()).expanduser() for line in request.form.get("paths", "").splitlines()]
     named = [p for p in named if str(p) not in ("", ".")]
     found, skipped = files_of(named)
-    if not found:
+    tasks += [FileTask(path=p, name=p.name) for p in found]
+    skipped = left_out + skipped
+    if not tasks:
+        _forget(made)
         reasons = "; ".join(f"{p}: {why}" for p, why in skipped)
-        return _page(
-            "add.html",
-            400,
-            error=reasons or "name at least one file or folder",
-            home=str(Path.home()),
-            public=public,
-        )
+        return again(reasons or "Choose at least one file or folder.")
     # What the release page may show of these files (the app takes no notes).
     reveal = Reveal(
         name=request.form.get("reveal_name") == "1",
         time=request.form.get("reveal_time") == "1",
         note=False,
     )
-    job = Job(
-        id=secrets.token_hex(8),
-        files=[FileTask(path=p, name=p.name) for p in found],
-        skipped=skipped,
-    )
+    job = Job(id=secrets.token_hex(8), files=tasks, skipped=skipped)
 
     def one(client: Client, task: FileTask, progress: Any) -> None:
         added = add_file(
@@ -344,14 +352,104 @@ def add() -> Response:
             progress=progress,
             release=release,
             reveal=reveal if release is not None else None,
+            name=task.name if task.spooled else None,
         )
         task.item = added.item
 
     try:
         state.start_job(job, one)
     except Locked:
+        _forget(made)
         return _go("/unlock")
     return _go(f"/jobs/{job.id}")
+
+
+_MAX_PICKED = 100_000
+"""Files one add may take from the browser (a form part each)."""
+_NO_LIMIT = 1 << 50
+
+
+def _picked(state: AppState, made: list[str]) -> tuple[list[FileTask], list[tuple[str, str]]]:
+    """The files the browser sent, as copies in the app's private folder; what it left out.
+
+    The page's script sends, beside the files and in their order, each one's
+    name and time of last change (the browser gives the app no path); a form
+    sent without it names each file by what the browser says, dated now.
+    ``made`` collects every copy written, for the caller to remove if the
+    files are not added after all.
+
+    Raises:
+        ConfigError: the copies could not be written (a full disk says how
+            much room they need), or the form broke off.
+    """
+    if not request.mimetype.startswith("multipart/"):
+        return [], []
+    folder = state.spool()
+    # The reporter's own files, from this computer: no limit but the disk (None would mean
+    # the app's own limit).
+    request.max_content_length = _NO_LIMIT
+    request.max_form_parts = _MAX_PICKED
+    request.max_form_memory_size = 64 * 1024 * 1024  # the list of names of many files
+    request.environ[SPOOL_TO] = (folder, made)
+    try:
+        sent = [f for f in request.files.getlist("files") if f.filename]
+        meta = _meta(request.form.get("meta", ""))
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ConfigError(
+                f"no room left in {folder} for a copy of the files "
+                f"({_human(request.content_length or 0)} needed)",
+                hint="free some space on this computer, or add fewer files at a time",
+            ) from None
+        raise ConfigError(f"cannot keep the files in {folder}: {exc.strerror}") from None
+    except HTTPException:
+        raise ConfigError(
+            "the files did not all reach the app", hint="choose them again and send them again"
+        ) from None
+    listed = meta.get("files")
+    described = listed if isinstance(listed, list) and len(listed) == len(sent) else None
+    tasks = []
+    for index, storage in enumerate(sent):
+        storage.stream.close()
+        copy = Path(storage.stream.name)
+        about = described[index] if described is not None else {}
+        name = _shown_name(about.get("name") if isinstance(about, dict) else None)
+        name = name or _shown_name(storage.filename) or "file"
+        modified = about.get("modified") if isinstance(about, dict) else None
+        if isinstance(modified, (int, float)) and 0 < modified < 2**53:
+            os.utime(copy, ns=(int(modified) * 1_000_000, int(modified) * 1_000_000))
+        tasks.append(FileTask(path=copy, name=name, spooled=True))
+    left_out = []
+    for entry in meta.get("left_out", [])[:1000] if isinstance(meta.get("left_out"), list) else []:
+        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) for x in entry):
+            left_out.append((entry[0][:1024], entry[1][:200]))
+    return tasks, left_out
+
+
+def _meta(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _shown_name(value: object) -> str:
+    """A file's own name from what the browser said: its last part, without control characters."""
+    if not isinstance(value, str):
+        return ""
+    last = value.replace("\\", "/").rsplit("/", 1)[-1]
+    shown = "".join(c for c in last if c.isprintable())[:1024]
+    return "" if shown in (".", "..") else shown
+
+
+def _forget(made: list[str]) -> None:
+    """Remove the copies of a form whose files were not added."""
+    for name in made:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 @pages.get("/jobs/<job_id>")
@@ -363,9 +461,15 @@ def job_page(job_id: str) -> Response:
     if job is None:
         return _page("message.html", 404, title="No such upload", text="This upload is not known.")
     rows = []
+    now = time.monotonic()
     for task in job.files:
         rate = ""
-        if task.state == "sending" and task.started:
+        shown, said = task.state, task.message
+        if task.state == "sending" and task.moved and now - task.moved > STALLED:
+            # The client retries a dropped line by itself, quietly: say so here.
+            shown = "reconnecting"
+            said = f"no answer from the server for {int(now - task.moved)} s"
+        elif task.state == "sending" and task.started:
             seconds = max(time.monotonic() - task.started, 0.001)
             speed = task.done / seconds
             left = (task.total - task.done) / speed if speed > 0 else 0
@@ -377,7 +481,16 @@ def job_page(job_id: str) -> Response:
             if task.total
             else 0
         )
-        rows.append({"task": task, "percent": percent, "rate": rate, "size": _human(task.total)})
+        rows.append(
+            {
+                "task": task,
+                "state": shown,
+                "message": said,
+                "percent": percent,
+                "rate": rate,
+                "size": _human(task.total),
+            }
+        )
     total = job.total
     overall = int(100 * job.done / total) if total else (100 if job.finished else 0)
     # Refreshed each second while it runs; once all is stored and nothing was left out, back

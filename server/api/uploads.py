@@ -80,6 +80,7 @@ from server.storage import (
     MalformedIdError,
     Readable,
     StorageError,
+    UploadNotFoundError,
     check_digest,
 )
 from vault._base64 import b64decode, b64encode
@@ -201,7 +202,13 @@ def unfinished() -> JsonObject:
     found = []
     try:
         for upload in service.open_uploads(session, current_account(), depth=session_depth()):
-            answer = upload_json(upload, store.received(upload.id))
+            try:
+                received = store.received(upload.id)
+            except UploadNotFoundError:
+                # Its bytes are gone (the server stopped in the middle of its commit):
+                # nothing to resume, and no reason to refuse the others.
+                continue
+            answer = upload_json(upload, received)
             state = upload.client_state
             answer["state"] = None if state is None else b64encode(state)
             found.append(answer)

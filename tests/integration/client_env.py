@@ -221,11 +221,12 @@ class ServerProcess:
     def staging(self) -> Path:
         return self.data_dir / "blobs" / "staging"
 
-    def start(self) -> None:
+    def start(self, port: int = 0) -> None:
+        """Serve on ``port`` (0: a free one)."""
         log = self.root / "server.log"
         with log.open("wb") as out:
             self._proc = subprocess.Popen(
-                [str(EVAULT_SERVER), "run", "--port", "0"],
+                [str(EVAULT_SERVER), "run", "--port", str(port)],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -253,6 +254,20 @@ class ServerProcess:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+
+    def crash_and_restart(self, down: Callable[[], None]) -> None:
+        """Kill the server as a crash would (no clean shutdown), run ``down``, serve again.
+
+        It comes back on the same address, as a restarted service does.
+        """
+        assert self._proc is not None
+        port = urllib.parse.urlsplit(self.url).port
+        assert port is not None
+        self._proc.kill()
+        self._proc.wait()
+        self._proc = None
+        down()
+        self.start(port)
 
     @property
     def running(self) -> bool:

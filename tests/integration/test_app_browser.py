@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 from playwright.sync_api import Browser, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import ROOT
 
@@ -164,8 +165,9 @@ def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: Serv
     assert "Your vault is empty" in page.inner_text("main")
     _audit(page, "vault (empty)")
 
-    page.click("text=Add files or folders")
+    page.click("text=Add a folder or drag files")
     _audit(page, "add")
+    page.click("text=Or type where they are on this computer")
     page.fill("#paths", str(evidence))
     page.click("button.primary")
     page.wait_for_selector("text=Upload finished", timeout=120_000)
@@ -269,6 +271,18 @@ def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: Serv
     return cookie
 
 
+def _first_run(page: Page, app: AppProcess, name: str, invite: str) -> None:
+    """Keys made and the account registered, as on the first screens."""
+    page.goto(app.link)
+    page.fill("#name", name)
+    page.fill("#passphrase", PASSPHRASE)
+    page.fill("#passphrase2", PASSPHRASE)
+    page.click("button.primary")
+    page.fill("#link", invite)
+    page.click("button.primary")
+    assert page.url == f"{app.origin}/", page.inner_text("main")
+
+
 def _door_with_the_cookie(app: AppProcess, cookie: str) -> None:
     """Even with the session cookie, a change must come from the app's own pages."""
     http = requests.Session()
@@ -322,13 +336,7 @@ def test_an_editor_saves_everything_shared_with_them_checked_and_hands_in_a_shar
             context = browser.new_context(bypass_csp=True, viewport={"width": 1000, "height": 900})
             context.set_default_timeout(TIMEOUT_MS)
             page = context.new_page()
-            page.goto(app.link)
-            page.fill("#name", "Nadia Editor")
-            page.fill("#passphrase", PASSPHRASE)
-            page.fill("#passphrase2", PASSPHRASE)
-            page.click("button.primary")
-            page.fill("#link", f"{server.url}/invite#{fragment}")
-            page.click("button.primary")
+            _first_run(page, app, "Nadia Editor", f"{server.url}/invite#{fragment}")
             assert "Nothing is shared with you yet" in page.inner_text("main")
             # The reporter pins her card, compares the fingerprint, and shares two files.
             editor = Person(tmp_path / "desk", "nadia", "editor")
@@ -415,9 +423,10 @@ def test_a_new_reporter_stores_and_shares_a_first_file_in_eight_actions(
             act("button.primary")  # 1: make the keys
             page.fill("#link", f"{server.url}/invite#{fragment}")
             act("button.primary")  # 2: connect
-            act("text=Add files or folders")  # 3
-            page.fill("#paths", str(tmp_path / "memo.pdf"))
-            act("button.primary")  # 4: encrypt and upload; back to the vault by itself
+            with page.expect_file_chooser() as chooser:
+                act("label[for=files]")  # 3: the computer's own file picker opens
+            chooser.value.set_files(str(tmp_path / "memo.pdf"))
+            actions += 1  # 4: the file picked uploads at once; back to the vault by itself
             page.wait_for_url(f"{app.origin}/", timeout=120_000)
             assert "memo.pdf" in page.inner_text("table")
             act("nav >> text=People")  # 5
@@ -435,3 +444,77 @@ def test_a_new_reporter_stores_and_shares_a_first_file_in_eight_actions(
         assert shared["filename"] == "memo.pdf"
         print(f"actions from `evault app` to a first file stored and shared: {actions}")
         assert actions <= 8
+
+
+def test_a_folder_picked_in_the_browser_is_stored_though_the_server_dies_midway(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The server is killed while a picked folder uploads: the page says it reconnects, and
+    once the server is back every file is stored, each once, under its own name and date."""
+    dossier = tmp_path / "dossier"
+    (dossier / "scans").mkdir(parents=True)
+    names = [f"scans/page-{n:02}.png" for n in range(24)] + ["contract.pdf", "notes.txt"]
+    for n, name in enumerate(names):
+        (dossier / name).write_bytes(os.urandom(200_000 + n))
+    made = 1_500_000_000
+    os.utime(dossier / "contract.pdf", (made, made))
+    with ServerProcess.started(tmp_path / "server") as server:
+        fragment = urllib.parse.urlencode(
+            {"code": server.invite("reporter"), "log-key": server.log_key}
+        )
+        app = AppProcess(tmp_path / "laptop" / "evault")
+        spool = Path(app.env["EVAULT_HOME"]) / "picked"
+        try:
+            context = browser.new_context(bypass_csp=True, viewport={"width": 1000, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            _first_run(page, app, "Rana Reporter", f"{server.url}/invite#{fragment}")
+            page.goto(f"{app.origin}/add")
+            page.set_input_files("#folder", str(dossier))
+            assert "26 file(s)" in page.inner_text("#chosen-summary")
+            assert "dossier/scans/page-07.png" in page.inner_text("#chosen")
+            _audit(page, "add (chosen)")
+            page.click("#send")
+
+            def stored() -> int:
+                with server.db() as db:
+                    return int(db.execute("SELECT count(*) FROM items").fetchone()[0])
+
+            try:
+                wait_for("a first file stored", lambda: stored() >= 1, timeout=120)
+            except AssertionError:
+                raise AssertionError(f"nothing stored: {page.url}: {_text(page)}") from None
+
+            def down() -> None:
+                assert stored() < len(names), "the upload ended before the server was killed"
+                wait_for("the page to say it reconnects", lambda: "reconnecting" in _text(page))
+
+            server.crash_and_restart(down)
+            try:
+                page.wait_for_url(f"{app.origin}/", timeout=180_000)
+            except PlaywrightTimeout:
+                raise AssertionError(f"the upload did not end well: {page.url}: {_text(page)}") from None
+            vault = page.inner_text("table")
+            context.close()
+        finally:
+            app.stop()
+        assert stored() == len(names)
+        for name in names:
+            assert name.rsplit("/", 1)[-1] in vault
+        # The app's copies of the picked files are gone once they are stored.
+        assert not spool.exists() or list(spool.iterdir()) == []
+        reporter = Person(tmp_path / "laptop", "rana", "reporter")
+        listed = {i["filename"]: i for i in reporter.json("ls")["items"]}
+        assert sorted(listed) == sorted(n.rsplit("/", 1)[-1] for n in names)
+        assert listed["contract.pdf"]["captured_at"] == "2017-07-14T02:40:00Z"
+        out = tmp_path / "contract.pdf"
+        reporter.ok("get", listed["contract.pdf"]["id"], "-o", out)
+        assert out.read_bytes() == (dossier / "contract.pdf").read_bytes()
+
+
+def _text(page: Page) -> str:
+    """The page's main text, or "" while it reloads itself."""
+    try:
+        return page.inner_text("main")
+    except Exception:  # noqa: BLE001 -- the page refreshed under the read
+        return ""

@@ -512,3 +512,24 @@ def test_an_upload_resumes_across_a_server_restart(
         assert _content(again, reporter, done.json["item"]["id"]) == header + payload
     finally:
         restarted.extensions["evault"].engine.dispose()
+
+
+def test_an_upload_whose_bytes_are_gone_is_left_out_of_the_list_not_an_error(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    """A server stopped inside a commit can keep a session whose staged bytes it removed:
+    listing the unfinished uploads still answers, with the others, so clients resume them."""
+    reporter = user(app, config, client, "reporter")
+    header, _ = age_parts()
+    ids = [
+        start(client, reporter, header, 10, sha256(bytes(10))).json["upload"]["id"]
+        for _ in range(2)
+    ]
+    gone = config.blob_root / "staging" / ids[0]
+    for entry in gone.iterdir():
+        entry.unlink()
+    gone.rmdir()
+    listed = client.get("/api/v1/uploads", headers=reporter.headers)
+    assert listed.status_code == 200, listed.json
+    assert [u["id"] for u in listed.json["uploads"]] == [ids[1]]
+    assert _staged(config) == [ids[1]]
