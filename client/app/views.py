@@ -32,6 +32,7 @@ from client.audit import read_log
 from client.context import Client, locked
 from client.disclosure import public_facts
 from client.durations import parse_duration, shown_time
+from client.export import export_item
 from client.policy import PolicyOptions, build_policy, email_notice
 from client.transfer import add_file
 from vault.disclosure import Reveal
@@ -712,6 +713,50 @@ def share(item: str) -> Response:
     except VaultError as exc:
         return _page("message.html", 404, title="Sharing", text=_said(exc))
     return _page("share.html", item=found, editors=editors)
+
+
+@pages.route("/items/<item>/export", methods=["GET", "POST"])
+def export(item: str) -> Response:
+    """An evidence package of one file, for a court, a lawyer or a fact-checker to check offline."""
+    state = _state()
+    folder = str(Path.home() / "Downloads")
+    try:
+        with state.client() as client:
+            found = item_service.signed_item(client, item_service.check_item_id(item))
+            facts: dict[str, Any] = {
+                "item": found,
+                "folder": folder,
+                "note": bool(found.manifest.note),
+            }
+            if request.method == "GET":
+                return _page("export.html", **facts)
+            folder = request.form.get("folder", "").strip() or folder
+            facts["folder"] = folder
+            try:
+                place = Path(folder).expanduser()
+                if not place.is_dir():
+                    raise ConfigError(f"{place} is not a folder on this computer")
+                output = _new_place(place, f"{Path(found.manifest.filename).stem} evidence package")
+                package = export_item(
+                    client, found.meta["id"], output, with_note=request.form.get("note") == "1"
+                )
+            except VaultError as exc:
+                return _page("export.html", 400, error=_said(exc), **facts)
+    except Locked:
+        return _go("/unlock")
+    except VaultError as exc:
+        return _page("message.html", 404, title="Evidence package", text=_said(exc))
+    return _page("exported.html", item=found, package=package)
+
+
+def _new_place(folder: Path, name: str) -> Path:
+    """A name for a new directory in ``folder``: ``name``, else ``name (2)``, ``name (3)``…"""
+    name = _shown_name(name) or "evidence package"
+    for n in range(1, 1000):
+        candidate = folder / (name if n == 1 else f"{name} ({n})")
+        if not candidate.exists():
+            return candidate
+    raise ConfigError(f"{folder} already holds many packages of this file")
 
 
 @pages.post("/save")

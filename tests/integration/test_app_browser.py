@@ -246,6 +246,25 @@ def _walk(page: Page, app: AppProcess, invite: str, evidence: Path, server: Serv
     assert "every entry was read and hashed" in page.inner_text("[role=status]")
     _audit(page, "log")
 
+    # An evidence package for a court, written from the vault and checked offline.
+    page.click("nav >> text=Your vault")
+    page.locator("tr", has_text="ledger-2026.pdf").locator("text=Evidence package").click()
+    assert "the file's name, type, size, capture time" in page.inner_text("main")
+    _audit(page, "export")
+    page.fill("#folder", "/no/such/folder")
+    page.click("button.primary")
+    assert "/no/such/folder is not a folder on this computer" in page.inner_text("[role=alert]")
+    packages = Path(app.env["EVAULT_HOME"]).parent / "for the court"
+    packages.mkdir()
+    page.fill("#folder", str(packages))
+    page.click("button.primary")
+    assert "Package written" in page.inner_text("h1")
+    (package,) = packages.iterdir()
+    assert package.name == "ledger-2026 evidence package"
+    assert f'evault verify "{package.name}"' in page.inner_text("main")
+    checked = reporter.ok("verify", package, "--log-key", server.log_key)
+    assert b"VERDICT: consistent" in checked.stdout
+
     page.click("text=Lock")
     assert page.url == f"{app.origin}/unlock"
     _audit(page, "unlock")
