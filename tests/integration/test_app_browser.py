@@ -489,8 +489,11 @@ def test_a_folder_picked_in_the_browser_is_stored_though_the_server_dies_midway(
             page = context.new_page()
             _first_run(page, app, "Rana Reporter", f"{server.url}/invite#{fragment}")
             page.goto(f"{app.origin}/add")
+            # A file dragged onto the page from elsewhere, then a folder picked.
+            page.evaluate(_DROP_ONE_FILE)
+            page.wait_for_selector("#chosen >> text=dropped.txt")
             page.set_input_files("#folder", str(dossier))
-            assert "26 file(s)" in page.inner_text("#chosen-summary")
+            assert "27 file(s)" in page.inner_text("#chosen-summary")
             assert "dossier/scans/page-07.png" in page.inner_text("#chosen")
             _audit(page, "add (chosen)")
             page.click("#send")
@@ -512,11 +515,13 @@ def test_a_folder_picked_in_the_browser_is_stored_though_the_server_dies_midway(
             try:
                 page.wait_for_url(f"{app.origin}/", timeout=180_000)
             except PlaywrightTimeout:
-                raise AssertionError(f"the upload did not end well: {page.url}: {_text(page)}") from None
+                said = f"{page.url}: {_text(page)}"
+                raise AssertionError(f"the upload did not end well: {said}") from None
             vault = page.inner_text("table")
             context.close()
         finally:
             app.stop()
+        names.append("dropped.txt")
         assert stored() == len(names)
         for name in names:
             assert name.rsplit("/", 1)[-1] in vault
@@ -526,9 +531,22 @@ def test_a_folder_picked_in_the_browser_is_stored_though_the_server_dies_midway(
         listed = {i["filename"]: i for i in reporter.json("ls")["items"]}
         assert sorted(listed) == sorted(n.rsplit("/", 1)[-1] for n in names)
         assert listed["contract.pdf"]["captured_at"] == "2017-07-14T02:40:00Z"
+        assert listed["dropped.txt"]["captured_at"] == "2020-09-13T12:26:40Z"
         out = tmp_path / "contract.pdf"
         reporter.ok("get", listed["contract.pdf"]["id"], "-o", out)
         assert out.read_bytes() == (dossier / "contract.pdf").read_bytes()
+
+
+_DROP_ONE_FILE = """() => {
+  const data = new DataTransfer();
+  data.items.add(new File(["dropped on the page\\n"], "dropped.txt",
+                          {type: "text/plain", lastModified: 1600000000000}));
+  const zone = document.getElementById("drop");
+  for (const kind of ["dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(kind, {dataTransfer: data, bubbles: true, cancelable: true}));
+  }
+}"""
+"""Drops a file on the add page as a file manager would (the browser gives the same event)."""
 
 
 def _text(page: Page) -> str:
