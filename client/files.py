@@ -23,6 +23,8 @@ from vault.errors import ConfigError
 __all__ = ["atomic_output", "default_mode", "open_device", "open_input"]
 
 _WAIT = 0.25
+_SELECT_ON_PIPES = os.name == "posix"
+"""Whether ``select`` can wait on a pipe here (on Windows it takes only sockets)."""
 
 
 def default_mode() -> int:
@@ -97,7 +99,11 @@ class _PatientInput(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         fd = self._raw.fileno()
-        while not select.select([fd], [], [], _WAIT)[0]:
+        try:
+            while not select.select([fd], [], [], _WAIT)[0]:
+                pass
+        except (OSError, ValueError):
+            # Not a descriptor select can wait on: a plain read, as on Windows.
             pass
         return self._raw.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
 
@@ -122,6 +128,6 @@ def open_input(path: Path | None) -> BinaryIO:
         regular = stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
     except OSError:
         regular = False
-    if regular:
+    if regular or not _SELECT_ON_PIPES:
         return raw
     return cast(BinaryIO, _PatientInput(raw))
