@@ -13,6 +13,7 @@ refused. The screenshots in README.md come from this run.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import signal
@@ -31,14 +32,17 @@ from tests.conftest import ROOT
 
 from .browser_env import launch
 from .client_env import (
+    DURESS,
     EVAULT,
     PASSPHRASE,
     Person,
     ServerProcess,
     _base_env,
     enroll,
+    enroll_reporter,
 )
 from .switch_env import Mailbox, quick_switches, wait_for
+from .test_coercers_view import ORDINARY, REAL, Normaliser, _write
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
@@ -555,3 +559,79 @@ def _text(page: Page) -> str:
         return page.inner_text("main")
     except Exception:  # noqa: BLE001 -- the page refreshed under the read
         return ""
+
+
+_COERCER_PAGES = ["/", "/add", "/switch", "/switch/arm", "/people", "/trustee", "/log"]
+"""The app's pages a coercer can open, compared between a free and a coerced reporter."""
+
+
+def test_under_duress_the_app_shows_the_decoy_vault_as_a_real_one(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Fern opens her app with her passphrase; Cora, coerced, opens hers with the duress
+    passphrase, her decoy vault holding the files Fern keeps. Every page, each file's pages and a
+    file saved from it are the same once what is random to each person is taken out."""
+    with ServerProcess.started(tmp_path / "server") as server:
+        fern = enroll_reporter(server, tmp_path, "fern", display="Dora Reporter")
+        cora = enroll_reporter(server, tmp_path, "cora", display="Dora Reporter", duress=True)
+        fern.add(*_write(tmp_path / "fern-files", ORDINARY))
+        cora.add(*_write(tmp_path / "cora-real", REAL))
+        cora.ok("decoy", "add", *_write(tmp_path / "cora-decoys", ORDINARY))
+        seen: dict[str, dict[str, list[str]]] = {}
+        ids: dict[str, dict[str, str]] = {}
+        for person, passphrase in ((fern, PASSPHRASE), (cora, DURESS)):
+            app = AppProcess(person.home)
+            try:
+                context = browser.new_context(viewport={"width": 1000, "height": 900})
+                context.set_default_timeout(TIMEOUT_MS)
+                page = context.new_page()
+                page.goto(app.link)
+                assert page.url == f"{app.origin}/unlock"
+                page.fill("#passphrase", passphrase)
+                page.click("button.primary")
+                assert page.url == f"{app.origin}/", page.inner_text("main")
+                rows = page.locator("tbody tr").all()
+                ids[person.name] = {
+                    row.locator("td.name").inner_text(): str(
+                        row.locator("a.package").get_attribute("href")
+                    ).split("/")[2]
+                    for row in rows
+                }
+                pages = list(_COERCER_PAGES)
+                for item in ids[person.name].values():
+                    pages += [f"/items/{item}/share", f"/items/{item}/export"]
+                seen[person.name] = {}
+                for path in pages:
+                    page.goto(f"{app.origin}{path}")
+                    shown = [page.title(), *page.inner_text("main").splitlines()]
+                    if path == "/log":
+                        page.click("text=Read and check the whole log")
+                        shown += page.inner_text("main").splitlines()
+                    seen[person.name][path] = shown
+                context.close()
+            finally:
+                app.stop()
+    assert sorted(ids["cora"]) == sorted(ORDINARY)  # the decoy vault, listed as a real one
+    vault = "\n".join(seen["cora"]["/"])
+    assert "signed by you, in the log" in vault
+    assert "garden.jpg" in vault
+    assert "The log checks out" in "\n".join(seen["cora"]["/log"])
+    assert not any(name in vault for name in REAL)
+
+    def normalised(name: str) -> dict[str, list[str]]:
+        by_name = {item: filename for filename, item in ids[name].items()}
+        rename = Normaliser({name: "<WHO>", str(tmp_path): "<ROOT>"}, by_name)
+        out = {}
+        for path, lines in seen[name].items():
+            for item, filename in by_name.items():
+                path = path.replace(item, f"<{filename}>")
+            # Rows come in the order of random ids when added in the same second.
+            out[path] = sorted(rename.text(line) for line in lines)
+        return out
+
+    free, coerced = normalised("fern"), normalised("cora")
+    assert sorted(free) == sorted(coerced)
+    for path in free:
+        if free[path] != coerced[path]:
+            diff = difflib.unified_diff(free[path], coerced[path], "free", "coerced", lineterm="")
+            pytest.fail(f"the page {path} differs:\n" + "\n".join(diff))
