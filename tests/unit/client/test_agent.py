@@ -191,3 +191,34 @@ def test_without_unix_sockets_there_is_no_session_unlock(
     assert agent.identity(Paths(tmp_path)) is None
     with pytest.raises(ConfigError, match="not available on this system"):
         agent.start(Paths(tmp_path), PersonalIdentity.generate("Ana"))
+
+
+def test_the_apps_lock_and_panic_end_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app and the commands of one account on one laptop lock together."""
+    from client.app import create_app
+    from client.app._guard import COOKIE, Door
+
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    paths = Paths(tmp_path / "home")
+    paths.ensure()
+    identity = PersonalIdentity.generate("Ana")
+    keystore.create_keystore(
+        paths.keystore, PASSPHRASE, identity.to_bytes(), params=keystore.Argon2Params.TESTING
+    )
+    door = Door(origin="http://127.0.0.1:5000")
+    web = create_app(paths, door, kdf=keystore.Argon2Params.TESTING).test_client()
+    web.set_cookie(COOKIE, door.session, domain="127.0.0.1")
+    own = {"Origin": door.origin}
+
+    agent.start(paths, identity, idle=60, lifetime=60)
+    answer = web.post("/lock", headers=own, base_url=door.origin)
+    assert answer.status_code == 303
+    assert agent.status(paths) is None
+
+    agent.start(paths, identity, idle=60, lifetime=60)
+    answer = web.post("/panic", data={"confirm": "destroy"}, headers=own, base_url=door.origin)
+    assert answer.status_code == 200
+    assert agent.status(paths) is None
+    assert not paths.keystore.exists()
