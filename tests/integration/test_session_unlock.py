@@ -9,9 +9,11 @@ unlock process left: each is found by the kernel's word on who listens
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -37,6 +39,8 @@ from .client_env import (
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
 ASKS = "a passphrase can only be typed on a terminal"
+IDLE = {"EVAULT_UNLOCK_IDLE": "2m"}
+"""Set for every device: should a test run be killed, what it unlocked ends within minutes."""
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,19 @@ def runtime() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="ev") as name:
         os.chmod(name, 0o700)
         yield Path(name)
+
+
+@pytest.fixture(autouse=True)
+def _reaper(tmp_path: Path) -> Iterator[None]:
+    """Whatever a failing test left unlocked under its folder is ended (those in a
+    runtime folder end by themselves when it is removed)."""
+    yield
+    for path in tmp_path.rglob("socket"):
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            pid = wire.peer(sock).pid
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
 
 
 def _folder(person: Person) -> Path:
@@ -103,6 +120,7 @@ def _without_passphrase(person: Person) -> Person:
 
 def _reporter(server: ServerProcess, root: Path, name: str, runtime: Path | None) -> Person:
     person = enroll_reporter(server, root, name, display=name.title())
+    person.env |= IDLE
     if runtime is not None:
         person.env["XDG_RUNTIME_DIR"] = str(runtime)
     return person
@@ -115,7 +133,7 @@ def test_unlock_lets_commands_run_without_the_passphrase_until_lock(
     ana.ok("switch", "set", "--every", "1d")
     said = ana.ok("unlock").out
     assert re.fullmatch(
-        r"Unlocked until (tomorrow )?\d\d:\d\d \(or 15m after the last use\); "
+        r"Unlocked until (tomorrow )?\d\d:\d\d \(or 2m after the last use\); "
         r"`evault lock` locks now\n",
         said,
     ), said
@@ -161,6 +179,7 @@ def test_panic_ends_the_session_unlock(
 def _init_only(root: Path, runtime: Path | None) -> Person:
     """A device with a keystore and no account: enough for the unlock itself."""
     person = Person(root, "cleo", "reporter")
+    person.env |= IDLE
     if runtime is not None:
         person.env["XDG_RUNTIME_DIR"] = str(runtime)
     person.ok("init", "--name", "Cleo", "--insecure-fast-kdf")
@@ -252,6 +271,7 @@ def test_a_duress_unlock_looks_like_a_real_one(server: ServerProcess, tmp_path: 
         with tempfile.TemporaryDirectory(prefix="ev") as runtime:
             os.chmod(runtime, 0o700)
             device = Person(fay.root, fay.name, fay.role)
+            device.env |= IDLE
             device.env["XDG_RUNTIME_DIR"] = runtime
             device.env["EVAULT_PASSPHRASE"] = passphrase
             started = time.monotonic()
