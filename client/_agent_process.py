@@ -164,6 +164,7 @@ class _Agent:
         finally:
             os.close(fd)
         os.replace(tmp, token_path(self.paths))
+        self._marks[token_path(self.paths)] = _mark(token_path(self.paths))
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # Bound under a name of its own, relative to the folder (this process
         # has one thread yet), then renamed: a stale socket of an ended unlock
@@ -178,9 +179,8 @@ class _Agent:
             os.umask(old)
         listener.listen(16)
         os.replace(where / bound, socket_path(self.paths))
+        self._marks[socket_path(self.paths)] = _mark(socket_path(self.paths))
         self._keystore = _mark(self.paths.keystore, content=True)
-        for path in (socket_path(self.paths), token_path(self.paths)):
-            self._marks[path] = _mark(path)
         return listener
 
     def _changed(self) -> bool:
@@ -229,7 +229,9 @@ class _Agent:
             if (
                 hello.get("op") != "hello"
                 or not isinstance(token, str)
-                or not hmac.compare_digest(token.encode("utf-8"), self._token.encode("ascii"))
+                or not hmac.compare_digest(
+                    token.encode("utf-8", "replace"), self._token.encode("ascii")
+                )
             ):
                 # Whoever this is has no business here: end, and let the
                 # next command ask for the passphrase.
@@ -354,7 +356,7 @@ def main() -> NoReturn:
     try:
         listener = agent.listen()
     except OSError:
-        os._exit(1)
+        agent.finish()  # no "ready": the command says it could not start
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: agent.finish())
     _release_free_memory()
