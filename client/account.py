@@ -243,9 +243,14 @@ def forget_legacy(paths: Paths) -> None:
 def destroy(paths: Paths) -> list[str]:
     """Overwrite and delete the keystore, the state and everything else in the client's folder.
 
-    Returns what was destroyed ("keystore", "state"). The caller holds the
+    A session unlock running for ``paths`` is ended first. Returns what was
+    destroyed ("keystore", "state"). The caller holds the
     folder's lock (:func:`client.context.locked`).
     """
+    from client import agent
+
+    # The session unlock first: it holds the identity in memory.
+    agent.stop(paths)
     destroyed = []
     if paths.keystore.exists():
         _shred(paths.keystore)

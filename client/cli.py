@@ -33,6 +33,8 @@ _COMMANDS = {
     "register": "account:register",
     "whoami": "account:whoami",
     "panic": "account:panic",
+    "unlock": "session:unlock",
+    "lock": "session:lock",
     "add": "items:add",
     "ls": "items:ls",
     "get": "items:get",

@@ -1,9 +1,10 @@
 """One command's view of the client: its files, state, server and identity.
 
 :class:`Client` opens what a command needs only when it first needs it:
-the keystore is unlocked (one passphrase prompt) the first time the
-identity is used, the login happens the first time an authenticated call is
-made, and the log's checkpoint is remembered when the command ends well.
+the keystore is unlocked (one passphrase prompt, or none while a session
+unlock runs: :mod:`client.agent`) the first time the identity is used, the
+login happens the first time an authenticated call is made, and the log's
+checkpoint is remembered when the command ends well.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from client import identity as identities
 from client import state as state_file
@@ -25,6 +26,9 @@ from client.state import LogPin, State
 from vault.errors import ConfigError
 from vault.keys import Card, PersonalIdentity
 from vault.log_keys import Handover
+
+if TYPE_CHECKING:
+    from client.agent import AgentIdentity
 
 __all__ = ["Client", "locked"]
 
@@ -54,6 +58,7 @@ class Client:
         self.prompt = prompt
         self._api: Api | None = None
         self._identity: PersonalIdentity | None = identity
+        self._session: AgentIdentity | None = None
         self._log: LogCheck | None = None
         self._logged_in = False
 
@@ -89,8 +94,16 @@ class Client:
 
     @property
     def identity(self) -> PersonalIdentity:
+        """The unlocked identity: the session unlock's if one runs, else the passphrase is asked."""
         if self._identity is None:
-            self._identity = identities.unlock(self.paths.keystore, prompt=self.prompt)
+            from client import agent
+
+            held = agent.identity(self.paths) if self.paths.keystore.exists() else None
+            if held is not None:
+                self._session = held
+                self._identity = held
+            else:
+                self._identity = identities.unlock(self.paths.keystore, prompt=self.prompt)
         return self._identity
 
     def card(self) -> Card:
@@ -201,6 +214,8 @@ class Client:
     def close(self) -> None:
         if self._api is not None:
             self._api.close()
+        if self._session is not None:
+            self._session.close()
 
 
 @contextlib.contextmanager

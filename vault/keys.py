@@ -207,7 +207,8 @@ class PersonalIdentity:
         return self._name
 
     @property
-    def age_identity(self) -> age.HybridIdentity | age.X25519Identity:
+    def age_identity(self) -> age.Identity:
+        """What unwraps file keys sent to this person (an X25519 or hybrid age identity)."""
         return self._age
 
     def card(self) -> Card:

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from werkzeug.exceptions import HTTPException
 
 from client import account as accounts
-from client import contacts
+from client import agent, contacts
 from client import identity as identities
 from client import items as item_service
 from client import switch as switch_service
@@ -884,7 +884,10 @@ def log_status() -> Response:
 
 @pages.post("/lock")
 def lock() -> Response:
-    _state().lock()
+    """Lock the app, and the commands' session unlock of the same home if one runs."""
+    state = _state()
+    state.lock()
+    agent.stop(state.paths)
     return _go("/unlock")
 
 

@@ -251,6 +251,12 @@ def test_guides(transcript: Transcript, newsroom: ServerProcess, tmp_path: Path)
     )
     assert "private: the note" in armed
     as_you("evault checkin")
+    # One passphrase for a while, then locked again.
+    assert "`evault lock` locks now" in as_you("evault unlock")
+    you.env.pop("EVAULT_PASSPHRASE", None)
+    you.ok("ls")  # no terminal to ask on: it did not ask
+    as_you("evault lock")
+    you.env["EVAULT_PASSPHRASE"] = PASSPHRASE
     as_you("evault export ITEM -o memo-evidence/", replace={"ITEM": ids["memo.pdf"]})
 
     # Maria's inbox, and the item she pulls.
