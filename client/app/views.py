@@ -64,7 +64,11 @@ def _door() -> Door:
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
     state = _state()
-    notice = current_app.extensions.pop("evault_notice", None)
+    # Taken by the page the browser was sent to, not by another request beside it.
+    notice = None
+    pending = current_app.extensions.get("evault_notice")
+    if pending is not None and pending[0] in (None, request.path):
+        notice = current_app.extensions.pop("evault_notice")[1]
     html = render_template(
         template,
         unlocked=state.unlocked,
@@ -77,10 +81,13 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
 
 def _tell(text: str) -> None:
     """A line for the next page to show (one person uses the app)."""
-    current_app.extensions["evault_notice"] = text
+    current_app.extensions["evault_notice"] = (None, text)
 
 
 def _go(path: str) -> Response:
+    pending = current_app.extensions.get("evault_notice")
+    if pending is not None and pending[0] is None:
+        current_app.extensions["evault_notice"] = (path.split("?", 1)[0], pending[1])
     return redirect(path, code=303)  # type: ignore[return-value]
 
 
