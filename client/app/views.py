@@ -225,12 +225,17 @@ def register() -> Response:
 
 def _vault(client: Client) -> Response:
     rows = list(item_service.list_items(client, decoys=False))
-    names = {c.account: name for name, c in client.state.contacts.items()}
+    people: dict[str, str] = {}
     items = []
     for row in rows:
         m = row.manifest
-        shared = [names.get(str(a), str(a)[:8]) for a in row.meta.get("shared_with") or []]
-        owner = names.get(row.owner) or f"not pinned yet ({row.owner[:8]})"
+        shared = [
+            contacts.person_name(client.state, str(a)) or str(a)[:8]
+            for a in row.meta.get("shared_with") or []
+        ]
+        if row.owner not in people:
+            people[row.owner] = contacts.shown_person(client, row.owner)
+        owner = people[row.owner]
         items.append(
             {
                 "id": row.meta["id"],
@@ -645,17 +650,34 @@ def people() -> Response:
                     error = "This is not a card: paste the whole card the editor gave you."
                 except VaultError as exc:
                     error = _said(exc)
-            rows = [
-                {
-                    "name": name,
-                    "person": contact.parsed().name,
-                    "verified": contact.verified,
-                }
-                for name, contact in sorted(client.state.contacts.items())
-            ]
+            rows = _people_rows(client)
     except Locked:
         return _go("/unlock")
     return _page("people.html", 400 if error else 200, rows=rows, error=error)
+
+
+def _people_rows(client: Client) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "person": contact.parsed().name, "verified": contact.verified}
+        for name, contact in sorted(client.state.contacts.items())
+    ]
+
+
+@pages.post("/people/<name>/rename")
+def rename(name: str) -> Response:
+    """Call a pinned person by another name here, as `evault editors rename` does."""
+    state = _state()
+    new = request.form.get("new", "").strip()
+    try:
+        with state.client() as client:
+            try:
+                contacts.rename_contact(client, name, new)
+            except VaultError as exc:
+                return _page("people.html", 400, rows=_people_rows(client), error=_said(exc))
+    except Locked:
+        return _go("/unlock")
+    _tell(f"{name} is now called {new}.")
+    return _go("/people")
 
 
 @pages.route("/people/<name>", methods=["GET", "POST"])
