@@ -1,11 +1,13 @@
 """Items named as people know them: by file name, or by the start of the item id.
 
 Every command that takes an item goes through :func:`resolve_items`. A text
-of 32 hex digits is that item id, always: it needs no list. Anything else is
-looked up among the items this side lists (the ones ``evault ls`` or
-``evault inbox`` shows), by the file name in each signed manifest and, for
-at least :data:`MIN_PREFIX` hex digits, by the start of the id. A text that
-fits several items is refused with the candidates, never guessed.
+of 32 hex digits is that item id when there is such an item (one request, no
+list). Anything else is looked up among the items this side lists (the ones
+``evault ls`` or ``evault inbox`` shows), by the file name in each signed
+manifest and, for at least :data:`MIN_PREFIX` hex digits, by the start of
+the id. A text that fits several items is refused with the candidates,
+never guessed; what was taken when a text could also be read another way
+is said (:attr:`Chosen.remark`).
 
 The list is the server's list for the session: under the duress passphrase
 it is the decoy vault, and nothing here asks for anything beyond it, so a
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from client.context import Client
-from client.items import Listed, list_items
+from client.items import Listed, find_item, list_items
 from vault.errors import ConfigError
 
 __all__ = ["MIN_PREFIX", "AmbiguousItemError", "Candidate", "Chosen", "resolve_items"]
@@ -104,9 +106,9 @@ def _where(client: Client) -> str:
     return "see your items: `evault ls`"
 
 
-def _one(client: Client, text: str, listed: list[Listed] | None) -> Chosen:
+def _one(client: Client, text: str, listed: list[Listed] | None, missing: set[str]) -> Chosen:
     ids = [] if listed is None else [str(r.meta["id"]) for r in listed]
-    if _FULL.fullmatch(text):
+    if _FULL.fullmatch(text) and text.lower() not in missing:
         # A whole id is that item, whatever a file may be called.
         item = text.lower()
         same = [r for r in listed or [] if r.meta["id"] == item]
@@ -134,11 +136,15 @@ def _one(client: Client, text: str, listed: list[Listed] | None) -> Chosen:
     found = {str(r.meta["id"]): r for r in [*by_name, *by_prefix]}
     if len(found) == 1:
         (row,) = found.values()
+        remark = None
+        if text.lower() in missing:
+            remark = f"no item has the id {text}: took the file of that name"
         return Chosen(
             text=text,
             item=str(row.meta["id"]),
             how="name" if row in by_name else "prefix",
             filename=None if row.manifest is None else row.manifest.filename,
+            remark=remark,
         )
     if found:
         rows = sorted(
@@ -149,6 +155,9 @@ def _one(client: Client, text: str, listed: list[Listed] | None) -> Chosen:
             ),
         )
         raise AmbiguousItemError(text, [_candidate(r, ids) for r in rows])
+    if text.lower() in missing:
+        # As before names: the words of a whole id that is not there.
+        raise ConfigError(f"no item {text.lower()} that you may read", hint=_where(client))
     if hexish and len(text) < MIN_PREFIX:
         raise ConfigError(
             f"no item named {text!r}",
@@ -170,13 +179,19 @@ def resolve_items(client: Client, texts: Sequence[str]) -> list[Chosen]:
         ConfigError: a text fits no item this side lists, or two texts name
             the same item.
     """
+    # A whole id that is no item this side may read may be a file's name.
+    missing = {
+        text.lower()
+        for text in texts
+        if _FULL.fullmatch(text) and find_item(client, text.lower()) is None
+    }
     listed = None
-    if any(not _FULL.fullmatch(text) for text in texts):
+    if missing or any(not _FULL.fullmatch(text) for text in texts):
         listed = list(list_items(client))
     chosen: list[Chosen] = []
     named: dict[str, str] = {}
     for text in texts:
-        one = _one(client, text, listed)
+        one = _one(client, text, listed, missing)
         if one.item in named:
             if named[one.item] == text:
                 raise ConfigError(f"{text!r} is named twice", hint="nothing was done")

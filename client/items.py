@@ -52,6 +52,7 @@ __all__ = [
     "content",
     "delete_item",
     "fetch_item",
+    "find_item",
     "item_metas",
     "list_items",
     "logged_entries",
@@ -129,6 +130,18 @@ def _meta(client: Client, item: str) -> dict[str, Any]:
     if meta["owner"] == client.account and meta["vault"] != client.state.vault:
         raise ProofError("the server says your item is in another vault")
     return meta
+
+
+def find_item(client: Client, item: str) -> dict[str, Any] | None:
+    """The server's metadata of ``item``, or None if there is no such item this account may read.
+
+    Raises:
+        ProofError: malformed metadata.
+    """
+    try:
+        return _meta(client, item)
+    except ConfigError:
+        return None
 
 
 def _manifest(client: Client, meta: dict[str, Any]) -> SignedManifest:

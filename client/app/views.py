@@ -847,12 +847,11 @@ def trustee() -> Response:
                 except VaultError as exc:
                     _tell(f"Nothing was sent: {_said(exc)}")
                 return _go("/trustee")
-            names = {c.account: name for name, c in client.state.contacts.items()}
             now = _now()
             vaults = [
                 {
                     "vault": v.vault,
-                    "owner": names.get(v.owner, f"not pinned yet ({v.owner[:8]})"),
+                    "owner": contacts.shown_person(client, v.owner),
                     "state": _STATE_WORDS.get(v.state, v.state),
                     "releasing": v.state == "releasing",
                     "deadline": shown_time(v.deadline, now),

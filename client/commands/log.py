@@ -12,8 +12,10 @@ from client import items as item_service
 from client.audit import concerning_me, own_view, read_log
 from client.commands._common import open_client
 from client.commands._naming import each_item, resolve
+from client.contacts import person_name
 from client.export import Package, export_item
 from client.item_names import Chosen
+from client.state import State
 from client.ui import err, handle_errors, json_mode, out, print_json, shown
 from vault import age
 from vault.errors import ConfigError
@@ -67,11 +69,11 @@ def log_verify(full: bool) -> None:
         )
 
 
-def _who(client_accounts: dict[str, str], account: object, me: str) -> str:
+def _who(state: State, account: object, me: str) -> str:
     if account == me:
         return "you"
     if isinstance(account, str):
-        return client_accounts.get(account, account[:8])
+        return person_name(state, account) or account[:8]
     return "-"
 
 
@@ -91,7 +93,6 @@ def log_show(logins: bool) -> None:
         )
         if own is not None:
             found = [e for e in found if own.shows(e)]
-        names = {c.account: n for n, c in client.state.contacts.items()}
         if json_mode():
             print_json({"events": [{"index": e.index, **e.event} for e in found]})
             return
@@ -107,7 +108,7 @@ def log_show(logins: bool) -> None:
                 _utc(ev.get("time")),
                 shown(ev.get("type", "?")),
                 shown(str(ev.get("item", ""))[:12]),
-                shown(_who(names, ev.get("account"), client.account)),
+                shown(_who(client.state, ev.get("account"), client.account)),
             )
         out().print(table)
         # Logins are counted only when shown: each device's every command logs in, so a
