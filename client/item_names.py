@@ -171,8 +171,9 @@ def _one(client: Client, text: str, listed: list[Listed] | None, missing: set[st
 def resolve_items(client: Client, texts: Sequence[str]) -> list[Chosen]:
     """The items ``texts`` name, in order: each a whole id, a file name or an id prefix.
 
-    The list of items is fetched (once) only when a text is not a whole id.
-    Every text is resolved before anything is done with any item.
+    Each whole id is asked for (one request); the list of items is fetched,
+    once, only for a text that is not a whole id or is no item's id. Every
+    text is resolved before anything is done with any item.
 
     Raises:
         AmbiguousItemError: a text fits several items.
