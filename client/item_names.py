@@ -25,7 +25,14 @@ from client.context import Client
 from client.items import Listed, find_item, list_items
 from vault.errors import ConfigError
 
-__all__ = ["MIN_PREFIX", "AmbiguousItemError", "Candidate", "Chosen", "resolve_items"]
+__all__ = [
+    "MIN_PREFIX",
+    "AmbiguousItemError",
+    "Candidate",
+    "Chosen",
+    "is_item_id",
+    "resolve_items",
+]
 
 MIN_PREFIX = 4
 """Hex digits an id prefix needs: fewer would fit half the vault."""
@@ -74,6 +81,11 @@ class AmbiguousItemError(ConfigError):
         )
         self.text = text
         self.candidates = tuple(candidates)
+
+
+def is_item_id(text: str) -> bool:
+    """Whether ``text`` is written as a whole item id (32 hex digits)."""
+    return _FULL.fullmatch(text) is not None
 
 
 def _same_name(a: str, b: str) -> bool:

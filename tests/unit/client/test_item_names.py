@@ -201,3 +201,15 @@ def test_a_contact_is_renamed_and_the_rename_survives_a_merge(client: Client) ->
     theirs = base.with_contact("zoe", Contact(account="f" * 32, card=_card("Zoe")))
     merged = _merge(base, client.state, theirs)
     assert set(merged.contacts) == {"rita", "eve", "zoe"}
+
+
+def test_reveal_item_choices_name_items_like_every_command(client: Client) -> None:
+    from client.commands.switch import _reveal_by_id
+
+    assert _reveal_by_id(client, ["photo.jpg=name", "3f2a9c1e=none"]) == (
+        f"{PHOTO}=name",
+        f"{LEDGER_1}=none",
+    )
+    # Whole ids are left to the arming, which checks them against the items armed.
+    assert _reveal_by_id(client, [f"{'f' * 32}=none"]) == (f"{'f' * 32}=none",)
+    assert client.listed == [1]  # type: ignore[attr-defined]
