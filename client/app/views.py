@@ -234,7 +234,9 @@ def _vault(client: Client) -> Response:
             for a in row.meta.get("shared_with") or []
         ]
         if row.owner not in people:
-            people[row.owner] = contacts.shown_person(client, row.owner)
+            # Another's items only (an editor's inbox): one's own need no name, nor a request.
+            mine = row.owner == client.state.account
+            people[row.owner] = "you" if mine else contacts.shown_person(client, row.owner)
         owner = people[row.owner]
         items.append(
             {

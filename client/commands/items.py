@@ -234,7 +234,8 @@ def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty
         cells = [r.meta["id"]]
         if inbox:
             if r.owner not in people:
-                people[r.owner] = shown_person(client, r.owner)
+                mine = r.owner == client.state.account
+                people[r.owner] = "you" if mine else shown_person(client, r.owner)
             cells.append(shown(people[r.owner]))
         if r.manifest is None:
             cells += ["?", "?", "?", _when(r.meta.get("created_at"))]
