@@ -789,19 +789,30 @@ def save() -> Response:
     state = _state()
     folder = Path(request.form.get("folder", "").strip()).expanduser()
     wanted = request.form.getlist("item")
-    saved, failed = [], []
+    every = request.form.get("all") == "1"
+    saved: list[str] = []
+    kept: list[str] = []
+    failed: list[str] = []
+    written: list[Path] = []
     try:
         with state.client() as client:
             if not folder.is_dir():
                 raise ConfigError(f"{folder} is not a folder on this computer")
-            if request.form.get("all") == "1":
+            if every:
                 wanted = [str(m["id"]) for m in item_service.item_metas(client)]
             for item in wanted:
                 try:
+                    # As `evault inbox pull --all`: a file already there, the same, is kept.
                     fetched = item_service.fetch_item(
-                        client, item_service.check_item_id(item), output=folder, force=False
+                        client,
+                        item_service.check_item_id(item),
+                        output=folder,
+                        force=False,
+                        keep_present=every,
+                        written=written,
                     )
-                    saved.append(fetched.path.name)
+                    written.append(fetched.path)
+                    (kept if fetched.present else saved).append(fetched.path.name)
                 except VaultError as exc:
                     failed.append(f"{item[:8]}: {_said(exc)}")
     except Locked:
@@ -810,6 +821,8 @@ def save() -> Response:
         _tell(f"Nothing saved: {_said(exc)}")
         return _go("/")
     words = f"Saved and checked {len(saved)} file(s) in {folder}"
+    if kept:
+        words += f"; {len(kept)} already there, the same"
     if failed:
         words += "; not saved: " + "; ".join(failed)
     _tell(words + ".")

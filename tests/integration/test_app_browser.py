@@ -388,6 +388,11 @@ def test_an_editor_saves_everything_shared_with_them_checked_and_hands_in_a_shar
             assert "Saved and checked 2 file(s)" in page.inner_text("[role=status]")
             assert (inbox / "minutes.txt").read_bytes() == b"the minutes\n"
             assert (inbox / "photo.jpg").read_bytes() == b"\xff\xd8 jpeg"
+            # Again: what is there already, the same, is kept.
+            page.fill("#folder-all", str(inbox))
+            page.click("text=Save all")
+            assert "Saved and checked 0 file(s)" in page.inner_text("[role=status]")
+            assert "2 already there, the same" in page.inner_text("[role=status]")
             # Pinned on the first save under a made-up name; she gives him her own.
             page.click("nav >> text=People")
             row = page.locator("tr", has_text="reporter-")
