@@ -11,6 +11,7 @@ verifies again. A key change is loud, never silent (DESIGN.md, "Keys").
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import re
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from typing import Any
 
 from client.api import ApiError
 from client.context import Client
-from client.state import Contact, check_name
+from client.state import Contact, State, check_name
 from vault._base64 import b64encode
 from vault.errors import ConfigError, FormatError, ProofError
 from vault.keys import Card
@@ -29,8 +30,11 @@ __all__ = [
     "add_contact",
     "current_card",
     "mark_verified",
+    "person_name",
     "pinned",
+    "rename_contact",
     "server_card",
+    "shown_person",
     "trust_on_first_use",
     "verify_contact",
 ]
@@ -196,3 +200,57 @@ def trust_on_first_use(client: Client, account: str) -> tuple[Pinned, bool]:
     contact = Contact(account=account, card=card.to_json().decode("utf-8"), verified=False)
     client.state = client.state.with_contact(name, contact)
     return Pinned(name=name, contact=contact, card=card), True
+
+
+def rename_contact(client: Client, old: str, new: str) -> Pinned:
+    """Call the contact ``old`` by ``new`` from now on; the card and its verification stay.
+
+    Raises:
+        ConfigError: no contact ``old``, an invalid name, or ``new`` is taken.
+    """
+    entry = pinned(client, old)
+    check_name(new)
+    if new == old:
+        raise ConfigError(f"the contact is called {old!r} already")
+    if new in client.state.contacts:
+        raise ConfigError(f"a contact called {new!r} exists already", hint="choose another name")
+    client.state = client.state.with_contact_renamed(old, new)
+    return Pinned(name=new, contact=entry.contact, card=entry.card)
+
+
+def _made_on_first_use(name: str, account: str) -> bool:
+    """Whether ``name`` is the one :func:`trust_on_first_use` made up, not one a person chose."""
+    pattern = rf"(?:reporter|editor)-{re.escape(account[:8])}(?:-[0-9]+)?"
+    return re.fullmatch(pattern, name) is not None
+
+
+def person_name(state: State, account: str) -> str | None:
+    """How a person is shown: the name given here, else the name on the pinned card.
+
+    ``(unverified)`` follows while the card was not compared with its owner.
+    None when no card of ``account`` is pinned.
+    """
+    found = state.contact_for_account(account)
+    if found is None:
+        return None
+    name, contact = found
+    if _made_on_first_use(name, account):
+        # A damaged card keeps the name it was pinned under.
+        with contextlib.suppress(FormatError):
+            name = contact.parsed().name
+    return name if contact.verified else f"{name} (unverified)"
+
+
+def shown_person(client: Client, account: str) -> str:
+    """:func:`person_name`, else the name on the card the server has (unverified).
+
+    Only when the server gives no card either is the account's start shown.
+    """
+    named = person_name(client.state, account)
+    if named is not None:
+        return named
+    try:
+        _, card = server_card(client, account)
+    except (ApiError, ProofError):
+        return f"account {account[:8]} (unverified)"
+    return f"{card.name} (unverified)"

@@ -241,7 +241,7 @@ def _checkpoint_size(pin: LogPin | None) -> int:
 def _merge(base: State, mine: State, theirs: State) -> State:
     """``theirs`` (on disk now) with the changes this command made since ``base``.
 
-    Contacts this command added or changed win; others on disk stay. Of two
+    Contacts this command added, changed or renamed win; others on disk stay. Of two
     checkpoints of the same log, the larger is kept: each was verified by
     the command that saved it.
     """
@@ -253,6 +253,10 @@ def _merge(base: State, mine: State, theirs: State) -> State:
     for name, contact in mine.contacts.items():
         if base.contacts.get(name) != contact:
             contacts[name] = contact
+    for name in base.contacts.keys() - mine.contacts.keys():
+        # Renamed by this command: gone, unless another command changed it meanwhile.
+        if contacts.get(name) == base.contacts[name]:
+            del contacts[name]
     merged = replace(merged, contacts=contacts)
     if mine.log is not None and (merged.log is None or _newer_pin(mine.log, merged.log)):
         merged = replace(merged, log=mine.log)

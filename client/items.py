@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -52,6 +52,7 @@ __all__ = [
     "content",
     "delete_item",
     "fetch_item",
+    "find_item",
     "item_metas",
     "list_items",
     "logged_entries",
@@ -88,6 +89,10 @@ class Fetched:
     signer_name: str
     newly_pinned: bool
     signer_verified: bool
+    present: bool = False
+    """The same file (same SHA-256) was there already: nothing was written."""
+    owner: str = ""
+    """The account that added the item."""
 
 
 def check_item_id(item: str) -> str:
@@ -125,6 +130,18 @@ def _meta(client: Client, item: str) -> dict[str, Any]:
     if meta["owner"] == client.account and meta["vault"] != client.state.vault:
         raise ProofError("the server says your item is in another vault")
     return meta
+
+
+def find_item(client: Client, item: str) -> dict[str, Any] | None:
+    """The server's metadata of ``item``, or None if there is no such item this account may read.
+
+    Raises:
+        ProofError: malformed metadata.
+    """
+    try:
+        return _meta(client, item)
+    except ConfigError:
+        return None
 
 
 def _manifest(client: Client, meta: dict[str, Any]) -> SignedManifest:
@@ -355,11 +372,40 @@ def content(client: Client, found: SignedItem) -> Iterator[_Download]:
         response.close()
 
 
-def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -> Fetched:
+def _holds(path: Path, manifest: Manifest) -> bool:
+    """Whether ``path`` is a regular file with the manifest's content (by size and SHA-256)."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != manifest.size:
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while piece := f.read(1 << 20):
+                digest.update(piece)
+    except OSError:
+        return False
+    return digest.hexdigest() == manifest.plaintext_sha256
+
+
+def fetch_item(
+    client: Client,
+    item: str,
+    *,
+    output: Path | None,
+    force: bool,
+    keep_present: bool = False,
+    written: Collection[Path] = (),
+) -> Fetched:
     """Download, decrypt and verify an item; write it under a safe name.
 
+    With ``keep_present`` (and without ``force``), a file already there with
+    the content the signed manifest names is kept, and nothing is
+    downloaded. A target in ``written`` (what this command wrote already) is
+    refused even with ``force``: two items of the same name do not replace
+    each other.
+
     Raises:
-        ConfigError: unknown item, or the output exists (without ``force``).
+        ConfigError: unknown item, or the output exists (without ``force``),
+            or another item was written there by this command.
         SignatureError, ManifestError: a manifest that is not the owner's
             for this item, or hashes that do not match it.
         DecryptError: the ciphertext does not decrypt or authenticate.
@@ -368,6 +414,23 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
     meta, signed, pinned = found.meta, found.signed, found.pinned
     signer = found.signer
     target = _destination(output, found.manifest)
+    name = "you" if pinned is None else pinned.name
+    verified = pinned is None or pinned.contact.verified
+    if target in written:
+        raise ConfigError(
+            f"another file called {target.name} was just written in {target.parent}",
+            hint="get this one on its own, with -o and another file or folder name",
+        )
+    if keep_present and not force and _holds(target, found.manifest):
+        return Fetched(
+            path=target,
+            manifest=found.manifest,
+            signer_name=name,
+            newly_pinned=found.newly_pinned,
+            signer_verified=verified,
+            present=True,
+            owner=meta["owner"],
+        )
     with (
         content(client, found) as download,
         atomic_output(target, mode=0o600, overwrite=force) as out,
@@ -390,14 +453,13 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
             vault_id=meta["vault"],
             size=writer.size,
         )
-    name = "you" if pinned is None else pinned.name
-    verified = pinned is None or pinned.contact.verified
     return Fetched(
         path=target,
         manifest=found.manifest,
         signer_name=name,
         newly_pinned=found.newly_pinned,
         signer_verified=verified,
+        owner=meta["owner"],
     )
 
 

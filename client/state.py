@@ -121,6 +121,11 @@ class State:
         contacts[check_name(name)] = contact
         return replace(self, contacts=contacts)
 
+    def with_contact_renamed(self, old: str, new: str) -> State:
+        contacts = dict(self.contacts)
+        contacts[check_name(new)] = contacts.pop(old)
+        return replace(self, contacts=contacts)
+
     def contact_for_account(self, account: str) -> tuple[str, Contact] | None:
         for name, contact in sorted(self.contacts.items()):
             if contact.account == account:

@@ -44,6 +44,7 @@ __all__ = [
     "json_mode",
     "out",
     "print_json",
+    "report_failure",
     "shown",
 ]
 
@@ -133,6 +134,11 @@ def handle_errors(func: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def report_failure(what: str, exc: VaultError) -> None:
+    """One failure among several (``what`` failed, the rest went on), as ``evault: error:``."""
+    _fail(f"{what}: {exc.message}", exc.hint)
 
 
 def confirm(question: str, *, yes: bool) -> None:

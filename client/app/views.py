@@ -232,12 +232,19 @@ def register() -> Response:
 
 def _vault(client: Client) -> Response:
     rows = list(item_service.list_items(client, decoys=False))
-    names = {c.account: name for name, c in client.state.contacts.items()}
+    people: dict[str, str] = {}
     items = []
     for row in rows:
         m = row.manifest
-        shared = [names.get(str(a), str(a)[:8]) for a in row.meta.get("shared_with") or []]
-        owner = names.get(row.owner) or f"not pinned yet ({row.owner[:8]})"
+        shared = [
+            contacts.person_name(client.state, str(a)) or str(a)[:8]
+            for a in row.meta.get("shared_with") or []
+        ]
+        if row.owner not in people:
+            # Another's items only (an editor's inbox): one's own need no name, nor a request.
+            mine = row.owner == client.state.account
+            people[row.owner] = "you" if mine else contacts.shown_person(client, row.owner)
+        owner = people[row.owner]
         items.append(
             {
                 "id": row.meta["id"],
@@ -652,17 +659,34 @@ def people() -> Response:
                     error = "This is not a card: paste the whole card the editor gave you."
                 except VaultError as exc:
                     error = _said(exc)
-            rows = [
-                {
-                    "name": name,
-                    "person": contact.parsed().name,
-                    "verified": contact.verified,
-                }
-                for name, contact in sorted(client.state.contacts.items())
-            ]
+            rows = _people_rows(client)
     except Locked:
         return _go("/unlock")
     return _page("people.html", 400 if error else 200, rows=rows, error=error)
+
+
+def _people_rows(client: Client) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "person": contact.parsed().name, "verified": contact.verified}
+        for name, contact in sorted(client.state.contacts.items())
+    ]
+
+
+@pages.post("/people/<name>/rename")
+def rename(name: str) -> Response:
+    """Call a pinned person by another name here, as `evault editors rename` does."""
+    state = _state()
+    new = request.form.get("new", "").strip()
+    try:
+        with state.client() as client:
+            try:
+                contacts.rename_contact(client, name, new)
+            except VaultError as exc:
+                return _page("people.html", 400, rows=_people_rows(client), error=_said(exc))
+    except Locked:
+        return _go("/unlock")
+    _tell(f"{name} is now called {new}.")
+    return _go("/people")
 
 
 @pages.route("/people/<name>", methods=["GET", "POST"])
@@ -772,19 +796,30 @@ def save() -> Response:
     state = _state()
     folder = Path(request.form.get("folder", "").strip()).expanduser()
     wanted = request.form.getlist("item")
-    saved, failed = [], []
+    every = request.form.get("all") == "1"
+    saved: list[str] = []
+    kept: list[str] = []
+    failed: list[str] = []
+    written: list[Path] = []
     try:
         with state.client() as client:
             if not folder.is_dir():
                 raise ConfigError(f"{folder} is not a folder on this computer")
-            if request.form.get("all") == "1":
+            if every:
                 wanted = [str(m["id"]) for m in item_service.item_metas(client)]
             for item in wanted:
                 try:
+                    # As `evault inbox pull --all`: a file already there, the same, is kept.
                     fetched = item_service.fetch_item(
-                        client, item_service.check_item_id(item), output=folder, force=False
+                        client,
+                        item_service.check_item_id(item),
+                        output=folder,
+                        force=False,
+                        keep_present=every,
+                        written=written,
                     )
-                    saved.append(fetched.path.name)
+                    written.append(fetched.path)
+                    (kept if fetched.present else saved).append(fetched.path.name)
                 except VaultError as exc:
                     failed.append(f"{item[:8]}: {_said(exc)}")
     except Locked:
@@ -793,6 +828,8 @@ def save() -> Response:
         _tell(f"Nothing saved: {_said(exc)}")
         return _go("/")
     words = f"Saved and checked {len(saved)} file(s) in {folder}"
+    if kept:
+        words += f"; {len(kept)} already there, the same"
     if failed:
         words += "; not saved: " + "; ".join(failed)
     _tell(words + ".")
@@ -832,12 +869,11 @@ def trustee() -> Response:
                 except VaultError as exc:
                     _tell(f"Nothing was sent: {_said(exc)}")
                 return _go("/trustee")
-            names = {c.account: name for name, c in client.state.contacts.items()}
             now = _now()
             vaults = [
                 {
                     "vault": v.vault,
-                    "owner": names.get(v.owner, f"not pinned yet ({v.owner[:8]})"),
+                    "owner": contacts.shown_person(client, v.owner),
                     "state": _STATE_WORDS.get(v.state, v.state),
                     "releasing": v.state == "releasing",
                     "deadline": shown_time(v.deadline, now),

@@ -72,7 +72,8 @@ def parse_item_choices(values: Sequence[str]) -> dict[str, Reveal]:
     """
     found: dict[str, Reveal] = {}
     for value in values:
-        item, equals, fields = value.partition("=")
+        # Split at the last "=": the fields hold none, a file name may.
+        item, equals, fields = value.rpartition("=")
         if not equals or not item:
             raise ConfigError(
                 f"invalid --reveal-item {value!r}", hint="write ITEM=name,time (or ITEM=none)"

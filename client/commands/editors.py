@@ -1,4 +1,4 @@
-"""``evault editors add|verify|list``: pinned keys of the people you work with."""
+"""``evault editors add|verify|rename|list``: pinned keys of the people you work with."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ _MAX_CARD = 64 * 1024
 
 @click.group()
 def editors() -> None:
-    """Pin, verify and list the keys of your editors (and, for editors, reporters)."""
+    """Pin, verify, rename and list the keys of your editors (and, for editors, reporters)."""
 
 
 def _read_card(path: Path) -> Card:
@@ -114,6 +114,20 @@ def verify(name: str, given: str | None) -> None:
             )
             return
         out().print(f"{shown(name)} is verified.")
+
+
+@editors.command("rename")
+@click.argument("old")
+@click.argument("new")
+@handle_errors
+def rename(old: str, new: str) -> None:
+    """Call the contact OLD by the name NEW from now on (their key and its check stay)."""
+    with open_client() as client:
+        entry = contacts.rename_contact(client, old, new)
+        if json_mode():
+            print_json({"name": new, "was": old, "account": entry.contact.account})
+            return
+        out().print(f"{shown(old)} is now called {shown(new)}.")
 
 
 @editors.command("list")

@@ -12,10 +12,11 @@ from rich.table import Table
 
 from client import items as service
 from client.commands._common import open_client
+from client.commands._naming import each_item, label, resolve
 from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_add
-from client.contacts import current_card
+from client.contacts import current_card, person_name, shown_person
 from client.context import Client
-from client.items import check_item_id
+from client.item_names import Chosen
 from client.pending import pending_uploads
 from client.switch import release_recipient
 from client.transfer import add_file, file_facts
@@ -228,11 +229,14 @@ def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty
     if not inbox:
         table.add_column("shared with")
     table.add_column("signature")
+    people: dict[str, str] = {}
     for r in rows:
         cells = [r.meta["id"]]
         if inbox:
-            found = client.state.contact_for_account(r.owner)
-            cells.append(shown(found[0] if found else r.owner[:8]))
+            if r.owner not in people:
+                mine = r.owner == client.state.account
+                people[r.owner] = "you" if mine else shown_person(client, r.owner)
+            cells.append(shown(people[r.owner]))
         if r.manifest is None:
             cells += ["?", "?", "?", _when(r.meta.get("created_at"))]
         else:
@@ -246,8 +250,8 @@ def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty
         if not inbox:
             names = []
             for account in r.meta.get("shared_with") or []:
-                found = client.state.contact_for_account(str(account))
-                names.append(found[0] if found else str(account)[:8])
+                known = person_name(client.state, str(account))
+                names.append(known or str(account)[:8])
             cells.append(shown(", ".join(names) or "-"))
         if r.manifest is None:
             cells.append(f"[red]{shown(r.problem)}[/]")
@@ -267,10 +271,13 @@ def ls() -> None:
         _list(client, inbox=False)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
+@click.pass_context
 @handle_errors
-def inbox() -> None:
-    """List the items reporters shared with you."""
+def inbox(ctx: click.Context) -> None:
+    """List the items reporters shared with you; `evault inbox pull --all` downloads them."""
+    if ctx.invoked_subcommand is not None:
+        return
     with open_client() as client:
         _list(client, inbox=True)
 
@@ -285,88 +292,201 @@ def _output_path(output: str | None) -> Path | None:
     return path
 
 
-def _fetch(item: str, output: str | None, force: bool) -> None:
-    check_item_id(item)
-    with open_client() as client:
-        fetched = service.fetch_item(client, item, output=_output_path(output), force=force)
-        if fetched.newly_pinned:
-            contact = client.state.contacts[fetched.signer_name]
-            err().print(
-                f"[bold yellow]New reporter key pinned as {shown(fetched.signer_name)}[/] — "
-                f"fingerprint {contact.parsed().fingerprint()}\n"
-                "Compare it with the reporter, then: evault editors verify "
-                f"{shown(fetched.signer_name)}"
-            )
-        m = fetched.manifest
-        if json_mode():
-            print_json(
-                {
-                    "item": item,
-                    "path": str(fetched.path),
-                    "filename": m.filename,
-                    "size": m.size,
-                    "sha256": m.plaintext_sha256,
-                    "captured_at": m.captured_at,
-                    "signed_by": fetched.signer_name,
-                    "signer_verified": fetched.signer_verified,
-                }
-            )
-            return
-        out().print(
-            f"Wrote {shown(fetched.path)} ({human_size(m.size)}): signature by "
-            f"{shown(fetched.signer_name)} and hashes verified"
+def _signed_by(client: Client, fetched: service.Fetched) -> str:
+    """Whose signature, as a person knows them: "you", or the name on the pinned card."""
+    if fetched.owner == client.account or not fetched.owner:
+        return fetched.signer_name
+    return person_name(client.state, fetched.owner) or fetched.signer_name
+
+
+def _fetched(client: Client, fetched: service.Fetched) -> dict[str, object]:
+    """Tell what one fetch did (or nothing, with --json); its JSON."""
+    m = fetched.manifest
+    if fetched.newly_pinned:
+        contact = client.state.contacts[fetched.signer_name]
+        card = contact.parsed()
+        err().print(
+            f"[bold yellow]New reporter key pinned as {shown(fetched.signer_name)}[/] "
+            f"(their card says {shown(card.name)}) — fingerprint {card.fingerprint()}\n"
+            "Compare it with the reporter, then: evault editors verify "
+            f"{shown(fetched.signer_name)}\n"
+            "To call them by a name of your own: evault editors rename "
+            f"{shown(fetched.signer_name)} NAME"
         )
-        if not fetched.signer_verified:
+    signed_by = _signed_by(client, fetched)
+    if not json_mode():
+        if fetched.present:
+            out().print(
+                f"Kept {shown(fetched.path)}: it is already there, the same file "
+                f"({human_size(m.size)}, same SHA-256 as signed by {shown(signed_by)})"
+            )
+        else:
+            out().print(
+                f"Wrote {shown(fetched.path)} ({human_size(m.size)}): signature by "
+                f"{shown(signed_by)} and hashes verified"
+            )
+        if not fetched.signer_verified and not fetched.present:
             err().print(
-                f"[bold yellow]{shown(fetched.signer_name)}'s key is NOT verified yet:[/] "
+                f"[bold yellow]{shown(signed_by)}'s key is NOT verified yet:[/] "
                 "the signature only shows the file comes from whoever holds that key. "
                 f"Compare fingerprints: evault editors verify {shown(fetched.signer_name)}"
             )
+    return {
+        "item": m.item_id,
+        "path": str(fetched.path),
+        "filename": m.filename,
+        "size": m.size,
+        "sha256": m.plaintext_sha256,
+        "captured_at": m.captured_at,
+        "signed_by": fetched.signer_name,
+        "signer": signed_by,
+        "signer_verified": fetched.signer_verified,
+        "already_there": fetched.present,
+    }
 
 
-@click.command()
-@click.argument("item")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(),
-    help="A directory, or a new file name; a name ending in / is a directory, made if missing.",
-)
-@click.option("-f", "--force", is_flag=True, help="Replace an existing file.")
-@handle_errors
-def get(item: str, output: str | None, force: bool) -> None:
-    """Download ITEM, decrypt it and check its signature and hashes."""
-    _fetch(item, output, force)
-
-
-@click.command()
-@click.argument("item")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(),
-    help="A directory, or a new file name; a name ending in / is a directory, made if missing.",
-)
-@click.option("-f", "--force", is_flag=True, help="Replace an existing file.")
-@handle_errors
-def pull(item: str, output: str | None, force: bool) -> None:
-    """Download an item shared with you, decrypt it and check the reporter's signature."""
-    _fetch(item, output, force)
-
-
-@click.command()
-@click.argument("item")
-@click.option("--with", "name", required=True, metavar="NAME", help="A verified editor.")
-@handle_errors
-def share(item: str, name: str) -> None:
-    """Let the editor NAME read ITEM (only its header is re-wrapped)."""
-    check_item_id(item)
+def _fetch(items: tuple[str, ...], output: str | None, force: bool, every: bool = False) -> None:
+    if every and items:
+        raise ConfigError("name items or give --all, not both")
+    if not every and not items:
+        raise ConfigError(
+            "name the items to download",
+            hint="by file name or the start of the id, or --all for every one",
+        )
+    several = every or len(items) > 1
+    target = _output_path(output)
+    if several and target is not None and not target.is_dir():
+        raise ConfigError(
+            f"{output} is not a folder: with several items, -o names the folder they go in",
+            hint="end the name with / to make the folder",
+        )
     with open_client() as client:
-        entry, contact = service.share_item(client, item, name)
-        if json_mode():
-            print_json({"item": item, "shared_with": contact.name, "log_index": entry.index})
-            return
-        out().print(f"Shared {item} with {shown(contact.name)}; logged at entry {entry.index}")
+        if every:
+            metas = service.item_metas(client)
+            chosen = [Chosen(text=m["id"], item=m["id"], how="id") for m in metas]
+            if not chosen:
+                if json_mode():
+                    print_json({"items": [], "written": 0, "already_there": 0})
+                else:
+                    out().print("Nothing is shared with you yet.")
+                return
+        else:
+            chosen = resolve(client, items)
+        written: list[Path] = []
+
+        def one(c: Chosen) -> dict[str, object]:
+            fetched = service.fetch_item(
+                client, c.item, output=target, force=force, keep_present=every, written=written
+            )
+            written.append(fetched.path)
+            return _fetched(client, fetched)
+
+        def report(done: list[dict[str, object]]) -> None:
+            if json_mode():
+                if not several:
+                    print_json(done[0])
+                    return
+                kept = sum(1 for d in done if d["already_there"])
+                print_json({"items": done, "written": len(done) - kept, "already_there": kept})
+                return
+            if several:
+                kept = sum(1 for d in done if d["already_there"])
+                out().print(
+                    f"{len(done) - kept} of {len(chosen)} item(s) downloaded and verified"
+                    + (f", {kept} already there" if kept else "")
+                )
+
+        each_item(chosen, one, report)
+
+
+@click.command()
+@click.argument("items", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="A directory, or a new file name; a name ending in / is a directory, made if missing.",
+)
+@click.option("-f", "--force", is_flag=True, help="Replace an existing file.")
+@handle_errors
+def get(items: tuple[str, ...], output: str | None, force: bool) -> None:
+    """Download ITEMS, decrypt them and check their signatures and hashes.
+
+    ITEMS are file names or the start of item ids (at least 4 hex digits).
+    """
+    _fetch(items, output, force)
+
+
+@click.command()
+@click.argument("items", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every item shared with you.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="A directory, or a new file name; a name ending in / is a directory, made if missing.",
+)
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="Replace an existing file (with --all: download again those already there).",
+)
+@handle_errors
+def pull(items: tuple[str, ...], every: bool, output: str | None, force: bool) -> None:
+    """Download items shared with you, decrypt them and check the reporter's signature.
+
+    ITEMS are file names or the start of item ids (at least 4 hex digits).
+    With --all, every item shared with you; those already downloaded (the
+    same file, by its SHA-256) are kept, unless --force.
+    """
+    _fetch(items, output, force, every)
+
+
+inbox.add_command(pull)
+
+
+@click.command()
+@click.argument("items", nargs=-1, required=True)
+@click.option(
+    "--with",
+    "names",
+    required=True,
+    multiple=True,
+    metavar="NAME",
+    help="A verified editor (repeatable).",
+)
+@handle_errors
+def share(items: tuple[str, ...], names: tuple[str, ...]) -> None:
+    """Let the editors named with --with read ITEMS (only each header is re-wrapped).
+
+    ITEMS are file names or the start of item ids (at least 4 hex digits).
+    """
+    with open_client() as client:
+        # Checked before any share: a changed or unverified key stops here.
+        for name in names:
+            current_card(client, name)
+        chosen = resolve(client, items)
+        pairs = [(c, name) for c in chosen for name in names]
+
+        def one(c: Chosen) -> list[dict[str, object]]:
+            done = []
+            for name in names:
+                entry, contact = service.share_item(client, c.item, name)
+                done.append({"item": c.item, "shared_with": contact.name, "log_index": entry.index})
+                if not json_mode():
+                    what = c.item if c.filename is None else f"{c.item} ({shown(c.filename)})"
+                    out().print(
+                        f"Shared {what} with {shown(contact.name)}; logged at entry {entry.index}"
+                    )
+            return done
+
+        def report(done: list[list[dict[str, object]]]) -> None:
+            if json_mode():
+                flat = [d for per_item in done for d in per_item]
+                print_json(flat[0] if len(pairs) == 1 and flat else {"shared": flat})
+
+        each_item(chosen, one, report)
 
 
 @click.command()
@@ -374,10 +494,14 @@ def share(item: str, name: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @handle_errors
 def rm(item: str, yes: bool) -> None:
-    """Remove ITEM from the server's list (the audit log keeps its record)."""
-    check_item_id(item)
-    confirm(f"Delete item {item}?", yes=yes)
+    """Remove ITEM from the server's list (the audit log keeps its record).
+
+    ITEM is a file name or the start of an item id (at least 4 hex digits).
+    """
     with open_client() as client:
+        (chosen,) = resolve(client, [item])
+        item = chosen.item
+        confirm(f"Delete {label(chosen)}?", yes=yes)
         deleted = service.delete_item(client, item)
         index = deleted.entry.index
         change = deleted.pending

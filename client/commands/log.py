@@ -8,13 +8,20 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from client import items as item_service
 from client.audit import concerning_me, own_view, read_log
 from client.commands._common import open_client
-from client.export import export_item
+from client.commands._naming import each_item, resolve
+from client.contacts import person_name
+from client.export import Package, export_item
+from client.item_names import Chosen
+from client.state import State
 from client.ui import err, handle_errors, json_mode, out, print_json, shown
 from vault import age
+from vault.errors import ConfigError
 from vault.evidence import verify_package
 from vault.keys import Card
+from vault.manifest import safe_filename
 
 __all__ = ["COMMANDS"]
 
@@ -62,11 +69,11 @@ def log_verify(full: bool) -> None:
         )
 
 
-def _who(client_accounts: dict[str, str], account: object, me: str) -> str:
+def _who(state: State, account: object, me: str) -> str:
     if account == me:
         return "you"
     if isinstance(account, str):
-        return client_accounts.get(account, account[:8])
+        return person_name(state, account) or account[:8]
     return "-"
 
 
@@ -86,7 +93,6 @@ def log_show(logins: bool) -> None:
         )
         if own is not None:
             found = [e for e in found if own.shows(e)]
-        names = {c.account: n for n, c in client.state.contacts.items()}
         if json_mode():
             print_json({"events": [{"index": e.index, **e.event} for e in found]})
             return
@@ -102,7 +108,7 @@ def log_show(logins: bool) -> None:
                 _utc(ev.get("time")),
                 shown(ev.get("type", "?")),
                 shown(str(ev.get("item", ""))[:12]),
-                shown(_who(names, ev.get("account"), client.account)),
+                shown(_who(client.state, ev.get("account"), client.account)),
             )
         out().print(table)
         # Logins are counted only when shown: each device's every command logs in, so a
@@ -115,9 +121,13 @@ def log_show(logins: bool) -> None:
 
 
 @click.command()
-@click.argument("item")
+@click.argument("items", metavar="ITEMS", nargs=-1, required=True)
 @click.option(
-    "-o", "--output", required=True, type=click.Path(path_type=Path), help="A new directory."
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A new directory (with several items, a folder for one package each).",
 )
 @click.option(
     "--with-note",
@@ -125,8 +135,12 @@ def log_show(logins: bool) -> None:
     help="Put the note in the package too (the signed manifest); it is left out otherwise.",
 )
 @handle_errors
-def export(item: str, output: Path, with_note: bool) -> None:
-    """Write a self-contained evidence package of ITEM that anyone can check offline.
+def export(items: tuple[str, ...], output: Path, with_note: bool) -> None:
+    """Write a self-contained evidence package of each of ITEMS that anyone can check offline.
+
+    ITEMS are file names or the start of item ids (at least 4 hex digits).
+    With several, -o is a folder that gets one package per item, named
+    after the file and the start of its id.
 
     Everything in a package is public to whoever gets a copy: the encrypted
     file, its name, type, size, capture time and hashes, your card, and the
@@ -135,17 +149,33 @@ def export(item: str, output: Path, with_note: bool) -> None:
     of the rest. Its README.txt says what it reveals.
     """
     with open_client() as client:
-        package = export_item(client, item, output, with_note=with_note)
-        if json_mode():
-            print_json(
-                {
-                    "item": item,
-                    "package": str(output),
-                    "entries": package.entries,
-                    "note": package.with_note,
-                }
-            )
-            return
+        chosen = resolve(client, items)
+        several = len(chosen) > 1
+        if several:
+            try:
+                output.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot make the folder {output}: {exc.strerror}") from None
+
+        def one(c: Chosen) -> dict[str, object]:
+            where = output
+            if several:
+                filename = c.filename
+                if filename is None:
+                    filename = item_service.signed_item(client, c.item).manifest.filename
+                where = output / f"{safe_filename(filename)}-{c.item[:8]}"
+            return _exported(c.item, where, export_item(client, c.item, where, with_note=with_note))
+
+        def report(done: list[dict[str, object]]) -> None:
+            if json_mode():
+                print_json(done[0] if not several else {"packages": done})
+
+        each_item(chosen, one, report)
+
+
+def _exported(item: str, output: Path, package: Package) -> dict[str, object]:
+    """Tell what one package holds (or nothing, with --json); its JSON."""
+    if not json_mode():
         what = "the signed manifest, note included" if package.with_note else "a signed disclosure"
         out().print(
             f"Wrote the evidence package {shown(output)}: the ciphertext, {what}, "
@@ -165,6 +195,12 @@ def export(item: str, output: Path, with_note: bool) -> None:
                 else "there is no note."
             )
         )
+    return {
+        "item": item,
+        "package": str(output),
+        "entries": package.entries,
+        "note": package.with_note,
+    }
 
 
 @click.command()

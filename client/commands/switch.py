@@ -11,10 +11,12 @@ from rich.table import Table
 
 from client import switch as service
 from client.commands._common import open_client
+from client.commands._naming import resolve
 from client.commands._reveal import REVEAL_HELP, choose_for_arming, parse_item_choices
 from client.context import Client
 from client.durations import format_duration, parse_duration, shown_time
 from client.identity import check_strength
+from client.item_names import is_item_id
 from client.policy import (
     DURESS_MODES,
     Notice,
@@ -143,6 +145,16 @@ def switch() -> None:
     """Arm, change and check the dead-man switch of your vault."""
 
 
+def _reveal_by_id(client: Client, values: Sequence[str]) -> tuple[str, ...]:
+    """``--reveal-item`` choices with each item named by its id, however it was named."""
+    pairs = [value.rpartition("=") for value in values]
+    if all(is_item_id(item) for item, _, _ in pairs):
+        # Whole ids: the arming itself checks each is among the items armed.
+        return tuple(values)
+    chosen = resolve(client, [item for item, _, _ in pairs])
+    return tuple(f"{c.item}={fields}" for c, (_, _, fields) in zip(chosen, pairs, strict=True))
+
+
 @switch.command("set")
 @click.option("--every", type=DURATION, help="Check-in interval, e.g. 24h, 3d (needed to arm).")
 @click.option("--grace", type=DURATION, help="Wait after a missed deadline before release [24h].")
@@ -185,7 +197,8 @@ def switch() -> None:
     "--reveal-item",
     multiple=True,
     metavar="ITEM=FIELDS",
-    help="The same for one item, overriding --reveal (repeatable; only when arming).",
+    help="The same for one item (by file name or id), overriding --reveal "
+    "(repeatable; only when arming).",
 )
 @handle_errors
 def set_(
@@ -253,6 +266,8 @@ def set_(
                 )
             _change(client, status, options, trustees, threshold, handle)
             return
+        if reveal_item:
+            reveal_item = _reveal_by_id(client, reveal_item)
         policy, made = build_policy(options, None)
         phrase = duress_phrase = None
         if handle is not None:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from client import trustee as service
 from client.commands._common import open_client
+from client.contacts import shown_person
 from client.context import Client
 from client.durations import shown_time
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
@@ -73,10 +74,9 @@ def list_() -> None:
         for column in ("reporter", "state", "share", "needed", "deadline"):
             table.add_column(column)
         for v in vaults:
-            owner = _owner(client, v.owner)
             table.add_row(
                 v.vault,
-                shown(owner if owner != v.owner else owner[:8]),
+                shown(shown_person(client, v.owner)),
                 shown(v.state),
                 f"{v.position} of {v.shares}",
                 str(v.threshold),

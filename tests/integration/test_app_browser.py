@@ -376,6 +376,9 @@ def test_an_editor_saves_everything_shared_with_them_checked_and_hands_in_a_shar
             listed = page.inner_text("table")
             assert "minutes.txt" in listed
             assert "photo.jpg" in listed
+            # The reporter by the name on her card, not yet compared.
+            assert "Omar (unverified)" in listed
+            assert reporter.account[:8] not in listed
             _audit(page, "editor's inbox")
             _shot(page, "inbox")
             inbox = tmp_path / "inbox"
@@ -385,6 +388,20 @@ def test_an_editor_saves_everything_shared_with_them_checked_and_hands_in_a_shar
             assert "Saved and checked 2 file(s)" in page.inner_text("[role=status]")
             assert (inbox / "minutes.txt").read_bytes() == b"the minutes\n"
             assert (inbox / "photo.jpg").read_bytes() == b"\xff\xd8 jpeg"
+            # Again: what is there already, the same, is kept.
+            page.fill("#folder-all", str(inbox))
+            page.click("text=Save all")
+            assert "Saved and checked 0 file(s)" in page.inner_text("[role=status]")
+            assert "2 already there, the same" in page.inner_text("[role=status]")
+            # Pinned on the first save under a made-up name; she gives him her own.
+            page.click("nav >> text=People")
+            row = page.locator("tr", has_text="reporter-")
+            row.locator("input[name=new]").fill("omar-desk")
+            row.locator("button", has_text="Rename").click()
+            assert "is now called omar-desk" in page.inner_text("[role=status]")
+            _audit(page, "people")
+            page.goto(f"{app.origin}/")
+            assert "omar-desk (unverified)" in page.inner_text("table")
 
             # Her trustee tasks: the reporter named her, then went silent.
             reporter.ok(

@@ -155,7 +155,7 @@ def test_reporters_are_isolated_and_sharing_reaches_the_editor(crew: Crew, tmp_p
     # Trust on first use of the reporter's key, said loudly, with the fingerprint.
     assert "New reporter key pinned as" in first.err
     assert alice.fingerprint in first.err
-    assert "signature by reporter-" in first.out
+    assert "signature by Alice (unverified)" in first.out
 
     inbox = bob.items(inbox=True)
     assert inbox[memo_id]["filename"] == "memo.txt"

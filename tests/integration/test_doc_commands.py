@@ -257,11 +257,13 @@ def test_guides(transcript: Transcript, newsroom: ServerProcess, tmp_path: Path)
     you.ok("ls")  # no terminal to ask on: it did not ask
     as_you("evault lock")
     you.env["EVAULT_PASSPHRASE"] = PASSPHRASE
-    as_you("evault export ITEM -o memo-evidence/", replace={"ITEM": ids["memo.pdf"]})
+    as_you("evault export memo.pdf -o memo-evidence/")
 
-    # Maria's inbox, and the item she pulls.
-    assert ids["memo.pdf"] in as_maria("evault inbox")
-    as_maria("evault pull ITEM -o ~/cases/ledger/", replace={"ITEM": ids["memo.pdf"]})
+    # Maria's inbox, with the reporter's name from her card, and everything pulled.
+    inbox = as_maria("evault inbox")
+    assert ids["memo.pdf"] in inbox
+    assert "Your Name (unverified)" in inbox
+    assert "1 of 1 item(s) downloaded" in as_maria("evault inbox pull --all -o ~/cases/ledger/")
     pulled = list((maria.user_home / "cases" / "ledger").iterdir())
     assert [p.read_bytes() for p in pulled] == [b"%PDF-1.4 memo\n"]
 
