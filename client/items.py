@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,9 +31,10 @@ from client.audit import read_log
 from client.changes import PendingChange, expect_change, parse_change
 from client.contacts import Pinned, current_card, server_card, trust_on_first_use
 from client.context import Client
-from client.files import atomic_output
+from client.files import atomic_output, check_room
 from client.logcheck import LoggedEntry
 from client.state import Contact
+from client.transfer import Progress
 from vault import age
 from vault._base64 import b64encode
 from vault.age.format import Source, parse_header
@@ -341,25 +342,49 @@ def signed_item(client: Client, item: str) -> SignedItem:
 
 
 @contextlib.contextmanager
-def content(client: Client, found: SignedItem) -> Iterator[_Download]:
-    """The item's age file as it streams in, refused past the size its manifest allows."""
+def content(
+    client: Client, found: SignedItem, *, progress: Progress | None = None
+) -> Iterator[_Download]:
+    """The item's age file as it streams in, refused past the size its manifest allows.
+
+    ``progress`` is told the size, then each piece as it arrives.
+    """
     meta = found.meta
+    total = meta["header_size"] + payload_size(found.manifest.size)
     response = client.authed().stream(f"/items/{meta['id']}/content")
+    pieces = client.api.iter_body(response)
+    if progress is not None:
+        progress.start(total=total, done=0, resumed=False)
+        pieces = _counted(pieces, progress)
     try:
-        yield _Download(
-            client.api.iter_body(response),
-            meta["header_size"],
-            meta["header_size"] + payload_size(found.manifest.size),
-        )
+        yield _Download(pieces, meta["header_size"], total)
     finally:
         response.close()
 
 
-def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -> Fetched:
+def _counted(pieces: Iterator[bytes], progress: Progress) -> Iterator[bytes]:
+    for piece in pieces:
+        progress.advance(len(piece))
+        yield piece
+
+
+def fetch_item(
+    client: Client,
+    item: str,
+    *,
+    output: Path | None,
+    force: bool,
+    progress: Callable[[str], Progress] | None = None,
+) -> Fetched:
     """Download, decrypt and verify an item; write it under a safe name.
 
+    ``progress``, given the file's name as its signed manifest has it, gives
+    what the download reports to (bytes of the age file as they arrive).
+
     Raises:
-        ConfigError: unknown item, or the output exists (without ``force``).
+        ConfigError: unknown item, the output exists (without ``force``), or
+            its folder cannot take it (no room, no permission: nothing is
+            left behind).
         SignatureError, ManifestError: a manifest that is not the owner's
             for this item, or hashes that do not match it.
         DecryptError: the ciphertext does not decrypt or authenticate.
@@ -368,9 +393,11 @@ def fetch_item(client: Client, item: str, *, output: Path | None, force: bool) -
     meta, signed, pinned = found.meta, found.signed, found.pinned
     signer = found.signer
     target = _destination(output, found.manifest)
+    check_room(target, found.manifest.size)
+    bar = None if progress is None else progress(target.name)
     with (
-        content(client, found) as download,
-        atomic_output(target, mode=0o600, overwrite=force) as out,
+        content(client, found, progress=bar) as download,
+        atomic_output(target, mode=0o600, overwrite=force, size=found.manifest.size) as out,
     ):
         writer = _HashingWriter(out)
         age.decrypt(download, writer, _own_age_identities(client), armored=False)  # type: ignore[arg-type]
