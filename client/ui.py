@@ -216,8 +216,12 @@ class Bars:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
         global _drawn
-        _drawn = None
+        if _drawn is self:
+            _drawn = None
         self._board.notice = ""
         self._board.stop()
 
@@ -228,6 +232,21 @@ class Bars:
     def file(self, label: str) -> FileBar:
         """The bar of one file (what :class:`client.transfer.Progress` asks for)."""
         return FileBar(self, label)
+
+    def say(self, text: str) -> None:
+        """Print a result line (rich markup) on stdout, above the bars when both share a screen.
+
+        rich moves the bars down for what is printed through their own
+        console only; printed elsewhere on the same terminal, a line would be
+        drawn over. When stdout goes elsewhere (a file, a pipe), it goes there.
+        A single file's bar is done by then: it stays, and the line comes under it.
+        """
+        if self._overall is None:
+            self._stop()
+        elif self.drawn and sys.stdout.isatty():
+            self._board.console.print(text, highlight=False, soft_wrap=True)
+            return
+        out().print(text)
 
     def notice(self, text: str) -> None:
         """Show ``text`` under the bars, in place of the last notice ("" clears it)."""
@@ -315,7 +334,7 @@ def tell_wait(wait: Wait, *, sending: bool = False) -> None:
     if drawn is not None:
         if wait.over:
             drawn.notice("")
-            err().print(f"evault: {shown(line)}")
+            drawn._board.console.print(f"evault: {shown(line)}", highlight=False, soft_wrap=True)
         else:
             drawn.notice(shown(line))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -146,6 +147,7 @@ def add(
                                 client,
                                 path,
                                 bar,
+                                bars.say,
                                 recipients=recipients,
                                 share_with=share_with,
                                 note=note,
@@ -156,6 +158,7 @@ def add(
                     except ApiError as exc:
                         if exc.status == 0 or exc.status >= 500:
                             # The server is out of reach: the next files would wait as long.
+                            left_out.append((str(path), _UNFINISHED))
                             left_out += [(str(p), _UNSENT) for p in files[index + 1 :]]
                             raise
                         left_out.append((str(path), _said(exc)))
@@ -191,6 +194,10 @@ def add(
 
 _NOTHING = "nothing was uploaded"
 _UNSENT = "not sent: the server could not be reached"
+_UNFINISHED = (
+    "not finished: the server could not be reached; what was sent is kept there, and "
+    "`evault add` of this file resumes it"
+)
 
 
 def _said(exc: VaultError) -> str:
@@ -201,6 +208,7 @@ def _add_one(
     client: Client,
     path: Path,
     bar: FileBar,
+    say: Callable[[str], None],
     *,
     recipients: list[Recipient],
     share_with: tuple[str, ...],
@@ -227,7 +235,7 @@ def _add_one(
         with_whom = f", shared with {shown(', '.join(shared))}" if shared else ""
         with_whom += ", in the release set" if release_key is not None else ""
         with_whom += " (resumed)" if added.resumed else ""
-        out().print(
+        say(
             f"{shown(path.name)}: stored as item [bold]{added.item}[/] "
             f"({human_size(added.size)}), logged at entry {added.entry.index}, "
             f"receipt verified{with_whom}"
