@@ -14,7 +14,7 @@ from rich.table import Table
 from client import items as service
 from client.api import ApiError
 from client.commands._common import open_client
-from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_add
+from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_adding
 from client.contacts import current_card
 from client.context import Client
 from client.items import check_item_id
@@ -128,12 +128,13 @@ def add(
                 files.remove(path)
                 left_out.append((str(path), exc.message))
         chosen = {}
-        if release_key is not None:
+        if release_key is not None and files:
             # Chosen before anything is uploaded: what the release may publish.
+            facts = []
             for path in files:
                 name, size, captured = file_facts(path)
-                facts = FileFacts(filename=name, size=size, captured_at=captured, note=note)
-                chosen[path] = choose_for_add(facts, reveal=reveal)
+                facts.append(FileFacts(filename=name, size=size, captured_at=captured, note=note))
+            chosen = dict(zip(files, choose_for_adding(facts, reveal=reveal), strict=True))
         # This side's own card (unlocked only now, after the questions).
         recipients: list[Recipient] = [client.own_card().age_recipient()]
         results: list[dict[str, object]] = []
