@@ -54,6 +54,8 @@ _MAX_WAIT_SECONDS = 30
 _MAX_JSON = 8 * 1024 * 1024
 _MAX_ERROR = 16 * 1024
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_DROPPED = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+"""A body cut short: the line dropped, it timed out, or the server died mid-answer."""
 
 
 class ApiError(ServerError):
@@ -168,7 +170,7 @@ def _read_limited(response: requests.Response, limit: int) -> bytes:
             data += piece
             if len(data) > limit:
                 raise ApiError("the server sent an oversized answer")
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except _DROPPED as exc:
         raise ApiError("the connection dropped during an answer", hint="run it again") from exc
     return bytes(data)
 
@@ -434,7 +436,7 @@ class Api:
                 for piece in response.iter_content(size):
                     self.moved()
                     yield piece
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except _DROPPED as exc:
                 raise ApiError(
                     "the connection dropped during a download", hint="run it again"
                 ) from exc

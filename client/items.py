@@ -341,31 +341,82 @@ def signed_item(client: Client, item: str) -> SignedItem:
     )
 
 
+_RESUMES = 5
+"""Times a download whose connection dropped asks again for the rest, before giving up."""
+
+
+class _Body:
+    """An item's age file as it streams in; after a dropped connection, the rest asked for.
+
+    The rest is asked for with ``Range`` and ``If-Range`` (the entity tag of
+    the first answer): a file whose header changed meanwhile (shared again)
+    is refused rather than spliced. Whatever comes is hashed and checked
+    against the signed manifest in the end anyway.
+    """
+
+    def __init__(self, client: Client, path: str, total: int, progress: Progress | None) -> None:
+        self._client = client
+        self._path = path
+        self._total = total
+        self._progress = progress
+        self.response = client.authed().stream(path)
+        self._etag = self.response.headers.get("ETag")
+        self.received = 0
+
+    def pieces(self) -> Iterator[bytes]:
+        if self._progress is not None:
+            self._progress.start(total=self._total, done=0, resumed=False)
+        resumes = 0
+        while True:
+            try:
+                for piece in self._client.api.iter_body(self.response):
+                    self.received += len(piece)
+                    if self._progress is not None:
+                        self._progress.advance(len(piece))
+                    yield piece
+                return
+            except ApiError as exc:
+                if exc.status != 0 or not self._etag or resumes >= _RESUMES:
+                    raise
+                resumes += 1
+                self._resume()
+
+    def _resume(self) -> None:
+        self.response.close()
+        self.response = self._client.authed().stream(
+            self._path,
+            headers={"Range": f"bytes={self.received}-", "If-Range": str(self._etag)},
+        )
+        if self.response.status_code != 206 or not self.response.headers.get(
+            "Content-Range", ""
+        ).startswith(f"bytes {self.received}-"):
+            raise ApiError(
+                "the item changed on the server while it was being downloaded",
+                hint="run the command again",
+            )
+        if self._progress is not None:
+            self._progress.start(total=self._total, done=self.received, resumed=True)
+
+    def close(self) -> None:
+        self.response.close()
+
+
 @contextlib.contextmanager
 def content(
     client: Client, found: SignedItem, *, progress: Progress | None = None
 ) -> Iterator[_Download]:
     """The item's age file as it streams in, refused past the size its manifest allows.
 
+    A dropped connection is resumed where it stopped (a few times);
     ``progress`` is told the size, then each piece as it arrives.
     """
     meta = found.meta
     total = meta["header_size"] + payload_size(found.manifest.size)
-    response = client.authed().stream(f"/items/{meta['id']}/content")
-    pieces = client.api.iter_body(response)
-    if progress is not None:
-        progress.start(total=total, done=0, resumed=False)
-        pieces = _counted(pieces, progress)
+    body = _Body(client, f"/items/{meta['id']}/content", total, progress)
     try:
-        yield _Download(pieces, meta["header_size"], total)
+        yield _Download(body.pieces(), meta["header_size"], total)
     finally:
-        response.close()
-
-
-def _counted(pieces: Iterator[bytes], progress: Progress) -> Iterator[bytes]:
-    for piece in pieces:
-        progress.advance(len(piece))
-        yield piece
+        body.close()
 
 
 def fetch_item(
