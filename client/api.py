@@ -6,7 +6,9 @@ memory only: a token on disk would be one more thing to seize.
 
 Connections are meant to fail: a reporter may be on a bad line through Tor.
 Idempotent requests (reads, chunk uploads) are retried with backoff;
-anything else is tried once and reported honestly. Errors become
+anything else is tried once and reported honestly. A :class:`~client.waits.Watch`,
+if given, is told of every request, every byte that moves and every failed
+attempt, so that a long wait is said in words rather than felt as a freeze. Errors become
 :class:`ApiError` with the server's code and message, or a plain sentence
 for a network failure, never a traceback.
 
@@ -20,6 +22,7 @@ Transport rules, safe by default:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -33,6 +36,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError
 
+from client.waits import Watch
 from vault._base64 import b64encode
 from vault.errors import ConfigError, ServerError
 from vault.keys import PersonalIdentity
@@ -50,6 +54,8 @@ _MAX_WAIT_SECONDS = 30
 _MAX_JSON = 8 * 1024 * 1024
 _MAX_ERROR = 16 * 1024
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_DROPPED = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+"""A body cut short: the line dropped, it timed out, or the server died mid-answer."""
 
 
 class ApiError(ServerError):
@@ -164,7 +170,7 @@ def _read_limited(response: requests.Response, limit: int) -> bytes:
             data += piece
             if len(data) > limit:
                 raise ApiError("the server sent an oversized answer")
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except _DROPPED as exc:
         raise ApiError("the connection dropped during an answer", hint="run it again") from exc
     return bytes(data)
 
@@ -188,6 +194,7 @@ class Api:
         *,
         proxy: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        watch: Watch | None = None,
     ) -> None:
         self.server = check_server_url(server)
         if proxy is None and (urllib.parse.urlsplit(self.server).hostname or "").endswith(".onion"):
@@ -217,9 +224,24 @@ class Api:
         self._token: str | None = None
         self._relogin: Callable[[], None] | None = None
         self._sleep = sleep
+        self._watch = watch
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         self._session.close()
+
+    def moved(self) -> None:
+        """Bytes went to the server or came from it (a streamed body says so as it goes)."""
+        if self._watch is not None:
+            self._watch.moved()
+
+    def _under_way(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._watch is None else self._watch.request()
+
+    def _failed(self, *, busy: bool = False) -> None:
+        if self._watch is not None:
+            self._watch.failed(busy=busy)
 
     # -- transport -------------------------------------------------------
 
@@ -262,11 +284,18 @@ class Api:
                         hint="check the connection, the address and --proxy (is Tor running?); "
                         "what was sent so far is kept and the command can be run again",
                     ) from exc
+                wait = delay
+                self._failed()
             else:
                 if last or response.status_code not in _GATEWAY_ERRORS:
+                    self.moved()
                     return response
+                # A server that says when to come back (503 Retry-After) is taken at its word.
+                asked = _retry_after(response) if response.status_code == 503 else None
                 response.close()
-            self._sleep(delay)
+                wait = delay if asked is None else asked
+                self._failed(busy=asked is not None)
+            self._sleep(wait)
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
 
@@ -300,6 +329,17 @@ class Api:
                 allow_redirects=False,
             )
 
+        with self._under_way():
+            return self._request(attempt, data=data, idempotent=idempotent, ok=ok)
+
+    def _request(
+        self,
+        attempt: Callable[[], requests.Response],
+        *,
+        data: object,
+        idempotent: bool,
+        ok: tuple[int, ...],
+    ) -> requests.Response:
         response = self._retry(attempt, idempotent=idempotent)
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
@@ -326,6 +366,7 @@ class Api:
             if delay is None:
                 break
             response.close()
+            self._failed(busy=True)
             self._sleep(delay)
             waits += 1
             response = self._retry(attempt, idempotent=idempotent)
@@ -390,10 +431,15 @@ class Api:
         return self.request("GET", path, headers=headers, stream=True, ok=(200, 206))
 
     def iter_body(self, response: requests.Response, size: int = 1 << 20) -> Iterator[bytes]:
-        try:
-            yield from response.iter_content(size)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ApiError("the connection dropped during a download", hint="run it again") from exc
+        with self._under_way():
+            try:
+                for piece in response.iter_content(size):
+                    self.moved()
+                    yield piece
+            except _DROPPED as exc:
+                raise ApiError(
+                    "the connection dropped during a download", hint="run it again"
+                ) from exc
 
     # -- login -----------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from client.api import Api, check_server_url
 from client.config import Paths
 from client.logcheck import LogCheck
 from client.state import LogPin, State
+from client.waits import Wait, Watch
 from vault.errors import ConfigError
 from vault.keys import Card, PersonalIdentity
 from vault.log_keys import Handover
@@ -61,6 +62,8 @@ class Client:
         self._session: AgentIdentity | None = None
         self._log: LogCheck | None = None
         self._logged_in = False
+        self.on_wait: Callable[[Wait], None] | None = None
+        """Told of long network waits (the CLI says them); set before the first call."""
 
     # -- lazily opened parts --------------------------------------------
 
@@ -89,7 +92,8 @@ class Client:
     @property
     def api(self) -> Api:
         if self._api is None:
-            self._api = Api(self.server, proxy=self.proxy)
+            watch = None if self.on_wait is None else Watch(self.on_wait)
+            self._api = Api(self.server, proxy=self.proxy, watch=watch)
         return self._api
 
     @property

@@ -8,6 +8,7 @@ line needs (a device such as ``/dev/null``, the ordinary file mode).
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import select
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from vault import _atomic
+from vault._disk import FULL, free_space, no_room, refused_write
 from vault.errors import ConfigError
 
-__all__ = ["atomic_output", "default_mode", "open_device", "open_input"]
+__all__ = ["atomic_output", "check_room", "default_mode", "open_device", "open_input"]
 
 _WAIT = 0.25
 _SELECT_ON_PIPES = os.name == "posix"
@@ -34,29 +36,64 @@ def default_mode() -> int:
     return 0o666 & ~umask
 
 
-def _refused(path: Path, exc: OSError) -> ConfigError:
+def _refused(path: Path, exc: OSError, needed: int | None = None) -> ConfigError:
     if isinstance(exc, FileExistsError):
         return ConfigError(f"{path} already exists", hint="choose another name or use --force")
+    refused = refused_write(path, exc, needed=needed)
+    if refused is not None:
+        return ConfigError(refused[0], hint=refused[1])
     return ConfigError(f"cannot write {path}: {exc.strerror}")
 
 
+def check_room(path: Path, needed: int) -> None:
+    """Refuse before writing when ``path``'s folder has clearly less room than ``needed`` bytes.
+
+    Raises:
+        ConfigError: the folder's disk has less free space than that.
+    """
+    free = free_space(path.parent)
+    if free is not None and free < needed:
+        message, _ = no_room(path, needed=needed, free=free)
+        raise ConfigError(
+            message,
+            hint="make room on that disk (or in your quota there), or write somewhere else; "
+            "nothing was written",
+        )
+
+
 @contextlib.contextmanager
-def atomic_output(path: Path, *, mode: int = 0o600, overwrite: bool = False) -> Iterator[BinaryIO]:
+def atomic_output(
+    path: Path, *, mode: int = 0o600, overwrite: bool = False, size: int | None = None
+) -> Iterator[BinaryIO]:
     """:func:`vault._atomic.atomic_output`, with refusals as :class:`ConfigError`.
+
+    ``size``, when known, is the size the file will have: a full disk is
+    then said with the room needed as well as the room free.
 
     Raises:
         ConfigError: the target exists (without ``overwrite``, also when it
-            appears while writing), or is a link or a special file.
+            appears while writing), or is a link or a special file; the
+            folder cannot be written, or its disk is full (nothing is left
+            behind then).
     """
     try:
         _atomic.check_target(path, overwrite)
     except OSError as exc:
         raise _refused(path, exc) from None
+    writing = False
     try:
         with _atomic.atomic_output(path, mode=mode, overwrite=overwrite) as out:
+            writing = True
             yield out
+            writing = False
     except FileExistsError as exc:
         raise _refused(path, exc) from None
+    except OSError as exc:
+        # Raised by the caller's own work inside the block, only a refused write
+        # is this file's; before and after it (creating, committing), any is.
+        if writing and exc.errno not in (*FULL, errno.EROFS):
+            raise
+        raise _refused(path, exc, size) from None
 
 
 def open_device(path: Path) -> BinaryIO:

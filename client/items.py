@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import io
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,9 +31,10 @@ from client.audit import read_log
 from client.changes import PendingChange, expect_change, parse_change
 from client.contacts import Pinned, current_card, server_card, trust_on_first_use
 from client.context import Client
-from client.files import atomic_output
+from client.files import atomic_output, check_room
 from client.logcheck import LoggedEntry
 from client.state import Contact
+from client.transfer import Progress
 from vault import age
 from vault._base64 import b64encode
 from vault.age.format import Source, parse_header
@@ -357,19 +358,82 @@ def signed_item(client: Client, item: str) -> SignedItem:
     )
 
 
-@contextlib.contextmanager
-def content(client: Client, found: SignedItem) -> Iterator[_Download]:
-    """The item's age file as it streams in, refused past the size its manifest allows."""
-    meta = found.meta
-    response = client.authed().stream(f"/items/{meta['id']}/content")
-    try:
-        yield _Download(
-            client.api.iter_body(response),
-            meta["header_size"],
-            meta["header_size"] + payload_size(found.manifest.size),
+_RESUMES = 5
+"""Times a download whose connection dropped asks again for the rest, before giving up."""
+
+
+class _Body:
+    """An item's age file as it streams in; after a dropped connection, the rest asked for.
+
+    The rest is asked for with ``Range`` and ``If-Range`` (the entity tag of
+    the first answer): a file whose header changed meanwhile (shared again)
+    is refused rather than spliced. Whatever comes is hashed and checked
+    against the signed manifest in the end anyway.
+    """
+
+    def __init__(self, client: Client, path: str, total: int, progress: Progress | None) -> None:
+        self._client = client
+        self._path = path
+        self._total = total
+        self._progress = progress
+        self.response = client.authed().stream(path)
+        self._etag = self.response.headers.get("ETag")
+        self.received = 0
+
+    def pieces(self) -> Iterator[bytes]:
+        if self._progress is not None:
+            self._progress.start(total=self._total, done=0, resumed=False)
+        resumes = 0
+        while True:
+            try:
+                for piece in self._client.api.iter_body(self.response):
+                    self.received += len(piece)
+                    if self._progress is not None:
+                        self._progress.advance(len(piece))
+                    yield piece
+                return
+            except ApiError as exc:
+                if exc.status != 0 or not self._etag or resumes >= _RESUMES:
+                    raise
+                resumes += 1
+                self._resume()
+
+    def _resume(self) -> None:
+        self.response.close()
+        self.response = self._client.authed().stream(
+            self._path,
+            headers={"Range": f"bytes={self.received}-", "If-Range": str(self._etag)},
         )
+        if self.response.status_code != 206 or not self.response.headers.get(
+            "Content-Range", ""
+        ).startswith(f"bytes {self.received}-"):
+            raise ApiError(
+                "the item changed on the server while it was being downloaded",
+                hint="run the command again",
+            )
+        if self._progress is not None:
+            self._progress.start(total=self._total, done=self.received, resumed=True)
+
+    def close(self) -> None:
+        self.response.close()
+
+
+@contextlib.contextmanager
+def content(
+    client: Client, found: SignedItem, *, progress: Progress | None = None
+) -> Iterator[_Download]:
+    """The item's age file as it streams in, refused past the size its manifest allows.
+
+    A dropped connection is resumed where it stopped (a few times);
+    ``progress`` is told the size, then each piece as it arrives.
+    """
+    meta = found.meta
+    total = meta["header_size"] + payload_size(found.manifest.size)
+    body = _Body(client, f"/items/{meta['id']}/content", total, progress)
+    try:
+        yield _Download(body.pieces(), meta["header_size"], total)
     finally:
-        response.close()
+        body.close()
 
 
 def _holds(path: Path, manifest: Manifest) -> bool:
@@ -394,6 +458,7 @@ def fetch_item(
     force: bool,
     keep_present: bool = False,
     written: Collection[Path] = (),
+    progress: Callable[[str], Progress] | None = None,
 ) -> Fetched:
     """Download, decrypt and verify an item; write it under a safe name.
 
@@ -401,11 +466,14 @@ def fetch_item(
     the content the signed manifest names is kept, and nothing is
     downloaded. A target in ``written`` (what this command wrote already) is
     refused even with ``force``: two items of the same name do not replace
-    each other.
+    each other. ``progress``, given the file's name as its signed manifest
+    has it, gives what the download reports to (bytes of the age file as
+    they arrive).
 
     Raises:
         ConfigError: unknown item, or the output exists (without ``force``),
-            or another item was written there by this command.
+            or another item was written there by this command, or its folder
+            cannot take it (no room, no permission: nothing is left behind).
         SignatureError, ManifestError: a manifest that is not the owner's
             for this item, or hashes that do not match it.
         DecryptError: the ciphertext does not decrypt or authenticate.
@@ -431,9 +499,11 @@ def fetch_item(
             present=True,
             owner=meta["owner"],
         )
+    check_room(target, found.manifest.size)
+    bar = None if progress is None else progress(target.name)
     with (
-        content(client, found) as download,
-        atomic_output(target, mode=0o600, overwrite=force) as out,
+        content(client, found, progress=bar) as download,
+        atomic_output(target, mode=0o600, overwrite=force, size=found.manifest.size) as out,
     ):
         writer = _HashingWriter(out)
         age.decrypt(download, writer, _own_age_identities(client), armored=False)  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vault._atomic import write_atomically
+from vault._disk import refused_write
 from vault.errors import ConfigError
 from vault.keys import Card
 
@@ -250,7 +251,11 @@ def load(path: Path) -> State:
 
 def save(path: Path, state: State) -> None:
     """Replace the state file atomically (mode 0600)."""
+    data = state.to_json()
     try:
-        write_atomically(path, state.to_json(), overwrite=True, mode=0o600)
+        write_atomically(path, data, overwrite=True, mode=0o600)
     except OSError as exc:
+        refused = refused_write(path, exc, needed=len(data))
+        if refused is not None:
+            raise ConfigError(refused[0], hint=refused[1]) from None
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None

@@ -110,10 +110,16 @@ def _overlaps(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> bool:
 class _PieceBody:
     """One chunk request's body, streamed from the encryptor: ``len`` bytes, read in order."""
 
-    def __init__(self, pieces: queue.Queue[bytes | None], length: int) -> None:
+    def __init__(
+        self,
+        pieces: queue.Queue[bytes | None],
+        length: int,
+        moved: Callable[[], None] = lambda: None,
+    ) -> None:
         self._pieces = pieces
         self._length = length
         self._left = length
+        self._moved = moved
         self.sent = 0
 
     def __len__(self) -> int:
@@ -122,7 +128,11 @@ class _PieceBody:
     def read(self, size: int = -1) -> bytes:
         if self._left == 0:
             return b""
+        # Asked for more: what came before went out. Waiting for the encryptor
+        # is no silence of the server's, so the clock starts again after it.
+        self._moved()
         data = self._pieces.get()
+        self._moved()
         if data is None:
             raise _Stop  # the encryptor failed: cut the request short
         if len(data) > self._left:
@@ -168,7 +178,7 @@ class _Uploader:
         try:
             api = self._client.authed()
             for offset, length in self.plan:
-                body = _PieceBody(self.queue, length)
+                body = _PieceBody(self.queue, length, api.moved)
                 api.request(
                     "PUT",
                     f"/uploads/{self._upload}/chunks",

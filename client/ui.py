@@ -17,12 +17,13 @@ import functools
 import json
 import os
 import sys
+import time
 import unicodedata
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -33,11 +34,17 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from vault.errors import VaultError
 
+if TYPE_CHECKING:
+    from client.waits import Wait
+
 __all__ = [
     "Bar",
+    "Bars",
+    "FileBar",
     "confirm",
     "err",
     "handle_errors",
@@ -46,6 +53,7 @@ __all__ = [
     "print_json",
     "report_failure",
     "shown",
+    "tell_wait",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -157,13 +165,36 @@ def confirm(question: str, *, yes: bool) -> None:
         raise VaultError("nothing was changed")
 
 
-class Bar:
-    """A progress bar on stderr (bytes, MB/s, time left); silent without a terminal."""
+class _Board(Progress):
+    """rich's progress display with one more line under the bars: what a network wait is for."""
 
-    def __init__(self, label: str) -> None:
-        self._label = label
+    notice = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield from super().get_renderables()
+        if self.notice:
+            yield Text(self.notice, style="yellow")
+
+
+_drawn: Bars | None = None
+"""The progress on the screen now, if any: a wait is said inside it."""
+_told_at: float | None = None
+"""When the last line about the wait under way was printed (without a progress drawn)."""
+_LINE_EVERY = 30.0
+"""Seconds between two printed lines about one wait (a drawn notice is updated in place)."""
+
+
+class Bars:
+    """Progress bars on stderr (bytes, speed, time left); silent without a terminal or with --json.
+
+    One bar per file (:meth:`file`); for several files, one bar more for
+    all of them, and each file's bar goes once that file is done, so that a
+    folder of hundreds of files keeps to a few lines.
+    """
+
+    def __init__(self, *, files: int = 1, total: int = 0) -> None:
         console = err()
-        self._progress = Progress(
+        self._board = _Board(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
@@ -173,21 +204,151 @@ class Bar:
             transient=False,
             disable=json_mode() or not console.is_terminal,
         )
-        self._task: TaskID | None = None
+        self._files = files
+        self._finished = 0
+        self._base = 0
+        self._overall: TaskID | None = None
+        if files > 1:
+            self._overall = self._board.add_task(self._count(), total=total)
 
-    def __enter__(self) -> Bar:
-        self._progress.start()
+    def _count(self) -> str:
+        return f"{self._finished} of {self._files} files"
+
+    def __enter__(self) -> Bars:
+        global _drawn
+        self._board.start()
+        if not self._board.disable:
+            _drawn = self
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        self._stop()
+
+    def _stop(self) -> None:
+        global _drawn
+        if _drawn is self:
+            _drawn = None
+        self._board.notice = ""
+        self._board.stop()
+
+    @property
+    def drawn(self) -> bool:
+        return not self._board.disable
+
+    def file(self, label: str) -> FileBar:
+        """The bar of one file (what :class:`client.transfer.Progress` asks for)."""
+        return FileBar(self, label)
+
+    def say(self, text: str) -> None:
+        """Print a result line (rich markup) on stdout, above the bars when both share a screen.
+
+        rich moves the bars down for what is printed through their own
+        console only; printed elsewhere on the same terminal, a line would be
+        drawn over. When stdout goes elsewhere (a file, a pipe), it goes there.
+        A single file's bar is done by then: it stays, and the line comes under it.
+        """
+        if self._overall is None:
+            self._stop()
+        elif self.drawn and sys.stdout.isatty():
+            self._board.console.print(text, highlight=False, soft_wrap=True)
+            return
+        out().print(text)
+
+    def notice(self, text: str) -> None:
+        """Show ``text`` under the bars, in place of the last notice ("" clears it)."""
+        self._board.notice = text
+        self._board.refresh()
+
+    def _moved(self, *, base: int | None = None, n: int = 0) -> None:
+        if self._overall is None:
+            return
+        if base is not None:
+            self._board.update(self._overall, completed=self._base + base)
+        else:
+            self._board.advance(self._overall, n)
+
+    def _done(self, task: TaskID | None, size: int) -> None:
+        """A file is done (stored, failed or left out): its share of the whole is counted."""
+        if self._overall is None:
+            return
+        if task is not None:
+            self._board.remove_task(task)
+        self._finished += 1
+        self._base += size
+        self._board.update(self._overall, completed=self._base, description=self._count())
+
+
+class FileBar:
+    """One file's bar among :class:`Bars`."""
+
+    def __init__(self, bars: Bars, label: str) -> None:
+        self._bars = bars
+        self._label = label
+        self._task: TaskID | None = None
+        self._total = 0
 
     def start(self, *, total: int, done: int, resumed: bool) -> None:
+        board = self._bars._board
         label = self._label + (" (resumed)" if resumed else "")
-        self._task = self._progress.add_task(label, total=total, completed=done)
+        self._total = total
+        if self._task is None:
+            self._task = board.add_task(label, total=total, completed=done)
+        else:
+            # Started again after a dropped connection: the same bar, its rate afresh.
+            board.reset(self._task, total=total, completed=done, description=label)
         # A first sample, so that the rate shows from the first piece on.
-        self._progress.advance(self._task, 0)
+        board.advance(self._task, 0)
+        self._bars._moved(base=done)
 
     def advance(self, n: int) -> None:
         if self._task is not None:
-            self._progress.advance(self._task, n)
+            self._bars._board.advance(self._task, n)
+            self._bars._moved(n=n)
+
+    def done(self, size: int) -> None:
+        """This file is over; ``size`` is what it counted for in the whole."""
+        self._bars._done(self._task, size)
+
+
+class Bar(FileBar):
+    """One file's progress bar on stderr (bytes, MB/s, time left); silent without a terminal."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(Bars(), label)
+
+    def __enter__(self) -> Bar:
+        self._bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bars.__exit__(*exc)
+
+
+def tell_wait(wait: Wait, *, sending: bool = False) -> None:
+    """Say a network wait on stderr: inside the progress drawn, else as a line.
+
+    Called from the client's watch thread. A drawn notice is updated in
+    place; printed lines come at most every :data:`_LINE_EVERY` seconds,
+    and one more says when the server answers again.
+    """
+    global _told_at
+    line = wait.line()
+    if not wait.over:
+        line += " (Ctrl-C stops; what was sent is kept)" if sending else " (Ctrl-C stops)"
+    drawn = _drawn
+    now = time.monotonic()
+    if drawn is not None:
+        if wait.over:
+            drawn.notice("")
+            drawn._board.console.print(f"evault: {shown(line)}", highlight=False, soft_wrap=True)
+        else:
+            drawn.notice(shown(line))
+        return
+    if wait.over:
+        if _told_at is not None:
+            err().print(f"evault: {shown(line)}")
+        _told_at = None
+        return
+    if _told_at is None or now - _told_at >= _LINE_EVERY:
+        _told_at = now
+        err().print(f"evault: {shown(line)}")

@@ -123,6 +123,7 @@ from typing import BinaryIO
 from vault import age, canonical
 from vault._atomic import fsync_directory
 from vault._base64 import b64encode
+from vault._disk import refused_write
 from vault.age.format import Header, Source, parse_header
 from vault.age.stream import NONCE_SIZE, decrypt_payload, payload_size
 from vault.disclosure import Disclosure, SignedDisclosure
@@ -1166,7 +1167,7 @@ def write_package(
             tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent)
         )
     except OSError as exc:
-        raise ConfigError(f"cannot write the package {directory}: {exc.strerror or exc}") from None
+        raise _unwritable(directory, exc) from None
     try:
         try:
             files: dict[str, str] = {}
@@ -1205,9 +1206,7 @@ def write_package(
             fsync_directory(tmp / _ENTRIES)
             fsync_directory(tmp)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot write the package {directory}: {exc.strerror or exc}"
-            ) from None
+            raise _unwritable(directory, exc) from None
         try:
             verify_package(tmp, trusted_log_key=str(verifier), trusted_card=card)
         except VaultError as exc:
@@ -1225,6 +1224,14 @@ def write_package(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_directory(directory.parent)
+
+
+def _unwritable(directory: Path, exc: OSError) -> ConfigError:
+    """The package cannot be written: where, and for a full disk how much room is left."""
+    refused = refused_write(directory, exc)
+    if refused is not None:
+        return ConfigError(refused[0], hint=refused[1])
+    return ConfigError(f"cannot write the package {directory}: {exc.strerror or exc}")
 
 
 def _version(described: str, key_chain: KeyChain | None) -> int:

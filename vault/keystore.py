@@ -113,6 +113,7 @@ from nacl.bindings import (
 from nacl.exceptions import CryptoError
 
 from vault._atomic import write_atomically
+from vault._disk import refused_write
 from vault.errors import KeystoreCorruptError, KeystoreError, WrongPassphraseError
 
 __all__ = [
@@ -400,6 +401,9 @@ def _write(path: Path, header: bytes, slots: list[bytes], *, overwrite: bool) ->
             hint="choose another file name; never overwrite a keystore you may still need",
         ) from None
     except OSError as exc:
+        refused = refused_write(path, exc, needed=FILE_SIZE)
+        if refused is not None:
+            raise KeystoreError(refused[0], hint=refused[1]) from None
         raise KeystoreError(f"cannot write keystore {path}: {exc.strerror}") from None
 
 

@@ -11,7 +11,6 @@ the pages up, and reports its progress to a :class:`Job` the pages read.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import threading
 import time
@@ -26,7 +25,7 @@ from client.context import Client
 from vault.errors import ConfigError, VaultError
 from vault.keys import PersonalIdentity
 
-__all__ = ["SPOOL", "SPOOL_TO", "AppState", "FileTask", "Job", "Locked", "files_of"]
+__all__ = ["SPOOL", "SPOOL_TO", "AppState", "FileTask", "Job", "Locked"]
 
 SPOOL = "picked"
 """The folder, in the client's home, of files picked or dropped in the browser.
@@ -113,41 +112,6 @@ class _Progress:
             raise Cancelled
         self._task.done += n
         self._task.moved = time.monotonic()
-
-
-def files_of(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The regular files of ``paths``, folders walked recursively; and what was left out, why.
-
-    Symbolic links are not followed (a link could lead anywhere), and
-    unreadable files are named, never dropped silently.
-    """
-    found: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-
-    def visit(path: Path) -> None:
-        if path.is_symlink():
-            skipped.append((str(path), "a symbolic link: add what it points to instead"))
-        elif path.is_dir():
-            try:
-                entries = sorted(path.iterdir())
-            except OSError as exc:
-                skipped.append((str(path), f"cannot read the folder: {exc.strerror}"))
-                return
-            for entry in entries:
-                visit(entry)
-        elif path.is_file():
-            if os.access(path, os.R_OK):
-                found.append(path)
-            else:
-                skipped.append((str(path), "cannot read it: permission denied"))
-        elif path.exists():
-            skipped.append((str(path), "not a regular file"))
-        else:
-            skipped.append((str(path), "no such file or folder"))
-
-    for path in paths:
-        visit(path)
-    return found, skipped
 
 
 class AppState:

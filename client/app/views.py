@@ -27,13 +27,14 @@ from client import items as item_service
 from client import switch as switch_service
 from client import trustee as trustees
 from client.app._guard import COOKIE, Door, refusal
-from client.app.state import SPOOL_TO, STALLED, AppState, FileTask, Job, Locked, files_of
+from client.app.state import SPOOL_TO, STALLED, AppState, FileTask, Job, Locked
 from client.audit import read_log
 from client.context import Client, locked
 from client.disclosure import public_facts
 from client.durations import parse_duration, shown_time
 from client.export import export_item
 from client.policy import PolicyOptions, build_policy, email_notice
+from client.sources import files_of
 from client.transfer import add_file
 from vault.disclosure import Reveal
 from vault.errors import ConfigError, FormatError, VaultError, WrongPassphraseError

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import click
 
 from client.config import home
 from client.context import Client
+from client.ui import tell_wait
 from vault.note import verifier_fingerprint
 
 __all__ = ["open_client"]
 
 
 @contextlib.contextmanager
-def open_client() -> Iterator[Client]:
+def open_client(*, sending: bool = False) -> Iterator[Client]:
     """A client for this command; its state is saved when the command ends.
+
+    A long network wait is said on standard error as it happens; with
+    ``sending`` (a command that uploads) it adds that what was sent is kept.
 
     The newest verified checkpoint is remembered even when the command fails
     later: it was verified, and forgetting it would let a server roll back.
@@ -25,6 +30,7 @@ def open_client() -> Iterator[Client]:
     """
     params = click.get_current_context().find_root().params
     client = Client(home(), server=params.get("server"), proxy=params.get("proxy"))
+    client.on_wait = functools.partial(tell_wait, sending=sending)
     try:
         yield client
     finally:

@@ -1,7 +1,7 @@
 """Telling the reporter what a release will make public, and asking what to add to it.
 
-Used by ``evault switch set`` (before arming) and ``evault add`` (for each
-file that joins the release set). The reporter first reads what any release
+Used by ``evault switch set`` (before arming) and ``evault add`` (for the
+files that join the release set, asked once for a folder). The reporter first reads what any release
 publishes (the files, their sizes and hashes, their signature, their name
 and fingerprint), then chooses per file whether its name, capture time and
 note are published too: on a terminal by answering questions, in scripts
@@ -28,6 +28,7 @@ __all__ = [
     "FileFacts",
     "asks",
     "choose_for_add",
+    "choose_for_adding",
     "choose_for_arming",
     "parse_item_choices",
 ]
@@ -153,6 +154,57 @@ def choose_for_arming(
     if not json_mode():
         _summarise(files, reveals)
     return reveals
+
+
+def choose_for_adding(files: Sequence[FileFacts], *, reveal: str | None) -> list[Reveal]:
+    """:func:`choose_for_add` for several files (a folder): asked once for all of them.
+
+    On a terminal the three questions come once, then whether to choose
+    file by file instead, as when arming; a folder of hundreds of files does
+    not ask hundreds of times.
+
+    Raises:
+        ConfigError: a malformed choice.
+    """
+    if len(files) == 1:
+        return [choose_for_add(files[0], reveal=reveal)]
+    choice = DEFAULT_REVEAL if reveal is None else Reveal.parse(reveal)
+    if not json_mode():
+        err().print(
+            f"These {len(files)} files join the release set: when released, anyone can "
+            "decrypt them and see their sizes, types, hashes and your signature."
+        )
+    reveals = [choice] * len(files)
+    if asks(reveal) and files:
+        noted = any(f.note for f in files)
+        choice = Reveal(
+            name=_yes("Publish the file names?", True),
+            time=_yes("Publish the capture times?", True),
+            note=noted and _yes("Publish the notes?", False),
+        )
+        reveals = [choice] * len(files)
+        if _yes("Choose file by file instead?", False):
+            reveals = [_ask_one(f) for f in files]
+    if not json_mode():
+        if len(set(reveals)) == 1 and len({bool(f.note) for f in files}) == 1:
+            # One choice for all: said once, not once per file.
+            _summarise_all(files, reveals[0])
+        else:
+            _summarise(files, reveals)
+    return reveals
+
+
+def _summarise_all(files: Sequence[FileFacts], reveal: Reveal) -> None:
+    noted = bool(files[0].note)
+    public = [word for word, on in (("name", reveal.name), ("capture time", reveal.time)) if on]
+    if reveal.note and noted:
+        public.append("note")
+    kept = withheld(reveal, has_note=noted)
+    line = f"All {len(files)} files: the release page shows each one's "
+    line += ", ".join(public) if public else "no name, time or note"
+    if kept:
+        line += f"; private: {', '.join(kept)}"
+    err().print(line)
 
 
 def _ask_one(facts: FileFacts) -> Reveal:

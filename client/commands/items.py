@@ -5,25 +5,39 @@ from __future__ import annotations
 import datetime
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from client import items as service
+from client.api import ApiError
 from client.commands._common import open_client
 from client.commands._naming import each_item, label, resolve
-from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_add
+from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_adding
 from client.contacts import current_card, person_name, shown_person
 from client.context import Client
 from client.item_names import Chosen
 from client.pending import pending_uploads
+from client.sources import TWICE, files_of
 from client.switch import release_recipient
 from client.transfer import add_file, file_facts
-from client.ui import Bar, confirm, err, handle_errors, json_mode, out, print_json, shown
-from vault.age import Recipient
+from client.ui import (
+    Bars,
+    FileBar,
+    confirm,
+    err,
+    handle_errors,
+    json_mode,
+    out,
+    print_json,
+    shown,
+)
+from vault.age import Recipient, X25519Recipient
+from vault.age.stream import payload_size
 from vault.disclosure import Reveal
-from vault.errors import ConfigError
+from vault.errors import ConfigError, VaultError
 
 __all__ = ["COMMANDS", "check_readable", "human_size", "show_items"]
 
@@ -41,7 +55,7 @@ def human_size(size: int) -> str:
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--share",
     "share_with",
@@ -58,13 +72,18 @@ def human_size(size: int) -> str:
 @click.option("--reveal", metavar="FIELDS", help=REVEAL_HELP)
 @handle_errors
 def add(
-    files: tuple[Path, ...],
+    paths: tuple[Path, ...],
     share_with: tuple[str, ...],
     note: str,
     release: bool | None,
     reveal: str | None,
 ) -> None:
-    """Encrypt FILES on this device and upload them, resumably.
+    """Encrypt files and whole folders on this device and upload them, resumably.
+
+    PATHS are files or folders; folders are walked with everything inside,
+    in name order. Symbolic links are not followed, and whatever cannot be
+    added (a link, an unreadable or special file) is listed at the end with
+    its reason while everything else is added; the exit status is then 1.
 
     Each file is encrypted to you and the editors named with --share, its
     manifest (name, size, hashes, capture time, note) is signed and encrypted
@@ -75,7 +94,13 @@ def add(
     a terminal you are asked; --reveal for scripts). The note stays private
     unless you choose to publish it.
     """
-    check_readable(files)
+    files, skipped = files_of(list(paths))
+    left_out = [(path, why) for path, why in skipped if why != TWICE]
+    if not files:
+        if len(left_out) == 1:
+            raise ConfigError(f"cannot add {left_out[0][0]}: {left_out[0][1]}", hint=_NOTHING)
+        _tell_left_out(left_out)
+        raise ConfigError("none of the paths named can be added", hint=_NOTHING)
     if reveal is not None:
         Reveal.parse(reveal)  # refused before anything is sent
     if len(note) > _MAX_NOTE:
@@ -83,7 +108,7 @@ def add(
         raise ConfigError(f"the note is too long: at most {_MAX_NOTE} characters")
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in note):
         raise ConfigError("the note may not contain control characters")
-    with open_client() as client:
+    with open_client(sending=True) as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
         # Checked before any upload: a changed or unverified key stops here.
         for name in share_with:
@@ -96,55 +121,55 @@ def add(
                     "the dead-man switch is not armed: there is no release set yet",
                     hint="arm it with `evault switch set --every 24h`, or leave out --release",
                 )
+        sizes = {}
+        for path in list(files):
+            try:
+                sizes[path] = file_facts(path)[1]
+            except ConfigError as exc:
+                files.remove(path)
+                left_out.append((str(path), exc.message))
         chosen = {}
-        if release_key is not None:
+        if release_key is not None and files:
             # Chosen before anything is uploaded: what the release may publish.
+            facts = []
             for path in files:
                 name, size, captured = file_facts(path)
-                facts = FileFacts(filename=name, size=size, captured_at=captured, note=note)
-                chosen[path] = choose_for_add(facts, reveal=reveal)
+                facts.append(FileFacts(filename=name, size=size, captured_at=captured, note=note))
+            chosen = dict(zip(files, choose_for_adding(facts, reveal=reveal), strict=True))
         # This side's own card (unlocked only now, after the questions).
         recipients: list[Recipient] = [client.own_card().age_recipient()]
-        results = []
-        for path in files:
-            label = shown(path.name)
-            with Bar(label) as bar:
-                added = add_file(
-                    client,
-                    path,
-                    recipients=recipients,
-                    editors=[],
-                    note=note,
-                    progress=bar,
-                    release=release_key,
-                    reveal=chosen.get(path),
-                )
-            shared = []
-            for name in share_with:
-                service.share_item(client, added.item, name)
-                shared.append(name)
-            results.append(
-                {
-                    "file": str(path),
-                    "item": added.item,
-                    "size": added.size,
-                    "sha256": added.plaintext_sha256,
-                    "log_index": added.entry.index,
-                    "resumed": added.resumed,
-                    "shared_with": shared,
-                    "release": release_key is not None,
-                    "reveal": None if path not in chosen else str(chosen[path]),
-                }
-            )
-            if not json_mode():
-                with_whom = f", shared with {shown(', '.join(shared))}" if shared else ""
-                with_whom += ", in the release set" if release_key is not None else ""
-                with_whom += " (resumed)" if added.resumed else ""
-                out().print(
-                    f"{label}: stored as item [bold]{added.item}[/] "
-                    f"({human_size(added.size)}), logged at entry {added.entry.index}, "
-                    f"receipt verified{with_whom}"
-                )
+        results: list[dict[str, object]] = []
+        try:
+            with Bars(files=len(files), total=sum(payload_size(n) for n in sizes.values())) as bars:
+                for index, path in enumerate(files):
+                    bar = bars.file(shown(path.name))
+                    try:
+                        results.append(
+                            _add_one(
+                                client,
+                                path,
+                                bar,
+                                bars.say,
+                                recipients=recipients,
+                                share_with=share_with,
+                                note=note,
+                                release_key=release_key,
+                                reveal=chosen.get(path),
+                            )
+                        )
+                    except ApiError as exc:
+                        if exc.status == 0 or exc.status >= 500:
+                            # The server is out of reach: the next files would wait as long.
+                            left_out.append((str(path), _UNFINISHED))
+                            left_out += [(str(p), _UNSENT) for p in files[index + 1 :]]
+                            raise
+                        left_out.append((str(path), _said(exc)))
+                    except ConfigError as exc:
+                        left_out.append((str(path), _said(exc)))
+                    finally:
+                        bar.done(payload_size(sizes[path]))
+        finally:
+            _summarise(results, len(files), left_out, skipped)
         left = [
             p for p in pending_uploads(client) if p.path not in {str(f.absolute()) for f in files}
         ]
@@ -154,7 +179,109 @@ def add(
                 "run `evault add` on the same file(s) to resume"
             )
         if json_mode():
-            print_json({"added": results})
+            print_json(
+                {
+                    "added": results,
+                    "not_added": [{"path": path, "reason": why} for path, why in left_out],
+                }
+            )
+        if left_out:
+            raise VaultError(
+                f"{len(left_out)} of the paths named {'was' if len(left_out) == 1 else 'were'} "
+                "not added (listed above)",
+                hint="everything else was added; add the paths listed on their own once "
+                "they can be read",
+            )
+
+
+_NOTHING = "nothing was uploaded"
+_UNSENT = "not sent: the server could not be reached"
+_UNFINISHED = (
+    "not finished: the server could not be reached; what was sent is kept there, and "
+    "`evault add` of this file resumes it"
+)
+
+
+def _said(exc: VaultError) -> str:
+    return exc.message + (f" ({exc.hint})" if exc.hint else "")
+
+
+def _add_one(
+    client: Client,
+    path: Path,
+    bar: FileBar,
+    say: Callable[[str], None],
+    *,
+    recipients: list[Recipient],
+    share_with: tuple[str, ...],
+    note: str,
+    release_key: X25519Recipient | None,
+    reveal: Reveal | None,
+) -> dict[str, object]:
+    """Add one file, share it, and say so; what ``--json`` shows of it."""
+    added = add_file(
+        client,
+        path,
+        recipients=recipients,
+        editors=[],
+        note=note,
+        progress=bar,
+        release=release_key,
+        reveal=reveal,
+    )
+    shared = []
+    for name in share_with:
+        service.share_item(client, added.item, name)
+        shared.append(name)
+    if not json_mode():
+        with_whom = f", shared with {shown(', '.join(shared))}" if shared else ""
+        with_whom += ", in the release set" if release_key is not None else ""
+        with_whom += " (resumed)" if added.resumed else ""
+        say(
+            f"{shown(path.name)}: stored as item [bold]{added.item}[/] "
+            f"({human_size(added.size)}), logged at entry {added.entry.index}, "
+            f"receipt verified{with_whom}"
+        )
+    return {
+        "file": str(path),
+        "item": added.item,
+        "size": added.size,
+        "sha256": added.plaintext_sha256,
+        "log_index": added.entry.index,
+        "resumed": added.resumed,
+        "shared_with": shared,
+        "release": release_key is not None,
+        "reveal": None if reveal is None else str(reveal),
+    }
+
+
+def _tell_left_out(left_out: list[tuple[str, str]]) -> None:
+    if left_out and not json_mode():
+        err().print(f"Not added ({len(left_out)}):")
+        for path, why in left_out:
+            err().print(f"  {shown(path)}: {shown(why)}")
+
+
+def _summarise(
+    results: list[dict[str, object]],
+    planned: int,
+    left_out: list[tuple[str, str]],
+    skipped: list[tuple[str, str]],
+) -> None:
+    """The end of ``add``: how many files and bytes were added, and every path that was not."""
+    if json_mode():
+        return
+    for path, why in skipped:
+        if why == TWICE:
+            err().print(f"{shown(path)}: {why}")
+    if planned > 1 or left_out:
+        total = sum(int(str(r["size"])) for r in results)
+        count = len(results)
+        out().print(
+            f"Added {count} file{'' if count == 1 else 's'} ({human_size(total)} in all)"
+            + (f", {planned - count} not" if count < planned else "")
+        )
+    _tell_left_out(left_out)
 
 
 def check_readable(files: tuple[Path, ...]) -> None:
@@ -372,12 +499,20 @@ def _fetch(items: tuple[str, ...], output: str | None, force: bool, every: bool 
                 return
         else:
             chosen = resolve(client, items)
+        client.authed()  # the passphrase is asked before a bar is drawn
         written: list[Path] = []
 
         def one(c: Chosen) -> dict[str, object]:
-            fetched = service.fetch_item(
-                client, c.item, output=target, force=force, keep_present=every, written=written
-            )
+            with Bars() as bars:
+                fetched = service.fetch_item(
+                    client,
+                    c.item,
+                    output=target,
+                    force=force,
+                    keep_present=every,
+                    written=written,
+                    progress=lambda name: bars.file(shown(name)),
+                )
             written.append(fetched.path)
             return _fetched(client, fetched)
 

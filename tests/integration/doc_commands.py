@@ -28,6 +28,7 @@ DOCUMENTS = ("README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob
 _PROMPTS = ("$ ", "# ")
 _COMMENT = re.compile(r"\s{2,}# .*$")
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+_CARRIAGE = re.compile(r"\r(?!\n)")
 _HEREDOC = re.compile(r"<<'?(\w+)'?")
 _VOLATILE = re.compile(r"[0-9/…@━┏┃┡│└╇┳]|^-|age1")
 TIMEOUT = 60
@@ -230,9 +231,15 @@ class Transcript:
         ]
 
 
+def _lines(screen: str) -> str:
+    """What a terminal showed, as lines: colours and cursor moves dropped, a line redrawn from
+    its start (a lone carriage return, as progress bars do) taken as a new line."""
+    return _CARRIAGE.sub("\n", _ESCAPE.sub("", screen)).replace("\r", "")
+
+
 def check_shape(command: DocCommand, output: str) -> None:
     """Each documented output line begins like some line the command printed."""
-    printed = [_squeeze(line) for line in _ESCAPE.sub("", output).replace("\r", "").splitlines()]
+    printed = [_squeeze(line) for line in _lines(output).splitlines()]
     for expected in command.output:
         fixed = shape(expected)
         if len(re.sub(r"[^A-Za-z]", "", fixed)) < 3:
@@ -269,9 +276,7 @@ def run_in_terminal(
             child.close(force=True)
     child.close()
     status = child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0)
-    return Result(
-        command=text, status=status, output=_ESCAPE.sub("", log.getvalue()).replace("\r", "")
-    )
+    return Result(command=text, status=status, output=_lines(log.getvalue()))
 
 
 def environment(**extra: str) -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""Bad input to ``evault add`` is refused whole, before anything is sent."""
+"""Input ``evault add`` can add nothing of is refused whole, before anything is sent.
+
+What it does when only some paths can be added: test_client_folders.py.
+"""
 
 from __future__ import annotations
 
@@ -24,15 +27,17 @@ def _add(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        (["memo.txt", "missing.txt"], "cannot read missing.txt: No such file or directory"),
-        (["memo.txt", "memo.txt"], "memo.txt is named twice"),
-        (["memo.txt", "fifo"], "fifo is not a regular file"),
+        (["missing.txt"], "cannot add missing.txt: no such file or folder"),
+        (["fifo"], "cannot add fifo: not a regular file but a named pipe"),
+        (["link"], "cannot add link: a symbolic link, not followed: add what it points to"),
+        (["missing.txt", "fifo"], "none of the paths named can be added"),
     ],
 )
-def test_one_bad_file_stops_the_whole_add_before_any_upload(
+def test_nothing_addable_stops_the_add_before_anything_is_sent(
     tmp_path: Path, files: list[str], message: str
 ) -> None:
     (tmp_path / "memo.txt").write_text("memo\n")
+    (tmp_path / "link").symlink_to(tmp_path / "memo.txt")
     os.mkfifo(tmp_path / "fifo")
     result = _add(tmp_path, *files)
     assert result.returncode == 1

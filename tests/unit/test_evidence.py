@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 import hashlib
 import io
 import os
@@ -1012,6 +1013,22 @@ def test_refuses_a_non_empty_directory_and_leaves_nothing(tmp_path: Path) -> Non
             entries=ENTRIES,
         )
     assert leftovers(tmp_path) == ["file", "package"]
+
+
+def test_a_full_disk_is_said_with_the_room_left_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path, data: bytes) -> str:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(evidence, "_write", full)
+    with pytest.raises(
+        ConfigError,
+        match=rf"^no room left in {re.escape(str(tmp_path))} for "
+        r"package \([\d.]+ [KMGT]?i?B free\)$",
+    ):
+        make(tmp_path)
+    assert leftovers(tmp_path) == []
 
 
 def test_writes_into_an_empty_directory(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from client import identity as identities
-from client.app.state import AppState, FileTask, Job, files_of
+from client.app.state import AppState, FileTask, Job
 from client.config import Paths
 from client.context import Client
 from vault import keystore
@@ -53,17 +53,6 @@ def test_a_lock_takes_the_upload_pages_with_it(
     state.lock()
     assert job.cancelled
     assert state.jobs == {}
-
-
-def test_folders_are_walked_and_nothing_is_skipped_silently(tmp_path: Path) -> None:
-    (tmp_path / "a" / "b").mkdir(parents=True)
-    (tmp_path / "a" / "one.txt").write_text("1")
-    (tmp_path / "a" / "b" / "two.txt").write_text("2")
-    (tmp_path / "a" / "link").symlink_to(tmp_path / "a" / "one.txt")
-    found, skipped = files_of([tmp_path / "a", tmp_path / "missing"])
-    assert [p.name for p in found] == ["two.txt", "one.txt"]
-    assert [Path(p).name for p, _ in skipped] == ["link", "missing"]
-    assert all(why for _, why in skipped)
 
 
 def test_what_an_older_version_kept_beside_the_keystore_is_overwritten_and_removed(
