@@ -51,8 +51,8 @@ __all__ = [
     "json_mode",
     "out",
     "print_json",
-    "report_failure",
     "printable",
+    "report_failure",
     "shown",
     "tell_wait",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -20,7 +20,7 @@ from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_adding
 from client.contacts import current_card, person_name, shown_person
 from client.context import Client
 from client.item_names import Chosen
-from client.pending import pending_uploads
+from client.pending import Pending, pending_uploads
 from client.sources import TWICE, files_of
 from client.switch import release_recipient
 from client.transfer import add_file, file_facts
@@ -140,6 +140,8 @@ def add(
             chosen = dict(zip(files, choose_for_adding(facts, reveal=reveal), strict=True))
         # This side's own card (unlocked only now, after the questions).
         recipients: list[Recipient] = [client.own_card().age_recipient()]
+        # Asked once for all the files, not once per file.
+        unfinished = pending_uploads(client)
         results: list[dict[str, object]] = []
         try:
             with Bars(files=len(files), total=sum(payload_size(n) for n in sizes.values())) as bars:
@@ -157,6 +159,7 @@ def add(
                                 note=note,
                                 release_key=release_key,
                                 reveal=chosen.get(path),
+                                unfinished=unfinished,
                             )
                         )
                     except ApiError as exc:
@@ -219,6 +222,7 @@ def _add_one(
     note: str,
     release_key: X25519Recipient | None,
     reveal: Reveal | None,
+    unfinished: Sequence[Pending],
 ) -> dict[str, object]:
     """Add one file, share it, and say so; what ``--json`` shows of it."""
     added = add_file(
@@ -230,6 +234,7 @@ def _add_one(
         progress=bar,
         release=release_key,
         reveal=reveal,
+        unfinished=unfinished,
     )
     shared = []
     for name in share_with:

@@ -126,9 +126,20 @@ def _pipeline(
     cryptography and writing overlap. A fixed set of batches circulates
     between them, which bounds memory.
     """
+    first = _Batch(in_size, out_size)
+    first.length = _fill(reader, memoryview(first.input), piece)
+    if first.length < in_size:
+        # The whole input fits one batch (a manifest, a small file): done here,
+        # without starting threads, which would cost more than the work.
+        work(first, 0, True)
+        if first.output_length:
+            write_all(write, memoryview(first.output)[: first.output_length])
+        if first.error is not None:
+            raise first.error
+        return
     workers = _workers()
     free: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
-    for _ in range(workers + 3):
+    for _ in range(workers + 2):
         free.put(_Batch(in_size, out_size))
     done: queue.SimpleQueue[tuple[_Batch, Future[int]] | None] = queue.SimpleQueue()
     failure: list[BaseException] = []
@@ -154,8 +165,7 @@ def _pipeline(
     interrupted: BaseException | None = None
     try:
         counter = 0
-        current = _take(free)
-        current.length = _fill(reader, memoryview(current.input), piece)
+        current = first
         while not failure:
             nxt = None
             last = current.length < in_size

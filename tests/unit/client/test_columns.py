@@ -96,7 +96,7 @@ def test_the_table_fits_80_columns_with_names_not_cut_to_three_letters(inbox: bo
     assert "led…" not in body
     assert "memo.txt" in body
     assert "ledger-20" in body
-    assert "-final.pdf" in body
+    assert "final.pdf" in body
     assert "会計監査.pdf" in body or "監査.pdf" in body
     assert "2026.m4a" in body
     assert f"{ITEM}: bad signature" in body
