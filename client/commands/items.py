@@ -376,7 +376,7 @@ def _people(client: Client, rows: list[service.Listed], *, inbox: bool) -> dict[
     return people
 
 
-_FAILED = "check failed (below)"
+_FAILED = "check failed"
 
 
 def item_table(

@@ -139,8 +139,19 @@ def _pipeline(
         return
     workers = _workers()
     free: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
-    for _ in range(workers + 2):
-        free.put(_Batch(in_size, out_size))
+    made = 1
+
+    def take() -> _Batch:
+        """A free batch; a new one while fewer than the bound exist (a short input needs two)."""
+        nonlocal made
+        if made < workers + 3:
+            try:
+                return free.get_nowait()
+            except queue.Empty:
+                made += 1
+                return _Batch(in_size, out_size)
+        return _take(free)
+
     done: queue.SimpleQueue[tuple[_Batch, Future[int]] | None] = queue.SimpleQueue()
     failure: list[BaseException] = []
 
@@ -171,7 +182,7 @@ def _pipeline(
             last = current.length < in_size
             read_error: BaseException | None = None
             if not last:
-                nxt = _take(free)
+                nxt = take()
                 try:
                     nxt.length = _fill(reader, memoryview(nxt.input), piece)
                 except BaseException as exc:  # noqa: BLE001 — raised once `current` is queued
