@@ -339,8 +339,11 @@ def list_items(client: Client, *, decoys: bool = False) -> Iterator[Listed]:
     request, from a server that lists them so (one request per item from an
     older one); each is checked exactly as :func:`signed_item` checks one.
     """
-    checker = _Checker(client)
+    checker: _Checker | None = None
     for meta in _listed_metas(client, decoys=decoys):
+        if checker is None:
+            # After the first page: a device without a server says so before any unlock.
+            checker = _Checker(client)
         listed = dict(meta)
         carried = "manifest" in listed
         sealed = listed.pop("manifest", None)
