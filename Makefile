@@ -59,6 +59,8 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/keystore_unlock.py
 	$(BIN)/python bench/upload_speed.py
 	$(BIN)/python bench/add_speed.py
+	$(BIN)/python bench/folder_add.py
+	$(BIN)/python bench/ls_items.py
 	$(BIN)/python bench/duress_timing.py
 	$(BIN)/python bench/checkin_guessing.py
 	$(BIN)/python bench/sweep_scale.py

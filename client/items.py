@@ -36,10 +36,17 @@ from client.logcheck import LoggedEntry
 from client.state import Contact
 from client.transfer import Progress
 from vault import age
-from vault._base64 import b64encode
+from vault._base64 import b64decode, b64encode
 from vault.age.format import Source, parse_header
 from vault.age.stream import payload_size
-from vault.errors import ConfigError, DecryptError, FormatError, ManifestError, ProofError
+from vault.errors import (
+    ConfigError,
+    DecryptError,
+    FormatError,
+    ManifestError,
+    ProofError,
+    VaultError,
+)
 from vault.keys import Card
 from vault.manifest import Manifest, SignedManifest, safe_filename
 
@@ -210,12 +217,18 @@ def _trust(pinned: Pinned | None) -> str:
 
 
 def item_metas(
-    client: Client, *, limit: int = 100, decoys: bool = False
+    client: Client, *, limit: int = 100, decoys: bool = False, manifests: bool = False
 ) -> Iterator[dict[str, Any]]:
     """Every item this account may read (or its decoys), as the server lists them, page by page.
 
+    With ``manifests``, each page is asked with the items' encrypted manifests
+    (``with=manifest``): each metadata then holds ``"manifest"``, base64 or
+    None, still to be checked by the caller.
+
     Raises:
         ProofError: a malformed list, or an item listed twice.
+        ApiError: the server refused; a 400 to the first page asked with
+            manifests means a server older than that way of listing.
     """
     after: str | None = None
     seen: set[str] = set()
@@ -223,6 +236,8 @@ def item_metas(
         params: dict[str, str | int] = {"limit": limit}
         if decoys:
             params["decoys"] = 1
+        if manifests:
+            params["with"] = "manifest"
         if after is not None:
             params["after"] = after
         answer = client.call("GET", "/items", params=params)
@@ -231,6 +246,8 @@ def item_metas(
             raise ProofError("the server sent a malformed item list")
         for meta in items:
             if not isinstance(meta, dict) or not _ITEM.fullmatch(str(meta.get("id"))):
+                raise ProofError("the server sent a malformed item list")
+            if manifests and "manifest" not in meta:
                 raise ProofError("the server sent a malformed item list")
             if meta["id"] in seen:
                 raise ProofError("the server listed an item twice")
@@ -242,20 +259,105 @@ def item_metas(
         after = nxt
 
 
-def list_items(client: Client, *, decoys: bool = False) -> Iterator[Listed]:
-    """Every item this account may read (or its decoys), with its manifest decrypted and checked."""
-    for meta in item_metas(client, decoys=decoys):
-        owner = str(meta.get("owner", ""))
+_PAGE = 1000
+"""Items asked for in one page of a listing: the most a server gives."""
+
+
+class _Checker:
+    """What checking many manifests in a row needs once: identities, keys, signers by owner.
+
+    Each owner's signer is looked up once per listing (as :func:`_signer`
+    would for each of its items), and so is a failure to find it.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.identities = _own_age_identities(client)
+        self._own_keys = client.own_signing_keys()
+        self._own_key = client.own_card().signing_key
+        self._signers: dict[str, tuple[Pinned | None, bool] | VaultError] = {}
+
+    def signer(self, owner: str) -> Pinned | None:
+        found = self._signers.get(owner)
+        if found is None:
+            try:
+                found = _signer(self._client, owner, pin=False)
+            except (ProofError, FormatError, ApiError, ConfigError) as exc:
+                found = exc
+            self._signers[owner] = found
+        if isinstance(found, VaultError):
+            raise found
+        return found[0]
+
+    def own_signer(self, signed: SignedManifest) -> bytes:
+        named = signed.manifest.signer
+        return named if named in self._own_keys else self._own_key
+
+    def opened(self, meta: dict[str, Any], sealed: object) -> SignedManifest:
+        """The manifest the list carried for ``meta``, checked against its hash, decrypted."""
+        expected = meta.get("manifest_sha256")
+        if sealed is None:
+            if expected is not None:
+                raise ProofError("the server listed a manifest it did not send")
+            raise ManifestError("the item has no manifest")
+        data = b64decode(sealed)
+        if data is None or len(data) > _MAX_MANIFEST:
+            raise ProofError("the server sent a malformed manifest")
+        if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
+            raise ProofError("the manifest does not match the item's metadata")
+        out = io.BytesIO()
         try:
-            pinned, _ = _signer(client, owner, pin=False)
-            signed = _manifest(client, meta)
-            signer = _own_signer(client, signed) if pinned is None else pinned.card.signing_key
-            manifest = _check_signed(signed, signer, meta)
+            age.decrypt(io.BytesIO(data), out, self.identities)
+        except DecryptError as exc:
+            raise ManifestError(f"cannot decrypt the item's manifest: {exc.message}") from None
+        return SignedManifest.parse(out.getvalue())
+
+
+def _listed_metas(client: Client, *, decoys: bool) -> Iterator[dict[str, Any]]:
+    """The metadata of every item, with manifests if the server lists them so.
+
+    An older server refuses ``with=manifest`` (400): its items come without,
+    and each manifest is then fetched alone.
+    """
+    pages = item_metas(client, limit=_PAGE, decoys=decoys, manifests=True)
+    try:
+        first = next(pages, None)
+    except ApiError as exc:
+        if exc.status != 400:
+            raise
+        yield from item_metas(client, limit=_PAGE, decoys=decoys)
+        return
+    if first is not None:
+        yield first
+        yield from pages
+
+
+def list_items(client: Client, *, decoys: bool = False) -> Iterator[Listed]:
+    """Every item this account may read (or its decoys), with its manifest decrypted and checked.
+
+    The manifests come with the list, a page of up to 1000 items in one
+    request, from a server that lists them so (one request per item from an
+    older one); each is checked exactly as :func:`signed_item` checks one.
+    """
+    checker: _Checker | None = None
+    for meta in _listed_metas(client, decoys=decoys):
+        if checker is None:
+            # After the first page: a device without a server says so before any unlock.
+            checker = _Checker(client)
+        listed = dict(meta)
+        carried = "manifest" in listed
+        sealed = listed.pop("manifest", None)
+        owner = str(listed.get("owner", ""))
+        try:
+            pinned = checker.signer(owner)
+            signed = checker.opened(listed, sealed) if carried else _manifest(client, listed)
+            signer = checker.own_signer(signed) if pinned is None else pinned.card.signing_key
+            manifest = _check_signed(signed, signer, listed)
             yield Listed(
-                meta=meta, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
+                meta=listed, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
             )
         except (ProofError, FormatError, ApiError, ConfigError) as exc:
-            yield Listed(meta=meta, manifest=None, problem=exc.message, owner=owner)
+            yield Listed(meta=listed, manifest=None, problem=exc.message, owner=owner)
 
 
 class _Download:

@@ -170,6 +170,8 @@ class _Uploader:
         ]
         self.queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
         self.error: BaseException | None = None
+        self.complete = False
+        """Every planned request was answered as stored: the server lacks nothing."""
         self._thread = threading.Thread(target=self._run, name="evault-upload", daemon=True)
         with signals_to_main_thread():
             self._thread.start()
@@ -189,6 +191,7 @@ class _Uploader:
                     stream=True,  # the answer is not needed: never read it whole
                 ).close()
                 self._advance(length)
+            self.complete = True
         except BaseException as exc:  # noqa: BLE001 — reported by the main thread
             self.error = exc
         # Keep taking what the encryptor hands over, so that it never blocks.
@@ -325,6 +328,7 @@ def add_file(
     reveal: Reveal | None = None,
     decoy: bool = False,
     name: str | None = None,
+    unfinished: Sequence[Pending] | None = None,
 ) -> Added:
     """Encrypt ``path`` to ``recipients`` and upload it; resume if it was started before.
 
@@ -337,7 +341,9 @@ def add_file(
     :meth:`~client.context.Client.decoy_identity` (whose recipient
     ``recipients`` must hold instead of one's own). ``name`` is the file's
     name in its manifest when ``path`` is only a copy (the app's, of a file
-    picked in the browser); by default it is ``path``'s.
+    picked in the browser); by default it is ``path``'s. ``unfinished`` are the
+    unfinished uploads (:func:`client.pending.pending_uploads`) if the
+    caller, adding many files, asked for them once; else they are asked for.
 
     Raises:
         ConfigError: not a readable regular file, or it changed while read.
@@ -351,7 +357,7 @@ def add_file(
     with src:
         account, vault = client.account, client.vault
         pending = None
-        for record in pending_uploads(client):
+        for record in pending_uploads(client) if unfinished is None else unfinished:
             if (
                 record.matches(path, st, client.server)
                 and record.release == (release is not None)
@@ -413,7 +419,12 @@ def add_file(
         missing = _ranges(status, "missing")
         progress.start(total=total, done=total - sum(e - s for s, e in missing), resumed=resumed)
         for attempt in range(_PASSES):
-            reader, sink = _pass(client, pending, src, total, missing, progress)
+            reader, sink, complete = _pass(client, pending, src, total, missing, progress)
+            if complete:
+                # Every piece the server lacked was answered as stored: asking
+                # again what it lacks would only cost a request per file (the
+                # commit still refuses an incomplete upload).
+                break
             status = _upload_status(client, pending.upload)
             if status is None:
                 raise ApiError(
@@ -458,8 +469,8 @@ def _pass(
     total: int,
     missing: Sequence[tuple[int, int]],
     progress: Progress,
-) -> tuple[_HashingReader, _Sink]:
-    """Encrypt the whole file once, sending what the server lacks.
+) -> tuple[_HashingReader, _Sink, bool]:
+    """Encrypt the whole file once, sending what the server lacks; whether all of it went.
 
     The whole payload is produced every time, since its hash is needed at
     the commit; only the missing parts travel. A dropped connection ends the
@@ -481,9 +492,9 @@ def _pass(
     error = uploader.error
     if error is not None and not isinstance(error, _Stop):
         if isinstance(error, ApiError) and (error.status in (0, 401, 429) or error.status >= 500):
-            return reader, sink  # dropped: the caller resumes from what the server has
+            return reader, sink, False  # dropped: the caller resumes from what the server has
         raise error
-    return reader, sink
+    return reader, sink, uploader.complete and error is None
 
 
 def _commit(

@@ -51,6 +51,7 @@ __all__ = [
     "json_mode",
     "out",
     "print_json",
+    "printable",
     "report_failure",
     "shown",
     "tell_wait",
@@ -84,6 +85,11 @@ def print_json(value: object) -> None:
 def shown(text: object) -> str:
     """Untrusted text made safe for a terminal and for rich markup."""
     return escape(_plain(str(text)))
+
+
+def printable(text: object) -> str:
+    """Untrusted text made safe for a terminal, without markup escapes: for rich ``Text``."""
+    return _plain(str(text))
 
 
 def _plain(text: str) -> str:

@@ -91,8 +91,11 @@ class Card:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name(self.name))
-        # Parsing checks the recipient; keep its canonical spelling.
-        object.__setattr__(self, "recipient", str(age.parse_recipient(self.recipient)))
+        # Parsing checks the recipient; keep its canonical spelling, and the
+        # parsed key: a post-quantum one takes milliseconds to parse.
+        parsed = age.parse_recipient(self.recipient)
+        object.__setattr__(self, "recipient", str(parsed))
+        object.__setattr__(self, "_parsed", parsed)
         if len(self.signing_key) != _KEY_SIZE:
             raise KeyFormatError("invalid signing key: wrong length")
         try:
@@ -102,7 +105,8 @@ class Card:
 
     def age_recipient(self) -> age.Recipient:
         """The recipient to encrypt to."""
-        return age.parse_recipient(self.recipient)
+        parsed: age.Recipient = getattr(self, "_parsed")  # noqa: B009 — set in __post_init__
+        return parsed
 
     @property
     def post_quantum(self) -> bool:
@@ -188,6 +192,7 @@ class PersonalIdentity:
         self._age = age_identity
         self._seed = signing_seed
         self._signing = nacl.signing.SigningKey(signing_seed)
+        self._card: Card | None = None
 
     @classmethod
     def generate(cls, name: str, *, post_quantum: bool = True) -> PersonalIdentity:
@@ -212,12 +217,14 @@ class PersonalIdentity:
         return self._age
 
     def card(self) -> Card:
-        """The public card to publish and to have fingerprinted."""
-        return Card(
-            name=self._name,
-            recipient=str(self._age.recipient()),
-            signing_key=bytes(self._signing.verify_key),
-        )
+        """The public card to publish and to have fingerprinted (made once: cards are frozen)."""
+        if self._card is None:
+            self._card = Card(
+                name=self._name,
+                recipient=str(self._age.recipient()),
+                signing_key=bytes(self._signing.verify_key),
+            )
+        return self._card
 
     def sign(self, context: str, message: bytes) -> bytes:
         """A 64-byte Ed25519 signature of ``message`` for ``context`` (one of CONTEXTS)."""

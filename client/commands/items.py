@@ -5,21 +5,22 @@ from __future__ import annotations
 import datetime
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.text import Text
 
 from client import items as service
 from client.api import ApiError
+from client.columns import Column, fit, pad, shorten
 from client.commands._common import open_client
 from client.commands._naming import each_item, label, resolve
 from client.commands._reveal import REVEAL_HELP, FileFacts, choose_for_adding
 from client.contacts import current_card, person_name, shown_person
 from client.context import Client
 from client.item_names import Chosen
-from client.pending import pending_uploads
+from client.pending import Pending, pending_uploads
 from client.sources import TWICE, files_of
 from client.switch import release_recipient
 from client.transfer import add_file, file_facts
@@ -32,6 +33,7 @@ from client.ui import (
     json_mode,
     out,
     print_json,
+    printable,
     shown,
 )
 from vault.age import Recipient, X25519Recipient
@@ -39,7 +41,7 @@ from vault.age.stream import payload_size
 from vault.disclosure import Reveal
 from vault.errors import ConfigError, VaultError
 
-__all__ = ["COMMANDS", "check_readable", "human_size", "show_items"]
+__all__ = ["COMMANDS", "check_readable", "human_size", "item_table", "show_items"]
 
 _MAX_NOTE = 4000
 """Characters in a note: its manifest stays far below the server's 64 KiB even escaped."""
@@ -138,6 +140,8 @@ def add(
             chosen = dict(zip(files, choose_for_adding(facts, reveal=reveal), strict=True))
         # This side's own card (unlocked only now, after the questions).
         recipients: list[Recipient] = [client.own_card().age_recipient()]
+        # Asked once for all the files, not once per file.
+        unfinished = pending_uploads(client)
         results: list[dict[str, object]] = []
         try:
             with Bars(files=len(files), total=sum(payload_size(n) for n in sizes.values())) as bars:
@@ -155,6 +159,7 @@ def add(
                                 note=note,
                                 release_key=release_key,
                                 reveal=chosen.get(path),
+                                unfinished=unfinished,
                             )
                         )
                     except ApiError as exc:
@@ -217,6 +222,7 @@ def _add_one(
     note: str,
     release_key: X25519Recipient | None,
     reveal: Reveal | None,
+    unfinished: Sequence[Pending],
 ) -> dict[str, object]:
     """Add one file, share it, and say so; what ``--json`` shows of it."""
     added = add_file(
@@ -228,6 +234,7 @@ def _add_one(
         progress=bar,
         release=release_key,
         reveal=reveal,
+        unfinished=unfinished,
     )
     shared = []
     for name in share_with:
@@ -307,10 +314,11 @@ def check_readable(files: tuple[Path, ...]) -> None:
         seen.add(path.resolve())
 
 
-def _when(value: object) -> str:
+def _day(value: object) -> str:
+    """A Unix time as its UTC date, ``-`` if absent."""
     if not isinstance(value, int):
         return "-"
-    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M")
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d")
 
 
 def _list(client: Client, *, inbox: bool) -> None:
@@ -345,49 +353,95 @@ def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty
     if not rows:
         out().print(empty)
         return
-    table = Table(show_lines=False)
-    table.add_column("item", no_wrap=True, min_width=32)
-    if inbox:
-        table.add_column("from")
-    table.add_column("name")
-    table.add_column("size", justify="right")
-    table.add_column("captured")
-    table.add_column("uploaded")
-    if not inbox:
-        table.add_column("shared with")
-    table.add_column("signature")
+    console = out()
+    lines = item_table(rows, _people(client, rows, inbox=inbox), inbox=inbox, room=console.width)
+    # One print: a thousand rows printed one by one cost rich a thousand renders.
+    console.print(Text("\n").join(lines))
+
+
+def _people(client: Client, rows: list[service.Listed], *, inbox: bool) -> dict[str, str]:
+    """How each person in ``rows`` is named: who sent it (inbox), whom it is shared with (ls).
+
+    Each person is looked up once, however many of their items are listed.
+    """
     people: dict[str, str] = {}
     for r in rows:
-        cells = [r.meta["id"]]
-        if inbox:
-            if r.owner not in people:
-                mine = r.owner == client.state.account
-                people[r.owner] = "you" if mine else shown_person(client, r.owner)
-            cells.append(shown(people[r.owner]))
-        if r.manifest is None:
-            cells += ["?", "?", "?", _when(r.meta.get("created_at"))]
-        else:
-            m = r.manifest
-            cells += [
-                shown(m.filename),
-                human_size(m.size),
-                m.captured_at.replace("T", " ")[:16],
-                _when(r.meta.get("created_at")),
-            ]
+        if inbox and r.owner not in people:
+            mine = r.owner == client.state.account
+            people[r.owner] = "you" if mine else shown_person(client, r.owner)
         if not inbox:
-            names = []
-            for account in r.meta.get("shared_with") or []:
-                known = person_name(client.state, str(account))
-                names.append(known or str(account)[:8])
-            cells.append(shown(", ".join(names) or "-"))
-        if r.manifest is None:
-            cells.append(f"[red]{shown(r.problem)}[/]")
-        elif r.trust in ("you", "verified"):
-            cells.append("[green]ok[/]")
-        else:
-            cells.append(f"[yellow]ok, key {r.trust}[/]")
-        table.add_row(*cells)
-    out().print(table)
+            for account in map(str, r.meta.get("shared_with") or []):
+                if account not in people:
+                    people[account] = person_name(client.state, account) or account[:8]
+    return people
+
+
+_FAILED = "check failed"
+
+
+def item_table(
+    rows: list[service.Listed], people: dict[str, str], *, inbox: bool, room: int
+) -> list[Text]:
+    """The lines of the item table for a terminal ``room`` columns wide, and notes below it.
+
+    The name takes the room it needs, shortened in the middle only when the
+    line would pass ``room``; dates and who it is shared with come only if
+    the name keeps room enough (:func:`client.columns.fit`). A row whose
+    manifest failed a check says so, with the reason below the table.
+    ``people`` names accounts (a key not compared yet says so in its name).
+    """
+
+    def who(account: object) -> str:
+        text = str(account)
+        return printable(people.get(text, text[:8]))
+
+    ids = [str(r.meta["id"]) for r in rows]
+    files = [_FAILED if r.manifest is None else printable(r.manifest.filename) for r in rows]
+    sizes = ["?" if r.manifest is None else human_size(r.manifest.size) for r in rows]
+    captured = ["?" if r.manifest is None else r.manifest.captured_at[:10] for r in rows]
+    uploaded = [_day(r.meta.get("created_at")) for r in rows]
+    unsure = [r.manifest is not None and r.trust not in ("you", "verified") for r in rows]
+    columns = [Column(header="item", cells=ids)]
+    if inbox:
+        columns.append(Column(header="from", cells=[who(r.owner) for r in rows], most=28))
+    columns.append(Column(header="name", cells=files, shrinks=True))
+    columns.append(Column(header="size", cells=sizes, right=True, optional=inbox))
+    columns.append(Column(header="captured", cells=captured, optional=True))
+    if not inbox:
+        shared = [", ".join(who(a) for a in r.meta.get("shared_with") or []) or "-" for r in rows]
+        columns.append(Column(header="shared with", cells=shared, optional=True, most=24))
+    columns.append(Column(header="uploaded", cells=uploaded, optional=True))
+    laid = fit(columns, room)
+    lines = [Text("  ".join(pad(c.header, w, right=c.right) for c, w in laid).rstrip(), "bold")]
+    for index, r in enumerate(rows):
+        line = Text()
+        for place, (column, cells_width) in enumerate(laid):
+            cell = shorten(column.cells[index], cells_width)
+            style = ""
+            if r.manifest is None and column.shrinks:
+                style = "red"
+            elif unsure[index] and column.header == "from":
+                style = "yellow"
+            line.append("  " if place else "")
+            line.append(pad(cell, cells_width, right=column.right), style)
+        line.rstrip()
+        lines.append(line)
+    failed = [r for r in rows if r.manifest is None]
+    checked = len(rows) - len(failed)
+    count = f"{len(rows)} item{'s' if len(rows) != 1 else ''}"
+    if not failed:
+        lines.append(Text(f"{count}, every signature checked"))
+    else:
+        lines.append(Text(f"{count}: {checked} checked, {len(failed)} failed their check:", "red"))
+        lines += [Text(f"  {r.meta['id']}: {printable(r.problem)}", "red") for r in failed]
+    if any(unsure):
+        lines.append(
+            Text(
+                "(unverified): compare fingerprints, then `evault editors verify NAME`",
+                "yellow",
+            )
+        )
+    return lines
 
 
 @click.command(name="ls")

@@ -1,10 +1,15 @@
 """Items: list, metadata, streamed download with ranges, manifest, share, delete.
 
-- ``GET /api/v1/items?limit=N&after=ID&decoys=0|1`` (reporter, editor):
-  ``{"items": [item, …], "next": ID or null}``, a reporter's own items (with
-  ``decoys=1``, their decoy items) or the items shared with an editor,
-  oldest first, ``limit`` (default 100, at most 1000) at a time; ``next`` is
-  the ``after`` of the following page.
+- ``GET /api/v1/items?limit=N&after=ID&decoys=0|1&with=manifest`` (reporter,
+  editor): ``{"items": [item, …], "next": ID or null}``, a reporter's own
+  items (with ``decoys=1``, their decoy items) or the items shared with an
+  editor, oldest first, ``limit`` (default 100, at most 1000) at a time;
+  ``next`` is the ``after`` of the following page. With ``with=manifest``
+  each item also holds ``"manifest"``: its encrypted manifest in base64,
+  exactly the bytes ``/items/<id>/manifest`` gives (null for an item without
+  one), so a listing takes one request per page rather than one per item;
+  such a page ends early once it holds :data:`MAX_PAGE_MANIFEST_BYTES` of
+  manifests (``next`` then names where to go on).
 - ``GET /api/v1/items/history?limit=N&after=ID`` (reporter): ``{"items":
   [ids], "next": ID or null, "moves_until": index or null}``, every item id
   the reporter ever had in this session's view (its items and its decoys),
@@ -81,7 +86,7 @@ from server.models import Account, Item, LogCheckpoint
 from server.services import items as service
 from server.services import log as log_service
 from server.services import switch as switch_service
-from server.storage import CHUNK_SIZE, StorageError
+from server.storage import CHUNK_SIZE, BlobStore, StorageError
 from vault._base64 import b64decode, b64encode
 from vault.errors import FormatError
 from vault.protocol import parse_account_id
@@ -91,6 +96,11 @@ __all__ = ["items_api"]
 PAGE_SIZE = 100
 """Items in one page of ``GET /items`` unless ``limit`` says otherwise."""
 MAX_PAGE_SIZE = 1000
+MAX_PAGE_MANIFEST_BYTES = 4 << 20
+"""Manifest bytes after which a page of ``GET /items?with=manifest`` ends.
+
+Manifests are a few KiB each but may have 64 KiB: without this bound a page
+of 1000 could hold 64 MiB, all of it in a worker's memory at once."""
 
 items_api = Blueprint("items", __name__)
 
@@ -112,14 +122,17 @@ def _editors(account: Account, item: Item, editors: list[str]) -> list[str]:
 @items_api.get("")
 @requires_role("reporter", "editor")
 def list_items() -> JsonObject:
-    """One page of the items this account may see, oldest first."""
-    given = query_ints(required=(), optional=("limit", "decoys"), text=("after",))
+    """One page of the items this account may see, oldest first (with manifests if asked)."""
+    given = query_ints(required=(), optional=("limit", "decoys"), text=("after", "with"))
     limit = given.get("limit", PAGE_SIZE)
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ApiError.bad_request(f"query parameter 'limit' must be from 1 to {MAX_PAGE_SIZE}")
     decoys = given.get("decoys", 0)
     if decoys not in (0, 1):
         raise ApiError.bad_request("query parameter 'decoys' must be 0 or 1")
+    extra = request.args.get("with")
+    if extra not in (None, "manifest"):
+        raise ApiError.bad_request("query parameter 'with' must be 'manifest'")
     after = request.args.get("after")
     account = current_account()
     session = db_session()
@@ -135,12 +148,51 @@ def list_items() -> JsonObject:
         )
     except service.ItemNotFoundError:
         raise ApiError.bad_request("query parameter 'after' is not one of your items") from None
-    page = found[:limit]
+    page = list(found[:limit])
+    manifests: dict[str, str | None] = {}
+    if extra == "manifest":
+        page, manifests = _with_manifests(page)
     shares = service.shared_with(session, page)
-    return {
-        "items": [item_json(item, _editors(account, item, shares[item.id])) for item in page],
-        "next": page[-1].id if len(found) > limit else None,
-    }
+    answer = []
+    for item in page:
+        shown = item_json(item, _editors(account, item, shares[item.id]))
+        if extra == "manifest":
+            shown["manifest"] = manifests[item.id]
+        answer.append(shown)
+    more = len(found) > len(page)
+    return {"items": answer, "next": page[-1].id if more else None}
+
+
+def _with_manifests(page: list[Item]) -> tuple[list[Item], dict[str, str | None]]:
+    """The page cut after :data:`MAX_PAGE_MANIFEST_BYTES` of manifests, and each in base64.
+
+    The items are those the list shows, so each manifest is one the caller
+    may fetch alone from ``/items/<id>/manifest``, byte for byte.
+    """
+    store = blob_store()
+    manifests: dict[str, str | None] = {}
+    held = 0
+    for count, item in enumerate(page):
+        if count and held >= MAX_PAGE_MANIFEST_BYTES:
+            return page[:count], manifests
+        data = _manifest_bytes(store, item)
+        manifests[item.id] = None if data is None else b64encode(data)
+        held += 0 if data is None else len(data)
+    return page, manifests
+
+
+def _manifest_bytes(store: BlobStore, item: Item) -> bytes | None:
+    """The item's encrypted manifest as stored, or None for an item without one."""
+    if item.manifest_key is None or item.manifest_size is None:
+        return None
+    try:
+        with store.open(item.manifest_key) as reader:
+            data = reader.read(service.MAX_MANIFEST_SIZE + 1)
+    except StorageError as exc:
+        raise storage_error(exc) from None
+    if len(data) != item.manifest_size:
+        raise RuntimeError("internal error: a stored manifest of another size")
+    return data
 
 
 @items_api.get("/history")
@@ -305,15 +357,9 @@ def manifest(item_id: str) -> Response:
     """The encrypted manifest of an item, whole; not logged (see the module docstring)."""
     query_ints(required=())
     item = _visible(item_id)
-    if item.manifest_key is None or item.manifest_size is None:
+    data = _manifest_bytes(blob_store(), item)
+    if data is None:
         raise ApiError(404, "no_manifest", "the item has no manifest")
-    try:
-        with blob_store().open(item.manifest_key) as reader:
-            data = reader.read(service.MAX_MANIFEST_SIZE + 1)
-    except StorageError as exc:
-        raise storage_error(exc) from None
-    if len(data) != item.manifest_size:
-        raise RuntimeError("internal error: a stored manifest of another size")
     return Response(
         data,
         mimetype="application/octet-stream",

@@ -134,6 +134,47 @@ _UPLOAD_FIELDS = {
 }
 
 
+_ITEM_FIELDS: dict[str, Any] = {
+    "id": _ACCOUNT_ID,
+    "vault": _ACCOUNT_ID,
+    "owner": {**_ACCOUNT_ID, "description": "the owning reporter's account id"},
+    "sha256": {**_HEX_SHA256, "description": "SHA-256 of the payload"},
+    "size": {**_COUNT, "description": "payload bytes"},
+    "header_sha256": _HEX_SHA256,
+    "header_size": _COUNT,
+    "manifest_sha256": {
+        **_nullable(_HEX_SHA256),
+        "description": "SHA-256 of the encrypted manifest; null if none",
+    },
+    "manifest_size": {
+        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+        "description": "bytes of the encrypted manifest; null if none",
+    },
+    "disclosure_sha256": {
+        **_nullable(_HEX_SHA256),
+        "description": (
+            "SHA-256 of the encrypted disclosure (what a release may publish); "
+            "null outside the release set and for items armed before "
+            "disclosures"
+        ),
+    },
+    "disclosure_size": {
+        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+        "description": "bytes of the encrypted disclosure; null if none",
+    },
+    "created_at": _UNIX_TIME,
+    "release_set": {"type": "boolean"},
+    "released_in": {
+        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+        "description": (
+            "the number of the vault's release that published the item; null "
+            "while unpublished. A published item joins no later release set"
+        ),
+    },
+    "shared_with": {"type": "array", "items": _ACCOUNT_ID},
+}
+
+
 _TIME = {
     "type": "string",
     "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
@@ -789,13 +830,33 @@ DOCUMENT: dict[str, Any] = {
                         "description": "the previous page's `next`: the last item it held",
                         "schema": {"type": "string"},
                     },
+                    {
+                        "name": "with",
+                        "in": "query",
+                        "required": False,
+                        "description": (
+                            "`manifest`: each item also holds its encrypted manifest, the bytes "
+                            "/items/{item_id}/manifest gives, so that a listing takes one request "
+                            "per page; such a page ends early once it holds 4 MiB of manifests "
+                            "(`next` says where to go on)"
+                        ),
+                        "schema": {"const": "manifest"},
+                    },
                 ],
                 "responses": {
                     "200": _json(
                         "one page of the items, oldest first",
                         _object(
                             {
-                                "items": {"type": "array", "items": _ITEM},
+                                "items": {
+                                    "type": "array",
+                                    "items": {
+                                        "oneOf": [
+                                            _ITEM,
+                                            {"$ref": "#/components/schemas/ItemWithManifest"},
+                                        ]
+                                    },
+                                },
                                 "next": {
                                     "oneOf": [{"type": "null"}, _ACCOUNT_ID],
                                     "description": "`after` for the next page; null on the last",
@@ -803,7 +864,10 @@ DOCUMENT: dict[str, Any] = {
                             }
                         ),
                     ),
-                    "400": _error("unexpected query parameters, a bad limit or cursor"),
+                    "400": _error(
+                        "unexpected query parameters, a bad limit or cursor, or `with` other "
+                        "than manifest"
+                    ),
                     **_AUTH_ERRORS,
                 },
             }
@@ -1524,45 +1588,17 @@ DOCUMENT: dict[str, Any] = {
                     },
                 }
             ),
-            "Item": _object(
+            "Item": _object(_ITEM_FIELDS),
+            "ItemWithManifest": _object(
                 {
-                    "id": _ACCOUNT_ID,
-                    "vault": _ACCOUNT_ID,
-                    "owner": {**_ACCOUNT_ID, "description": "the owning reporter's account id"},
-                    "sha256": {**_HEX_SHA256, "description": "SHA-256 of the payload"},
-                    "size": {**_COUNT, "description": "payload bytes"},
-                    "header_sha256": _HEX_SHA256,
-                    "header_size": _COUNT,
-                    "manifest_sha256": {
-                        **_nullable(_HEX_SHA256),
-                        "description": "SHA-256 of the encrypted manifest; null if none",
-                    },
-                    "manifest_size": {
-                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
-                        "description": "bytes of the encrypted manifest; null if none",
-                    },
-                    "disclosure_sha256": {
-                        **_nullable(_HEX_SHA256),
+                    **_ITEM_FIELDS,
+                    "manifest": {
+                        **_nullable(_MANIFEST),
                         "description": (
-                            "SHA-256 of the encrypted disclosure (what a release may publish); "
-                            "null outside the release set and for items armed before "
-                            "disclosures"
+                            "the encrypted manifest, as /items/{item_id}/manifest gives it; "
+                            "null if none"
                         ),
                     },
-                    "disclosure_size": {
-                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
-                        "description": "bytes of the encrypted disclosure; null if none",
-                    },
-                    "created_at": _UNIX_TIME,
-                    "release_set": {"type": "boolean"},
-                    "released_in": {
-                        "oneOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
-                        "description": (
-                            "the number of the vault's release that published the item; null "
-                            "while unpublished. A published item joins no later release set"
-                        ),
-                    },
-                    "shared_with": {"type": "array", "items": _ACCOUNT_ID},
                 }
             ),
             "Contact": {

@@ -493,3 +493,71 @@ def test_share_refuses_an_editor_list_the_log_does_not_record(
 
     assert "editor list that the log does not record" in err
     assert not any(e.method == "POST" and e.path.endswith("/share") for e in hostile.seen)
+
+
+# g. Listing: one request a page, every manifest checked -----------------------------
+
+
+def _listing(seen: list[Exchange]) -> tuple[int, list[str]]:
+    """The pages of the item list asked for, and every other item request made."""
+    pages = sum(1 for e in seen if e.method == "GET" and e.path == f"{API}/items")
+    others = [e.path for e in seen if e.path.startswith(f"{API}/items/")]
+    return pages, others
+
+
+def test_ls_and_inbox_take_one_request_for_the_list_and_none_per_item(
+    desk: Desk, hostile: Proxy
+) -> None:
+    listed = desk.rhea.json("ls")["items"]
+    assert {desk.alpha, desk.beta} <= {i["id"] for i in listed}
+    assert all(i["verified"] and i["signer"] == "you" for i in listed)
+    assert _listing(hostile.seen) == (1, [])
+    hostile.reset()
+    inbox = {i["id"]: i for i in desk.ed.json("inbox")["items"]}
+    assert {desk.alpha, desk.beta, desk.hostile[HOSTILE_NAMES[0]]} <= set(inbox)
+    assert all(i["verified"] for i in inbox.values())
+    assert _listing(hostile.seen) == (1, [])
+    # Each reporter's card is asked for once, not once per item.
+    cards = [e.path for e in hostile.seen if e.path.startswith(f"{API}/accounts/")]
+    assert sorted(cards) == sorted({f"{API}/accounts/{i['owner']}" for i in inbox.values()})
+
+
+def test_a_list_carrying_another_items_manifest_is_refused_row_by_row(
+    desk: Desk, hostile: Proxy
+) -> None:
+    def swap(exchange: Exchange) -> None:
+        if exchange.path != f"{API}/items" or exchange.query.get("with") != "manifest":
+            return
+        answer = exchange.json()
+        items = {item["id"]: item for item in answer["items"]}
+        one, two = items[desk.alpha], items[desk.beta]
+        # Both the manifests and their hashes: only the signed item ids can tell.
+        for key in ("manifest", "manifest_sha256", "manifest_size"):
+            one[key], two[key] = two[key], one[key]
+        exchange.set_json(answer)
+
+    hostile.after = swap
+    listed = {i["id"]: i for i in desk.rhea.json("ls")["items"]}
+    swapped = [listed.pop(desk.alpha), listed.pop(desk.beta)]
+    assert all(not i["verified"] and i["filename"] is None and i["problem"] for i in swapped)
+    assert all(i["verified"] for i in listed.values())
+    table = desk.rhea.ok("ls").out
+    assert table.count("check failed") == 2
+    assert f"{desk.alpha}: " in table
+
+
+def test_ls_against_an_older_server_fetches_each_manifest_and_checks_it(
+    desk: Desk, hostile: Proxy
+) -> None:
+    def older(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/items" and "with" in exchange.query:
+            exchange.status = 400
+            exchange.set_json({"error": "bad_request", "message": "unknown query parameter 'with'"})
+
+    hostile.after = older
+    listed = desk.rhea.json("ls")["items"]
+    assert {desk.alpha, desk.beta} <= {i["id"] for i in listed}
+    assert all(i["verified"] for i in listed)
+    pages, others = _listing(hostile.seen)
+    assert pages == 2
+    assert sorted(others) == sorted(f"{API}/items/{i['id']}/manifest" for i in listed)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+import wcwidth
 
 from .conftest import EVAULT, EVAULT_SERVER, TIMEOUT, payload
 
@@ -391,3 +392,40 @@ def test_arming_and_adding_say_what_becomes_public_and_ask(
     assert "call.wav joins the release set: when released, anyone can decrypt it" in text
     assert "call.wav: the release page shows name, note; private: the capture time" in text
     assert "in the release set" in text
+
+
+def test_ls_fits_80_columns_with_wide_and_accented_names(reporter: Path, tmp_path: Path) -> None:
+    names = [
+        "ledger-2026-03-quarterly-final-signed.pdf",
+        "報告書-二〇二六年-第三四半期-最終版-会計監査.pdf",
+        "Cafe\u0301 Ame\u0301lie - entretien enregistre\u0301 au te\u0301le\u0301phone.m4a",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"evidence\n")
+    run_scripted("add", *(str(tmp_path / name) for name in names), home=reporter)
+    child = pexpect.spawn(
+        str(EVAULT),
+        ["ls"],
+        env=_terminal_environment(reporter) | {"COLUMNS": "80"},
+        encoding="utf-8",
+        dimensions=(ROWS, 80),
+        timeout=TIMEOUT,
+    )
+    log = io.StringIO()
+    child.logfile_read = log
+    session = Session(child, log)
+    try:
+        session.answer("Passphrase: ", STRONG)
+        status, screen = session.finish()
+    finally:
+        session.kill()
+    text = plain(screen)
+    assert status == 0, text
+    table = text[text.index("item ") :].splitlines()
+    assert all(wcwidth.width(line) <= 80 for line in table), text
+    assert "led…" not in text
+    assert "ledger-20" in text
+    assert "signed.pdf" in text
+    assert "会計監査.pdf" in text or "監査.pdf" in text
+    assert "phone.m4a" in text
+    assert "every signature checked" in text

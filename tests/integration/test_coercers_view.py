@@ -168,6 +168,11 @@ class Normaliser:
         return value
 
 
+def _columns(text: str) -> list[list[str]]:
+    """A borderless table's lines as cells (runs of two spaces or more apart)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line.strip()]
+
+
 def _table(text: str) -> list[list[str]]:
     """A rich table's rows as cells, whatever the column widths."""
     rows = []
@@ -218,8 +223,8 @@ def _script(
     seen[OBSERVABLES[2]] = [page.status_code, page.text]
     # Items added in the same second come in the order of their random ids.
     listed = sorted(person.json("ls")["items"], key=lambda i: i["filename"])
-    table = _table(person.ok("ls").out)
-    seen[OBSERVABLES[3]] = [listed, table[:1], sorted(table[1:], key=lambda r: r[1])]
+    table = _columns(person.ok("ls").out)
+    seen[OBSERVABLES[3]] = [listed, table[:1], sorted(table[1:-1], key=lambda r: r[1]), table[-1]]
     first = listed[0]["id"]
     out = work / "out"
     out.mkdir(parents=True)

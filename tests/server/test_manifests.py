@@ -32,6 +32,7 @@ from tests.server._items import (
     start,
     user,
 )
+from tests.server._switch import add_item, duress_login, reporter
 from tests.server.test_openapi import check_response
 from vault._base64 import b64encode
 from vault.age import X25519Identity, rewrap_header
@@ -431,3 +432,125 @@ def test_an_item_without_a_manifest_takes_none_in_a_share(
     assert done.json["item"]["manifest_sha256"] is None
     event = verify_logged(client, config, done.json)
     assert "manifest_sha256" not in event
+
+
+def _listed(client: FlaskClient, headers: dict[str, str], query: str = "") -> list[dict[str, Any]]:
+    """Every item of ``GET /items?with=manifest`` (and ``query``), page after page."""
+    found: list[dict[str, Any]] = []
+    after = None
+    while True:
+        url = "/api/v1/items?with=manifest" + query + (f"&after={after}" if after else "")
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.json
+        check_response("/api/v1/items", "get", response)
+        found += response.json["items"]
+        after = response.json["next"]
+        if after is None:
+            return found
+
+
+def _one_by_one(client: FlaskClient, headers: dict[str, str], ids: list[str]) -> dict[str, Any]:
+    """What the single-item calls give each of ``ids``: metadata and manifest in base64."""
+    seen: dict[str, Any] = {}
+    for item_id in ids:
+        meta = client.get(f"/api/v1/items/{item_id}", headers=headers).json["item"]
+        got = client.get(f"/api/v1/items/{item_id}/manifest", headers=headers)
+        meta["manifest"] = b64encode(got.get_data()) if got.status_code == 200 else None
+        seen[item_id] = meta
+    return seen
+
+
+def test_a_list_with_manifests_holds_what_each_item_gives_alone(
+    app: Flask, client: FlaskClient, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = X25519Identity.generate()
+    owner, first, _ = _item(app, client, config, mine)
+    editor = user(app, config, client, "editor", "Eve")
+    other = user(app, config, client, "reporter", "Ben")
+    operator = user(app, config, client, "operator", "Oli")
+    made = [first["id"]]
+    for _ in range(4):
+        upload = _uploaded(client, owner, mine)
+        done = commit(
+            client,
+            owner,
+            upload.id,
+            sha256=sha256(upload.payload),
+            manifest=b64encode(manifest_file(mine, upload.item)),
+        )
+        made.append(done.json["item"]["id"])
+    # One item without a manifest: listed with null, as its own fetch says no_manifest.
+    header, payload = age_parts()
+    bare = start(client, owner, header, len(payload), sha256(payload)).json["upload"]
+    put_chunk(client, owner, bare["id"], 0, payload)
+    assert commit(client, owner, bare["id"]).status_code == 201
+    made.append(bare["item"])
+    theirs = X25519Identity.generate()
+    shared = made[1]
+    meta = client.get(f"/api/v1/items/{shared}", headers=owner.headers).json["item"]
+    sealed = client.get(f"/api/v1/items/{shared}/manifest", headers=owner.headers).get_data()
+    answer = client.post(
+        f"/api/v1/items/{shared}/share",
+        json={
+            "header": b64encode(_rewrap_header(_item_header(client, owner, meta), mine, theirs)),
+            "editors": [editor.id],
+            "manifest": b64encode(rewrapped(sealed, mine, [theirs.recipient()])),
+        },
+        headers=owner.headers,
+    )
+    assert answer.status_code == 200, answer.json
+
+    size = client.get("/api/v1/log/entries?start=0").json["size"]
+    listed = _listed(client, owner.headers)
+    assert [entry["id"] for entry in listed] == [
+        entry["id"] for entry in client.get("/api/v1/items", headers=owner.headers).json["items"]
+    ]
+    assert sorted(entry["id"] for entry in listed) == sorted(made)
+    assert {entry["id"]: entry for entry in listed} == _one_by_one(client, owner.headers, made)
+    assert next(entry for entry in listed if entry["id"] == bare["item"])["manifest"] is None
+    # The editor gets the one item shared with them, seeing only themselves in it.
+    as_editor = _listed(client, editor.headers)
+    assert [entry["id"] for entry in as_editor] == [shared]
+    assert as_editor == list(_one_by_one(client, editor.headers, [shared]).values())
+    assert as_editor[0]["shared_with"] == [editor.id]
+    # Nobody else gets anything; the operator and strangers get no list at all.
+    assert _listed(client, other.headers) == []
+    assert client.get("/api/v1/items?with=manifest", headers=operator.headers).status_code == 403
+    assert client.get("/api/v1/items?with=manifest").status_code == 401
+    # Listing is not logged, like fetching a manifest alone.
+    assert client.get("/api/v1/log/entries?start=0").json["size"] == size
+
+    # Pages: by count, and cut early past the bound on manifest bytes.
+    assert _listed(client, owner.headers, "&limit=2") == listed
+    monkeypatch.setattr("server.api.items.MAX_PAGE_MANIFEST_BYTES", 1)
+    one = client.get("/api/v1/items?with=manifest&limit=1000", headers=owner.headers).json
+    assert [entry["id"] for entry in one["items"]] == [listed[0]["id"]]
+    assert one["next"] == listed[0]["id"]
+    assert _listed(client, owner.headers) == listed
+    for bad in ("with=manifests", "with=manifest&with=manifest", "with="):
+        response = client.get(f"/api/v1/items?{bad}", headers=owner.headers)
+        assert response.status_code == 400, bad
+        check_response("/api/v1/items", "get", response)
+
+
+def test_a_session_under_duress_lists_the_decoy_vault_as_its_single_calls_show_it(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    ana = reporter(app, config, client)
+    real = [add_item(client, ana, b"real %d" % n) for n in range(2)]
+    decoys = [add_item(client, ana, b"decoy %d" % n, decoy=True) for n in range(2)]
+    coerced = duress_login(client, ana)
+
+    # The real session: its items, and with decoys=1 the decoy vault, each as fetched alone.
+    assert sorted(e["id"] for e in _listed(client, ana.headers)) == sorted(real)
+    free_decoys = _listed(client, ana.headers, "&decoys=1")
+    assert {e["id"]: e for e in free_decoys} == _one_by_one(client, ana.headers, decoys)
+    # Under duress the decoy vault is the whole vault, exactly as the single calls show it.
+    shown = _listed(client, coerced)
+    assert {e["id"]: e for e in shown} == _one_by_one(client, coerced, decoys)
+    assert {e["id"]: e for e in shown} == {e["id"]: e for e in free_decoys}
+    assert _listed(client, coerced, "&decoys=1") == []
+    for item_id in real:
+        assert client.get(f"/api/v1/items/{item_id}/manifest", headers=coerced).status_code == 404
+    refused = client.get(f"/api/v1/items?with=manifest&after={real[0]}", headers=coerced)
+    assert refused.status_code == 400

@@ -60,6 +60,7 @@ class HybridRecipient:
         except ValueError:
             raise KeyFormatError("invalid post-quantum recipient: invalid key") from None
         self._public = public_key
+        self._text: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> HybridRecipient:
@@ -80,7 +81,10 @@ class HybridRecipient:
         return self._public
 
     def __str__(self) -> str:
-        return _bech32.encode(_RECIPIENT_HRP, self._public)
+        # Bech32 of 1,216 bytes takes milliseconds here: spelled out once.
+        if self._text is None:
+            self._text = _bech32.encode(_RECIPIENT_HRP, self._public)
+        return self._text
 
     def __repr__(self) -> str:
         return f"HybridRecipient({str(self)[:24]!r}…)"

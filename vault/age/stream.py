@@ -126,10 +126,32 @@ def _pipeline(
     cryptography and writing overlap. A fixed set of batches circulates
     between them, which bounds memory.
     """
+    first = _Batch(in_size, out_size)
+    first.length = _fill(reader, memoryview(first.input), piece)
+    if first.length < in_size:
+        # The whole input fits one batch (a manifest, a small file): done here,
+        # without starting threads, which would cost more than the work.
+        work(first, 0, True)
+        if first.output_length:
+            write_all(write, memoryview(first.output)[: first.output_length])
+        if first.error is not None:
+            raise first.error
+        return
     workers = _workers()
     free: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
-    for _ in range(workers + 3):
-        free.put(_Batch(in_size, out_size))
+    made = 1
+
+    def take() -> _Batch:
+        """A free batch; a new one while fewer than the bound exist (a short input needs two)."""
+        nonlocal made
+        if made < workers + 3:
+            try:
+                return free.get_nowait()
+            except queue.Empty:
+                made += 1
+                return _Batch(in_size, out_size)
+        return _take(free)
+
     done: queue.SimpleQueue[tuple[_Batch, Future[int]] | None] = queue.SimpleQueue()
     failure: list[BaseException] = []
 
@@ -154,14 +176,13 @@ def _pipeline(
     interrupted: BaseException | None = None
     try:
         counter = 0
-        current = _take(free)
-        current.length = _fill(reader, memoryview(current.input), piece)
+        current = first
         while not failure:
             nxt = None
             last = current.length < in_size
             read_error: BaseException | None = None
             if not last:
-                nxt = _take(free)
+                nxt = take()
                 try:
                     nxt.length = _fill(reader, memoryview(nxt.input), piece)
                 except BaseException as exc:  # noqa: BLE001 — raised once `current` is queued
