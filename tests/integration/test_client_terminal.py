@@ -311,19 +311,20 @@ def test_rm_asks_before_deleting(terminal: Spawn, reporter: Path, tmp_path: Path
     added = json.loads(run_scripted("--json", "add", str(evidence), home=reporter).stdout)
     item = added["added"][0]["item"]
 
+    # The item is looked up first (it may be named by its file's name), then confirmed.
     declined = terminal("rm", item, home=reporter)
+    declined.answer("Passphrase: ", STRONG)
     declined.answer(f"Delete item {item}? [y/N]: ", "n")
     status, screen = declined.finish()
 
     text = plain(screen)
     assert status == 1, text
     assert "evault: error: nothing was changed" in text
-    assert "Passphrase:" not in text  # nothing to unlock for a refusal
     assert item in item_ids(reporter)
 
     accepted = terminal("rm", item, home=reporter)
-    accepted.answer(f"Delete item {item}? [y/N]: ", "y")
     accepted.answer("Passphrase: ", STRONG)
+    accepted.answer(f"Delete item {item}? [y/N]: ", "y")
     status, screen = accepted.finish()
 
     text = plain(screen)
