@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 # Test processes: most tests wait on servers and subprocesses, so more than the cores.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 
@@ -49,7 +49,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy vault/ client/ server/
 
 unit: $(STAMP) system-deps $(NODE_STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=30
 
 test: lint typecheck unit
 
