@@ -53,7 +53,7 @@ from vault.disclosure import DEFAULT_REVEAL, Reveal
 from vault.errors import ConfigError, ProofError, VaultError
 from vault.manifest import Manifest, is_media_type
 
-__all__ = ["Added", "Progress", "add_file", "file_facts"]
+__all__ = ["Added", "AnswerLostError", "Progress", "add_file", "file_facts"]
 
 UPLOAD_PIECE = 32 * 1024 * 1024
 """Bytes per chunk request: few requests per GiB, little to send again after a drop."""
@@ -264,6 +264,17 @@ def _abandon(client: Client, pending: Pending) -> None:
             raise
 
 
+class AnswerLostError(VaultError):
+    """The file was stored as ``item``, but the server's answer to its commit was lost."""
+
+    def __init__(self, name: str, item: str) -> None:
+        super().__init__(
+            f"{name} was already uploaded as item {item} (the answer to its commit was lost)",
+            hint="`evault ls` shows it; `evault export` rebuilds its receipt",
+        )
+        self.item = item
+
+
 def _item_exists(client: Client, item: str) -> bool:
     try:
         client.call("GET", f"/items/{item}")
@@ -373,11 +384,7 @@ def add_file(
             status = _upload_status(client, pending.upload)
             if status is None:
                 if _item_exists(client, pending.item):
-                    raise VaultError(
-                        f"{path.name} was already uploaded as item {pending.item} "
-                        "(the answer to its commit was lost)",
-                        hint="`evault ls` shows it; `evault export` rebuilds its receipt",
-                    )
+                    raise AnswerLostError(path.name, pending.item)
                 pending = None
         if pending is None or status is None:
             header, file_key = new_header(recipients, release)
@@ -537,8 +544,14 @@ def _commit(
         body["release"] = True
         body["disclosure"] = b64encode(disclosure)
     try:
-        answer = client.call("POST", f"/uploads/{pending.upload}/commit", json=body)
+        # Tried again on a dropped line like a read: a second commit of a stored upload finds
+        # no upload, and the item itself tells whether the first one went through.
+        answer = client.call(
+            "POST", f"/uploads/{pending.upload}/commit", json=body, idempotent=True
+        )
     except ApiError as exc:
+        if exc.status == 404 and _item_exists(client, pending.item):
+            raise AnswerLostError(Path(pending.path).name, pending.item) from None
         if exc.status == 422:
             raise ApiError(
                 "the server's copy did not match what was sent; nothing was stored",

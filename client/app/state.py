@@ -22,6 +22,7 @@ from client import identity as identities
 from client.api import ApiError
 from client.config import Paths
 from client.context import Client
+from client.transfer import AnswerLostError
 from vault.errors import ConfigError, VaultError
 from vault.keys import PersonalIdentity
 
@@ -276,6 +277,11 @@ class AppState:
                 return
             except Cancelled:
                 task.state = "stopped"
+                return
+            except AnswerLostError as exc:
+                # Stored while the line dropped: the log holds its entry.
+                task.item, task.state = exc.item, "stored"
+                task.message = "stored; the server's answer was lost on the way"
                 return
             except ApiError as exc:
                 # The server unreachable or busy: what was sent is kept there, and
