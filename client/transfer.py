@@ -34,6 +34,7 @@ import queue
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -273,6 +274,16 @@ class AnswerLostError(VaultError):
             hint="`evault ls` shows it; `evault export` rebuilds its receipt",
         )
         self.item = item
+
+
+def _stored_meanwhile(client: Client, item: str) -> bool:
+    """Whether ``item`` is stored, asked a few times: a commit sent again may find the
+    first one still finishing."""
+    for wait in (0.0, 1.0, 2.0, 4.0):
+        time.sleep(wait)
+        if _item_exists(client, item):
+            return True
+    return False
 
 
 def _item_exists(client: Client, item: str) -> bool:
@@ -550,7 +561,7 @@ def _commit(
             "POST", f"/uploads/{pending.upload}/commit", json=body, idempotent=True
         )
     except ApiError as exc:
-        if exc.status == 404 and _item_exists(client, pending.item):
+        if exc.status == 404 and _stored_meanwhile(client, pending.item):
             raise AnswerLostError(Path(pending.path).name, pending.item) from None
         if exc.status == 422:
             raise ApiError(

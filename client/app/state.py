@@ -281,7 +281,10 @@ class AppState:
             except AnswerLostError as exc:
                 # Stored while the line dropped: the log holds its entry.
                 task.item, task.state = exc.item, "stored"
-                task.message = "stored; the server's answer was lost on the way"
+                task.message = (
+                    "stored, the server says; its answer was lost on the way, so its log entry "
+                    "was not checked here (the vault's list checks it)"
+                )
                 return
             except ApiError as exc:
                 # The server unreachable or busy: what was sent is kept there, and

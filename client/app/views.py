@@ -85,6 +85,11 @@ def _tell(text: str) -> None:
     current_app.extensions["evault_notice"] = (None, text)
 
 
+def _forget_notice() -> None:
+    """No line told before a lock, an unlock or a panic is shown after it."""
+    current_app.extensions.pop("evault_notice", None)
+
+
 def _go(path: str) -> Response:
     pending = current_app.extensions.get("evault_notice")
     if pending is not None and pending[0] is None:
@@ -188,6 +193,7 @@ def unlock() -> Response:
         return _page("unlock.html")
     try:
         state.unlock(request.form.get("passphrase", ""))
+        _forget_notice()
     except WrongPassphraseError:
         return _page("unlock.html", 403, error="That passphrase does not open this keystore.")
     except VaultError as exc:
@@ -341,6 +347,8 @@ def add() -> Response:
     except VaultError as exc:
         _forget(made)
         return again(_said(exc))
+    # Copies of parts that are no file to add (an empty chooser, another field) go at once.
+    _forget([name for name in made if name not in {str(t.path) for t in tasks}])
     named = [Path(line.strip()).expanduser() for line in request.form.get("paths", "").splitlines()]
     named = [p for p in named if str(p) not in ("", ".")]
     found, skipped = files_of(named)
@@ -931,6 +939,7 @@ def lock() -> Response:
     """Lock the app, and the commands' session unlock of the same home if one runs."""
     state = _state()
     state.lock()
+    _forget_notice()
     agent.stop(state.paths)
     return _go("/unlock")
 
@@ -944,6 +953,7 @@ def panic() -> Response:
     if request.form.get("confirm") != "destroy":
         return _page("panic.html", 400, error="Type destroy in the box to confirm.")
     state.lock()
+    _forget_notice()
     with locked(state.paths.root / ".lock"):
         accounts.destroy(state.paths)
     return _page(
