@@ -143,3 +143,16 @@ def live_url(app: Flask, socket_enabled: None) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def light_phrase_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Web phrases hashed with light Argon2id parameters, for tests of what the check-in page
+    decides rather than of what guessing costs (bench/checkin_guessing.py measures that)."""
+    import argon2
+
+    from server.services import switch
+
+    monkeypatch.setattr(
+        switch, "_HASHER", argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )

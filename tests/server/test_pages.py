@@ -186,6 +186,7 @@ def test_a_refused_checkin_is_one_page_and_is_counted(
     assert _failed_phrases(app, armed.vault) == 1
 
 
+@pytest.mark.usefixtures("light_phrase_hashing")
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_every_checkin_attempt_on_a_handle_is_judged(
     app: Flask, config: Config, client: FlaskClient

@@ -903,6 +903,7 @@ def _phrase_alerts(app: Flask, vault: str) -> list[str]:
         )
 
 
+@pytest.mark.usefixtures("light_phrase_hashing")
 def test_the_web_phrase_moves_the_deadline_and_guessing_alerts_the_trustees_sparingly(
     app: Flask, config: Config, client: FlaskClient, clock: ManualClock
 ) -> None:

@@ -432,6 +432,7 @@ def test_a_check_in_while_releasing_neither_stops_nor_stalls_the_release(
     assert refused.json["error"] == "published"
 
 
+@pytest.mark.usefixtures("light_phrase_hashing")
 def test_failed_web_check_ins_never_keep_the_right_phrases_out(
     app: Flask, config: Config, client: FlaskClient, clock: ManualClock
 ) -> None:
