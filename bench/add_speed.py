@@ -184,6 +184,51 @@ class StagingWatch:
         self._thread.join()
 
 
+@dataclasses.dataclass(frozen=True)
+class Servers:
+    """The evault server and the sink, both on gunicorn."""
+
+    clean: dict[str, str]
+    """This environment without any ``EVAULT_`` variable."""
+    data: Path
+    sink_dir: Path
+    invite: str
+    """A reporter's one-time invite."""
+    port: int
+    sink_port: int
+    server: subprocess.Popen[bytes]
+    sink: subprocess.Popen[bytes]
+
+
+def start_servers(
+    work: Path, settings: dict[str, str], started: list[subprocess.Popen[bytes]]
+) -> Servers:
+    """An evault server on local disk under ``work`` (with ``settings`` on top) and the sink.
+
+    Each process goes into ``started`` as it starts, for the caller to stop.
+    """
+    data = work / "data"
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("EVAULT_")}
+    server_env = clean | {
+        "EVAULT_DATA_DIR": str(data),
+        "EVAULT_STORAGE": "local",
+        "EVAULT_QUOTA_BYTES": str(1 << 40),
+        "EVAULT_LOG_LEVEL": "ERROR",
+        **settings,
+    }
+    evault_server(server_env, "init")
+    invite = evault_server(server_env, "invite", "create", "--role", "reporter").split()[-1]
+    sink_dir = work / "sink"
+    sink_dir.mkdir()
+    (sink_dir / "sink_app.py").write_text(SINK_APP)
+    port, sink_port = free_port(), free_port()
+    server = gunicorn("server.wsgi:app", port, server_env, ROOT)
+    started.append(server)
+    sink = gunicorn("sink_app:app", sink_port, clean, sink_dir)
+    started.append(sink)
+    return Servers(clean, data, sink_dir, invite, port, sink_port, server, sink)
+
+
 def evault_add(path: Path, env: dict[str, str], staging: Path) -> tuple[Run, StagingWatch]:
     with StagingWatch(staging) as watch:
         done = run([str(EVAULT), "add", str(path)], env)
@@ -317,26 +362,11 @@ def main() -> None:
             raise SystemExit(f"{tool} is needed: apt-get install {package}")
     largest = max(sizes) * MIB
     work = workdir(args.dir, largest, rounds_of[max(sizes)] + 1)
-    server: subprocess.Popen[bytes] | None = None
-    sink: subprocess.Popen[bytes] | None = None
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        data = work / "data"
-        clean = {key: value for key, value in os.environ.items() if not key.startswith("EVAULT_")}
-        server_env = clean | {
-            "EVAULT_DATA_DIR": str(data),
-            "EVAULT_STORAGE": "local",
-            "EVAULT_MAX_ITEM_SIZE": str(64 << 30),
-            "EVAULT_QUOTA_BYTES": str(1 << 40),
-            "EVAULT_LOG_LEVEL": "ERROR",
-        }
-        evault_server(server_env, "init")
-        invite = evault_server(server_env, "invite", "create", "--role", "reporter").split()[-1]
-        sink_dir = work / "sink"
-        sink_dir.mkdir()
-        (sink_dir / "sink_app.py").write_text(SINK_APP)
-        port, sink_port = free_port(), free_port()
-        server = gunicorn("server.wsgi:app", port, server_env, ROOT)
-        sink = gunicorn("sink_app:app", sink_port, clean, sink_dir)
+        up = start_servers(work, {"EVAULT_MAX_ITEM_SIZE": str(64 << 30)}, started)
+        data, clean, invite, sink_dir = up.data, up.clean, up.invite, up.sink_dir
+        port, sink_port, server, sink = up.port, up.sink_port, up.server, up.sink
         staging = data / "blobs" / "staging"
 
         client_env = clean | {"EVAULT_HOME": str(work / "home"), "EVAULT_PASSPHRASE": PASSPHRASE}
@@ -465,8 +495,8 @@ def main() -> None:
             f"peak RSS <= {RSS_TARGET_MIB:.0f} MiB: {'yes' if small else 'NO'}"
         )
     finally:
-        stop(server)
-        stop(sink)
+        for proc in started:
+            stop(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -43,16 +43,15 @@ from add_speed import (
     EVAULT,
     HOST,
     PASSPHRASE,
-    ROOT,
     Run,
     age_recipient,
     age_version,
     cpu_seconds,
-    gunicorn,
     run,
+    start_servers,
 )
 from ls_items import hog
-from upload_speed import SINK_APP, evault_server, free_port, stop, workers
+from upload_speed import stop, workers
 
 GOAL = 3.0
 LOOP = """\
@@ -93,24 +92,12 @@ def main() -> None:
             raise SystemExit(f"{tool} is needed: apt-get install {tool.split('-')[0]}")
     base = args.dir or ("/dev/shm" if Path("/dev/shm").is_dir() else None)
     work = Path(tempfile.mkdtemp(prefix="evault-bench-", dir=base))
-    server = sink = busy = None
+    busy = None
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        data = work / "data"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("EVAULT_")}
-        server_env = clean | {
-            "EVAULT_DATA_DIR": str(data),
-            "EVAULT_STORAGE": "local",
-            "EVAULT_QUOTA_BYTES": str(1 << 40),
-            "EVAULT_LOG_LEVEL": "ERROR",
-        }
-        evault_server(server_env, "init")
-        invite = evault_server(server_env, "invite", "create", "--role", "reporter").split()[-1]
-        sink_dir = work / "sink"
-        sink_dir.mkdir()
-        (sink_dir / "sink_app.py").write_text(SINK_APP)
-        port, sink_port = free_port(), free_port()
-        server = gunicorn("server.wsgi:app", port, server_env, ROOT)
-        sink = gunicorn("sink_app:app", sink_port, clean, sink_dir)
+        up = start_servers(work, {}, started)
+        clean, invite, port, sink_port = up.clean, up.invite, up.port, up.sink_port
+        server, sink = up.server, up.sink
         env = clean | {"EVAULT_HOME": str(work / "home"), "EVAULT_PASSPHRASE": PASSPHRASE}
         run([str(EVAULT), "init", "--name", "Bench", "--insecure-fast-kdf"], env)
         url = f"http://{HOST}:{port}"
@@ -210,8 +197,8 @@ def main() -> None:
         )
     finally:
         stop(busy)
-        stop(server)
-        stop(sink)
+        for proc in started:
+            stop(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 
