@@ -21,7 +21,6 @@ from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from server import doctor as doctor_checks
 from server import migrate
@@ -30,6 +29,7 @@ from server.clock import SystemClock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.housekeeping import Sweeper, sweep_uploads
+from server.httpd import make_http_server
 from server.key_rotation import rotate as rotate_log_key
 from server.keyfile import create_key_file, fingerprint, load_key_file
 from server.models import INVITE_ROLES
@@ -61,21 +61,6 @@ class _Group(click.Group):
             # The class only: driver messages can carry connection details.
             click.echo(f"evault-server: error: database error ({type(exc).__name__})", err=True)
             ctx.exit(1)
-
-
-class _NoAddressHandler(WSGIRequestHandler):
-    """The development server's request log, without client addresses."""
-
-    # A connection that sends nothing for this long is closed, so idle or
-    # half-sent requests cannot pile up threads until nobody can check in.
-    timeout = 30
-
-    def address_string(self) -> str:
-        return "-"
-
-    def version_string(self) -> str:
-        # The Server header would otherwise name the Werkzeug and Python versions.
-        return "evault-server"
 
 
 def _config() -> Config:
@@ -328,13 +313,7 @@ def run(host: str | None, port: int | None) -> None:
     logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
     app = create_app(config)
     try:
-        server = make_server(
-            host or config.bind,
-            config.port if port is None else port,
-            app,
-            threaded=True,
-            request_handler=_NoAddressHandler,
-        )
+        server = make_http_server(app, host or config.bind, config.port if port is None else port)
     except OSError as exc:
         raise ConfigError(f"cannot listen: {exc.strerror or exc}") from None
     if config.public_url is None and server.port != config.port:
@@ -355,14 +334,14 @@ def run(host: str | None, port: int | None) -> None:
         background.start()
     click.echo(f"serving on http://{server.host}:{server.port} (pid {os.getpid()})")
     try:
-        server.serve_forever()
+        server.serve()
     except KeyboardInterrupt:
         pass
     finally:
         if background is not None:
             background.stop()
         sweeper.stop()
-        server.server_close()
+        server.close()
         app.extensions["evault"].engine.dispose()
 
 

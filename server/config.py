@@ -96,6 +96,7 @@ class Config:
     worker_interval: int = 30
     min_interval: int = 3600
     run_worker: bool = True
+    read_timeout: int = 30
 
     @property
     def base_url(self) -> str:
@@ -189,4 +190,5 @@ class Config:
             worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),
             min_interval=_int(env, "EVAULT_MIN_INTERVAL", 3600, 86400),
             run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
+            read_timeout=_int(env, "EVAULT_READ_TIMEOUT", 30, 3600),
         )

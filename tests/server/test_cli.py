@@ -12,12 +12,12 @@ import requests
 from click.testing import CliRunner, Result
 from flask import Flask
 from sqlalchemy import inspect, select
-from werkzeug.serving import make_server
 
 from client.account import parse_invite_link
 from server import migrate
-from server.cli import _NoAddressHandler, main
+from server.cli import main
 from server.db import make_engine
+from server.httpd import make_http_server
 from server.models import Invite, LogEntry
 from server.services.invites import code_hash
 from vault import canonical
@@ -187,17 +187,19 @@ def test_revisions_are_listed() -> None:
 def test_run_logs_no_client_address(
     app: Flask, socket_enabled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_NoAddressHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server = make_http_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     try:
-        with caplog.at_level(logging.INFO, logger="werkzeug"):
-            response = requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
+        with caplog.at_level(logging.INFO, logger="evault.access"):
+            response = requests.get(
+                f"http://127.0.0.1:{server.port}/healthz?token=secret", timeout=10
+            )
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
         thread.join(timeout=10)
     assert response.status_code == 200
     assert response.headers["Server"] == "evault-server"
-    assert "GET /healthz" in caplog.text
+    assert "GET /healthz 200" in caplog.text
     assert "127.0.0.1" not in caplog.text
+    assert "secret" not in caplog.text
