@@ -24,6 +24,8 @@ die() {
 	printf 'backup: error: %s\n' "$*" >&2
 	exit 1
 }
+# No step fails in silence: whatever stops the script under set -e says so.
+trap 'printf "backup: error: failed at line %s (%s); this backup is incomplete\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 [[ $# -eq 1 ]] || die "usage: backup.sh DEST"
 dest=$1
@@ -84,11 +86,28 @@ esac
 case $storage in
 local)
 	printf 'backup: local blobs under the blob root -> blobs.tar\n'
-	if [[ -d $blob_root/blobs ]]; then
-		tar -C "$blob_root" -cf "$dest/blobs.tar" blobs
-	else
-		tar -cf "$dest/blobs.tar" --files-from=/dev/null
-	fi
+	# Blobs never change once stored, but new ones land and deleted items'
+	# go while the server works: tar gets a fixed list (directories without
+	# recursion, so none "changes as it is read"). A blob deleted between
+	# the list and the tar fails the tar; the list is then taken again.
+	list=$dest/.blobs.list
+	tries=0
+	until
+		if [[ -d $blob_root/blobs ]]; then
+			(cd -- "$blob_root" && find blobs \( -type d -o -type f \) -print0) >"$list"
+		else
+			: >"$list"
+		fi
+		tar -C "$blob_root" --null --no-recursion --files-from="$list" -cf "$dest/blobs.tar" 2>"$dest/.tar.err"
+	do
+		tries=$((tries + 1))
+		if ((tries == 3)); then
+			cat -- "$dest/.tar.err" >&2
+			die "tar of the blobs failed 3 times; this backup is incomplete"
+		fi
+		printf 'backup: the blobs changed while read (an item deleted meanwhile); again\n'
+	done
+	rm -f -- "$list" "$dest/.tar.err"
 	;;
 s3)
 	printf 'backup: NOT COVERED: blobs in the S3 bucket (EVAULT_S3_BUCKET); rely on the\n'
