@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import io
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -182,6 +184,17 @@ def assert_refused(run: Run) -> str:
 # -- the server ---------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: be killed when the test process dies (Linux PR_SET_PDEATHSIG).
+
+    ``start_new_session`` keeps a server out of the test's process group, so
+    without this a killed test run would leave its servers listening.
+    """
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
 class ServerProcess:
     """``evault-server run`` on a fresh data directory, on a free loopback port."""
 
@@ -232,6 +245,8 @@ class ServerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Runs between fork and exec; it only calls prctl, which takes no lock.
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
