@@ -90,7 +90,8 @@ def send_hello(
             request_url=url,
             request_headers=prepared.headers,
             verifier=PeerVerifier.parse(peer.peer_key),
-            now=now,
+            # The answer's times are judged when it arrived, not when the request was signed.
+            now=dt.datetime.now(dt.UTC),
         )
         check_hello(json.loads(data), sender=peer, receiver=own)
     except httpsig.Refusal as refusal:

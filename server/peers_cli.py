@@ -97,6 +97,12 @@ def peers_key() -> None:
     """Print what a peer's operator pins for this server (creating the peer key if needed)."""
     config = Config.from_env()
     own, _signer = _own(config, create=True)
+    if config.public_url is None:
+        click.echo(
+            "evault-server: warning: EVAULT_PUBLIC_URL is not set; peers must reach this "
+            f"server at {own.url}",
+            err=True,
+        )
     click.echo(f"url: {own.url}")
     click.echo(f"peer key: {own.peer_key}")
     click.echo(f"log key: {own.log_key}")
