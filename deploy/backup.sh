@@ -17,6 +17,8 @@
 # - S3 blobs are not copied: use the bucket's versioning and replication.
 # - The key file, 0600: store the backup offline and encrypted; whoever holds
 #   the key file can sign as this log and decrypt the server's release shares.
+#   The peer key file (peer.key), 0600 too: whoever holds it can speak to this
+#   server's peers as this server.
 set -euo pipefail
 umask 077
 
@@ -45,6 +47,7 @@ kind = "sqlite" if config.database_url.startswith("sqlite:") else "postgresql"
 print(kind)
 print(config.database_url.removeprefix("sqlite:///") if kind == "sqlite" else "")
 print(config.key_file)
+print(config.peer_key_file)
 print(config.storage)
 print(config.blob_root)
 PY
@@ -53,6 +56,7 @@ PY
 	read -r db_kind
 	read -r sqlite_path
 	read -r key_file
+	read -r peer_key_file
 	read -r storage
 	read -r blob_root
 } <<<"$settings"
@@ -118,6 +122,11 @@ esac
 printf 'backup: key file -> server.key (0600)\n'
 cp -- "$key_file" "$dest/server.key"
 chmod 600 "$dest/server.key"
+if [ -e "$peer_key_file" ]; then
+	printf 'backup: peer key file -> peer.key (0600)\n'
+	cp -- "$peer_key_file" "$dest/peer.key"
+	chmod 600 "$dest/peer.key"
+fi
 
 cat >"$dest/backup.info" <<INFO
 format 1

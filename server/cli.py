@@ -31,8 +31,9 @@ from server.db import make_engine, make_sessionmaker, transaction
 from server.housekeeping import Sweeper, sweep_uploads
 from server.httpd import make_http_server
 from server.key_rotation import rotate as rotate_log_key
-from server.keyfile import create_key_file, fingerprint, load_key_file
+from server.keyfile import create_key_file, create_peer_key_file, fingerprint, load_key_file
 from server.models import INVITE_ROLES
+from server.peers_cli import peers
 from server.services.accounts import create_operator, parse_card
 from server.services.invites import create_invite, parse_duration
 from server.services.log import check_signer
@@ -115,7 +116,10 @@ def init(origin: str) -> None:
     config = _config()
     _make_data_dir(config.data_dir)
     keys = create_key_file(config.key_file, origin)
+    peer_signer = None
     try:
+        if not config.peer_key_file.exists():
+            peer_signer = create_peer_key_file(config.peer_key_file, f"{origin}/peer")
         migrate.upgrade(config.database_url)
         _check_log_key(config, keys.log_signer)
         if config.storage == "local":
@@ -125,6 +129,8 @@ def init(origin: str) -> None:
     except BaseException:
         # Nothing was signed with the new key: leave no second identity behind.
         config.key_file.unlink(missing_ok=True)
+        if peer_signer is not None:
+            config.peer_key_file.unlink(missing_ok=True)
         raise
     click.echo(f"created {config.key_file} (keep a backup; it never leaves this machine)")
     click.echo(f"log key: {keys.log_verifier}")
@@ -389,6 +395,9 @@ def worker(once: bool, interval: float | None) -> None:
             the_worker.run(stop, interval=interval)
     finally:
         engine.dispose()
+
+
+main.add_command(peers)
 
 
 @main.command()

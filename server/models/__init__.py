@@ -12,6 +12,7 @@ from server.models.log_head import LogHead
 from server.models.log_key import LogKey
 from server.models.log_subtree import LogSubtree
 from server.models.login_challenge import LoginChallenge
+from server.models.peer import PEER_STATES, Peer, PeerNonce
 from server.models.switch import (
     CHANGE_KINDS,
     CHANGE_STATES,
@@ -38,6 +39,7 @@ __all__ = [
     "DURESS_MODES",
     "INVITE_ROLES",
     "OUTBOX_CHANNELS",
+    "PEER_STATES",
     "SWITCH_STATES",
     "Account",
     "Base",
@@ -55,6 +57,8 @@ __all__ = [
     "LogSubtree",
     "LoginChallenge",
     "OutboxMessage",
+    "Peer",
+    "PeerNonce",
     "PendingChange",
     "Release",
     "StagedReleaseItem",

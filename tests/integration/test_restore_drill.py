@@ -72,11 +72,19 @@ def test_backup_holds_the_database_blobs_key_and_manifest(
 ) -> None:
     _, backup = backed_up
     names = sorted(path.name for path in backup.iterdir())
-    assert names == ["MANIFEST.sha256", "backup.info", "blobs.tar", "database.sqlite", "server.key"]
+    assert names == [
+        "MANIFEST.sha256",
+        "backup.info",
+        "blobs.tar",
+        "database.sqlite",
+        "peer.key",
+        "server.key",
+    ]
     assert stat.S_IMODE(backup.stat().st_mode) == 0o700
     assert stat.S_IMODE((backup / "server.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((backup / "peer.key").stat().st_mode) == 0o600
     manifest = (backup / "MANIFEST.sha256").read_text().splitlines()
-    assert len(manifest) == 4
+    assert len(manifest) == 5
     for line in manifest:
         digest, name = line.split(maxsplit=1)
         assert hashlib.sha256((backup / name).read_bytes()).hexdigest() == digest
