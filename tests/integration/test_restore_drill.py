@@ -267,6 +267,7 @@ def test_backups_while_blobs_come_and_go(
                 "backup.info",
                 "blobs.tar",
                 "database.sqlite",
+                "peer.key",
                 "server.key",
             }
     finally:
