@@ -45,6 +45,8 @@ from vault.protocol import LOGIN_CONTEXT, LoginChallenge, parse_nonce
 __all__ = ["Api", "ApiError", "check_proxy", "check_server_url"]
 
 _PREFIX = "/api/v1"
+# Public pages' files (a release's record, key and files), outside the API's prefix.
+_PAGES = "/release/"
 _CONNECT_TIMEOUT = 30.0
 _READ_TIMEOUT = 300.0
 _RETRIES = 8
@@ -246,6 +248,8 @@ class Api:
     # -- transport -------------------------------------------------------
 
     def _url(self, path: str) -> str:
+        if path.startswith(_PAGES):
+            return self.server + path
         return self.server + _PREFIX + path
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:

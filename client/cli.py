@@ -46,6 +46,7 @@ _COMMANDS = {
     "log": "log:log",
     "export": "log:export",
     "verify": "log:verify",
+    "release": "log:release",
     "switch": "switch:switch",
     "checkin": "switch:checkin",
     "trustee": "trustee:trustee",

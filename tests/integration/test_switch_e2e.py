@@ -27,7 +27,19 @@ import requests
 from server.notify import verify_webhook
 from vault import canonical
 
-from .client_env import EVAULT, ServerProcess, _base_env, _run, assert_ok, enroll, payload, pin
+from .client_env import (
+    EVAULT,
+    Exchange,
+    Proxy,
+    ServerProcess,
+    _base_env,
+    _run,
+    assert_ok,
+    assert_refused,
+    enroll,
+    payload,
+    pin,
+)
 from .switch_env import (
     CONTACTS,
     Mailbox,
@@ -153,6 +165,42 @@ def test_armed_missed_released_and_decrypted_with_age(
         argv = [EVAULT, "log", "verify", "--full", "--server", found[1], "--log-key", found[2]]
         checked = assert_ok(_run(argv, stranger))
         assert "entries hash to its root. OK" in checked.out
+
+        # The whole page, checked by the same stranger: files decrypted, the reporter's card.
+        saved = tmp_path / "checked"
+        argv = [EVAULT, "--json", "release", "check", f"{server.url}/release/{vault}"]
+        argv += ["--log-key", server.log_key, "--card", str(ana.card_path), "-o", str(saved)]
+        report = json.loads(assert_ok(_run(argv, stranger)).stdout)
+        assert report["card_checked"] is True
+        assert report["vault"] == vault
+        assert len(report["files"]) == len(originals)
+        assert sorted(p.read_bytes() for p in saved.iterdir()) == sorted(originals.values())
+        # Someone else's card did not arm it.
+        argv[-4:] = ["--card", str(tom.card_path), "-o", str(tmp_path / "again")]
+        assert "did not register" in assert_refused(_run(argv, stranger))
+
+        # A page that changed what it says after the release, or a file: caught.
+        line = Proxy(server.url)
+        try:
+
+            def rename(exchange: Exchange) -> None:
+                if exchange.path.endswith("/release.json"):
+                    exchange.response = exchange.response.replace(b"ledger.pdf", b"ledger.PDF")
+
+            def flip(exchange: Exchange) -> None:
+                if exchange.path.endswith(".age"):
+                    body = bytearray(exchange.response)
+                    body[-1] ^= 1
+                    exchange.response = bytes(body)
+
+            for tamper, said in ((rename, "not the one the server logged"), (flip, "payload")):
+                line.after = tamper
+                forged = [EVAULT, "release", "check", f"{line.url}/release/{vault}"]
+                forged += ["--log-key", server.log_key, "-o", str(tmp_path / tamper.__name__)]
+                assert said in assert_refused(_run(forged, stranger))
+                assert not any((tmp_path / tamper.__name__).iterdir())
+        finally:
+            line.close()
 
 
 def test_a_released_vault_is_armed_again_and_released_again(
