@@ -23,7 +23,7 @@ from client.item_names import Chosen
 from client.pending import Pending, pending_uploads
 from client.sources import TWICE, files_of
 from client.switch import release_recipient
-from client.transfer import add_file, file_facts
+from client.transfer import Added, AnswerLostError, add_file, file_facts
 from client.ui import (
     Bars,
     FileBar,
@@ -39,7 +39,7 @@ from client.ui import (
 from vault.age import Recipient, X25519Recipient
 from vault.age.stream import payload_size
 from vault.disclosure import Reveal
-from vault.errors import ConfigError, VaultError
+from vault.errors import ConfigError, ProofError, VaultError
 
 __all__ = ["COMMANDS", "check_readable", "human_size", "item_table", "show_items"]
 
@@ -225,17 +225,22 @@ def _add_one(
     unfinished: Sequence[Pending],
 ) -> dict[str, object]:
     """Add one file, share it, and say so; what ``--json`` shows of it."""
-    added = add_file(
-        client,
-        path,
-        recipients=recipients,
-        editors=[],
-        note=note,
-        progress=bar,
-        release=release_key,
-        reveal=reveal,
-        unfinished=unfinished,
-    )
+    try:
+        added = add_file(
+            client,
+            path,
+            recipients=recipients,
+            editors=[],
+            note=note,
+            progress=bar,
+            release=release_key,
+            reveal=reveal,
+            unfinished=unfinished,
+        )
+    except AnswerLostError as exc:
+        # Stored by an earlier run whose answer was lost: what the log and the
+        # signed manifest say of it is checked now, as if the answer had come.
+        added = _stored_before(client, path, exc.item)
     shared = []
     for name in share_with:
         service.share_item(client, added.item, name)
@@ -260,6 +265,37 @@ def _add_one(
         "release": release_key is not None,
         "reveal": None if reveal is None else str(reveal),
     }
+
+
+def _stored_before(client: Client, path: Path, item: str) -> Added:
+    """The file an earlier run stored as ``item``: its upload entry and manifest, checked.
+
+    Raises:
+        ProofError: the log has no upload of ``item`` by this account, or its
+            manifest is not this file's.
+    """
+    uploads = [
+        e
+        for e in service.logged_entries(client, item)
+        if e.event.get("type") == "item.uploaded" and e.event.get("account") == client.account
+    ]
+    signed = service.signed_item(client, item)
+    name, size, _captured = file_facts(path)
+    if not uploads or signed.manifest.size != size or signed.manifest.filename != name:
+        raise ProofError(
+            f"the server says {path.name} was stored as item {item}, and its log or manifest "
+            "does not show it",
+            hint="do not trust this server; keep this device's state.json as evidence",
+        )
+    entry = uploads[0]
+    return Added(
+        item=item,
+        size=size,
+        payload_sha256=str(entry.event.get("sha256")),
+        plaintext_sha256=signed.manifest.plaintext_sha256,
+        entry=entry,
+        resumed=True,
+    )
 
 
 def _tell_left_out(left_out: list[tuple[str, str]]) -> None:
