@@ -65,6 +65,12 @@ def _int(environ: Mapping[str, str], name: str, default: int, maximum: int) -> i
     return int(text)
 
 
+def _redis_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("invalid EVAULT_REDIS_URL: want redis://HOST:PORT/DB (or rediss://)")
+    return url
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """Where the server keeps its state and how it serves requests."""
@@ -97,6 +103,7 @@ class Config:
     min_interval: int = 3600
     run_worker: bool = True
     read_timeout: int = 30
+    redis_url: str | None = None
     peer_key_path: Path | None = None
 
     @property
@@ -198,5 +205,6 @@ class Config:
             min_interval=_int(env, "EVAULT_MIN_INTERVAL", 3600, 86400),
             run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
             read_timeout=_int(env, "EVAULT_READ_TIMEOUT", 30, 3600),
+            redis_url=_redis_url(env.get("EVAULT_REDIS_URL") or None),
             peer_key_path=Path(peer_key) if peer_key else None,
         )
