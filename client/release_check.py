@@ -140,9 +140,16 @@ def _download(
     payload = hashlib.sha256()
     pending = b""  # the header's bytes until its last line ("--- …\n") has come
     in_payload = False
+    limit = entry.get("age_size")
+    if not isinstance(limit, int) or limit < 0:
+        raise _bad(f"the record gives no size for file {item}")
+    received = 0
     response = observer.api.stream(path)
     try:
         for piece in observer.api.iter_body(response):
+            received += len(piece)
+            if received > limit:
+                raise _bad(f"file {item} is larger than the record says")
             copy.write(piece)
             if in_payload:
                 payload.update(piece)
@@ -204,15 +211,12 @@ def check_release(
         or not isinstance(identity_text, str)
     ):
         raise _bad("the release record lacks its log entries, recipient or key")
-    items = {f.get("item") for f in files if isinstance(f, dict)}
 
     def keep(event: dict[str, Any]) -> bool:
         kind = event.get("type")
-        if kind == "item.uploaded":
-            return event.get("item") in items and event.get("vault") == vault
-        if kind in ("switch.armed", "switch.released"):
+        if kind in ("item.uploaded", "switch.armed", "switch.released", "switch.disarmed"):
             return event.get("vault") == vault
-        return kind == "account.registered"
+        return kind in ("account.registered", "item.deleted")
 
     # Every entry is hashed into the signed root; only these are kept.
     checkpoint, events = read_log(observer, keep=keep)
@@ -220,6 +224,17 @@ def check_release(
     if released_at >= checkpoint.size or armed_at >= released_at:
         raise _bad("its log entries are not in the log")
     armed, released = by_index.get(armed_at, {}), by_index.get(released_at, {})
+    between = [
+        e
+        for e in events
+        if armed_at < e.index < released_at
+        and e.event.get("type") in ("switch.armed", "switch.disarmed")
+    ]
+    if between:
+        raise _bad(
+            f"the switch was {between[0].event['type'].split('.')[1]} again at log entry "
+            f"{between[0].index}, between the arming the page names and the release"
+        )
     if armed.get("type") != "switch.armed" or armed.get("vault") != vault:
         raise _bad(f"log entry {armed_at} is not this vault's arming")
     if released.get("type") != "switch.released" or released.get("vault") != vault:
@@ -228,6 +243,8 @@ def check_release(
         raise _bad("the release recipient is not the one the switch was armed with")
     # The record as the server hashed it when it released: receipts came after.
     hashed = [{**f, "receipt": None} for f in files if isinstance(f, dict)]
+    if not all(isinstance(f.get("item"), str) for f in hashed):
+        raise _bad("the record names a file by something other than an item id")
     if len(hashed) != len(files) or released.get("files") != len(files):
         raise _bad("the record's files are not the ones the release logged")
     digest = hashlib.sha256(canonical.dumps({"files": hashed})).hexdigest()
@@ -248,11 +265,31 @@ def check_release(
         value = registered.get("cards_sha256", [registered.get("card_sha256")])
         card_hashes = [h for h in value if isinstance(h, str)] if isinstance(value, list) else []
     commitment = armed.get("commitment")
-    committed_hashes = set(commitment.get("sha256", [])) if isinstance(commitment, dict) else set()
+    listed = commitment.get("sha256") if isinstance(commitment, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
+        raise _bad(f"log entry {armed_at} holds no commitment")
+    committed_hashes = set(listed)
     uploads: dict[str, Event] = {}
+    deleted: dict[str, int] = {}
     for event in events:
-        if event.event.get("type") == "item.uploaded" and event.index < released_at:
+        kind = event.event.get("type")
+        if kind == "item.uploaded" and event.index < released_at:
             uploads[str(event.event.get("item"))] = event
+        elif kind == "item.deleted" and event.index < released_at:
+            deleted[str(event.event.get("item"))] = event.index
+    # Every file committed at arming is released, or was deleted (in the log) before it.
+    released_payloads = {str(f.get("ciphertext_sha256")) for f in hashed}
+    for missing in sorted(committed_hashes - released_payloads):
+        gone = [
+            item
+            for item, upload in uploads.items()
+            if upload.event.get("sha256") == missing and deleted.get(item, -1) > armed_at
+        ]
+        if not gone:
+            raise _bad(
+                f"a file committed at arming (payload SHA-256 {missing}) is not released, "
+                "and the log records no deletion of it"
+            )
     checked = CheckedRelease(
         vault=vault,
         number=number,
@@ -297,10 +334,12 @@ def _check_file(
     if entry.get("committed") and logged.get("sha256") not in committed:
         raise _bad(f"file {item} is said to be committed at arming, and is not")
     name = entry.get("name") if isinstance(entry.get("name"), str) else None
+    expected = entry.get("plaintext_sha256")
+    target, have = _target(output, name, item, expected)
     # The ciphertext (public, like the key) waits in a temporary file: files may be large.
     with tempfile.TemporaryFile() as copy:
         _download(observer, f"{base}/items/{item}.age", copy, item, logged, entry)
-        with _saving(output, name, item) as out:
+        with _saving(None if have else target) as out:
             sink = _Hashing(out)
             try:
                 age.decrypt(copy, cast("BinaryIO", sink), [identity])
@@ -308,10 +347,9 @@ def _check_file(
                 raise _bad(
                     f"file {item} does not decrypt with the release key ({exc.message})"
                 ) from None
-        if sink.sha256.hexdigest() != entry.get("plaintext_sha256") or sink.size != entry.get(
-            "size"
-        ):
-            raise _bad(f"file {item} does not decrypt to the hash and size the record gives")
+            # Inside the block: a file that does not check is never kept.
+            if sink.sha256.hexdigest() != expected or sink.size != entry.get("size"):
+                raise _bad(f"file {item} does not decrypt to the hash and size the record gives")
     return CheckedFile(
         item=item,
         name=name,
@@ -319,8 +357,36 @@ def _check_file(
         plaintext_sha256=sink.sha256.hexdigest(),
         committed=bool(entry.get("committed")),
         upload_entry=upload.index,
-        saved=None if output is None else output / _local_name(name, item),
+        saved=target,
     )
+
+
+def _target(
+    output: Path | None, name: str | None, item: str, expected: object
+) -> tuple[Path | None, bool]:
+    """Where to save a file, and whether that file is already there with these very bytes.
+
+    A check run again into the same folder keeps what it saved before; a
+    name taken by other bytes (two released files of one name) gets a number.
+    """
+    if output is None:
+        return None, False
+    base = Path(_local_name(name, item))
+    for n in range(1, 1000):
+        path = output / (base.name if n == 1 else f"{base.stem} ({n}){base.suffix}")
+        if not path.exists():
+            return path, False
+        if path.is_file() and not path.is_symlink() and _sha256_of(path) == expected:
+            return path, True
+    raise ConfigError(f"too many files named {base.name} in {output}")
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _local_name(name: str | None, item: str) -> str:
@@ -331,10 +397,10 @@ def _local_name(name: str | None, item: str) -> str:
 
 
 @contextlib.contextmanager
-def _saving(output: Path | None, name: str | None, item: str) -> Iterator[BinaryIO | None]:
+def _saving(target: Path | None) -> Iterator[BinaryIO | None]:
     """Where the file's plaintext goes: nowhere, or a new file kept only if it checks."""
-    if output is None:
+    if target is None:
         yield None
         return
-    with atomic_output(output / _local_name(name, item)) as out:
+    with atomic_output(target) as out:
         yield out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 from pathlib import Path
@@ -24,10 +25,11 @@ from client.state import State
 from client.state import load as load_state
 from client.ui import err, handle_errors, json_mode, out, print_json, shown
 from vault import age
-from vault.errors import ConfigError, ProofError
+from vault.errors import ConfigError, ProofError, VaultError
 from vault.evidence import verify_package
 from vault.keys import Card
 from vault.manifest import safe_filename
+from vault.note import NoteVerifier, verifier_fingerprint
 
 __all__ = ["COMMANDS"]
 
@@ -412,12 +414,13 @@ def release_check(url: str, log_key: str, card_file: Path | None, output: Path |
         output.mkdir(parents=True, exist_ok=True)
     observer = observe(home(), server, log_key, proxy=params.get("proxy"))
     try:
-        checked = check_release(
-            observer,
-            url,
-            output=output,
-            progress=lambda line: click.echo(f"evault: {line}", err=True),
-        )
+        try:
+            checked = check_release(observer, url, output=output, progress=_tell)
+        except VaultError:
+            # The log's newest checkpoint that did verify is kept all the same.
+            with contextlib.suppress(VaultError):
+                observer.remember()
+            raise
         observer.remember()
     finally:
         observer.close()
@@ -461,7 +464,8 @@ def release_check(url: str, log_key: str, card_file: Path | None, output: Path |
     console.print(
         f"[bold green]Release {checked.number} of vault {checked.vault} checks out[/] against "
         f"the log {shown(checked.log_origin)} ({checked.log_size} entries, every one hashed "
-        "into a checkpoint signed by the key you gave)."
+        "into a checkpoint signed by the key you gave, fingerprint "
+        f"{verifier_fingerprint(NoteVerifier.parse(log_key))})."
     )
     console.print(
         f"  [green]✓[/] armed in log entry {checked.armed_entry} and released in entry "
