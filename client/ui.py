@@ -37,6 +37,7 @@ from rich.progress import (
 from rich.text import Text
 
 from vault.errors import VaultError
+from vault.manifest import SCRIPT_JOINERS, joiner_kept
 
 if TYPE_CHECKING:
     from client.waits import Wait
@@ -93,10 +94,18 @@ def printable(text: object) -> str:
 
 
 def _plain(text: str) -> str:
-    """Text with control and formatting characters replaced: messages may quote a server."""
+    """Text with control and formatting characters replaced: messages may quote a server.
+
+    The zero-width space, non-joiner and joiner stay inside a word, where
+    Khmer, Thai, Arabic, Persian and Indic writing need them.
+    """
     return "".join(
-        "?" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else ch
-        for ch in text
+        ch
+        if ch in SCRIPT_JOINERS and joiner_kept(text, i)
+        else "?"
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+        else ch
+        for i, ch in enumerate(text)
     )
 
 
