@@ -73,10 +73,10 @@ def _rewritten(detail: str) -> RewrittenLogError:
     )
 
 
-def _not_pinned(detail: str = "") -> SignatureError:
+def _not_pinned(detail: str = "", *, key: str = "the log key this device pinned") -> SignatureError:
     return SignatureError(
-        "the server's checkpoint is not signed by the log key this device pinned" + detail,
-        hint="this may not be your server, or its key was replaced; do not trust it",
+        f"the server's checkpoint is not signed by {key}" + detail,
+        hint="this may not be the server you meant, or its key was replaced; do not trust it",
     )
 
 
@@ -134,6 +134,8 @@ class LogCheck:
     ) -> None:
         self._api = api
         self._follow = follow_rotations
+        self.key_words = "the log key this device pinned"
+        """How messages name the key checkpoints must be signed by."""
         self._history: list[Listed] | None = None
         try:
             self.verifier = NoteVerifier.parse(key)
@@ -210,7 +212,7 @@ class LogCheck:
         signed = {(s.name, s.key_id) for s in Note.parse(note).signatures}
         if not known & signed:
             if not self._follow:
-                raise _not_pinned()
+                raise _not_pinned(key=self.key_words)
             self._follow_history(note, required=True)
         elif self._follow and signed_by_unknown_key(note, [k.verifier for k in keys]):
             # Signed by the pinned key and another of its name: a transition.
@@ -218,7 +220,7 @@ class LogCheck:
         try:
             checkpoint, _ = open_with_keys(note, self.keys(), self.verifier.name)
         except SignatureError as exc:
-            raise _not_pinned(f": {exc.message}") from None
+            raise _not_pinned(f": {exc.message}", key=self.key_words) from None
         return checkpoint
 
     def advance(self, note: bytes) -> Checkpoint:
@@ -325,7 +327,9 @@ class LogCheck:
                     return None
                 if exc.status == 0 or exc.status >= 500:
                     raise
-                raise _not_pinned(", and the server shows no key history") from None
+                raise _not_pinned(
+                    ", and the server shows no key history", key=self.key_words
+                ) from None
         return self._history
 
     def _handover(self, old: Listed, new: Listed) -> Handover:
@@ -353,7 +357,9 @@ class LogCheck:
         pinned = next((i for i, row in enumerate(history) if row.key == self.verifier), None)
         if pinned is None or pinned == len(history) - 1:
             if required:
-                raise _not_pinned(", and the server shows no handover from it to another key")
+                raise _not_pinned(
+                    ", and the server shows no handover from it to another key", key=self.key_words
+                )
             return
         # The range a retired key signed starts where this device trusted it from, never
         # where the server says: a made-up first size would shrink it or corrupt the state.
@@ -398,7 +404,7 @@ class LogCheck:
             open_with_keys(note, keys, self.verifier.name)
         except VaultError as exc:
             raise _not_pinned(
-                f", nor by the key the server handed over to: {exc.message}"
+                f", nor by the key the server handed over to: {exc.message}", key=self.key_words
             ) from None
         # Everything verified: pin the new key, keep the old ones as retired.
         self._retired = keys[:-1]

@@ -98,4 +98,5 @@ def observe(paths: Paths, server: str, key: str, *, proxy: str | None = None) ->
         pin = parse_log_pin(value.get("log"), damaged)
     api = Api(server, proxy=proxy)
     log = LogCheck(api, pin.key, pin.checkpoint, pin.retired, follow_rotations=True)
+    log.key_words = "the log key given"
     return Observer(server=server, api=api, log=log, memory=memory, key=key)
