@@ -9,6 +9,7 @@ underneath, on any system and without privileges.
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from typing import Any
 
 import pexpect
 import pytest
+import requests
 from click.testing import CliRunner, Result
 
 from client.cli import main
@@ -329,3 +331,63 @@ def test_a_folder_that_cannot_be_written_is_named(
         out.chmod(0o700)
     assert f"evault: error: cannot write report.bin in {out}: permission denied" in err
     assert os.listdir(out) == []
+
+
+# -- files side by side -------------------------------------------------------------
+
+
+def _log_size(server: ServerProcess) -> int:
+    answer = requests.get(f"{server.url}/api/v1/log/checkpoint", timeout=5)
+    answer.raise_for_status()
+    return int(answer.text.split("\n")[1])
+
+
+def test_a_server_killed_in_the_middle_of_a_folder_loses_nothing_and_stores_each_file_once(
+    server: ServerProcess, reporter: Person, tmp_path: Path
+) -> None:
+    """Files go side by side; the server dies after some commits and comes back.
+
+    Whatever the command could not finish is listed, and the same ``add`` of
+    those paths finishes them: in the end every file is stored exactly once,
+    nothing is left pending, and each reads back as it was.
+    """
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    files = {}
+    for n in range(10):
+        path = folder / f"frame-{n:02d}.raw"
+        path.write_bytes(payload(2 * MiB + n, seed=40 + n))
+        files[path.name] = path
+    before = {item["filename"] for item in reporter.items().values()}
+    assert not before & set(files)
+    start = _log_size(server)
+    proc = _popen(reporter, "--json", "add", folder)
+    deadline = time.monotonic() + 120
+    while _log_size(server) < start + 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no file was committed"
+        time.sleep(0.05)
+    # Some files are stored, others under way: the server dies now, without a word.
+    server.crash_and_restart(lambda: time.sleep(1))
+    out, err = proc.communicate(timeout=300)
+    first = json.loads(out.decode())
+    added = {Path(a["file"]).name: a for a in first["added"]}
+    left = [Path(entry["path"]) for entry in first["not_added"]]
+    assert proc.returncode == (1 if left else 0), err.decode()
+    assert set(added) | {p.name for p in left} == set(files), (first, err.decode())
+    assert not set(added) & {p.name for p in left}
+    if left:
+        again = reporter.json("add", *left)
+        assert again["not_added"] == [], again
+        added |= {Path(a["file"]).name: a for a in again["added"]}
+    assert set(added) == set(files)
+
+    assert reporter.pending() == []
+    stored = [i for i in reporter.items().values() if i["filename"] in files]
+    assert sorted(i["filename"] for i in stored) == sorted(files)  # each once
+    assert {i["id"] for i in stored} == {a["item"] for a in added.values()}
+    back = tmp_path / "back"
+    back.mkdir()
+    for name in ("frame-00.raw", "frame-09.raw"):
+        got = reporter.json("get", added[name]["item"], "-o", back)
+        assert got["sha256"] == hashlib.sha256(files[name].read_bytes()).hexdigest()
