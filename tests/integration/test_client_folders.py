@@ -347,9 +347,10 @@ def test_a_server_killed_in_the_middle_of_a_folder_loses_nothing_and_stores_each
 ) -> None:
     """Files go side by side; the server dies after some commits and comes back.
 
-    Whatever the command could not finish is listed, and the same ``add`` of
-    those paths finishes them: in the end every file is stored exactly once,
-    nothing is left pending, and each reads back as it was.
+    What the command says it stored is stored; adding again the files not
+    stored finishes them (resuming those under way): in the end every file
+    is stored exactly once, nothing is left pending, and each reads back as
+    it was.
     """
     folder = tmp_path / "shoot"
     folder.mkdir()
@@ -358,10 +359,17 @@ def test_a_server_killed_in_the_middle_of_a_folder_loses_nothing_and_stores_each
         path = folder / f"frame-{n:02d}.raw"
         path.write_bytes(payload(2 * MiB + n, seed=40 + n))
         files[path.name] = path
-    before = {item["filename"] for item in reporter.items().values()}
-    assert not before & set(files)
+
+    def stored() -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for item in reporter.items().values():
+            if item["filename"] in files:
+                found.setdefault(item["filename"], []).append(item["id"])
+        return found
+
+    assert stored() == {}
     start = _log_size(server)
-    proc = _popen(reporter, "--json", "add", folder)
+    proc = _popen(reporter, "add", folder)
     deadline = time.monotonic() + 120
     while _log_size(server) < start + 2:
         assert proc.poll() is None, proc.communicate()
@@ -369,25 +377,24 @@ def test_a_server_killed_in_the_middle_of_a_folder_loses_nothing_and_stores_each
         time.sleep(0.05)
     # Some files are stored, others under way: the server dies now, without a word.
     server.crash_and_restart(lambda: time.sleep(1))
-    out, err = proc.communicate(timeout=300)
-    first = json.loads(out.decode())
-    added = {Path(a["file"]).name: a for a in first["added"]}
-    left = [Path(entry["path"]) for entry in first["not_added"]]
-    assert proc.returncode == (1 if left else 0), err.decode()
-    assert set(added) | {p.name for p in left} == set(files), (first, err.decode())
-    assert not set(added) & {p.name for p in left}
-    if left:
-        again = reporter.json("add", *left)
-        assert again["not_added"] == [], again
-        added |= {Path(a["file"]).name: a for a in again["added"]}
-    assert set(added) == set(files)
+    out, err = (text.decode() for text in proc.communicate(timeout=300))
+    said = dict(re.findall(r"^(frame-\d\d\.raw): stored as item ([0-9a-f]{32})", out, re.M))
+    first = stored()
+    assert all(first.get(name) == [item] for name, item in said.items()), (out, err)
+    assert proc.returncode == (0 if len(first) == len(files) else 1), (out, err)
+    if proc.returncode == 0:
+        assert set(said) == set(files), (out, err)
 
+    missing = [path for name, path in files.items() if name not in first]
+    if missing:
+        again = reporter.json("add", *missing)
+        assert again["not_added"] == [], again
+    last = stored()
+    assert sorted(last) == sorted(files)
+    assert all(len(ids) == 1 for ids in last.values()), last  # each once
     assert reporter.pending() == []
-    stored = [i for i in reporter.items().values() if i["filename"] in files]
-    assert sorted(i["filename"] for i in stored) == sorted(files)  # each once
-    assert {i["id"] for i in stored} == {a["item"] for a in added.values()}
     back = tmp_path / "back"
     back.mkdir()
     for name in ("frame-00.raw", "frame-09.raw"):
-        got = reporter.json("get", added[name]["item"], "-o", back)
+        got = reporter.json("get", last[name][0], "-o", back)
         assert got["sha256"] == hashlib.sha256(files[name].read_bytes()).hexdigest()
