@@ -160,7 +160,8 @@ def log_signer() -> NoteSigner:
 
 def receipt_text(appended: Appended) -> str:
     """The C2SP tlog-proof of a new entry against the checkpoint signed with it."""
-    return receipt(db_session(), appended.entry.idx, appended.checkpoint).marshal().decode("utf-8")
+    proof = receipt(db_session(), appended.entry.idx, appended.checkpoint, appended.hashes)
+    return proof.marshal().decode("utf-8")
 
 
 def seen_log_size() -> int | None:
@@ -199,7 +200,7 @@ def receipt_fields(appended: Appended, *, consistency: bool = False) -> dict[str
     if seen is not None:
         old, new = seen, appended.checkpoint.size
         if 0 < old < new:
-            proof = consistency_proof(db_session(), old, new)
+            proof = consistency_proof(db_session(), old, new, appended.hashes)
             fields["consistency"] = {
                 "old": old,
                 "new": new,
