@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import stat
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
+from click.globals import pop_context, push_context
 from rich.text import Text
 
 from client import items as service
@@ -23,7 +26,7 @@ from client.item_names import Chosen
 from client.pending import Pending, pending_uploads
 from client.sources import TWICE, files_of
 from client.switch import release_recipient
-from client.transfer import Added, AnswerLostError, add_file, file_facts
+from client.transfer import IN_FLIGHT, Added, AnswerLostError, add_file, file_facts, side_by_side
 from client.ui import (
     Bars,
     FileBar,
@@ -142,37 +145,76 @@ def add(
         recipients: list[Recipient] = [client.own_card().age_recipient()]
         # Asked once for all the files, not once per file.
         unfinished = pending_uploads(client)
+        # Logged in and the log key read before files go side by side.
+        client.authed()
+        client.log  # noqa: B018
         results: list[dict[str, object]] = []
+        stop = threading.Event()
+
+        command = click.get_current_context()
+
+        def one(index: int, path: Path, bar: FileBar) -> dict[str, object]:
+            # The command's options (--json) hold on this thread too.
+            push_context(command)
+            said: list[str] = []
+            try:
+                return _add_one(
+                    client,
+                    path,
+                    bar,
+                    said.append,
+                    recipients=recipients,
+                    share_with=share_with,
+                    note=note,
+                    release_key=release_key,
+                    reveal=chosen.get(path),
+                    unfinished=unfinished,
+                )
+            except ApiError as exc:
+                if _unreachable(exc):
+                    # The server is out of reach: the next files would wait as long.
+                    stop.set()
+                raise
+            except ConfigError:
+                raise
+            except BaseException:
+                stop.set()  # a receipt that fails its check, say: no file more
+                raise
+            finally:
+                bar.done(payload_size(sizes[path]))
+                in_order.done(index, said)
+                pop_context()
+
         try:
             with Bars(files=len(files), total=sum(payload_size(n) for n in sizes.values())) as bars:
-                for index, path in enumerate(files):
-                    bar = bars.file(shown(path.name))
-                    try:
-                        results.append(
-                            _add_one(
-                                client,
-                                path,
-                                bar,
-                                bars.say,
-                                recipients=recipients,
-                                share_with=share_with,
-                                note=note,
-                                release_key=release_key,
-                                reveal=chosen.get(path),
-                                unfinished=unfinished,
-                            )
-                        )
-                    except ApiError as exc:
-                        if exc.status == 0 or exc.status >= 500:
-                            # The server is out of reach: the next files would wait as long.
-                            left_out.append((str(path), _UNFINISHED))
-                            left_out += [(str(p), _UNSENT) for p in files[index + 1 :]]
-                            raise
-                        left_out.append((str(path), _said(exc)))
-                    except ConfigError as exc:
-                        left_out.append((str(path), _said(exc)))
-                    finally:
-                        bar.done(payload_size(sizes[path]))
+                in_order = _InOrder(bars.say)
+                outcomes = side_by_side(
+                    [
+                        functools.partial(one, index, path, bars.file(shown(path.name)))
+                        for index, path in enumerate(files)
+                    ],
+                    width=IN_FLIGHT,
+                    stop=stop,
+                )
+                for index, outcome in enumerate(outcomes):
+                    if outcome is None:
+                        in_order.done(index, [])  # not started: what came after is said
+            # What stopped the command: a failed check first, else the lost server.
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            cut = next((e for e in errors if _fatal(e)), None) or next(
+                (e for e in errors if isinstance(e, ApiError) and _unreachable(e)), None
+            )
+            for path, outcome in zip(files, outcomes, strict=True):
+                if isinstance(outcome, dict):
+                    results.append(outcome)
+                elif outcome is None:
+                    left_out.append((str(path), _STOPPED if _fatal(cut) else _UNSENT))
+                elif isinstance(outcome, ApiError) and _unreachable(outcome):
+                    left_out.append((str(path), _UNFINISHED))
+                elif isinstance(outcome, ApiError | ConfigError):
+                    left_out.append((str(path), _said(outcome)))
+            if cut is not None:
+                raise cut
         finally:
             _summarise(results, len(files), left_out, skipped)
         left = [
@@ -201,10 +243,39 @@ def add(
 
 _NOTHING = "nothing was uploaded"
 _UNSENT = "not sent: the server could not be reached"
+_STOPPED = "not sent: stopped by the error below"
 _UNFINISHED = (
     "not finished: the server could not be reached; what was sent is kept there, and "
     "`evault add` of this file resumes it"
 )
+
+
+class _InOrder:
+    """What is said of each file, in the order of the files, whichever finishes first."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._waiting: dict[int, list[str]] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def done(self, index: int, lines: list[str]) -> None:
+        """File ``index`` is over: say its lines once every file before it is over too."""
+        with self._lock:
+            self._waiting[index] = lines
+            while self._next in self._waiting:
+                for line in self._waiting.pop(self._next):
+                    self._say(line)
+                self._next += 1
+
+
+def _unreachable(exc: ApiError) -> bool:
+    return exc.status == 0 or exc.status >= 500
+
+
+def _fatal(outcome: object) -> bool:
+    """An error that stops every file (a receipt that fails its check), not one file's."""
+    return isinstance(outcome, BaseException) and not isinstance(outcome, ApiError | ConfigError)
 
 
 def _said(exc: VaultError) -> str:
