@@ -54,7 +54,8 @@ PUBLIC_ENDPOINTS = frozenset(
         # A check-in is authenticated by its own signature, in one request.
         "switch.checkin",
         # The public HTML pages (server.web): the check-in form carries its own
-        # credentials, a share its own words; a release is public by design.
+        # credentials, a share its own words, a notice its link's token; a release
+        # is public by design.
         "pages.stylesheet",
         "pages.invite",
         "pages.checkin_form",
@@ -64,6 +65,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "pages.release_key",
         "pages.share_form",
         "pages.share",
+        "pages.notice_form",
+        "pages.notice",
     }
 )
 """Endpoints anyone may call: health, the public audit log and its keys, the API

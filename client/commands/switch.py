@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from client.policy import (
 )
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault.disclosure import Reveal
-from vault.errors import ConfigError
+from vault.errors import ConfigError, VaultError
 
 __all__ = ["COMMANDS"]
 
@@ -154,9 +155,25 @@ def _print_secrets(made: Sequence[tuple[str, Notice]]) -> None:
         )
 
 
-def _policy_lines(policy: Policy) -> list[str]:
+def _keyed_contacts(client: Client) -> dict[str, str]:
+    """Pinned contacts by their card's age recipient: whom a keyed notice contact is."""
+    found: dict[str, str] = {}
+    for name, contact in client.state.contacts.items():
+        with contextlib.suppress(VaultError):
+            found.setdefault(contact.parsed().recipient, name)
+    return found
+
+
+def _policy_lines(policy: Policy, keyed: dict[str, str] | None = None) -> list[str]:
+    keyed = keyed or {}
+
+    def one(notice: Notice) -> str:
+        if notice.age is not None and notice.age in keyed:
+            notice = replace(notice, contact=keyed[notice.age])
+        return notice.shown()
+
     def listed(notices: Sequence[Notice]) -> str:
-        return ", ".join(n.shown() for n in notices) or "-"
+        return ", ".join(one(n) for n in notices) or "-"
 
     reminders = ", ".join(f"{format_duration(r)} before" for r in policy.reminders) or "-"
     return [
@@ -506,7 +523,8 @@ def status_() -> None:
         console.print(f"deadline:      {shown_time(status.deadline, now)}")
         console.print(f"release at:    {shown_time(status.release_at, now)}")
         console.print(f"last check-in: {shown_time(status.last_checkin, now)}")
-        for n, line in enumerate(_policy_lines(status.policy)):
+        keyed = _keyed_contacts(client)
+        for n, line in enumerate(_policy_lines(status.policy, keyed)):
             console.print(f"{'policy:' if n == 0 else '':15}{shown(line)}")
         holders = ", ".join(shown(names[p]) for p, _ in status.custodians)
         console.print(f"custodians:    {holders}; {status.threshold} needed to release")

@@ -638,7 +638,7 @@ def test_notice_sender_dispatches_by_channel(
     assert mail["To"] == "trustee@example.org"
     assert mail["Subject"] == SUBJECT
     text, attached = list(mail.iter_parts())
-    assert text.get_content() == KEYED_BODY
+    assert text.get_content().replace("\r\n", "\n") == KEYED_BODY
     assert attached.get_filename() == ATTACHMENT
     opened = _opened(attached.get_content(), key)
     assert opened.rstrip(" ") == "Ana is overdue\n\nAna is overdue.\n"

@@ -207,7 +207,7 @@ def test_a_released_vault_is_armed_again_and_released_again(
             "two release notices",
             lambda: box.to("desk@example.org") if len(box.to("desk@example.org")) >= 2 else [],
         )
-        assert f"{page}/2 " in notices[-1].get_content()
+        assert f"{page}/2 " in box.read(notices[-1])[1]
         verified = ana.run("log", "verify", "--full")
         assert verified.returncode == 0, str(verified)
 

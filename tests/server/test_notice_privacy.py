@@ -453,3 +453,45 @@ def test_every_notice_gives_nothing_away_and_its_recipient_reads_it(
         assert hashlib.sha256(duress_link.encode()).hexdigest() not in set(
             session.scalars(select(NoticeLink.token_hash))
         )
+
+
+def test_a_contact_carries_a_checked_key_and_name() -> None:
+    key = age.X25519Identity.generate()
+    contact = {"email": "box2@example.org", "age": f" {key.recipient()} ", "name": " Ana "}
+    parsed = switch_service.Policy.parse({**POLICY, "alert": [contact]})
+    assert dict(parsed.alert[0]) == {
+        "age": str(key.recipient()),
+        "email": "box2@example.org",
+        "name": "Ana",
+    }
+    # The key and name are public: they stay in what the reporter is shown.
+    assert parsed.public_json()["alert"] == [dict(parsed.alert[0])]
+    for bad, message in (
+        ({"age": "age1notakey"}, "invalid age recipient"),
+        ({"age": 7}, "invalid age recipient"),
+        ({"name": "Ana\u202e"}, "control or formatting"),
+        ({"name": ""}, "1 to 128"),
+        ({"name": ["Ana"]}, "must be text"),
+        ({"nickname": "Ana"}, "a contact is"),
+    ):
+        with pytest.raises(switch_service.PolicyError, match=message):
+            switch_service.Policy.parse({**POLICY, "alert": [{"email": "b@example.org", **bad}]})
+
+
+def test_how_a_notice_names_the_reporter() -> None:
+    vault = "9c41" + "0" * 28
+
+    def named(contact: dict[str, str]) -> tuple[str, str | None, bool]:
+        return switch_service.reporter_named(contact, card_name="Ana", vault_id=vault)
+
+    assert named({"email": "a@example.org", "name": "Ana"}) == ("Ana", "Ana", True)
+    assert named({"email": "a@example.org", "name": "Anna"}) == (
+        "Anna (unverified: not the name on their card)",
+        "Anna",
+        False,
+    )
+    assert named({"email": "a@example.org"}) == (
+        "the reporter of vault 9c410000 (name unverified)",
+        None,
+        False,
+    )
