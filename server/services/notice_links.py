@@ -71,5 +71,10 @@ def find(session: Session, token: str, now: dt.datetime) -> OutboxMessage | None
 
 def purge_expired(session: Session, now: dt.datetime) -> int:
     """Delete the links that no longer work; how many."""
-    result = session.execute(delete(NoticeLink).where(NoticeLink.expires_at <= now))
+    expired = NoticeLink.expires_at <= now
+    # Looked for first: on SQLite a DELETE takes the write lock even when it
+    # matches nothing, and the worker calls this on every sweep.
+    if session.scalar(select(NoticeLink.token_hash).where(expired).limit(1)) is None:
+        return 0
+    result = session.execute(delete(NoticeLink).where(expired))
     return int(getattr(result, "rowcount", 0) or 0)

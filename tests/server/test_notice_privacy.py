@@ -466,6 +466,9 @@ def test_a_contact_carries_a_checked_key_and_name() -> None:
     }
     # The key and name are public: they stay in what the reporter is shown.
     assert parsed.public_json()["alert"] == [dict(parsed.alert[0])]
+    # Another key on the same address is another contact: the change cools off.
+    other = {**contact, "age": str(age.X25519Identity.generate().recipient())}
+    assert parsed.weakened_by(switch_service.Policy.parse({**POLICY, "alert": [other]}))
     for bad, message in (
         ({"age": "age1notakey"}, "invalid age recipient"),
         ({"age": 7}, "invalid age recipient"),
