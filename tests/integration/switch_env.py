@@ -166,18 +166,23 @@ class Mailbox:
         body = message.get_content()
         found = _NOTICE_LINK.search(body)
         assert found is not None, body
-        page = requests.post(
-            found[0],
-            data=b"",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            timeout=30,
-        )
-        assert page.status_code == 200, page.status_code
-        title = re.search(r"<h1>(.*?)</h1>", page.text, re.S)
-        text = re.search(r'<p class="notice-text">(.*?)</p>', page.text, re.S)
-        assert title is not None, page.text
-        assert text is not None, page.text
-        return html.unescape(title[1]), html.unescape(text[1])
+        return read_notice(found[0])
+
+
+def read_notice(link: str) -> tuple[str, str]:
+    """The title and text a notice's private link shows (after its button is pressed)."""
+    page = requests.post(
+        link,
+        data=b"",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
+    assert page.status_code == 200, page.status_code
+    title = re.search(r"<h1>(.*?)</h1>", page.text, re.S)
+    text = re.search(r'<p class="notice-text">(.*?)</p>', page.text, re.S)
+    assert title is not None, page.text
+    assert text is not None, page.text
+    return html.unescape(title[1]), html.unescape(text[1])
 
 
 @pytest.fixture
