@@ -17,9 +17,11 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from client.api import Api
 from client.context import Client
+from client.logcheck import LogCheck
 from vault import canonical
 from vault.errors import FormatError, ProofError
 from vault.log_keys import ROTATION_EVENT
@@ -75,8 +77,18 @@ class _Root:
         return value
 
 
+class LogReader(Protocol):
+    """What reading the log needs: a registered :class:`Client` or an outsider's observer."""
+
+    @property
+    def api(self) -> Api: ...
+
+    @property
+    def log(self) -> LogCheck: ...
+
+
 def read_log(
-    client: Client, *, keep: Callable[[dict[str, Any]], bool] | None = None
+    client: LogReader, *, keep: Callable[[dict[str, Any]], bool] | None = None
 ) -> tuple[Checkpoint, list[Event]]:
     """Every entry of the log, checked against the latest verified checkpoint.
 

@@ -38,7 +38,16 @@ from vault._disk import refused_write
 from vault.errors import ConfigError
 from vault.keys import Card
 
-__all__ = ["Contact", "LogPin", "RetiredKey", "State", "check_name", "load", "save"]
+__all__ = [
+    "Contact",
+    "LogPin",
+    "RetiredKey",
+    "State",
+    "check_name",
+    "load",
+    "parse_log_pin",
+    "save",
+]
 
 _VERSION = 1
 _MAX_STATE = 16 * 1024 * 1024
@@ -183,6 +192,17 @@ def _retired(value: object, damaged: ConfigError) -> tuple[RetiredKey, ...]:
     return tuple(retired)
 
 
+def parse_log_pin(value: object, damaged: ConfigError) -> LogPin:
+    """A :class:`LogPin` from :meth:`LogPin.to_json`; raises ``damaged`` when it is not one."""
+    if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+        raise damaged
+    return LogPin(
+        key=value["key"],
+        checkpoint=_opt_str(value.get("checkpoint"), "log"),
+        retired=_retired(value.get("retired", []), damaged),
+    )
+
+
 def _parse(data: bytes, path: Path) -> State:
     damaged = ConfigError(
         f"damaged state file: {path}",
@@ -195,15 +215,7 @@ def _parse(data: bytes, path: Path) -> State:
     if not isinstance(value, dict) or value.get("v") != _VERSION:
         raise damaged
     log_value = value.get("log")
-    log: LogPin | None = None
-    if log_value is not None:
-        if not isinstance(log_value, dict) or not isinstance(log_value.get("key"), str):
-            raise damaged
-        log = LogPin(
-            key=log_value["key"],
-            checkpoint=_opt_str(log_value.get("checkpoint"), "log"),
-            retired=_retired(log_value.get("retired", []), damaged),
-        )
+    log = None if log_value is None else parse_log_pin(log_value, damaged)
     contacts: dict[str, Contact] = {}
     raw_contacts = value.get("contacts") or {}
     if not isinstance(raw_contacts, dict):

@@ -17,6 +17,8 @@
 # - S3 blobs are not copied: use the bucket's versioning and replication.
 # - The key file, 0600: store the backup offline and encrypted; whoever holds
 #   the key file can sign as this log and decrypt the server's release shares.
+#   The peer key file (peer.key), 0600 too: whoever holds it can speak to this
+#   server's peers as this server.
 set -euo pipefail
 umask 077
 
@@ -24,6 +26,8 @@ die() {
 	printf 'backup: error: %s\n' "$*" >&2
 	exit 1
 }
+# No step fails in silence: whatever stops the script under set -e says so.
+trap 'printf "backup: error: failed at line %s (%s); this backup is incomplete\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 [[ $# -eq 1 ]] || die "usage: backup.sh DEST"
 dest=$1
@@ -43,6 +47,7 @@ kind = "sqlite" if config.database_url.startswith("sqlite:") else "postgresql"
 print(kind)
 print(config.database_url.removeprefix("sqlite:///") if kind == "sqlite" else "")
 print(config.key_file)
+print(config.peer_key_file)
 print(config.storage)
 print(config.blob_root)
 PY
@@ -51,6 +56,7 @@ PY
 	read -r db_kind
 	read -r sqlite_path
 	read -r key_file
+	read -r peer_key_file
 	read -r storage
 	read -r blob_root
 } <<<"$settings"
@@ -84,11 +90,28 @@ esac
 case $storage in
 local)
 	printf 'backup: local blobs under the blob root -> blobs.tar\n'
-	if [[ -d $blob_root/blobs ]]; then
-		tar -C "$blob_root" -cf "$dest/blobs.tar" blobs
-	else
-		tar -cf "$dest/blobs.tar" --files-from=/dev/null
-	fi
+	# Blobs never change once stored, but new ones land and deleted items'
+	# go while the server works: tar gets a fixed list (directories without
+	# recursion, so none "changes as it is read"). A blob deleted between
+	# the list and the tar fails the tar; the list is then taken again.
+	list=$dest/.blobs.list
+	tries=0
+	until
+		if [[ -d $blob_root/blobs ]]; then
+			(cd -- "$blob_root" && find blobs \( -type d -o -type f \) -print0) >"$list"
+		else
+			: >"$list"
+		fi
+		tar -C "$blob_root" --null --no-recursion --files-from="$list" -cf "$dest/blobs.tar" 2>"$dest/.tar.err"
+	do
+		tries=$((tries + 1))
+		if ((tries == 3)); then
+			cat -- "$dest/.tar.err" >&2
+			die "tar of the blobs failed 3 times; this backup is incomplete"
+		fi
+		printf 'backup: the blobs changed while read (an item deleted meanwhile); again\n'
+	done
+	rm -f -- "$list" "$dest/.tar.err"
 	;;
 s3)
 	printf 'backup: NOT COVERED: blobs in the S3 bucket (EVAULT_S3_BUCKET); rely on the\n'
@@ -99,6 +122,11 @@ esac
 printf 'backup: key file -> server.key (0600)\n'
 cp -- "$key_file" "$dest/server.key"
 chmod 600 "$dest/server.key"
+if [ -e "$peer_key_file" ]; then
+	printf 'backup: peer key file -> peer.key (0600)\n'
+	cp -- "$peer_key_file" "$dest/peer.key"
+	chmod 600 "$dest/peer.key"
+fi
 
 cat >"$dest/backup.info" <<INFO
 format 1

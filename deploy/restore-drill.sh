@@ -61,6 +61,10 @@ trap cleanup EXIT
 mkdir -m 700 "$data"
 cp -- "$backup/server.key" "$data/server.key"
 chmod 600 "$data/server.key"
+if [ -e "$backup/peer.key" ]; then
+	cp -- "$backup/peer.key" "$data/peer.key"
+	chmod 600 "$data/peer.key"
+fi
 
 case $db_kind in
 sqlite)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sys
 
-_SERVER_PACKAGES = frozenset({"sqlalchemy", "alembic", "psycopg", "boto3", "botocore", "gunicorn"})
+_SERVER_PACKAGES = frozenset(
+    {
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "boto3",
+        "botocore",
+        "gunicorn",
+        "http_message_signatures",
+        "http_sf",
+    }
+)
 
 
 def main() -> None:

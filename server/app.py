@@ -15,11 +15,14 @@ and a page of a published release may say how long it can be cached.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
@@ -48,6 +51,8 @@ HTML_CSP = (
 )
 """The CSP of the HTML pages: their own stylesheet, images and forms; no script, no frame."""
 _PAGES = "pages"
+# Seconds a client is asked to wait when the database does not answer.
+DATABASE_RETRY_AFTER = 5
 """The blueprint of the HTML pages, the one whose views may set their own ``Cache-Control``."""
 
 _log = logging.getLogger(__name__)
@@ -140,6 +145,15 @@ def _unexpected(exc: Exception) -> Response:
     return _error(500, "internal_error", "internal server error")
 
 
+def _database_gone(exc: SQLAlchemyError) -> Response:
+    """A database that does not answer (or not writably) is a 503 the client may retry."""
+    # The class only: driver messages can name hosts, users and paths.
+    _log.warning("the database failed a request (%s)", type(exc).__name__)
+    response = _error(503, "unavailable", "the database is unavailable; try again shortly")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
 def _security_headers(response: Response) -> Response:
     # A page that chose how long it may be cached keeps its choice; anything
     # else, including every API answer and every error, is no-store.
@@ -155,8 +169,16 @@ def _security_headers(response: Response) -> Response:
 
 def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()
+    except SQLAlchemyError as exc:
+        # The answer is already made; a connection that died under it must
+        # not turn it into the WSGI server's bare 500.
+        _log.warning("closing a database session failed (%s)", type(exc).__name__)
+        with contextlib.suppress(SQLAlchemyError):
+            session.invalidate()
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> Flask:
@@ -182,6 +204,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> Flask:
     register_blueprints(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ApiError, _api_error)
+    for gone in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.register_error_handler(gone, _database_gone)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_security_headers)
     app.teardown_appcontext(_close_session)

@@ -21,7 +21,6 @@ from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from server import doctor as doctor_checks
 from server import migrate
@@ -30,9 +29,11 @@ from server.clock import SystemClock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.housekeeping import Sweeper, sweep_uploads
+from server.httpd import make_http_server
 from server.key_rotation import rotate as rotate_log_key
-from server.keyfile import create_key_file, fingerprint, load_key_file
+from server.keyfile import create_key_file, create_peer_key_file, fingerprint, load_key_file
 from server.models import INVITE_ROLES
+from server.peers_cli import peers
 from server.services.accounts import create_operator, parse_card
 from server.services.invites import create_invite, parse_duration
 from server.services.log import check_signer
@@ -61,21 +62,6 @@ class _Group(click.Group):
             # The class only: driver messages can carry connection details.
             click.echo(f"evault-server: error: database error ({type(exc).__name__})", err=True)
             ctx.exit(1)
-
-
-class _NoAddressHandler(WSGIRequestHandler):
-    """The development server's request log, without client addresses."""
-
-    # A connection that sends nothing for this long is closed, so idle or
-    # half-sent requests cannot pile up threads until nobody can check in.
-    timeout = 30
-
-    def address_string(self) -> str:
-        return "-"
-
-    def version_string(self) -> str:
-        # The Server header would otherwise name the Werkzeug and Python versions.
-        return "evault-server"
 
 
 def _config() -> Config:
@@ -130,7 +116,10 @@ def init(origin: str) -> None:
     config = _config()
     _make_data_dir(config.data_dir)
     keys = create_key_file(config.key_file, origin)
+    peer_signer = None
     try:
+        if not config.peer_key_file.exists():
+            peer_signer = create_peer_key_file(config.peer_key_file, f"{origin}/peer")
         migrate.upgrade(config.database_url)
         _check_log_key(config, keys.log_signer)
         if config.storage == "local":
@@ -140,6 +129,8 @@ def init(origin: str) -> None:
     except BaseException:
         # Nothing was signed with the new key: leave no second identity behind.
         config.key_file.unlink(missing_ok=True)
+        if peer_signer is not None:
+            config.peer_key_file.unlink(missing_ok=True)
         raise
     click.echo(f"created {config.key_file} (keep a backup; it never leaves this machine)")
     click.echo(f"log key: {keys.log_verifier}")
@@ -328,13 +319,7 @@ def run(host: str | None, port: int | None) -> None:
     logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
     app = create_app(config)
     try:
-        server = make_server(
-            host or config.bind,
-            config.port if port is None else port,
-            app,
-            threaded=True,
-            request_handler=_NoAddressHandler,
-        )
+        server = make_http_server(app, host or config.bind, config.port if port is None else port)
     except OSError as exc:
         raise ConfigError(f"cannot listen: {exc.strerror or exc}") from None
     if config.public_url is None and server.port != config.port:
@@ -355,14 +340,14 @@ def run(host: str | None, port: int | None) -> None:
         background.start()
     click.echo(f"serving on http://{server.host}:{server.port} (pid {os.getpid()})")
     try:
-        server.serve_forever()
+        server.serve()
     except KeyboardInterrupt:
         pass
     finally:
         if background is not None:
             background.stop()
         sweeper.stop()
-        server.server_close()
+        server.close()
         app.extensions["evault"].engine.dispose()
 
 
@@ -410,6 +395,9 @@ def worker(once: bool, interval: float | None) -> None:
             the_worker.run(stop, interval=interval)
     finally:
         engine.dispose()
+
+
+main.add_command(peers)
 
 
 @main.command()

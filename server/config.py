@@ -96,6 +96,8 @@ class Config:
     worker_interval: int = 30
     min_interval: int = 3600
     run_worker: bool = True
+    read_timeout: int = 30
+    peer_key_path: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -104,6 +106,11 @@ class Config:
             return self.public_url.rstrip("/")
         host = f"[{self.bind}]" if ":" in self.bind else self.bind
         return f"http://{host}:{self.port}"
+
+    @property
+    def peer_key_file(self) -> Path:
+        """The peer key file: ``EVAULT_PEER_KEY_FILE`` or ``peer.key`` beside the key file."""
+        return self.peer_key_path or self.key_file.with_name("peer.key")
 
     @property
     def blob_root(self) -> Path:
@@ -159,6 +166,7 @@ class Config:
             )
         password_file = env.get("EVAULT_SMTP_PASSWORD_FILE")
         ca_file = env.get("EVAULT_SMTP_CA_FILE")
+        peer_key = env.get("EVAULT_PEER_KEY_FILE")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -189,4 +197,6 @@ class Config:
             worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),
             min_interval=_int(env, "EVAULT_MIN_INTERVAL", 3600, 86400),
             run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
+            read_timeout=_int(env, "EVAULT_READ_TIMEOUT", 30, 3600),
+            peer_key_path=Path(peer_key) if peer_key else None,
         )

@@ -8,11 +8,13 @@ value read inside a transaction can still be used after it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from vault.errors import ConfigError
@@ -38,6 +40,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+# SQLite errors after which a connection is useless even once the cause is
+# gone: a connection opened while the files were read-only stays read-only.
+_SQLITE_BROKEN = (
+    "attempt to write a readonly database",
+    "disk i/o error",
+    "unable to open database file",
+)
+
+
+def _sqlite_broken(context: ExceptionContext) -> None:
+    """Throw away the pool's connections after an error that sticks to them."""
+    error = context.original_exception
+    if isinstance(error, sqlite3.OperationalError) and str(error).lower().startswith(
+        _SQLITE_BROKEN
+    ):
+        context.is_disconnect = True
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``: ``sqlite:///PATH`` or ``postgresql+psycopg://…``.
 
@@ -48,6 +68,7 @@ def make_engine(url: str) -> Engine:
         # The pool hands a connection to one thread at a time.
         engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "handle_error", _sqlite_broken)
         return engine
     if url.startswith("postgresql+psycopg://"):
         return create_engine(url, pool_pre_ping=True, hide_parameters=True)

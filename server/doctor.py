@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from server import migrate
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
-from server.keyfile import ServerKeys, load_key_file
+from server.keyfile import ServerKeys, load_key_file, load_peer_key_file
 from server.services.log import check_signer
 from vault.errors import VaultError
 
@@ -104,6 +104,32 @@ def _check_key_file(path: Path) -> tuple[list[Finding], ServerKeys | None]:
     if not findings:
         findings.append(_ok(check, f"{path} is a 0600 regular file of this user and loads"))
     return findings, keys
+
+
+def _check_peer_key_file(path: Path) -> Finding:
+    """The peer key file: missing is only a warning (needed to pair with peer servers)."""
+    check = "peer key"
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return _warn(check, f"{path} does not exist; `evault-server peers key` creates it")
+    except OSError as exc:
+        return _fail(check, f"cannot stat {path}: {exc.strerror or exc}")
+    if not stat.S_ISREG(info.st_mode):
+        return _fail(check, f"{path} is not a regular file (a link or a directory?)")
+    owner = _owner_problem(info)
+    if owner is not None:
+        return _fail(check, f"{path} is {owner}; chown it to the server's user")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        return _fail(
+            check, f"{path} has mode {mode:04o}, readable by others; run: chmod 600 {path}"
+        )
+    try:
+        load_peer_key_file(path)
+    except VaultError as exc:
+        return _fail(check, f"does not load: {exc.message}")
+    return _ok(check, f"{path} is a 0600 regular file of this user and loads")
 
 
 def _check_data_dir(path: Path) -> Finding:
@@ -364,6 +390,7 @@ def _check_worker(config: Config) -> list[Finding]:
 def run_checks(config: Config, *, now: Callable[[], float] = time.time) -> list[Finding]:
     """Every check of ``config``, in the order an operator would fix them."""
     findings, keys = _check_key_file(config.key_file)
+    findings.append(_check_peer_key_file(config.peer_key_file))
     findings.append(_check_data_dir(config.data_dir))
     findings.extend(_check_database(config, keys, now))
     findings.append(_check_storage(config))

@@ -10,6 +10,16 @@ The log key signs checkpoints and receipts; its name is the log's origin
 line. The custodian key decrypts the server's own release share, only at
 release. A database dump therefore never holds a private key.
 
+The peer key (:mod:`vault.peer_key`) is in a file of its own, by default
+``peer.key`` beside it (``EVAULT_PEER_KEY_FILE``), 0600 as well::
+
+    # evault-server peer key file: keep it secret, keep a backup
+    PRIVATE+KEY+<name>+<key id>+<base64>     (Ed25519, signature type 0x04)
+
+It signs requests to peer servers and, as a witness, cosignatures; a
+separate file keeps it out of the log key's rotation, and lets a server
+created before peers existed get one without touching its key file.
+
 ``evault-server keys rotate`` replaces the log key: it writes the new key
 file beside the old one (:func:`pending_path`, ``server.key.new``), commits
 the rotation to the database, then moves it into place
@@ -27,18 +37,22 @@ from vault import age
 from vault._atomic import fsync_directory, write_atomically
 from vault.errors import ConfigError, VaultError
 from vault.note import NoteSigner, NoteVerifier, verifier_fingerprint
+from vault.peer_key import PeerSigner
 
 __all__ = [
     "ServerKeys",
     "create_key_file",
+    "create_peer_key_file",
     "fingerprint",
     "install_pending",
     "load_key_file",
+    "load_peer_key_file",
     "pending_path",
     "write_pending",
 ]
 
 _HEADER = "# evault-server key file: keep it secret, keep a backup"
+_PEER_HEADER = "# evault-server peer key file: keep it secret, keep a backup"
 _MAX_SIZE = 4096
 
 
@@ -102,18 +116,13 @@ def create_key_file(path: Path, origin: str) -> ServerKeys:
     return keys
 
 
-def load_key_file(path: Path) -> ServerKeys:
-    """Read the server keys; the file must be private to its owner.
-
-    Raises:
-        ConfigError: missing, readable by others, or malformed.
-    """
+def _read_private(path: Path, hint: str) -> bytes:
+    """The bytes of a key file that is a regular file private to its owner."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         raise ConfigError(
-            f"cannot open key file {path}: {exc.strerror or exc}",
-            hint="run `evault-server init` or set EVAULT_KEY_FILE",
+            f"cannot open key file {path}: {exc.strerror or exc}", hint=hint
         ) from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
@@ -121,7 +130,16 @@ def load_key_file(path: Path) -> ServerKeys:
             raise ConfigError(f"key file {path} is not a regular file")
         if info.st_mode & 0o077:
             raise ConfigError(f"key file {path} is readable by others", hint=f"chmod 600 {path}")
-        data = handle.read(_MAX_SIZE + 1)
+        return handle.read(_MAX_SIZE + 1)
+
+
+def load_key_file(path: Path) -> ServerKeys:
+    """Read the server keys; the file must be private to its owner.
+
+    Raises:
+        ConfigError: missing, readable by others, or malformed.
+    """
+    data = _read_private(path, "run `evault-server init` or set EVAULT_KEY_FILE")
     try:
         lines = data.decode("ascii").split("\n")
         if len(data) > _MAX_SIZE or len(lines) != 4 or lines[0] != _HEADER or lines[3]:
@@ -131,6 +149,45 @@ def load_key_file(path: Path) -> ServerKeys:
     except (UnicodeDecodeError, VaultError):
         raise ConfigError(f"malformed key file {path}") from None
     return ServerKeys(log_signer=signer, custodian=custodian)
+
+
+def create_peer_key_file(path: Path, name: str) -> PeerSigner:
+    """Generate the peer key named ``name`` and write it to a new 0600 file.
+
+    Raises:
+        ConfigError: ``name`` is not a valid key name, or the file exists or
+            cannot be written.
+    """
+    try:
+        signer = PeerSigner.generate(name)
+    except VaultError as exc:
+        raise ConfigError(f"invalid peer key name {name!r}: {exc}") from None
+    data = f"{_PEER_HEADER}\n{signer.skey()}\n".encode("ascii")
+    try:
+        write_atomically(path, data, overwrite=False, mode=0o600)
+    except FileExistsError:
+        raise ConfigError(
+            f"peer key file {path} already exists; refusing to overwrite the peer key"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write key file {path}: {exc.strerror or exc}") from None
+    return signer
+
+
+def load_peer_key_file(path: Path) -> PeerSigner:
+    """Read the peer key; the file must be private to its owner.
+
+    Raises:
+        ConfigError: missing, readable by others, or malformed.
+    """
+    data = _read_private(path, "run `evault-server peers key` or set EVAULT_PEER_KEY_FILE")
+    try:
+        lines = data.decode("ascii").split("\n")
+        if len(data) > _MAX_SIZE or len(lines) != 3 or lines[0] != _PEER_HEADER or lines[2]:
+            raise ConfigError("unexpected layout")
+        return PeerSigner.parse_skey(lines[1])
+    except (UnicodeDecodeError, VaultError):
+        raise ConfigError(f"malformed peer key file {path}") from None
 
 
 def pending_path(path: Path) -> Path:

@@ -203,7 +203,12 @@ class Worker:
             switches.view_notices(session, switch, now=now, base_url=self.config.base_url)
         if switch.state == "armed":
             if now >= switch.deadline_at:
-                self._overdue(session, switch, now)
+                # A worker that fell behind may reach a vault only after its
+                # deadline: a reporter never reminded hears it now, in time
+                # for the grace period, rather than only that it was missed.
+                reminded = switch.reminders_sent > 0
+                owed = bool(canonical.loads(switch.policy).get("reminders")) and not reminded
+                self._overdue(session, switch, now, remind_late=owed)
                 report.overdue += 1
             else:
                 self._remind(session, switch, now)
@@ -289,7 +294,9 @@ class Worker:
                 )
         switches.reschedule(switch, now)
 
-    def _overdue(self, session: Session, switch: Switch, now: dt.datetime) -> None:
+    def _overdue(
+        self, session: Session, switch: Switch, now: dt.datetime, *, remind_late: bool = False
+    ) -> None:
         switch.state = "overdue"
         switch.version += 1
         switches.reschedule(switch, now)
@@ -313,12 +320,16 @@ class Worker:
             spare_own=switch.duress_view is not None,
         )
         if switch.duress_view is None:
-            switches.missed(
-                session,
-                switch,
-                release_at=switch.deadline_at + dt.timedelta(seconds=switch.grace_s),
-                now=now,
-            )
+            last_moment = switch.deadline_at + dt.timedelta(seconds=switch.grace_s)
+            if remind_late:
+                # The reminder the reporter is owed, with the time that still
+                # stops the release: checking in before it does.
+                switch.reminders_sent = len(canonical.loads(switch.policy).get("reminders", []))
+                switches.remind(
+                    session, switch, deadline=last_moment, now=now, base_url=self.config.base_url
+                )
+            else:
+                switches.missed(session, switch, release_at=last_moment, now=now)
 
     def _releasing(self, session: Session, switch: Switch, now: dt.datetime) -> None:
         moved = cast(

@@ -10,12 +10,23 @@ from typing import Any
 
 import pytest
 
+from tests import reaper
+
 ROOT = Path(__file__).resolve().parent.parent
 # Outside test vectors, copied unchanged with their licences (see its README.md).
 VECTORS_DIR = ROOT / "tests" / "vectors" / "data"
 
 
 _buckets = itertools.count()
+
+
+_watchdog: list[object] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Once, in the process that runs (or distributes) the tests: the test
+    # processes xdist starts inherit the mark.
+    _watchdog.append(reaper.start())
 
 
 @pytest.fixture(scope="module")

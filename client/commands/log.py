@@ -9,13 +9,16 @@ import click
 from rich.table import Table
 
 from client import items as item_service
-from client.audit import concerning_me, own_view, read_log
+from client.audit import LogReader, concerning_me, own_view, read_log
 from client.commands._common import open_client
 from client.commands._naming import each_item, resolve
+from client.config import Paths, home
 from client.contacts import person_name
 from client.export import Package, export_item
 from client.item_names import Chosen
+from client.observe import observe
 from client.state import State
+from client.state import load as load_state
 from client.ui import err, handle_errors, json_mode, out, print_json, shown
 from vault import age
 from vault.errors import ConfigError
@@ -43,30 +46,76 @@ def log() -> None:
 
 @log.command("verify")
 @click.option("--full", is_flag=True, help="Also fetch every entry and recompute the signed root.")
+@click.option(
+    "--server",
+    "server_url",
+    metavar="URL",
+    help="The server whose log to check; with --log-key no account is needed.",
+)
+@click.option(
+    "--log-key",
+    metavar="KEY",
+    help="The log key its operator published: check the log as anyone can, without an account.",
+)
 @handle_errors
-def log_verify(full: bool) -> None:
-    """Fetch the latest checkpoint; check its signature and that it extends the last one seen."""
-    with open_client() as client:
-        before = client.log.latest
-        if full:
-            checkpoint, _ = read_log(client)
-        else:
-            checkpoint = client.log.refresh()
-        result = {
-            "origin": checkpoint.origin,
-            "size": checkpoint.size,
-            "previous_size": None if before is None else before.size,
-            "entries_checked": checkpoint.size if full else None,
-        }
-        if json_mode():
-            print_json({"ok": True, **result})
-            return
-        since = "" if before is None else f", consistent with the {before.size} seen before"
-        whole = f"; all {checkpoint.size} entries hash to its root" if full else ""
-        out().print(
-            f"Log {shown(checkpoint.origin)}: {checkpoint.size} entries, signed by the pinned key"
-            f"{since}{whole}. OK"
+def log_verify(full: bool, server_url: str | None, log_key: str | None) -> None:
+    """Fetch the latest checkpoint; check its signature and that it extends the last one seen.
+
+    Without --log-key, against the key this device pinned when it registered.
+    With it (and --server, or the server this device uses), anyone can check
+    a server's log: nothing is registered, and the newest checkpoint verified
+    is remembered for the next check of the same server and key.
+    """
+    if log_key is None:
+        if server_url is not None:
+            raise ConfigError(
+                "--server checks another server's log only against its published key",
+                hint="add --log-key KEY (as the operator published it)",
+            )
+        with open_client() as client:
+            _verified(client, full, "the pinned key")
+        return
+    params = click.get_current_context().find_root().params
+    paths = home()
+    server = server_url or params.get("server") or _own_server(paths)
+    observer = observe(paths, server, log_key, proxy=params.get("proxy"))
+    try:
+        _verified(observer, full, "the log key given")
+        observer.remember()
+    finally:
+        observer.close()
+
+
+def _own_server(paths: Paths) -> str:
+    server = load_state(paths.state).server if paths.state.exists() else None
+    if server is None:
+        raise ConfigError(
+            "which server?", hint="add --server URL (the address on the release page)"
         )
+    return server
+
+
+def _verified(reader: LogReader, full: bool, signed_by: str) -> None:
+    before = reader.log.latest
+    if full:
+        checkpoint, _ = read_log(reader)
+    else:
+        checkpoint = reader.log.refresh()
+    result = {
+        "origin": checkpoint.origin,
+        "size": checkpoint.size,
+        "previous_size": None if before is None else before.size,
+        "entries_checked": checkpoint.size if full else None,
+    }
+    if json_mode():
+        print_json({"ok": True, **result})
+        return
+    since = "" if before is None else f", consistent with the {before.size} seen before"
+    whole = f"; all {checkpoint.size} entries hash to its root" if full else ""
+    out().print(
+        f"Log {shown(checkpoint.origin)}: {checkpoint.size} entries, signed by {signed_by}"
+        f"{since}{whole}. OK"
+    )
 
 
 def _who(state: State, account: object, me: str) -> str:

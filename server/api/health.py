@@ -1,11 +1,12 @@
-"""``GET /healthz``: the process answers and the migrated database is reachable."""
+"""``GET /healthz``: the process answers and the migrated database is reachable and writable."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Blueprint
-from sqlalchemy import select
+from sqlalchemy import false, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.api._request import db_session
@@ -20,11 +21,23 @@ _log = logging.getLogger(__name__)
 
 @health.get("/healthz")
 def healthz() -> dict[str, str]:
-    """``{"status": "ok"}``, or a 503 when the database does not answer or is not migrated."""
+    """``{"status": "ok"}``, or a 503 when the database does not answer, is not migrated,
+    or cannot be written.
+
+    The write is an update of no row, rolled back: it needs the database's
+    write access (a connection to read-only files fails it) and changes nothing.
+    """
+    session = db_session()
     try:
-        db_session().execute(select(LogHead.size).limit(1)).all()
+        session.execute(select(LogHead.size).limit(1)).all()
+        session.execute(update(LogHead).where(false()).values(size=LogHead.size))
     except SQLAlchemyError as exc:
         # The class only: driver messages can name hosts and users.
         _log.warning("health check: the database does not answer (%s)", type(exc).__name__)
-        raise ApiError(503, "unavailable", "the database is unavailable") from None
+        raise ApiError(
+            503, "unavailable", "the database is unavailable", headers={"Retry-After": "5"}
+        ) from None
+    finally:
+        with contextlib.suppress(SQLAlchemyError):
+            session.rollback()
     return {"status": "ok"}

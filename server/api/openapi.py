@@ -48,6 +48,22 @@ _PROOF = {
 }
 
 _ACCOUNT = {"$ref": "#/components/schemas/Account"}
+_PEER_IDENTITY = {
+    "type": "object",
+    "properties": {
+        "url": {"type": "string"},
+        "peer_key": {"type": "string"},
+        "log_key": {"type": "string"},
+    },
+    "required": ["url", "peer_key", "log_key"],
+    "additionalProperties": False,
+}
+_PEER_HELLO = {
+    "type": "object",
+    "properties": {"from": _PEER_IDENTITY, "to": _PEER_IDENTITY},
+    "required": ["from", "to"],
+    "additionalProperties": False,
+}
 _ACCOUNT_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 _RECEIPT = {
     "type": "string",
@@ -249,6 +265,39 @@ DOCUMENT: dict[str, Any] = {
                     "503": _error("the database is unavailable or not migrated"),
                 },
             }
+        },
+        "/api/v1/peer/hello": {
+            "post": {
+                "operationId": "peerHello",
+                "summary": "Peer handshake: confirm a pinned peer that pinned this server",
+                "description": (
+                    "Server to server only, signed with RFC 9421 HTTP message signatures "
+                    "(Ed25519, the peer key; docs/protocol.md §14). The answer is signed by "
+                    "this server over the status, its body's Content-Digest and the request's "
+                    "method, target URI and signature."
+                ),
+                "security": [],
+                "requestBody": _body(_PEER_HELLO),
+                "responses": {
+                    "200": _json("the pairing is active on this server", _PEER_HELLO),
+                    "401": _error("not signed as required, expired, replayed or unknown key"),
+                    "403": _error("the peer pinned other keys or URLs for this server"),
+                    "429": _error("too many refused requests"),
+                    "503": _error("this server has no peer key"),
+                },
+            },
+            "get": {
+                "operationId": "peerStatus",
+                "summary": "How this server sees a confirmed peer (signed like the handshake)",
+                "security": [],
+                "responses": {
+                    "200": _json("the pinned identities of both sides", _PEER_HELLO),
+                    "401": _error("not signed as required, expired, replayed or unknown key"),
+                    "403": _error("the peer is not confirmed"),
+                    "429": _error("too many refused requests"),
+                    "503": _error("this server has no peer key"),
+                },
+            },
         },
         "/api/v1/openapi.json": {
             "get": {

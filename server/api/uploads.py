@@ -49,6 +49,7 @@ commit answer is the exact log entry the receipt proves.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from flask import Blueprint, request
@@ -247,6 +248,13 @@ def chunk(upload_id: str) -> JsonObject:
         raise ApiError(
             400, "chunk_rejected", f"chunk ends past the declared size of {upload.size} bytes"
         )
+    # A client whose connection died while the server's side stays open would
+    # otherwise keep this request, and the session's lock, waiting forever:
+    # under gunicorn, a read that gets nothing for EVAULT_READ_TIMEOUT seconds
+    # fails. (The embedded server reads whole bodies before any view runs.)
+    sock = request.environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket):
+        sock.settimeout(app_state().config.read_timeout)
     # Exactly ``length`` bytes are read from the server's own input stream:
     # werkzeug's wrapper would copy every piece twice more. A dropped
     # connection is a short read or an OSError, both refused by the store.

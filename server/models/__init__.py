@@ -12,6 +12,7 @@ from server.models.log_head import LogHead
 from server.models.log_key import LogKey
 from server.models.log_subtree import LogSubtree
 from server.models.login_challenge import LoginChallenge
+from server.models.peer import PEER_STATES, Peer, PeerNonce
 from server.models.switch import (
     CHANGE_KINDS,
     CHANGE_STATES,
@@ -39,6 +40,7 @@ __all__ = [
     "DURESS_MODES",
     "INVITE_ROLES",
     "OUTBOX_CHANNELS",
+    "PEER_STATES",
     "SWITCH_STATES",
     "Account",
     "Base",
@@ -57,6 +59,8 @@ __all__ = [
     "LoginChallenge",
     "NoticeLink",
     "OutboxMessage",
+    "Peer",
+    "PeerNonce",
     "PendingChange",
     "Release",
     "StagedReleaseItem",

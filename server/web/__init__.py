@@ -53,7 +53,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from server.api._request import app_state, blob_store, db_session, log_signer
-from server.keyfile import load_key_file
+from server.keyfile import fingerprint, load_key_file
 from server.services import notice_links
 from server.services import release as release_service
 from server.services import switch as switch_service
@@ -334,11 +334,14 @@ def _commands(file: release_service.ReleasedFile) -> _Commands:
 def release(vault: str, number: int) -> Response:
     """The release page: what was released and how anyone can check it."""
     view = _view(vault, number)
+    verifier = log_signer().verifier()
     response = _page(
         "release.html",
         view=view,
         commands={file.item: _commands(file) for file in view.files},
         base_url=app_state().config.base_url,
+        log_key=str(verifier),
+        log_key_fingerprint=fingerprint(verifier),
     )
     if view.state == "released":
         return _cacheable(response, RELEASE_PAGE_MAX_AGE)

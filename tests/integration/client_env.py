@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import io
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -182,6 +184,21 @@ def assert_refused(run: Run) -> str:
 # -- the server ---------------------------------------------------------------
 
 
+# Looked up once in the parent: between fork and exec the child only calls it.
+_PRCTL = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: be killed when the test process dies (Linux PR_SET_PDEATHSIG).
+
+    ``start_new_session`` keeps a server out of the test's process group, so
+    without this a killed test run would leave its servers listening.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class ServerProcess:
     """``evault-server run`` on a fresh data directory, on a free loopback port."""
 
@@ -232,6 +249,8 @@ class ServerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Runs between fork and exec; it only calls prctl, looked up beforehand.
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:

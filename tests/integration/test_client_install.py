@@ -18,7 +18,7 @@ from tests.helpers import copy_repository
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.enable_socket]
 
-SERVER_ONLY = ("sqlalchemy", "alembic", "psycopg", "boto3", "gunicorn")
+SERVER_ONLY = ("sqlalchemy", "alembic", "psycopg", "boto3", "gunicorn", "http_message_signatures")
 
 
 def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,11 +72,19 @@ def test_backup_holds_the_database_blobs_key_and_manifest(
 ) -> None:
     _, backup = backed_up
     names = sorted(path.name for path in backup.iterdir())
-    assert names == ["MANIFEST.sha256", "backup.info", "blobs.tar", "database.sqlite", "server.key"]
+    assert names == [
+        "MANIFEST.sha256",
+        "backup.info",
+        "blobs.tar",
+        "database.sqlite",
+        "peer.key",
+        "server.key",
+    ]
     assert stat.S_IMODE(backup.stat().st_mode) == 0o700
     assert stat.S_IMODE((backup / "server.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((backup / "peer.key").stat().st_mode) == 0o600
     manifest = (backup / "MANIFEST.sha256").read_text().splitlines()
-    assert len(manifest) == 4
+    assert len(manifest) == 5
     for line in manifest:
         digest, name = line.split(maxsplit=1)
         assert hashlib.sha256((backup / name).read_bytes()).hexdigest() == digest
@@ -210,3 +219,64 @@ def test_the_drill_on_postgresql(pg_database: str, tmp_path: Path) -> None:
         )
         assert failed.returncode == 1, failed.stdout
         assert f"blob {removed} is missing" in failed.stderr
+
+
+def test_backups_while_blobs_come_and_go(
+    backed_up: tuple[ServerProcess, Path], tmp_path: Path
+) -> None:
+    """New blobs landing and deleted items' blobs going while ``backup.sh`` reads the blobs.
+
+    Each backup ends well, holds every blob that stayed, and passes the drill.
+    """
+    server, _ = backed_up
+    blobs = server.data_dir / "blobs" / "blobs"
+    kept = sorted(str(p.relative_to(blobs.parent)) for p in blobs.rglob("*") if p.is_file())
+    stop = threading.Event()
+    churned = [0]
+
+    def churn() -> None:
+        # What commits and deletions do to the tree: new fan-out folders and
+        # files appear (written, then renamed into place), others go.
+        while not stop.is_set():
+            n = churned[0]
+            digest = hashlib.sha256(str(n).encode()).hexdigest()
+            folder = blobs / f"z{digest[:1]}"
+            folder.mkdir(exist_ok=True)
+            staged = folder / f".{digest}"
+            staged.write_bytes(digest.encode() * 64)
+            staged.rename(folder / digest)
+            if n % 2:
+                old = hashlib.sha256(str(n - 1).encode()).hexdigest()
+                (blobs / f"z{old[:1]}" / old).unlink()
+            churned[0] = n + 1
+
+    worker = threading.Thread(target=churn, daemon=True)
+    worker.start()
+    try:
+        for run in range(3):
+            backup = tmp_path / f"backup-{run}"
+            result = _script("backup.sh", server.env, str(backup))
+            assert result.returncode == 0, result.stderr
+            assert "error" not in result.stderr
+            assert (backup / "MANIFEST.sha256").is_file()
+            with tarfile.open(backup / "blobs.tar") as tar:
+                names = set(tar.getnames())
+            assert set(kept) <= names
+            assert not {p.name for p in backup.iterdir()} - {
+                "MANIFEST.sha256",
+                "backup.info",
+                "blobs.tar",
+                "database.sqlite",
+                "peer.key",
+                "server.key",
+            }
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    assert churned[0] > 10  # the tree did change during the backups
+    drill = _script("restore-drill.sh", _drill_env(server), str(tmp_path / "backup-2"))
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    for folder in blobs.glob("z*"):
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()

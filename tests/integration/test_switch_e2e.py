@@ -27,7 +27,7 @@ import requests
 from server.notify import verify_webhook
 from vault import canonical
 
-from .client_env import ServerProcess, enroll, payload, pin
+from .client_env import EVAULT, ServerProcess, _base_env, _run, assert_ok, enroll, payload, pin
 from .switch_env import (
     CONTACTS,
     Mailbox,
@@ -150,6 +150,17 @@ def test_armed_missed_released_and_decrypted_with_age(
         assert verified.returncode == 0, str(verified)
         status = json.loads(ana.ok("--json", "switch", "status").stdout)
         assert status["state"] == "released"
+
+        # And anyone can, with the command the release page gives, without an account.
+        page = html.unescape(requests.get(f"{server.url}/release/{vault}", timeout=30).text)
+        found = re.search(r"evault log verify --full --server (\S+) --log-key (\S+)</pre>", page)
+        assert found is not None
+        assert found[1] == server.url
+        assert found[2] == server.log_key
+        stranger = _base_env() | {"EVAULT_HOME": str(tmp_path / "stranger"), "HOME": str(tmp_path)}
+        argv = [EVAULT, "log", "verify", "--full", "--server", found[1], "--log-key", found[2]]
+        checked = assert_ok(_run(argv, stranger))
+        assert "entries hash to its root. OK" in checked.out
 
 
 def test_a_released_vault_is_armed_again_and_released_again(

@@ -12,12 +12,12 @@ import requests
 from click.testing import CliRunner, Result
 from flask import Flask
 from sqlalchemy import inspect, select
-from werkzeug.serving import make_server
 
 from client.account import parse_invite_link
 from server import migrate
-from server.cli import _NoAddressHandler, main
+from server.cli import main
 from server.db import make_engine
+from server.httpd import make_http_server
 from server.models import Invite, LogEntry
 from server.services.invites import code_hash
 from vault import canonical
@@ -187,17 +187,45 @@ def test_revisions_are_listed() -> None:
 def test_run_logs_no_client_address(
     app: Flask, socket_enabled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_NoAddressHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server = make_http_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     try:
-        with caplog.at_level(logging.INFO, logger="werkzeug"):
-            response = requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
+        with caplog.at_level(logging.INFO, logger="evault.access"):
+            response = requests.get(
+                f"http://127.0.0.1:{server.port}/healthz?token=secret", timeout=10
+            )
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
         thread.join(timeout=10)
     assert response.status_code == 200
     assert response.headers["Server"] == "evault-server"
-    assert "GET /healthz" in caplog.text
+    assert "GET /healthz 200" in caplog.text
     assert "127.0.0.1" not in caplog.text
+    assert "secret" not in caplog.text
+
+
+def test_peers_commands_refuse_bad_input_in_one_line(tmp_path: Path) -> None:
+    env = _env(tmp_path) | {"EVAULT_PUBLIC_URL": "https://a.example"}
+    _ok(env, "init", "--origin", "a.example/log")
+    peer_file = tmp_path / "data" / "peer.key"
+    assert stat.S_IMODE(peer_file.stat().st_mode) == 0o600
+    shown = _ok(env, "peers", "key")
+    lines = dict(line.split(": ", 1) for line in shown.splitlines())
+    assert lines["url"] == "https://a.example"
+    assert lines["peer key"].startswith("a.example/log/peer+")
+    assert "PRIVATE" not in shown
+    other = "b.example/log/peer+00000000+BG56HN0psLeP0Tr0xVmP7/TvKpcWbjym8uT7/M2AUFvx"
+    log_key = lines["log key"]
+    error = _fails(env, "peers", "add", "https://b.example", "--key", other, "--log-key", log_key)
+    assert error.startswith("evault-server: error: invalid peer key: ")
+    error = _fails(env, "peers", "add", "ftp://b.example", "--key", other, "--log-key", log_key)
+    assert error.startswith("evault-server: error: invalid server URL ")
+    error = _fails(
+        env, "peers", "add", "https://a.example", "--key", lines["peer key"], "--log-key", log_key
+    )
+    assert "this server itself" in error
+    assert _fails(env, "peers", "remove", "https://b.example").startswith(
+        "evault-server: error: no peer https://b.example is pinned"
+    )
+    assert _ok(env, "peers", "list") == "no peers\n"

@@ -14,7 +14,7 @@ from server.cli import main
 from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.doctor import FAIL, OK, WARN, _check_worker, run_checks
-from server.keyfile import create_key_file, load_key_file
+from server.keyfile import create_key_file, create_peer_key_file, load_key_file
 from server.services.invites import create_invite, parse_duration
 
 
@@ -43,6 +43,7 @@ def _line(result: Result, check: str) -> str:
 @pytest.fixture
 def good(config: Config) -> Config:
     (config.data_dir / "blobs").mkdir(mode=0o700)
+    create_peer_key_file(config.peer_key_file, "test.example/log/peer")
     return config
 
 
@@ -50,9 +51,17 @@ def test_a_good_configuration_passes(good: Config) -> None:
     result = _doctor(_env(good))
     assert result.exit_code == 0, result.stdout
     assert "FAIL" not in result.stdout
-    for check in ("key file", "data directory", "database", "log key", "clock", "storage"):
+    for check in (
+        "key file",
+        "peer key",
+        "data directory",
+        "database",
+        "log key",
+        "clock",
+        "storage",
+    ):
         assert _line(result, check).startswith(OK), result.stdout
-    assert result.stdout.rstrip().endswith("0 failed, 0 warnings, 9 checks")
+    assert result.stdout.rstrip().endswith("0 failed, 0 warnings, 10 checks")
 
 
 def test_nothing_secret_is_printed(good: Config) -> None:
@@ -184,3 +193,15 @@ def test_a_slow_clock_warns(good: Config) -> None:
     [clock] = [finding for finding in findings if finding.check == "clock"]
     assert clock.status == WARN
     assert "NTP" in clock.message
+
+
+def test_the_peer_key_file_is_checked(good: Config) -> None:
+    good.peer_key_file.chmod(0o644)
+    result = _doctor(_env(good))
+    assert result.exit_code == 1
+    assert _line(result, "peer key").startswith(FAIL)
+    assert "readable by others" in _line(result, "peer key")
+    good.peer_key_file.unlink()
+    result = _doctor(_env(good))
+    assert _line(result, "peer key").startswith(WARN)
+    assert "evault-server peers key" in _line(result, "peer key")

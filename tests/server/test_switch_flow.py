@@ -88,6 +88,34 @@ def test_arm_logs_the_insurance_commitment(app: Flask, config: Config, client: F
     assert sorted(status["release_items"]) == sorted(who.items)
 
 
+def test_a_worker_behind_still_reminds_the_reporter(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    recorder: Recorder,
+) -> None:
+    """A vault first swept after its deadline: the reporter gets her reminder, with grace left."""
+    who, _arming = armed_reporter(app, config, client)
+    answer = checkin(client, who.person, who.vault, clock.now())
+    assert answer.status_code == 200, answer.json
+    deadline = clock.now() + dt.timedelta(seconds=POLICY["interval"])
+    clock.advance(dt.timedelta(seconds=POLICY["interval"] + 60))  # no sweep before the deadline
+    worker.sweep()
+    own = [m for m in recorder.sent if m.target == "reporter@example.org"]
+    assert [m.event for m in own] == ["switch.reminder"]
+    last_moment = deadline + dt.timedelta(seconds=POLICY["grace"])
+    assert switch_service.iso(last_moment) in own[0].body
+    assert ("switch.overdue", "trustee@example.org") in recorder.events()
+    # Reminded once: later sweeps before the release send nothing more to her.
+    clock.advance(dt.timedelta(hours=12))
+    worker.sweep()
+    assert [m.event for m in recorder.sent if m.target == "reporter@example.org"] == [
+        "switch.reminder"
+    ]
+
+
 def test_a_missed_check_in_is_released_and_the_key_decrypts_every_file(
     app: Flask,
     config: Config,
