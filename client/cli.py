@@ -51,6 +51,7 @@ _COMMANDS = {
     "checkin": "switch:checkin",
     "trustee": "trustee:trustee",
     "decoy": "decoy:decoy",
+    "notice": "notice:notice",
     "app": "app:app",
 }
 """The commands that talk to a server, imported only when run (``client.commands``)."""

@@ -11,6 +11,12 @@ alerts (``alert``) and the distribution list told on release
 webhooks; a webhook's secret is made here, on the reporter's device, and
 shown once, for the reporter to hand to whoever runs the receiver.
 
+A contact given as ``NAME <ADDRESS>``, where NAME is a pinned contact (a
+trustee's card), carries that card's age recipient and the display name on
+the reporter's own card: the server then sends its notices encrypted to the
+trustee's key, naming the reporter as the trustee knows them, and nothing
+but a neutral line in the clear (SECURITY.md, "Notices").
+
 :func:`build_policy` turns command-line options into a policy, starting
 from the current one when the switch is armed; :meth:`Policy.to_json` is
 the JSON of the switch API.
@@ -39,6 +45,7 @@ __all__ = [
     "PolicyOptions",
     "build_policy",
     "email_notice",
+    "parse_contact",
     "webhook_notice",
 ]
 
@@ -51,15 +58,26 @@ DEFAULT_GRACE = 24 * 3600
 _MAX_CONTACTS = 32
 _MIN_SECRET = 16
 _EMAIL = re.compile(r"[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_NAMED = re.compile(r"\s*([^<>\s]+)\s*<\s*([^<>\s]+)\s*>\s*")
+_EXTRAS = frozenset({"age", "name"})
 
 
 @dataclass(frozen=True, kw_only=True)
 class Notice:
-    """Where a notice goes: an e-mail address, or a webhook URL with its signing secret."""
+    """Where a notice goes: an e-mail address, or a webhook URL with its signing secret.
+
+    ``age`` is the recipient the server encrypts the notice's details to,
+    ``name`` how they name the reporter; ``contact`` is the pinned contact
+    they come from, resolved on this device (:func:`parse_contact`) and never
+    sent.
+    """
 
     email: str | None = None
     webhook: str | None = None
     secret: str | None = None
+    age: str | None = None
+    name: str | None = None
+    contact: str | None = None
 
     def __post_init__(self) -> None:
         if (self.email is None) == (self.webhook is None):
@@ -68,18 +86,50 @@ class Notice:
             raise ConfigError("an e-mail contact takes no secret")
 
     def to_json(self) -> dict[str, str]:
+        value: dict[str, str]
         if self.email is not None:
-            return {"email": self.email}
-        if self.webhook is None:
+            value = {"email": self.email}
+        elif self.webhook is None:
             raise RuntimeError("internal error: a contact without an address")
-        if self.secret is None:
+        elif self.secret is None:
             # The server shows webhooks without their secrets; one sent back
             # so keeps the secret it has.
-            return {"webhook": self.webhook}
-        return {"webhook": self.webhook, "secret": self.secret}
+            value = {"webhook": self.webhook}
+        else:
+            value = {"webhook": self.webhook, "secret": self.secret}
+        if self.age is not None:
+            value["age"] = self.age
+        if self.name is not None:
+            value["name"] = self.name
+        return value
+
+    def address(self) -> str:
+        """Where the notice goes, whatever else the contact carries."""
+        return self.email if self.email is not None else f"webhook {self.webhook}"
 
     def shown(self) -> str:
-        return self.email if self.email is not None else f"webhook {self.webhook}"
+        if self.contact is not None:
+            return f"{self.contact} <{self.address()}>"
+        if self.age is not None:
+            return f"{self.address()} (encrypted)"
+        return self.address()
+
+
+def parse_contact(text: str, kind: str) -> Notice:
+    """A contact from the command line: ``ADDRESS``, or ``CONTACT <ADDRESS>``.
+
+    ``kind`` is ``email`` or ``webhook``. With a pinned CONTACT the notice is
+    encrypted to its card (see :func:`client.commands.switch`).
+
+    Raises:
+        ConfigError: a malformed address or contact name.
+    """
+    contact = None
+    named = _NAMED.fullmatch(text)
+    if named is not None:
+        contact, text = named.group(1), named.group(2)
+    notice = email_notice(text) if kind == "email" else webhook_notice(text)
+    return notice if contact is None else replace(notice, contact=contact)
 
 
 def email_notice(text: str) -> Notice:
@@ -115,20 +165,29 @@ def _seconds(value: object, what: str) -> int:
     return value
 
 
+def _extras(raw: dict[str, Any], what: str) -> dict[str, str]:
+    extras = {key: raw[key] for key in _EXTRAS if key in raw}
+    if not all(isinstance(value, str) for value in extras.values()):
+        raise ProofError(f"the server sent a malformed policy ({what})")
+    return extras
+
+
 def _notices(value: object, what: str) -> tuple[Notice, ...]:
     if not isinstance(value, list):
         raise ProofError(f"the server sent a malformed policy ({what})")
     found = []
     for raw in value:
-        if isinstance(raw, dict) and set(raw) == {"email"} and isinstance(raw["email"], str):
-            found.append(Notice(email=raw["email"]))
+        keys = set(raw) - _EXTRAS if isinstance(raw, dict) else None
+        if keys == {"email"} and isinstance(raw["email"], str):
+            found.append(Notice(email=raw["email"], **_extras(raw, what)))
         elif (
-            isinstance(raw, dict)
-            and set(raw) in ({"webhook"}, {"webhook", "secret"})
+            keys in ({"webhook"}, {"webhook", "secret"})
             and isinstance(raw["webhook"], str)
             and isinstance(raw.get("secret", ""), str)
         ):
-            found.append(Notice(webhook=raw["webhook"], secret=raw.get("secret")))
+            found.append(
+                Notice(webhook=raw["webhook"], secret=raw.get("secret"), **_extras(raw, what))
+            )
         else:
             raise ProofError(f"the server sent a malformed policy ({what})")
     return tuple(found)
@@ -240,12 +299,12 @@ def _with_secrets(
     for notice in given:
         if notice.webhook is not None and notice.secret is None:
             if notice.webhook in known:
-                notice = known[notice.webhook]
+                notice = replace(notice, secret=known[notice.webhook].secret)
             else:
                 notice = replace(notice, secret=secrets.token_urlsafe(32))
                 made.append((channel, notice))
                 known[str(notice.webhook)] = notice
-        if notice not in out:
+        if all(n.address() != notice.address() for n in out):
             out.append(notice)
     return tuple(out)
 

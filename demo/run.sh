@@ -99,7 +99,7 @@ echo "    (a 12-second interval for the demo; real ones are days)"
 echo "    (the release will show each file's name and capture time, never a note: --reveal name,time;"
 echo "     on a terminal without --reveal, evault asks)"
 as_reporter switch set --every 12s --grace 3s --remind-before 6s --trustee editor --threshold 1 \
-  --remind-email reporter@demo.invalid --alert-email editor@demo.invalid \
+  --remind-email reporter@demo.invalid --alert-email 'editor <editor@demo.invalid>' \
   --publish-email newsdesk@demo.invalid --reveal name,time 2>&1 | sed 's/^/    /'
 vault=$(as_reporter --json switch status | "$python" -c 'import json,sys; print(json.load(sys.stdin)["vault"])')
 
@@ -107,22 +107,35 @@ say "The reporter checks in once: one signed request moves the deadline."
 as_reporter checkin | sed 's/^/    /'
 
 say "Then the reporter is silenced and misses the next check-in. The worker takes over."
-wait_mail() {  # wait_mail ADDRESS: the subject of the first message to ADDRESS
-  "$python" - "$out/mail" "$1" <<'PY'
-import email, email.policy, pathlib, sys, time
-box, address = pathlib.Path(sys.argv[1]), sys.argv[2]
+wait_mail() {  # wait_mail ADDRESS: what the mail server saw, then what its recipient reads
+  "$python" - "$out/mail" "$1" "$out/notice.age" <<'PY'
+import email, email.policy, html, pathlib, re, sys, time, urllib.request
+box, address, attachment = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3])
 for _ in range(600):
     for path in sorted(box.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if message["To"] == address:
-            print(f"{path.name} to {address}: {message['Subject']}")
-            sys.exit(0)
+        if message["To"] != address:
+            continue
+        print(f"{path.name} to {address}: \"{message['Subject']}\" (the same for every notice)")
+        for part in message.iter_attachments():
+            attachment.write_bytes(part.get_content())
+            print(f"  with {part.get_filename()}, encrypted to the recipient's card")
+        link = re.search(r"https?://\S+/notice/[A-Za-z0-9_-]{43}", message.get_body(("plain",)).get_content())
+        if link:
+            form = urllib.request.Request(link[0], data=b"", method="POST",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+            page = urllib.request.urlopen(form, timeout=30).read().decode()
+            title = html.unescape(re.search(r"<h1>(.*?)</h1>", page, re.S)[1])
+            print(f"  at its private link: {title}")
+        sys.exit(0)
     time.sleep(0.1)
 sys.exit(f"no mail to {address}")
 PY
 }
 wait_mail reporter@demo.invalid | sed 's/^/    /'
 wait_mail editor@demo.invalid | sed 's/^/    /'
+echo "    the editor opens it: evault notice open notice.age"
+as_editor notice open "$out/notice.age" | sed 's/^/      /'
 wait_mail newsdesk@demo.invalid | sed 's/^/    /'
 release_url="$url/release/$vault"
 echo "    the release page: $release_url"

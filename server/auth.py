@@ -57,7 +57,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "peer.hello",
         "peer.hello_status",
         # The public HTML pages (server.web): the check-in form carries its own
-        # credentials, a share its own words; a release is public by design.
+        # credentials, a share its own words, a notice its link's token; a release
+        # is public by design.
         "pages.stylesheet",
         "pages.invite",
         "pages.checkin_form",
@@ -68,6 +69,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "pages.release_record",
         "pages.share_form",
         "pages.share",
+        "pages.notice_form",
+        "pages.notice",
     }
 )
 """Endpoints anyone may call: health, the public audit log and its keys, the API

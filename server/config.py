@@ -97,7 +97,7 @@ class Config:
     smtp_user: str | None = None
     smtp_password_file: Path | None = None
     smtp_ca_file: Path | None = None
-    mail_from: str = "evidence-vault@localhost"
+    mail_from: str = "notices@localhost"
     webhook_allow_private: bool = False
     worker_interval: int = 30
     min_interval: int = 3600
@@ -199,7 +199,7 @@ class Config:
             smtp_user=env.get("EVAULT_SMTP_USER") or None,
             smtp_password_file=Path(password_file) if password_file else None,
             smtp_ca_file=Path(ca_file) if ca_file else None,
-            mail_from=env.get("EVAULT_MAIL_FROM") or "evidence-vault@localhost",
+            mail_from=env.get("EVAULT_MAIL_FROM") or "notices@localhost",
             webhook_allow_private=_flag(env, "EVAULT_WEBHOOK_ALLOW_PRIVATE", False),
             worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),
             min_interval=_int(env, "EVAULT_MIN_INTERVAL", 3600, 86400),

@@ -22,6 +22,16 @@ again by the HTTP client when it connects, so a name whose DNS answer
 changes in between (DNS rebinding) can still reach a private address;
 operators who care should also filter the server's egress.
 
+What goes on the wire gives nothing away (SECURITY.md, "Notices"). Every
+notice, whatever it announces, has the same subject (:data:`SUBJECT`) and
+one of two fixed bodies: when its contact carries an age recipient, the
+details travel as an ASCII-armored age file encrypted to it (``notice.age``
+attached to the e-mail, ``"age"`` in the webhook's JSON); otherwise the
+body holds only a private link (:mod:`server.services.notice_links`) to a
+page that shows them. The details are padded to a multiple of
+:data:`PAD_TO` bytes before encryption, so a reminder, a duress alert and a
+release notice are the same size on the wire.
+
 No error message carries a password, a webhook secret or a message body, so
 :class:`DeliveryError` text can be stored and logged.
 """
@@ -29,9 +39,11 @@ No error message carries a password, a webhook secret or a message body, so
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import email.utils
 import hashlib
 import hmac
+import io
 import ipaddress
 import logging
 import re
@@ -44,20 +56,32 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from server.config import Config
 from server.models.switch import OutboxMessage
-from vault import __version__, canonical
-from vault.errors import FormatError, ServerError, SignatureError
+from server.services import notice_links
+from vault import age, canonical
+from vault.errors import FormatError, KeyFormatError, ServerError, SignatureError
 
 __all__ = [
+    "ATTACHMENT",
+    "KEYED_BODY",
+    "LINK_BODY",
+    "PAD_TO",
     "SMTP_TIMEOUT",
+    "SUBJECT",
     "WEBHOOK_TIMEOUT",
     "WEBHOOK_TOLERANCE",
     "DeliveryError",
     "NoticeSender",
     "WebhookSignatureError",
     "WebhookTarget",
+    "details_of",
+    "notice_link",
+    "padded",
     "post_webhook",
+    "seal_details",
     "send_email",
     "sign_webhook",
     "verify_webhook",
@@ -70,11 +94,39 @@ WEBHOOK_TIMEOUT = 10
 WEBHOOK_TOLERANCE = 300
 """Seconds a webhook signature's time may differ from the receiver's clock."""
 
+SUBJECT = "A new notice"
+"""The subject of every notice e-mail, whatever it announces."""
+KEYED_BODY = (
+    "You have a new notice.\n"
+    "\n"
+    "It is in the attached file notice.age, encrypted to your key. Open it with\n"
+    "\n"
+    "    evault notice open notice.age\n"
+    "\n"
+    "or with the age tool and your identity file:\n"
+    "\n"
+    "    age -d -i your-identity.txt notice.age\n"
+)
+"""The body of every notice e-mail whose contact has an age recipient."""
+LINK_BODY = (
+    "You have a new notice.\n"
+    "\n"
+    "Read it at this private link, which works for {days} days. Do not forward it:\n"
+    "\n"
+    "{link}\n"
+)
+"""The body of every other notice e-mail; ``{link}`` is the private link."""
+ATTACHMENT = "notice.age"
+"""The file name of the attached details."""
+PAD_TO = 4096
+"""The details are padded to a multiple of this many bytes before encryption."""
+
 log = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
 _SIGNATURE = re.compile(r"t=(0|[1-9][0-9]{0,15}),v1=([0-9a-f]{64})")
-_USER_AGENT = f"evidence-vault/{__version__}"
+_USER_AGENT = "notices"
+"""Says no more than any other notice sender would: not the product, not its version."""
 _warned_files: set[Path] = set()
 
 
@@ -125,7 +177,22 @@ def _ehlo_name(config: Config) -> str:
     return f"[IPv6:{address}]" if address.version == 6 else f"[{address}]"
 
 
-def _message(config: Config, *, delivery_id: str, to: str, subject: str, body: str) -> EmailMessage:
+def _domain(sender: str) -> str:
+    """The domain of the sender address, which Message-IDs use, as is usual."""
+    _, address = email.utils.parseaddr(sender)
+    domain = address.rpartition("@")[2]
+    return domain if re.fullmatch(r"[A-Za-z0-9.-]{1,253}", domain) else "localhost"
+
+
+def _message(
+    config: Config,
+    *,
+    delivery_id: str,
+    to: str,
+    subject: str,
+    body: str,
+    attachment: bytes | None = None,
+) -> EmailMessage:
     if not _ADDRESS.fullmatch(to):
         raise DeliveryError("malformed email address")
     message = EmailMessage()
@@ -134,12 +201,16 @@ def _message(config: Config, *, delivery_id: str, to: str, subject: str, body: s
         message["To"] = to
         message["Subject"] = subject
         message["Date"] = email.utils.formatdate(usegmt=True)
-        message["Message-ID"] = f"<{delivery_id}@evidence-vault>"
+        message["Message-ID"] = f"<{delivery_id}@{_domain(config.mail_from)}>"
         message["X-Evault-Delivery"] = delivery_id
     except ValueError:
         # The default policy refuses line breaks in a header value (header injection).
         raise DeliveryError("malformed email header") from None
     message.set_content(body, charset="utf-8")
+    if attachment is not None:
+        message.add_attachment(
+            attachment, maintype="application", subtype="octet-stream", filename=ATTACHMENT
+        )
     return message
 
 
@@ -197,10 +268,21 @@ def _transmit(config: Config, host: str, message: EmailMessage, to: str) -> None
         client.send_message(message, to_addrs=[to])
 
 
-def send_email(config: Config, *, delivery_id: str, to: str, subject: str, body: str) -> None:
+def send_email(
+    config: Config,
+    *,
+    delivery_id: str,
+    to: str,
+    subject: str,
+    body: str,
+    attachment: bytes | None = None,
+) -> None:
     """Send one plain-text UTF-8 email through the configured SMTP server.
 
-    The message carries ``Message-ID: <delivery_id@evidence-vault>`` and
+    With ``attachment`` (an armored age file) it is attached as
+    :data:`ATTACHMENT`.
+
+    The message carries ``Message-ID: <delivery_id@sender's domain>`` and
     ``X-Evault-Delivery: delivery_id`` so a recipient can spot a repeat.
     With ``EVAULT_SMTP_USER`` set it logs in with the password read from
     ``EVAULT_SMTP_PASSWORD_FILE`` (one trailing newline removed).
@@ -213,7 +295,9 @@ def send_email(config: Config, *, delivery_id: str, to: str, subject: str, body:
     """
     if config.smtp_host is None:
         raise DeliveryError("no mail server configured (EVAULT_SMTP_HOST)")
-    message = _message(config, delivery_id=delivery_id, to=to, subject=subject, body=body)
+    message = _message(
+        config, delivery_id=delivery_id, to=to, subject=subject, body=body, attachment=attachment
+    )
     try:
         _transmit(config, config.smtp_host, message, to)
     except smtplib.SMTPException as exc:
@@ -397,11 +481,64 @@ def post_webhook(config: Config, *, delivery_id: str, target: str, body: bytes, 
         raise DeliveryError(f"webhook receiver answered HTTP {status}")
 
 
-class NoticeSender:
-    """Sends outbox messages by their channel with the server's settings."""
+# What a notice says
 
-    def __init__(self, config: Config) -> None:
+
+def details_of(message: OutboxMessage) -> bytes:
+    """The details a notice carries, before padding.
+
+    An e-mail's are its title and text; a webhook's, its JSON document
+    (``docs/webhooks.md``).
+    """
+    if message.channel == "webhook":
+        return message.body.encode("utf-8")
+    return f"{message.subject}\n\n{message.body}\n".encode()
+
+
+def padded(details: bytes) -> bytes:
+    """``details`` with spaces appended up to a multiple of :data:`PAD_TO` bytes.
+
+    Trailing spaces change neither a text nor a JSON document.
+    """
+    return details + b" " * (-len(details) % PAD_TO)
+
+
+def seal_details(details: bytes, recipient: str) -> bytes:
+    """The padded ``details`` encrypted to ``recipient``, as an ASCII-armored age file.
+
+    Raises:
+        DeliveryError: ``recipient`` is not an age recipient.
+    """
+    try:
+        parsed = age.parse_recipient(recipient)
+    except KeyFormatError:
+        raise DeliveryError("malformed age recipient for the notice") from None
+    out = io.BytesIO()
+    age.encrypt(io.BytesIO(padded(details)), out, [parsed], armor=True)
+    return out.getvalue()
+
+
+def notice_link(config: Config, token: str) -> str:
+    """The page that shows a notice's details to whoever holds ``token``."""
+    return f"{config.base_url}/notice/{token}"
+
+
+class NoticeSender:
+    """Sends outbox messages by their channel with the server's settings.
+
+    ``sessions`` is the database a notice without an age recipient records
+    its link in.
+    """
+
+    def __init__(self, config: Config, sessions: sessionmaker[Session] | None = None) -> None:
         self._config = config
+        self._sessions = sessions
+
+    def _link(self, message: OutboxMessage, now: int) -> str:
+        if self._sessions is None:
+            raise DeliveryError("no database to record the notice's link in")
+        when = dt.datetime.fromtimestamp(now, dt.UTC)
+        return notice_link(self._config, notice_links.mint(self._sessions, message.id, when))
 
     def send(self, message: OutboxMessage, *, now: int) -> None:
         """Send ``message``; ``now`` (Unix seconds) is the time a webhook is signed at.
@@ -409,21 +546,33 @@ class NoticeSender:
         Raises:
             DeliveryError: the message could not be delivered.
         """
+        if message.channel not in ("email", "webhook"):
+            raise DeliveryError(f"unknown channel {message.channel!r}")
+        sealed = link = None
+        if message.recipient is not None:
+            sealed = seal_details(details_of(message), message.recipient)
+        else:
+            link = self._link(message, now)
         if message.channel == "email":
+            days = notice_links.LINK_LIFETIME.days
             send_email(
                 self._config,
                 delivery_id=message.id,
                 to=message.target,
-                subject=message.subject,
-                body=message.body,
+                subject=SUBJECT,
+                body=KEYED_BODY if link is None else LINK_BODY.format(days=days, link=link),
+                attachment=sealed,
             )
-        elif message.channel == "webhook":
-            post_webhook(
-                self._config,
-                delivery_id=message.id,
-                target=message.target,
-                body=message.body.encode("utf-8"),
-                now=now,
-            )
+            return
+        document: dict[str, Any] = {"delivery": message.id, "time": now}
+        if sealed is not None:
+            document["age"] = sealed.decode("ascii")
         else:
-            raise DeliveryError(f"unknown channel {message.channel!r}")
+            document["link"] = link
+        post_webhook(
+            self._config,
+            delivery_id=message.id,
+            target=message.target,
+            body=canonical.dumps(document),
+            now=now,
+        )

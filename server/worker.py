@@ -14,7 +14,8 @@ One :meth:`Worker.sweep` does, in order:
    on the vault's version: two workers may both prepare, only one publishes.
 2. **Cooled-off changes**, the same way: applied (or, for a change asked
    for under duress, voided) once.
-3. **The outbox**: :func:`server.services.outbox.deliver_due`.
+3. **Expired notice links** are deleted.
+4. **The outbox**: :func:`server.services.outbox.deliver_due`.
 
 A crash anywhere leaves the database as it was before the step or after
 it; the next sweep, by this worker or another, carries on. A vault whose
@@ -36,12 +37,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.clock import Clock
 from server.config import Config
-from server.db import is_sqlite
+from server.db import is_sqlite, transaction
 from server.keyfile import ServerKeys, load_key_file
 from server.models import Account, Item, LogHead, PendingChange, SubmittedShare, Switch
 from server.notify import NoticeSender
 from server.services import items as item_service
-from server.services import log, outbox
+from server.services import log, notice_links, outbox
 from server.services import release as releases
 from server.services import switch as switches
 from server.services.outbox import Sender
@@ -94,7 +95,7 @@ class Worker:
         self.sessions = sessions
         self.store = store
         self.clock = clock
-        self.sender: Sender = sender or NoticeSender(config)
+        self.sender: Sender = sender or NoticeSender(config, sessions)
         self._keys = keys
         self.lease = lease
 
@@ -132,6 +133,9 @@ class Worker:
                 break
             done.add(change_id)
             report.changes += 1
+        with transaction(self.sessions) as session:
+            # Links past their time show nothing; their rows go.
+            notice_links.purge_expired(session, now)
         if deliver:
             report.sent = self.deliver()
         return report
@@ -307,7 +311,7 @@ class Worker:
             event="switch.overdue",
             subject="Evidence Vault: a reporter missed a check-in",
             text=(
-                f"The reporter of vault {switch.vault_id} missed the check-in due at "
+                f"{{Reporter}} missed the check-in due at "
                 f"{switches.iso(switch.deadline_at)}. Unless they check in, release starts at "
                 f"{release_at}."
             ),
@@ -359,7 +363,7 @@ class Worker:
                 event="switch.releasing",
                 subject="Evidence Vault: release started — submit your share",
                 text=(
-                    f"The reporter of vault {switch.vault_id} did not check in. Release has "
+                    "{Reporter} did not check in. Release has "
                     f"started and needs {switch.threshold} shares. Submit yours with "
                     f"`evault trustee submit {switch.vault_id}` or at "
                     f"{self.config.base_url}/release/{switch.vault_id}/share"

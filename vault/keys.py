@@ -30,6 +30,7 @@ __all__ = [
     "CONTEXTS",
     "Card",
     "PersonalIdentity",
+    "check_display_name",
     "verify_signature",
 ]
 
@@ -48,6 +49,16 @@ def _signed_message(context: str, message: bytes) -> bytes:
     if context not in CONTEXTS:
         raise RuntimeError(f"internal error: unknown signature context {context!r}")
     return b"evidence-vault/" + context.encode("ascii") + b"\x00" + message
+
+
+def check_display_name(name: str) -> str:
+    """A display name in its normal form (NFC, trimmed).
+
+    Raises:
+        FormatError: empty, longer than 128 characters, or holding control
+            or formatting characters.
+    """
+    return _check_name(name)
 
 
 def _check_name(name: str) -> str:

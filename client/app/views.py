@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -586,7 +587,16 @@ def arm() -> Response:
             try:
                 reminders = (parse_duration("2h"),) if form.get("remind_before") == "1" else ()
                 own = [email_notice(form["remind_email"])] if form.get("remind_email") else []
-                alerts = [email_notice(a) for a in form.get("alert_emails", "").split() if a]
+                alerts = [
+                    replace(
+                        email_notice(address),
+                        age=client.state.contacts[name].parsed().recipient,
+                        name=client.own_card().name,
+                    )
+                    for name in editors
+                    if (address := form.get(f"trustee_email.{name}", "").strip())
+                ]
+                alerts += [email_notice(a) for a in form.get("alert_emails", "").split() if a]
                 told = [email_notice(a) for a in form.get("publish_emails", "").split() if a]
                 policy, _ = build_policy(
                     PolicyOptions(

@@ -435,14 +435,27 @@ def _list(client: Client, *, inbox: bool) -> None:
 
 
 def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty: str) -> None:
-    """Print ``rows`` as a table (or JSON): names and sizes from the signed manifests."""
+    """Print ``rows`` as a table (or JSON): names and sizes from the signed manifests.
+
+    In the inbox's JSON, ``from`` is the sender as the table shows them and
+    ``from_verified`` whether their card was compared with them.
+    """
     if json_mode():
+        people = _people(client, rows, inbox=True) if inbox else {}
         print_json(
             {
                 "items": [
                     {
                         "id": r.meta["id"],
                         "owner": r.owner,
+                        **(
+                            {
+                                "from": people[r.owner],
+                                "from_verified": _verified(client, r.owner),
+                            }
+                            if inbox
+                            else {}
+                        ),
                         "filename": None if r.manifest is None else r.manifest.filename,
                         "size": None if r.manifest is None else r.manifest.size,
                         "captured_at": None if r.manifest is None else r.manifest.captured_at,
@@ -464,6 +477,14 @@ def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty
     lines = item_table(rows, _people(client, rows, inbox=inbox), inbox=inbox, room=console.width)
     # One print: a thousand rows printed one by one cost rich a thousand renders.
     console.print(Text("\n").join(lines))
+
+
+def _verified(client: Client, account: str) -> bool:
+    """Whether ``account`` is this person, or a contact whose card they verified."""
+    if account == client.state.account:
+        return True
+    found = client.state.contact_for_account(account)
+    return found is not None and found[1].verified
 
 
 def _people(client: Client, rows: list[service.Listed], *, inbox: bool) -> dict[str, str]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import click
 from rich.table import Table
 
+from client import contacts
 from client import switch as service
 from client.commands._common import open_client
 from client.commands._naming import resolve
@@ -23,12 +26,11 @@ from client.policy import (
     Policy,
     PolicyOptions,
     build_policy,
-    email_notice,
-    webhook_notice,
+    parse_contact,
 )
 from client.ui import confirm, err, handle_errors, json_mode, out, print_json, shown
 from vault.disclosure import Reveal
-from vault.errors import ConfigError
+from vault.errors import ConfigError, VaultError
 
 __all__ = ["COMMANDS"]
 
@@ -93,8 +95,8 @@ def _options(
     notices: dict[str, tuple[Notice, ...]] = {}
     for channel, (emails, hooks) in contacts.items():
         notices[channel] = (
-            *(email_notice(e) for e in emails),
-            *(webhook_notice(h) for h in hooks),
+            *(parse_contact(e, "email") for e in emails),
+            *(parse_contact(h, "webhook") for h in hooks),
         )
     return PolicyOptions(
         every=every,
@@ -106,6 +108,34 @@ def _options(
         alert=notices["alert"],
         publish=notices["publish"],
     )
+
+
+def _with_keys(client: Client, options: PolicyOptions) -> PolicyOptions:
+    """Each contact given as ``CONTACT <ADDRESS>`` with that card's key and the reporter's name.
+
+    The server encrypts the contact's notices to the pinned card's age
+    recipient, and they name the reporter by the display name on this
+    side's own card: the name the trustee saw when they compared cards.
+
+    Raises:
+        ConfigError: no pinned contact of that name.
+    """
+    own = client.own_card().name
+    lists: dict[str, tuple[Notice, ...]] = {}
+    for channel in ("remind", "alert", "publish"):
+        notices = []
+        for notice in getattr(options, channel):
+            if notice.contact is not None:
+                entry = contacts.pinned(client, notice.contact)
+                if not entry.contact.verified and not json_mode():
+                    err().print(
+                        f"[bold yellow]{shown(entry.name)}'s card is not verified:[/] compare "
+                        f"fingerprints first (`evault editors verify {shown(entry.name)}`)."
+                    )
+                notice = replace(notice, age=entry.card.recipient, name=own)
+            notices.append(notice)
+        lists[channel] = tuple(notices)
+    return replace(options, remind=lists["remind"], alert=lists["alert"], publish=lists["publish"])
 
 
 def _secrets_json(made: Sequence[tuple[str, Notice]]) -> list[dict[str, str | None]]:
@@ -125,9 +155,25 @@ def _print_secrets(made: Sequence[tuple[str, Notice]]) -> None:
         )
 
 
-def _policy_lines(policy: Policy) -> list[str]:
+def _keyed_contacts(client: Client) -> dict[str, str]:
+    """Pinned contacts by their card's age recipient: whom a keyed notice contact is."""
+    found: dict[str, str] = {}
+    for name, contact in client.state.contacts.items():
+        with contextlib.suppress(VaultError):
+            found.setdefault(contact.parsed().recipient, name)
+    return found
+
+
+def _policy_lines(policy: Policy, keyed: dict[str, str] | None = None) -> list[str]:
+    keyed = keyed or {}
+
+    def one(notice: Notice) -> str:
+        if notice.age is not None and notice.age in keyed:
+            notice = replace(notice, contact=keyed[notice.age])
+        return notice.shown()
+
     def listed(notices: Sequence[Notice]) -> str:
-        return ", ".join(n.shown() for n in notices) or "-"
+        return ", ".join(one(n) for n in notices) or "-"
 
     reminders = ", ".join(f"{format_duration(r)} before" for r in policy.reminders) or "-"
     return [
@@ -187,8 +233,18 @@ def _reveal_by_id(client: Client, values: Sequence[str]) -> tuple[str, ...]:
 )
 @click.option("--remind-email", multiple=True, metavar="ADDRESS", help="Your reminders.")
 @click.option("--remind-webhook", multiple=True, metavar="URL", help="Your reminders.")
-@click.option("--alert-email", multiple=True, metavar="ADDRESS", help="Trustees' alerts.")
-@click.option("--alert-webhook", multiple=True, metavar="URL", help="Trustees' alerts.")
+@click.option(
+    "--alert-email",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Trustees' alerts; 'NAME <ADDRESS>' encrypts them to the contact NAME's card.",
+)
+@click.option(
+    "--alert-webhook",
+    multiple=True,
+    metavar="URL",
+    help="Trustees' alerts; 'NAME <URL>' encrypts them to the contact NAME's card.",
+)
 @click.option("--publish-email", multiple=True, metavar="ADDRESS", help="Told on release.")
 @click.option("--publish-webhook", multiple=True, metavar="URL", help="Told on release.")
 @click.option("--handle", metavar="NAME", help="Your handle on the web check-in page.")
@@ -234,6 +290,11 @@ def set_(
     given for a list replace that list). A change that weakens the switch
     (a longer interval, grace or cooling-off, fewer contacts, another duress
     mode) waits out the cooling-off delay, and your trustees are told.
+
+    Notices say nothing in the clear: their details are encrypted to the
+    recipient's key, or behind a private link. Give a trustee's address as
+    'NAME <ADDRESS>' (NAME a contact whose card you verified) and their
+    notices are encrypted to that card and name you by your card's name.
     """
     options = _options(
         every,
@@ -255,6 +316,7 @@ def set_(
     parse_item_choices(reveal_item)
     with open_client() as client:
         client.vault  # noqa: B018 — refuses early for accounts without a vault
+        options = _with_keys(client, options)
         # Read only: a refused `switch set` leaves this device's state as it was.
         status = service.read_status(client)
         if status.armed:
@@ -461,7 +523,8 @@ def status_() -> None:
         console.print(f"deadline:      {shown_time(status.deadline, now)}")
         console.print(f"release at:    {shown_time(status.release_at, now)}")
         console.print(f"last check-in: {shown_time(status.last_checkin, now)}")
-        for n, line in enumerate(_policy_lines(status.policy)):
+        keyed = _keyed_contacts(client)
+        for n, line in enumerate(_policy_lines(status.policy, keyed)):
             console.print(f"{'policy:' if n == 0 else '':15}{shown(line)}")
         holders = ", ".join(shown(names[p]) for p, _ in status.custodians)
         console.print(f"custodians:    {holders}; {status.threshold} needed to release")

@@ -198,6 +198,18 @@ _TIME = {
 }
 _VAULT_ID = {"name": "vault_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _POLICY = {"$ref": "#/components/schemas/Policy"}
+_CONTACT_EXTRAS: dict[str, Any] = {
+    "age": {
+        "type": "string",
+        "description": "an age recipient (age1… or age1pq1…) the notice's details are encrypted to",
+    },
+    "name": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "description": "how the notice's details name the reporter to this contact",
+    },
+}
 _COMMITMENT = {"$ref": "#/components/schemas/Commitment"}
 _CHANGE = {"$ref": "#/components/schemas/Change"}
 _CUSTODIAN = {
@@ -1687,7 +1699,10 @@ DOCUMENT: dict[str, Any] = {
             ),
             "Contact": {
                 "oneOf": [
-                    _object({"email": {"type": "string", "format": "email"}}),
+                    _object(
+                        {"email": {"type": "string", "format": "email"}, **_CONTACT_EXTRAS},
+                        optional=("age", "name"),
+                    ),
                     _object(
                         {
                             "webhook": {"type": "string", "pattern": "^https?://"},
@@ -1697,19 +1712,26 @@ DOCUMENT: dict[str, Any] = {
                                 "maxLength": 256,
                                 "description": "signs each delivery (see docs/webhooks.md)",
                             },
+                            **_CONTACT_EXTRAS,
                         },
-                        optional=("secret",),
+                        optional=("secret", "age", "name"),
                     ),
                 ],
                 "description": (
                     "where a notice goes; in a policy update, a webhook the vault already has "
-                    "may come without its secret, which then stays as it is"
+                    "may come without its secret, which then stays as it is. A notice says "
+                    "nothing in the clear: its details go encrypted to `age` when the contact "
+                    "has one, else behind a private link"
                 ),
             },
             "ContactShown": {
                 "oneOf": [
-                    _object({"email": {"type": "string"}}),
-                    _object({"webhook": {"type": "string"}}),
+                    _object(
+                        {"email": {"type": "string"}, **_CONTACT_EXTRAS}, optional=("age", "name")
+                    ),
+                    _object(
+                        {"webhook": {"type": "string"}, **_CONTACT_EXTRAS}, optional=("age", "name")
+                    ),
                 ],
                 "description": "a contact as answers show it: a webhook without its secret",
             },

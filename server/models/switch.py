@@ -40,6 +40,7 @@ __all__ = [
     "ChangeVote",
     "CheckinNonce",
     "CustodianShare",
+    "NoticeLink",
     "OutboxMessage",
     "PendingChange",
     "Release",
@@ -261,6 +262,26 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recipient: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The age recipient the details are encrypted to; None: they are behind a link."""
+
+
+class NoticeLink(Base):
+    """A link that shows a notice's details: only the SHA-256 of its token is kept.
+
+    Made when a notice without an age recipient is sent (each attempt makes
+    its own), so the token itself is never stored; it stops working at
+    ``expires_at``, and goes with its message.
+    """
+
+    __tablename__ = "notice_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
 
 class Release(Base):

@@ -83,6 +83,7 @@ def enqueue(
     subject: str,
     body: str,
     now: dt.datetime,
+    recipient: str | None = None,
 ) -> OutboxMessage:
     """Add a message to the outbox inside the caller's transaction (no commit).
 
@@ -91,7 +92,9 @@ def enqueue(
     the webhook's JSON object (``docs/webhooks.md``), which names the
     delivery id: the caller may set ``body`` on the returned message, whose
     ``id`` is fixed, before the transaction commits. The message is due at
-    ``now``.
+    ``now``. ``subject`` and ``body`` are the details, never sent in the
+    clear: they go encrypted to ``recipient`` (an age recipient) when there
+    is one, else behind a private link (:class:`server.notify.NoticeSender`).
 
     Raises:
         ValueError: ``channel`` is not ``email`` or ``webhook``, or ``event``
@@ -112,6 +115,7 @@ def enqueue(
         created_at=now,
         next_attempt_at=now,
         attempts=0,
+        recipient=recipient,
     )
     session.add(message)
     return message

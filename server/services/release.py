@@ -598,7 +598,7 @@ def publish(
             event="switch.released",
             subject="Evidence Vault: a reporter's files are released",
             text=(
-                f"The reporter of vault {switch.vault_id} stopped checking in, and their "
+                "{Reporter} stopped checking in, and their "
                 f"evidence has been released: {len(prepared.files)} file(s) at {url} , with "
                 "the key to decrypt them and the audit-log proofs."
             ),

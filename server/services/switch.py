@@ -60,7 +60,7 @@ from server.services import log, outbox
 from server.storage import BlobStore
 from vault import age, canonical
 from vault.errors import FormatError, ServerError, SignatureError, VaultError
-from vault.keys import Card, verify_signature
+from vault.keys import Card, check_display_name, verify_signature
 from vault.note import NoteSigner
 from vault.protocol import CHECKIN_CONTEXT, CheckinStatement
 from vault.shares import COMMITMENT_SIZE
@@ -98,6 +98,7 @@ __all__ = [
     "notify",
     "pending_changes",
     "remind",
+    "reporter_named",
     "request_delete",
     "reschedule",
     "set_phrases",
@@ -143,6 +144,10 @@ ACTIVE_STATES = ("armed", "overdue", "releasing")
 _HANDLE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 _EMAIL = re.compile(r"[^@\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 _URL = re.compile(r"https?://[^\s/?#@]+(/[^\s#]*)?")
+_CONTACT_EXTRAS = frozenset({"age", "name"})
+"""What a contact may carry besides its address: the age recipient its notices are
+encrypted to, and the name the reporter is known by to that recipient."""
+_MAX_RECIPIENT = 4096
 _HASHER = argon2.PasswordHasher(time_cost=3, memory_cost=65536, parallelism=2)
 # Verified against when a handle is unknown, so that costs the same time: the
 # hash of a random phrase nobody kept, with _HASHER's parameters (a test checks
@@ -305,24 +310,51 @@ def _contacts(value: object, name: str) -> tuple[Mapping[str, str], ...]:
         raise PolicyError(f"'{name}' must be a list of at most {MAX_CONTACTS} contacts")
     result: list[dict[str, str]] = []
     for contact in value:
-        if isinstance(contact, dict) and set(contact) == {"email"}:
+        if not isinstance(contact, dict):
+            raise PolicyError(f"'{name}': a contact is {{'email'}} or {{'webhook', 'secret'}}")
+        keys = set(contact) - _CONTACT_EXTRAS
+        if keys == {"email"}:
             email = contact["email"]
             if not isinstance(email, str) or not _EMAIL.fullmatch(email):
                 raise PolicyError(f"'{name}' holds an invalid email address")
-            result.append({"email": email})
-        elif isinstance(contact, dict) and set(contact) == {"webhook", "secret"}:
+            entry = {"email": email}
+        elif keys == {"webhook", "secret"}:
             url, secret = contact["webhook"], contact["secret"]
             if not isinstance(url, str) or len(url) > 2048 or not _URL.fullmatch(url):
                 raise PolicyError(f"'{name}' holds an invalid webhook address")
             if not isinstance(secret, str) or not 16 <= len(secret) <= 256:
                 raise PolicyError(f"'{name}': a webhook secret has 16 to 256 characters")
-            result.append({"secret": secret, "webhook": url})
+            entry = {"secret": secret, "webhook": url}
         else:
             raise PolicyError(f"'{name}': a contact is {{'email'}} or {{'webhook', 'secret'}}")
-    keys = [canonical.dumps(c) for c in result]
-    if len(set(keys)) != len(keys):
+        entry.update(_contact_extras(contact, name))
+        result.append(entry)
+    keys_seen = [canonical.dumps(c) for c in result]
+    if len(set(keys_seen)) != len(keys_seen):
         raise PolicyError(f"'{name}' names a contact twice")
     return tuple(result)
+
+
+def _contact_extras(contact: Mapping[str, object], name: str) -> dict[str, str]:
+    """A contact's age recipient (its notices are encrypted to it) and reporter's name."""
+    extras: dict[str, str] = {}
+    recipient = contact.get("age")
+    if recipient is not None:
+        if not isinstance(recipient, str) or len(recipient) > _MAX_RECIPIENT:
+            raise PolicyError(f"'{name}' holds an invalid age recipient")
+        try:
+            extras["age"] = str(age.parse_recipient(recipient))
+        except VaultError:
+            raise PolicyError(f"'{name}' holds an invalid age recipient") from None
+    shown = contact.get("name")
+    if shown is not None:
+        try:
+            extras["name"] = check_display_name(shown) if isinstance(shown, str) else ""
+        except FormatError as exc:
+            raise PolicyError(f"'{name}': the reporter's name: {exc.message}") from None
+        if not extras["name"]:
+            raise PolicyError(f"'{name}': the reporter's name must be text")
+    return extras
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -460,6 +492,44 @@ def _contacts_of(policy: Policy, audience: str) -> tuple[Mapping[str, str], ...]
     return cast("tuple[Mapping[str, str], ...]", getattr(policy, audience))
 
 
+_PLACEHOLDER = re.compile(r"\{([Rr])eporter\}")
+
+
+def _card_name(session: Session, vault_id: str) -> str | None:
+    """The display name on the card of the vault's reporter, as the server has it."""
+    card = session.scalar(select(Account.card).where(Account.vault_id == vault_id))
+    if card is None:
+        return None
+    # Read from the stored JSON (checked at registration) rather than parsed
+    # as a Card: parsing a post-quantum key takes milliseconds, and a duress
+    # check-in, which sends an alert, must take the time a real one takes.
+    try:
+        value = canonical.loads(card)
+    except FormatError:
+        return None
+    name = value.get("name") if isinstance(value, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def reporter_named(
+    contact: Mapping[str, str], *, card_name: str | None, vault_id: str
+) -> tuple[str, str | None, bool]:
+    """How a notice to ``contact`` names the reporter: the words, the name, whether verified.
+
+    The name is the one the reporter's client gave for this contact (the
+    display name on the reporter's card, which a trustee verified when they
+    exchanged cards). It counts as verified when it is the name on the card
+    the server holds for the reporter; any other name, or none, says
+    "unverified" plainly.
+    """
+    name = contact.get("name")
+    if name is None:
+        return f"the reporter of vault {vault_id[:8]} (name unverified)", None, False
+    if name == card_name:
+        return name, name, True
+    return f"{name} (unverified: not the name on their card)", name, False
+
+
 def notify(
     session: Session,
     switch: Switch,
@@ -474,17 +544,32 @@ def notify(
 ) -> int:
     """Queue one notice per contact of ``audience`` (remind, alert or publish); return how many.
 
+    ``subject`` and ``text`` are the details, which never travel in the
+    clear (:mod:`server.notify`). In ``text``, ``{reporter}`` (``{Reporter}``
+    at the start of a sentence) stands for the reporter as each contact
+    knows them (:func:`reporter_named`).
+
     With ``spare_own`` a contact that is also on the reporter's own reminder
     list is left out: a coercer who reads the reporter's mailbox must not
     find what the notice says (a duress alert, a deadline the coercer was
     not shown).
     """
     policy = _policy(switch)
-    own = {canonical.dumps(dict(c)) for c in _contacts_of(policy, "remind")}
+    own = {_address(c) for c in _contacts_of(policy, "remind")}
+    card_name = _card_name(session, switch.vault_id) if _PLACEHOLDER.search(text) else None
     count = 0
     for contact in _contacts_of(policy, audience):
-        if spare_own and canonical.dumps(dict(contact)) in own:
+        if spare_own and _address(contact) in own:
             continue
+        shown, name, verified = reporter_named(
+            contact, card_name=card_name, vault_id=switch.vault_id
+        )
+
+        def fill(match: re.Match[str], shown: str = shown) -> str:
+            return shown[:1].upper() + shown[1:] if match.group(1) == "R" else shown
+
+        details = _PLACEHOLDER.sub(fill, text)
+        recipient = contact.get("age")
         if "email" in contact:
             outbox.enqueue(
                 session,
@@ -493,8 +578,9 @@ def notify(
                 channel="email",
                 target=contact["email"],
                 subject=subject,
-                body=text,
+                body=details,
                 now=now,
+                recipient=recipient,
             )
         else:
             message = outbox.enqueue(
@@ -508,18 +594,26 @@ def notify(
                 subject=subject,
                 body="",
                 now=now,
+                recipient=recipient,
             )
             body = {
                 "event": event,
                 "vault": switch.vault_id,
                 "time": int(now.timestamp()),
                 "delivery": message.id,
-                "text": text,
+                "subject": subject,
+                "text": details,
+                "reporter": {"name": name, "verified": verified},
                 **(extra or {}),
             }
             message.body = canonical.dumps(body).decode("utf-8")
         count += 1
     return count
+
+
+def _address(contact: Mapping[str, str]) -> str:
+    """Where a contact's notices go, whatever else it carries."""
+    return contact.get("email") or contact.get("webhook") or ""
 
 
 def _hash_phrase(phrase: str | None, what: str) -> str | None:
@@ -1105,7 +1199,7 @@ def remind(
         event="switch.reminder",
         subject="Evidence Vault: check in soon",
         text=(
-            f"Your next check-in for vault {switch.vault_id} is due before "
+            "Your next check-in is due before "
             f"{iso(deadline)}. Run `evault checkin` or use the "
             f"check-in page: {base_url}/checkin"
         ),
@@ -1123,7 +1217,7 @@ def missed(session: Session, switch: Switch, *, release_at: dt.datetime, now: dt
         event="switch.overdue",
         subject="Evidence Vault: you missed a check-in",
         text=(
-            f"You missed the check-in for vault {switch.vault_id}. Check in before "
+            "You missed a check-in. Check in before "
             f"{iso(release_at)} or the release set is published."
         ),
         now=now,
@@ -1168,7 +1262,7 @@ def _duress_effect(session: Session, switch: Switch, *, now: dt.datetime, how: s
             event="switch.duress",
             subject="Evidence Vault: a check-in under duress",
             text=(
-                f"The reporter of vault {switch.vault_id} checked in with their duress "
+                f"{{Reporter}} checked in with their duress "
                 f"{how} at {iso(now)}. They may be detained or coerced. Do not reply to "
                 "them through channels others may watch. Their real deadline stays "
                 f"{iso(switch.deadline_at)}: the duress check-in did not move it."
@@ -1229,7 +1323,7 @@ def _record_checkin(
                 audience="alert",
                 event="switch.recovered",
                 subject="Evidence Vault: the reporter checked in again",
-                text=f"The reporter of vault {switch.vault_id} checked in at {iso(now)}.",
+                text=f"{{Reporter}} checked in at {iso(now)}.",
                 now=now,
             )
         # The grace a duress "release" set to 0 comes back with a real check-in.
@@ -1431,8 +1525,8 @@ def _count_failure(session: Session, switch: Switch, *, now: dt.datetime) -> Non
         event="switch.phrase_failures",
         subject="Evidence Vault: repeated failed check-ins",
         text=(
-            f"Vault {switch.vault_id}: {switch.failed_phrases} check-ins in a row on the web "
-            f"page failed (the last at {iso(now)}). Someone may be guessing the phrase. "
+            f"{switch.failed_phrases} web check-ins in a row for {{reporter}} on the "
+            f"check-in page failed (the last at {iso(now)}). Someone may be guessing the phrase. "
             f"While failures go on you are told again at most every {hours} hours."
         ),
         now=now,
@@ -1523,7 +1617,7 @@ def _request_change(
         event="change.requested",
         subject="Evidence Vault: a change waits for cooling-off",
         text=(
-            f"The reporter of vault {switch.vault_id} asked to {what}. It takes effect at "
+            f"{{Reporter}} asked to {what}. It takes effect at "
             f"{iso(change.effective_at)} unless trustees cancel it (change {change.id}: "
             f"evault trustee cancel {switch.vault_id} {change.id})."
         ),
@@ -1556,8 +1650,12 @@ def keep_secrets(session: Session, account: Account, value: object) -> object:
         if not isinstance(contacts, list):
             continue
         result[name] = [
-            {"secret": known[c["webhook"]], "webhook": c["webhook"]}
-            if isinstance(c, dict) and set(c) == {"webhook"} and c["webhook"] in known
+            {**c, "secret": known[c["webhook"]]}
+            if isinstance(c, dict)
+            and "webhook" in c
+            and set(c) - _CONTACT_EXTRAS == {"webhook"}
+            and isinstance(c["webhook"], str)
+            and c["webhook"] in known
             else c
             for c in contacts
         ]

@@ -15,6 +15,11 @@
 - ``GET /release/<vault>[/<n>]/key.txt``: the published release identity.
 - ``GET /release/<vault>/share``, ``POST``: a trustee hands in a share by
   its mnemonic words while the vault is releasing.
+- ``GET /notice/<token>``, ``POST``: a notice's details, for whoever holds
+  the private link it was sent with (:mod:`server.services.notice_links`).
+  The GET shows a button only, so a mail provider's link checker that
+  fetches the link sees nothing; the POST shows the notice. A token
+  malformed, unknown or expired is one 404 page.
 - ``GET /static/evault.css``: the one stylesheet.
 
 There is no JavaScript anywhere, no cookie and no session: the pages get the
@@ -34,6 +39,7 @@ caching proxies take the load, and copies outlive a takedown a little longer.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import shlex
@@ -48,6 +54,7 @@ from werkzeug.exceptions import HTTPException
 
 from server.api._request import app_state, blob_store, db_session, log_signer
 from server.keyfile import fingerprint, load_key_file
+from server.services import notice_links
 from server.services import release as release_service
 from server.services import switch as switch_service
 from server.storage import CHUNK_SIZE, BlobNotFoundError, StorageError
@@ -458,3 +465,46 @@ def share(vault: str) -> Response:
         return _page("share.html", 400, view=view, rejected=exc)
     session.commit()
     return _page("share.html", view=view, accepted=accepted)
+
+
+# Notices -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Notice:
+    """What a notice's page shows: its title and text."""
+
+    title: str
+    text: str
+
+
+def _notice(token: str) -> _Notice:
+    """The notice ``token`` shows; one 404 for a token malformed, unknown or expired."""
+    message = notice_links.find(db_session(), token, app_state().clock.now())
+    if message is None:
+        raise PageError(
+            404,
+            "Not found",
+            "This notice link does not work: it is mistyped or has expired. "
+            "Ask whoever runs this server to send the notice again.",
+        )
+    if message.channel == "webhook":
+        document = json.loads(message.body)
+        return _Notice(title=str(document.get("subject", "")), text=str(document.get("text", "")))
+    return _Notice(title=message.subject, text=message.body)
+
+
+@pages.get("/notice/<token>")
+def notice_form(token: str) -> Response:
+    """A notice's page: a button that shows it (so that a link checker shows nothing)."""
+    _notice(token)
+    return _page("notice.html", token=token)
+
+
+@pages.post("/notice/<token>")
+def notice(token: str) -> Response:
+    """A notice's details, for whoever holds its link."""
+    # No CSRF token: the link's token is the credential, and showing a
+    # notice changes nothing.
+    _form(())
+    return _page("notice.html", token=token, notice=_notice(token))

@@ -40,6 +40,7 @@ from .client_env import (
     _base_env,
     enroll,
     enroll_reporter,
+    pin,
 )
 from .switch_env import Mailbox, quick_switches, wait_for
 from .test_coercers_view import ORDINARY, REAL, Normaliser, _write
@@ -653,3 +654,42 @@ def test_under_duress_the_app_shows_the_decoy_vault_as_a_real_one(
         if free[path] != coerced[path]:
             diff = difflib.unified_diff(free[path], coerced[path], "free", "coerced", lineterm="")
             pytest.fail(f"the page {path} differs:\n" + "\n".join(diff))
+
+
+def test_a_trustees_alerts_set_in_the_app_are_encrypted_to_their_card(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Arming in the app with a trustee's own address ties it to the trustee's card."""
+    with ServerProcess.started(tmp_path / "server") as server:
+        rita = enroll_reporter(server, tmp_path, "rita", display="Rita Reporter")
+        (ed,) = enroll(server, tmp_path, [("ed", "editor")])
+        pin(rita, ed)
+        (tmp_path / "memo.txt").write_bytes(b"the memo\n")
+        rita.add(tmp_path / "memo.txt")
+        app = AppProcess(rita.home)
+        try:
+            context = browser.new_context(bypass_csp=True, viewport={"width": 1000, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(app.link)
+            page.fill("#passphrase", PASSPHRASE)
+            page.click("button.primary")
+            page.goto(f"{app.origin}/switch/arm")
+            _audit(page, "arm (with a trustee)")
+            page.check("#trustee-1")
+            page.fill("#trustee-email-1", "ed@example.org")
+            page.fill("#alert_emails", "desk@example.org")
+            page.click("button.primary")
+            assert "Armed:" in page.inner_text("[role=status]")
+            context.close()
+        finally:
+            app.stop()
+        alerts = rita.json("switch", "status")["policy"]["alert"]
+        assert alerts == [
+            {
+                "age": ed.identity().card().recipient,
+                "email": "ed@example.org",
+                "name": "Rita Reporter",
+            },
+            {"email": "desk@example.org"},
+        ]

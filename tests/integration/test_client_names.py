@@ -173,6 +173,12 @@ def test_the_editor_sees_names_pulls_all_and_renames(desk: Desk, tmp_path: Path)
     listed = ed.ok("inbox").out
     assert "Rita Reporter (unverified)" in listed
     assert rita.account[:8] not in listed
+    # --json carries the same name, and says plainly that it is not verified.
+    entries = [i for i in ed.json("inbox")["items"] if i["owner"] == rita.account]
+    assert entries
+    assert {(i["from"], i["from_verified"]) for i in entries} == {
+        ("Rita Reporter (unverified)", False)
+    }
 
     inbox = tmp_path / "inbox/"
     first = ed.ok("inbox", "pull", "--all", "-o", f"{inbox}/")
@@ -211,6 +217,8 @@ def test_the_editor_sees_names_pulls_all_and_renames(desk: Desk, tmp_path: Path)
     assert stat.S_IMODE((ed.home / "state.json").stat().st_mode) == 0o600
     listed = ed.ok("inbox").out
     assert re.search(r"^[0-9a-f]{32}  rita\s", listed, re.MULTILINE)
+    entries = [i for i in ed.json("inbox")["items"] if i["owner"] == rita.account]
+    assert {(i["from"], i["from_verified"]) for i in entries} == {("rita", True)}
     got = ed.ok("pull", "report.txt", "-o", tmp_path / "again.txt")
     assert "signature by rita and hashes verified" in got.out
     assert hashlib.sha256((tmp_path / "again.txt").read_bytes()).hexdigest() == (

@@ -249,11 +249,12 @@ def _script(
     seen[OBSERVABLES[10]] = [person.ok("switch", "disarm", "--yes").out]
     missed = wait_for(
         "the missed check-in at the reporter's own address",
-        lambda: [m for m in box.to(own) if "missed" in str(m["Subject"])],
+        lambda: [m for m in box.to(own) if "missed" in box.read(m)[0]],
         timeout=EVERY * 4,
     )
     assert missed
-    seen[OBSERVABLES[11]] = [[str(m["Subject"]), m.get_content().strip()] for m in box.to(own)]
+    # What the mail provider sees, then what the reporter reads at the link.
+    seen[OBSERVABLES[11]] = [[str(m["Subject"]), *box.read(m)] for m in box.to(own)]
     seen["names"] = {i["id"]: i["filename"] for i in listed}
     return seen
 
@@ -372,21 +373,21 @@ def test_the_coercer_sees_the_same_as_with_a_free_reporter(
     for seen in (free, under_duress):
         shown_deadline = re.search(r'datetime="([^"]+)"', seen[OBSERVABLES[2]][1])
         assert shown_deadline is not None
-        reminders = [body for subject, body in seen[OBSERVABLES[11]] if "soon" in subject]
+        reminders = [body for _, title, body in seen[OBSERVABLES[11]] if "soon" in title]
         assert reminders
         assert all(shown_deadline.group(1) in body for body in reminders), reminders
     # Cora's trustee was told the truth: duress, and the real deadline missed.
     told = wait_for(
         "the trustee's alerts",
         lambda: (
-            [str(m["Subject"]) for m in box.to("tina@example.org")]
+            [box.read(m)[0] for m in box.to("tina@example.org")]
             if len(box.to("tina@example.org")) >= 2
             else None
         ),
     )
     assert any("duress" in subject for subject in told)
     assert any("missed" in subject for subject in told)
-    assert not any("duress" in str(m["Subject"]) for m in box.to("ted@example.org"))
+    assert not any("duress" in box.read(m)[0] for m in box.to("ted@example.org"))
     # The real items stayed: the real passphrase still lists and opens them.
     listed = {i["filename"] for i in cora.json("ls")["items"]}
     assert listed == set(REAL)

@@ -197,7 +197,12 @@ def newsroom(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Iterator[ServerPro
         yield server
 
 
-def test_guides(transcript: Transcript, newsroom: ServerProcess, tmp_path: Path) -> None:
+def test_guides(
+    transcript: Transcript,
+    newsroom: ServerProcess,
+    mailbox: tuple[Mailbox, int],
+    tmp_path: Path,
+) -> None:
     reporters, editors = "docs/reporters.md", "docs/editors.md"
     server = newsroom
     log_key = "'vault.example.org/log+…'"
@@ -276,7 +281,7 @@ def test_guides(transcript: Transcript, newsroom: ServerProcess, tmp_path: Path)
         reporter.add(reporter.root / "ledger.pdf")
         armed = reporter.ok(
             "switch", "set", "--every", "2s", "--grace", "1s", "--trustee", "maria",
-            "--publish-email", "desk@example.org",
+            "--alert-email", "maria <maria@example.org>", "--publish-email", "desk@example.org",
         )  # fmt: skip
         assert "Every custodian's share is needed (2 of 2)" in armed.err
         status = reporter.json("switch", "status")
@@ -290,6 +295,13 @@ def test_guides(transcript: Transcript, newsroom: ServerProcess, tmp_path: Path)
         )
     listed = as_maria("evault trustee list")
     assert all(vault in listed for vault in vaults)
+    # Their alerts reached Maria encrypted to her card; she opens one as the guide says.
+    box, _ = mailbox
+    alert = wait_for("an alert to Maria", lambda: box.to("maria@example.org"))[0]
+    (attached,) = list(alert.iter_attachments())
+    (maria.root / "notice.age").write_bytes(attached.get_content())
+    opened = as_maria("evault notice open notice.age")
+    assert "Rosa" in opened or "Ruth" in opened
     rosa, ruth = vaults
     as_maria(
         "evault trustee submit VAULT",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import ipaddress
 import json
 import logging
@@ -35,6 +36,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from server.config import Config
 from server.models.switch import OutboxMessage
 from server.notify import (
+    ATTACHMENT,
+    KEYED_BODY,
+    PAD_TO,
+    SUBJECT,
     DeliveryError,
     NoticeSender,
     WebhookSignatureError,
@@ -44,6 +49,7 @@ from server.notify import (
     sign_webhook,
     verify_webhook,
 )
+from vault import age
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
@@ -197,7 +203,7 @@ def test_plain_smtp_delivers_with_headers(
     assert message["From"] == "vault@example.org"
     assert message["To"] == "ana@example.org"
     assert message["Subject"] == "Erinnerung: check in"
-    assert message["Message-ID"] == f"<{DELIVERY}@evidence-vault>"
+    assert message["Message-ID"] == f"<{DELIVERY}@example.org>"
     assert message["X-Evault-Delivery"] == DELIVERY
     assert message["Date"] is not None
     assert message.get_content_type() == "text/plain"
@@ -593,7 +599,7 @@ def test_stale_delivery_is_refused_by_the_receiver(receiver: Receiver, tmp_path:
 # The sender
 
 
-def _message(channel: str, target: str, body: str) -> OutboxMessage:
+def _message(channel: str, target: str, body: str, recipient: str | None = None) -> OutboxMessage:
     now = dt.datetime.now(dt.UTC)
     return OutboxMessage(
         id=DELIVERY,
@@ -606,7 +612,14 @@ def _message(channel: str, target: str, body: str) -> OutboxMessage:
         created_at=now,
         next_attempt_at=now,
         attempts=1,
+        recipient=recipient,
     )
+
+
+def _opened(armored: bytes, identity: age.Identity) -> str:
+    out = io.BytesIO()
+    age.decrypt(io.BytesIO(armored), out, [identity])
+    return out.getvalue().decode("utf-8")
 
 
 def test_notice_sender_dispatches_by_channel(
@@ -615,13 +628,28 @@ def test_notice_sender_dispatches_by_channel(
     mailbox, port = smtp_server()
     config = _config(tmp_path, smtp_port=port, smtp_security="none", webhook_allow_private=True)
     sender = NoticeSender(config)
+    key = age.X25519Identity.generate()
+    recipient = str(key.recipient())
     now = int(time.time())
-    sender.send(_message("email", "trustee@example.org", "Ana is overdue."), now=now)
-    body = _body().decode()
-    sender.send(_message("webhook", _target(receiver.url("/ok")), body), now=now)
-    assert [m["To"] for m in mailbox.messages] == ["trustee@example.org"]
+    sender.send(_message("email", "trustee@example.org", "Ana is overdue.", recipient), now=now)
+    details = _body().decode()
+    sender.send(_message("webhook", _target(receiver.url("/ok")), details, recipient), now=now)
+    [mail] = mailbox.messages
+    assert mail["To"] == "trustee@example.org"
+    assert mail["Subject"] == SUBJECT
+    text, attached = list(mail.iter_parts())
+    assert text.get_content().replace("\r\n", "\n") == KEYED_BODY
+    assert attached.get_filename() == ATTACHMENT
+    opened = _opened(attached.get_content(), key)
+    assert opened.rstrip(" ") == "Ana is overdue\n\nAna is overdue.\n"
+    assert len(opened) % PAD_TO == 0
     [got] = receiver.received
     assert got.verified
-    assert got.body == body.encode()
+    document = json.loads(got.body)
+    assert set(document) == {"age", "delivery", "time"}
+    assert json.loads(_opened(document["age"].encode(), key)) == json.loads(details)
     with pytest.raises(DeliveryError, match="unknown channel"):
         sender.send(_message("sms", "+1555", "x"), now=now)
+    # Without a key the details go behind a link, which needs the database.
+    with pytest.raises(DeliveryError, match="no database"):
+        sender.send(_message("email", "trustee@example.org", "Ana is overdue."), now=now)

@@ -356,4 +356,5 @@ def test_the_pages_are_public_by_name(app: Flask) -> None:
         "/release/<vault>/key.txt",
         "/release/<vault>/<int:number>/key.txt",
         "/release/<vault>/share",
+        "/notice/<token>",
     }

@@ -926,7 +926,7 @@ def test_the_web_phrase_moves_the_deadline_and_guessing_alerts_the_trustees_spar
     _refused(wrong)
     first = _phrase_alerts(app, who.vault)
     assert len(first) == 1
-    assert f"Vault {who.vault}: 3 check-ins in a row on the web page failed" in first[0]
+    assert "3 web check-ins in a row for the reporter of vault" in first[0]
     assert _outbox(app, "switch.phrase_failures", who.vault) == ["trustee@example.org"]
     for _ in range(4):
         _refused(wrong)
@@ -945,7 +945,7 @@ def test_the_web_phrase_moves_the_deadline_and_guessing_alerts_the_trustees_spar
     _refused(wrong)
     alerts = _phrase_alerts(app, who.vault)
     assert len(alerts) == 2
-    assert f"Vault {who.vault}: 5 check-ins in a row on the web page failed" in alerts[1]
+    assert "5 web check-ins in a row for the reporter of vault" in alerts[1]
     assert "at most every 6 hours" in alerts[1]
     # The duress phrase, too, is taken straight after the failures.
     duress = phrase_checkin(app, config, "ana-desk", DURESS_PHRASE, clock.now())

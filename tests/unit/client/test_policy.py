@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from client.policy import (
@@ -12,6 +14,7 @@ from client.policy import (
     PolicyOptions,
     build_policy,
     email_notice,
+    parse_contact,
     webhook_notice,
 )
 from vault.errors import ConfigError, ProofError
@@ -173,3 +176,55 @@ def test_webhooks_the_server_lists_without_secrets_are_sent_back_without() -> No
     )
     assert [n.webhook for _, n in made] == ["https://desk.example/hook", "https://b.example/"]
     assert [c["secret"] for c in changed.to_json()["alert"]] == [n.secret for _, n in made]
+
+
+def test_a_contact_named_after_a_pinned_card() -> None:
+    plain = parse_contact("maria@example.org", "email")
+    assert plain == Notice(email="maria@example.org")
+    named = parse_contact("maria <maria@example.org>", "email")
+    assert named.contact == "maria"
+    assert named.email == "maria@example.org"
+    hook = parse_contact(" desk <https://desk.example/hook> ", "webhook")
+    assert (hook.contact, hook.webhook) == ("desk", "https://desk.example/hook")
+    # Only the key and the name reach the server, never the local contact name.
+    keyed = replace(named, age="age1examplerecipient", name="Ana Reporter")
+    assert keyed.to_json() == {
+        "age": "age1examplerecipient",
+        "email": "maria@example.org",
+        "name": "Ana Reporter",
+    }
+    assert keyed.shown() == "maria <maria@example.org>"
+    with pytest.raises(ConfigError, match="invalid e-mail address"):
+        parse_contact("maria <not an address>", "email")
+
+
+def test_keys_and_names_round_trip_and_a_known_webhook_keeps_them() -> None:
+    shown = {
+        "interval": 86400,
+        "grace": 0,
+        "reminders": [],
+        "duress": "alert",
+        "cooling_off": 3600,
+        "remind": [],
+        "alert": [
+            {"email": "maria@example.org", "age": "age1a", "name": "Ana"},
+            {"webhook": "https://desk.example/hook", "age": "age1b", "name": "Ana"},
+        ],
+        "publish": [],
+    }
+    current = Policy.from_json(shown)
+    assert current.to_json()["alert"] == shown["alert"]
+    with pytest.raises(ProofError):
+        Policy.from_json({**shown, "alert": [{"email": "m@example.org", "name": 7}]})
+    # A webhook whose secret is known keeps it when given again with a key.
+    known = Notice(webhook="https://desk.example/hook", secret="s" * 32)
+    base, _ = build_policy(PolicyOptions(every=86400, alert=(known,)), None)
+    again = replace(webhook_notice("https://desk.example/hook"), age="age1c", name="Ana")
+    changed, made = build_policy(PolicyOptions(alert=(again,)), base)
+    assert made == []
+    assert changed.alert[0].to_json() == {
+        "age": "age1c",
+        "name": "Ana",
+        "secret": "s" * 32,
+        "webhook": "https://desk.example/hook",
+    }
