@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.text import Text
 
 from client import items as service
@@ -41,7 +43,15 @@ from vault.age.stream import payload_size
 from vault.disclosure import Reveal
 from vault.errors import ConfigError, VaultError
 
-__all__ = ["COMMANDS", "check_readable", "human_size", "item_table", "show_items"]
+__all__ = [
+    "COMMANDS",
+    "EMPTY",
+    "check_readable",
+    "human_size",
+    "item_table",
+    "show_items",
+    "write_items",
+]
 
 _MAX_NOTE = 4000
 """Characters in a note: its manifest stays far below the server's 64 KiB even escaped."""
@@ -321,16 +331,32 @@ def _day(value: object) -> str:
     return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d")
 
 
+EMPTY = {True: "No items shared with you yet.", False: "No items yet: `evault add FILE`"}
+"""What ``inbox`` (True) and ``ls`` (False) say when there is nothing to list."""
+
+
 def _list(client: Client, *, inbox: bool) -> None:
     rows = list(service.list_items(client))
-    empty = "No items shared with you yet." if inbox else "No items yet: `evault add FILE`"
-    show_items(client, rows, inbox=inbox, empty=empty)
+    show_items(client, rows, inbox=inbox, empty=EMPTY[inbox])
 
 
 def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty: str) -> None:
     """Print ``rows`` as a table (or JSON): names and sizes from the signed manifests."""
-    if json_mode():
-        print_json(
+    write_items(client, rows, inbox=inbox, empty=empty, console=out(), as_json=json_mode())
+
+
+def write_items(
+    client: Client,
+    rows: list[service.Listed],
+    *,
+    inbox: bool,
+    empty: str,
+    console: Console,
+    as_json: bool,
+) -> None:
+    """Write ``rows`` to ``console``, as a table for its width or as JSON."""
+    if as_json:
+        document = json.dumps(
             {
                 "items": [
                     {
@@ -347,13 +373,16 @@ def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty
                     }
                     for r in rows
                 ]
-            }
+            },
+            indent=2,
+            sort_keys=True,
+            ensure_ascii=False,
         )
+        console.file.write(document + "\n")
         return
     if not rows:
-        out().print(empty)
+        console.print(empty)
         return
-    console = out()
     lines = item_table(rows, _people(client, rows, inbox=inbox), inbox=inbox, room=console.width)
     # One print: a thousand rows printed one by one cost rich a thousand renders.
     console.print(Text("\n").join(lines))
