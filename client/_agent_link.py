@@ -15,8 +15,7 @@ import socket
 import stat
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from client import _agent_wire as wire
 from client.config import Paths
@@ -30,8 +29,7 @@ _STREAM_TIMEOUT = 600.0
 _MAX_TOKEN = 128
 
 
-@dataclass(frozen=True, kw_only=True)
-class Status:
+class Status(NamedTuple):
     """A running session unlock: when it ends at the latest, and after how long unused."""
 
     until: datetime.datetime

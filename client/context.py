@@ -197,6 +197,11 @@ class Client:
     def origin(self) -> str:
         return self.log.verifier.name
 
+    @property
+    def logged_in(self) -> bool:
+        """Whether this client is logged in already (a kept connection may be)."""
+        return self._logged_in
+
     def authed(self) -> Api:
         """The API, logged in as this device's account."""
         if not self._logged_in:

@@ -22,6 +22,7 @@ import io
 import re
 import threading
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -407,10 +408,10 @@ def list_items(
     one if they are few, else with the list again. The ones checked go into
     ``known``.
     """
-    client.check_log()
-    if known is not None and len(known):
+    if known is not None and len(known) and client.logged_in:
         yield from _list_known(client, decoys=decoys, known=known)
         return
+    client.check_log()
     checked: set[_Key] = set()
     checker: _Checker | None = None
     for meta in _listed_metas(client, decoys=decoys):
@@ -443,8 +444,17 @@ def list_items(
 
 
 def _list_known(client: Client, *, decoys: bool, known: ManifestCache) -> Iterator[Listed]:
-    """:func:`list_items` with manifests checked before: the list alone, and what changed."""
-    metas = list(item_metas(client, limit=_PAGE, decoys=decoys))
+    """:func:`list_items` with manifests checked before: the list alone, and what changed.
+
+    The log's checkpoint is checked while the list comes (two requests, one
+    wait); nothing is yielded before both are done.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        log_checked = pool.submit(client.check_log)
+        try:
+            metas = list(item_metas(client, limit=_PAGE, decoys=decoys))
+        finally:
+            log_checked.result()  # a log that fails its check says so first
     checker = _Checker(client)
 
     def key(meta: dict[str, Any], pinned: Pinned | None) -> _Key | None:

@@ -94,6 +94,8 @@ def printable(text: object) -> str:
 
 def _plain(text: str) -> str:
     """Text with control and formatting characters replaced: messages may quote a server."""
+    if text.isascii() and text.isprintable():
+        return text  # nothing to replace
     return "".join(
         "?" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else ch
         for ch in text

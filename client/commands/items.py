@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.text import Text
+from rich.text import Span, Text
 
 from client import items as service
 from client.api import ApiError
@@ -443,16 +443,25 @@ def item_table(
     laid = fit(columns, room)
     lines = [Text("  ".join(pad(c.header, w, right=c.right) for c, w in laid).rstrip(), "bold")]
     for index, r in enumerate(rows):
-        line = Text()
+        # Plain text and the spans of its styles: one Text a line, built at once.
+        parts: list[str] = []
+        spans: list[Span] = []
+        at = 0
         for place, (column, cells_width) in enumerate(laid):
-            cell = shorten(column.cells[index], cells_width)
+            cell = pad(shorten(column.cells[index], cells_width), cells_width, right=column.right)
+            if place:
+                parts.append("  ")
+                at += 2
             style = ""
             if r.manifest is None and column.shrinks:
                 style = "red"
             elif unsure[index] and column.header == "from":
                 style = "yellow"
-            line.append("  " if place else "")
-            line.append(pad(cell, cells_width, right=column.right), style)
+            if style:
+                spans.append(Span(at, at + len(cell), style))
+            parts.append(cell)
+            at += len(cell)
+        line = Text("".join(parts), spans=spans)
         line.rstrip()
         lines.append(line)
     failed = [r for r in rows if r.manifest is None]
