@@ -26,13 +26,15 @@ The answer frames: ``{"ok": true, "err": text}`` (a line for stderr, now),
 ``{"ok": true, "out": text}`` (part of stdout), and last
 ``{"ok": true, "done": true, "exit": n}``; or ``{"ok": false, ...}`` when the
 request is malformed or something unexpected happened, and the command then
-does the listing itself.
+does the listing itself. So it does when it names another certificate authority
+(``EVAULT_CA_FILE``) than the one this process was started with.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -204,7 +206,7 @@ def _tell_handovers(client: Client, told: _Teller) -> None:
 
 def _parse(request: dict[str, Any]) -> dict[str, Any] | None:
     """The list request's fields, checked, or None if it is malformed."""
-    expected = {"op", "inbox", "json", "width", "terminal", "env", "server", "proxy"}
+    expected = {"op", "inbox", "json", "width", "terminal", "env", "server", "proxy", "ca_file"}
     if set(request) != expected:
         return None
     flags = [request[name] for name in ("inbox", "json", "terminal")]
@@ -215,9 +217,11 @@ def _parse(request: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not all(k in ENVIRONMENT and isinstance(v, str) and len(v) < 256 for k, v in env.items()):
         return None
-    for name in ("server", "proxy"):
+    for name in ("server", "proxy", "ca_file"):
         if request[name] is not None and not isinstance(request[name], str):
             return None
+    if request["ca_file"] != (os.environ.get("EVAULT_CA_FILE") or None):
+        return None  # another certificate authority than this process trusts: the command lists
     return {
         "inbox": request["inbox"],
         "json": request["json"],

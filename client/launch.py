@@ -84,6 +84,7 @@ def _listed(inbox: bool, as_json: bool) -> int | None:
                 "env": env,
                 "server": os.environ.get("EVAULT_SERVER") or None,
                 "proxy": os.environ.get("EVAULT_PROXY") or None,
+                "ca_file": os.environ.get("EVAULT_CA_FILE") or None,
             }
         )
         return _print(frames)
