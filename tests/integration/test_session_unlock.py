@@ -38,6 +38,7 @@ from .client_env import (
     assert_ok,
     enroll,
     enroll_reporter,
+    upload_signed_items,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
@@ -453,3 +454,38 @@ def test_a_command_at_work_keeps_the_unlock_alive_past_its_idle_limit(
     assert len(commits) == 2
     # Idle once the command ended: it locks itself after the limit.
     assert _gone(pid, within=15)
+
+
+def test_many_changed_manifests_come_again_with_the_list_and_are_checked(
+    server: ServerProcess, proxy: Proxy, tmp_path: Path, runtime: Path
+) -> None:
+    hal = _through(server, proxy, tmp_path, "hal", runtime)
+    items = upload_signed_items(
+        server.url, hal, [(f"note-{n:02d}.txt", b"note %d\n" % n) for n in range(20)]
+    )
+    hal.ok("unlock")
+    _without_passphrase(hal)
+    assert all(i["verified"] for i in hal.json("ls")["items"])
+
+    # Every manifest hash changed: more than a few, so not one request each but the
+    # list again with its manifests, and each is checked against its new hash.
+    def changed(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/items" and exchange.method == "GET":
+            answer = exchange.json()
+            for item in answer["items"]:
+                item["manifest_sha256"] = "0" * 64
+            exchange.set_json(answer)
+
+    proxy.reset()
+    proxy.after = changed
+    listed = hal.json("ls")["items"]
+    proxy.after = None
+    asked = _requests(proxy)
+    assert asked.count(f"GET {API}/items") == 1
+    assert asked.count(f"GET {API}/items?with") == 1
+    assert not [a for a in asked if a.endswith("/manifest")]
+    assert sorted(i["id"] for i in listed) == sorted(items)
+    assert all(not i["verified"] and "does not match" in i["problem"] for i in listed)
+    # The server's true hashes again: every manifest checked anew, all good.
+    assert all(i["verified"] for i in hal.json("ls")["items"])
+    hal.ok("lock")
