@@ -10,7 +10,8 @@ public cards. It never hands out a secret key.
 
 It ends, taking the identity with it, when:
 
-- nothing used it for ``idle`` seconds, or ``lifetime`` seconds passed
+- nothing used it for ``idle`` seconds (a command connected to it, such
+  as a long upload, uses it for as long as it runs), or ``lifetime`` seconds passed
   since it started (time asleep counts: both the boot clock and the wall
   clock are watched, and the first to pass ends it);
 - ``evault lock`` or ``evault panic`` asks, or SIGTERM, SIGINT or SIGHUP;
@@ -19,8 +20,15 @@ It ends, taking the identity with it, when:
 - a connection fails to prove itself (another user, a wrong token): the
   next command asks for the passphrase again.
 
-It writes nothing but its socket and token, logs nothing, and answers
-errors without detail. On Linux it makes itself non-dumpable (no core file,
+It also lists the items for ``evault ls`` and ``evault inbox``
+(:mod:`client._agent_list`): it keeps the manifests it checked, in memory
+only, so that an unchanged item is not decrypted and checked again. It
+imports that code in the background once it listens (no request is made
+before a command asks).
+
+It writes nothing but its socket and token (and, when it lists items, the
+newest log checkpoint in ``state.json``, as every command does), logs
+nothing, and answers errors without detail. On Linux it makes itself non-dumpable (no core file,
 no ``ptrace`` or ``/proc/PID/mem`` by other processes of the user) and
 hands memory freed by the start back to the system (``malloc_trim``).
 Python cannot wipe memory: the identity stays in this process's memory
@@ -42,7 +50,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from client._agent_wire import (
     DEPTH,
@@ -61,6 +69,9 @@ from vault import canonical
 from vault.age import Stanza
 from vault.errors import HeaderError, VaultError
 from vault.keys import CONTEXTS, PersonalIdentity
+
+if TYPE_CHECKING:
+    from client._agent_list import Lister
 
 __all__ = ["main"]
 
@@ -127,6 +138,10 @@ class _Agent:
         self._marks: dict[Path, tuple[int, ...] | None] = {}
         self._keystore: tuple[int, ...] | None = None
         self._connections = 0
+        self._working = 0
+        self._listing: Lister | None = None
+        self._listing_lock = threading.Lock()
+        """Commands connected now: while one runs (a long upload), the session is in use."""
 
     # -- time -------------------------------------------------------------------
 
@@ -138,6 +153,8 @@ class _Agent:
         now = (_clock(), time.time())
         with self._lock:
             idle = max(n - t for n, t in zip(now, self._last, strict=True))
+            if self._working:
+                idle = 0
         age = max(n - t for n, t in zip(now, self._started, strict=True))
         return idle >= self.idle or age >= self.lifetime
 
@@ -220,6 +237,7 @@ class _Agent:
                 self.finish()
 
     def _connection(self, conn: socket.socket) -> None:
+        working = False
         try:
             conn.settimeout(5)
             if not same_user(peer(conn)):
@@ -240,6 +258,9 @@ class _Agent:
                 self.finish()
             if self._expired() or self._changed():
                 self.finish()
+            with self._lock:
+                self._working += 1
+                working = True
             self._touch()
             send(conn, self._status())
             conn.settimeout(None)
@@ -255,6 +276,9 @@ class _Agent:
                     with contextlib.suppress(WireError):
                         send(conn, {"ok": True})
                     self.finish()
+                if request.get("op") == "list":
+                    self._lister().answer(request, lambda frame: send(conn, frame))
+                    continue
                 send(conn, self._answer(request))
         except WireError:
             pass
@@ -262,6 +286,27 @@ class _Agent:
             conn.close()
             with self._lock:
                 self._connections -= 1
+                if working:
+                    # The command ended (or broke off): the idle time counts from now.
+                    self._working -= 1
+                    self._last = (_clock(), time.time())
+
+    def _lister(self) -> Lister:
+        """What lists items for ``evault ls`` (imported with the first listing, not before)."""
+        with self._listing_lock:
+            if self._listing is None:
+                from client._agent_list import Lister
+
+                self._listing = Lister(self.paths, self._identities[0])
+            return self._listing
+
+    def prepare(self) -> None:
+        """Import the listing code now, in the background: the first ``evault ls`` waits less.
+
+        No request is made: the server hears nothing until a command asks.
+        """
+        with contextlib.suppress(Exception):
+            self._lister()
 
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op, key = request.get("op"), request.get("key")
@@ -366,6 +411,7 @@ def main() -> NoReturn:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+    threading.Thread(target=agent.prepare, daemon=True).start()
     agent.serve(listener)
 
 

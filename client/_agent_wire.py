@@ -27,16 +27,13 @@ it (:mod:`client.agent`) share this module.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import socket
 import stat
 import struct
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from client.config import Paths
 from vault import canonical
@@ -88,6 +85,8 @@ def folder(paths: Paths) -> Path:
     if len(os.fsencode(chosen / "socket")) > _MAX_SOCKET_PATH:
         # Too long for a socket address (104 bytes on macOS, 108 on Linux): a
         # private folder in the temporary directory, as ssh-agent does.
+        import tempfile
+
         uid = os.getuid() if hasattr(os, "getuid") else 0
         chosen = Path(tempfile.gettempdir()) / f"evault-{uid}" / name
     return chosen
@@ -186,8 +185,7 @@ def receive(sock: socket.socket) -> dict[str, Any]:
 # -- who is on the other end ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Peer:
+class Peer(NamedTuple):
     """The user (and, on Linux, the process) at the other end of a Unix socket."""
 
     uid: int | None
@@ -196,6 +194,8 @@ class Peer:
 
 
 def _getpeereid() -> Any:
+    import ctypes
+
     try:
         function = ctypes.CDLL(None, use_errno=True).getpeereid
     except (OSError, AttributeError):
@@ -218,6 +218,8 @@ def peer(sock: socket.socket) -> Peer:
         return Peer(uid=uid, pid=pid)
     getpeereid = _getpeereid()  # macOS, the BSDs
     if getpeereid is not None:
+        import ctypes
+
         uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
         if getpeereid(sock.fileno(), ctypes.byref(uid), ctypes.byref(gid)) == 0:
             return Peer(uid=uid.value, pid=None)

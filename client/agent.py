@@ -20,27 +20,24 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime
 import os
 import selectors
 import signal
-import socket
-import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import client
 from client import _agent_wire as wire
+from client._agent_link import Connection as _Connection
+from client._agent_link import Status
+from client._agent_link import connect as _connect
 from client.config import Paths
 from vault import age, canonical
 from vault.age import hybrid, x25519
-from vault.errors import ConfigError, HeaderError, VaultError
+from vault.errors import ConfigError, VaultError
 from vault.keys import Card, PersonalIdentity
 
 __all__ = [
@@ -62,108 +59,8 @@ DEFAULT_LIFETIME = 8 * 3600
 """Seconds after which it ends however much it is used."""
 MAX_LIFETIME = 24 * 3600
 _START_TIMEOUT = 20.0
-_CALL_TIMEOUT = 60.0
-_MAX_TOKEN = 128
 
 available = wire.available
-
-
-@dataclass(frozen=True, kw_only=True)
-class Status:
-    """A running session unlock: when it ends at the latest, and after how long unused."""
-
-    until: datetime.datetime
-    idle: int
-
-
-class _Connection:
-    """One authenticated connection to the session unlock, shared by a command's threads."""
-
-    def __init__(self, sock: socket.socket, status: Status, pid: int | None) -> None:
-        self._sock = sock
-        self._lock = threading.Lock()
-        self.status = status
-        self.pid = pid
-
-    def call(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One request and its answer.
-
-        Raises:
-            ConfigError: the session unlock ended meanwhile.
-            HeaderError: a stanza it was given is malformed.
-        """
-        with self._lock:
-            try:
-                wire.send(self._sock, request)
-                answer = wire.receive(self._sock)
-            except wire.WireError:
-                raise ConfigError(
-                    "the session unlock ended while this command ran",
-                    hint="run the command again: it asks for your passphrase",
-                ) from None
-        if answer.get("ok") is True:
-            return answer
-        if answer.get("error") == "header" and isinstance(answer.get("message"), str):
-            raise HeaderError(str(answer["message"]))
-        raise VaultError("the session unlock refused the request")
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-
-def _read_token(paths: Paths) -> str | None:
-    """The token, if its file is this user's private regular file."""
-    path = wire.token_path(paths)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        ours = not hasattr(os, "getuid") or info.st_uid == os.getuid()
-        if not stat.S_ISREG(info.st_mode) or not ours or info.st_mode & 0o077:
-            return None
-        data = os.read(fd, _MAX_TOKEN + 1)
-    finally:
-        os.close(fd)
-    text = data.decode("ascii", errors="replace")
-    return text if 0 < len(text) <= _MAX_TOKEN else None
-
-
-def _status(answer: dict[str, Any]) -> Status:
-    until, idle = answer.get("until"), answer.get("idle")
-    if type(until) is not int or type(idle) is not int:
-        raise wire.WireError("malformed status")
-    return Status(until=datetime.datetime.fromtimestamp(until, datetime.UTC), idle=idle)
-
-
-def _connect(paths: Paths) -> _Connection | None:
-    """An authenticated connection to the running session unlock, or None if there is none."""
-    if not wire.available() or not wire.socket_path(paths).exists():
-        return None
-    if not wire.check_folder(paths):
-        return None
-    token = _read_token(paths)
-    if token is None:
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(5)
-        sock.connect(str(wire.socket_path(paths)))
-        who = wire.peer(sock)
-        if not wire.same_user(who):
-            raise wire.WireError("another user's socket")
-        wire.send(sock, {"op": "hello", "token": token})
-        answer = wire.receive(sock)
-        if answer.get("ok") is not True:
-            raise wire.WireError("refused")
-        status = _status(answer)
-        sock.settimeout(_CALL_TIMEOUT)
-    except (OSError, wire.WireError):
-        sock.close()
-        return None
-    return _Connection(sock, status, who.pid)
 
 
 def status(paths: Paths) -> Status | None:

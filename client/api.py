@@ -230,6 +230,17 @@ class Api:
         self._sleep = sleep
         self._watch = watch
 
+    @property
+    def logged_in(self) -> bool:
+        """Whether it holds a bearer token (renewed by itself when it expires)."""
+        return self._token is not None
+
+    def watch(self, watch: Watch | None) -> None:
+        """Tell ``watch`` of the requests from now on (the one told before is closed)."""
+        if self._watch is not None:
+            self._watch.close()
+        self._watch = watch
+
     def close(self) -> None:
         if self._watch is not None:
             self._watch.close()

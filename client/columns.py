@@ -29,6 +29,8 @@ _LONGEST_EXTENSION = 10
 
 def width(text: str) -> int:
     """The columns ``text`` takes on a terminal."""
+    if text.isascii() and text.isprintable():
+        return len(text)  # one column a character: no need to ask wcwidth, a thousand rows fast
     return max(0, wcwidth.width(text))
 
 

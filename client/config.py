@@ -23,10 +23,8 @@ volume).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-
-import platformdirs
+from typing import NamedTuple
 
 from vault.errors import ConfigError
 
@@ -35,9 +33,12 @@ __all__ = ["Paths", "home"]
 _APP = "evidence-vault"
 
 
-@dataclass(frozen=True)
-class Paths:
-    """The files of one client home directory."""
+class Paths(NamedTuple):
+    """The files of one client home directory.
+
+    (A named tuple rather than a dataclass: ``evault ls`` starts without importing
+    ``dataclasses``, see :mod:`client.launch`.)
+    """
 
     root: Path
 
@@ -67,4 +68,6 @@ def home() -> Paths:
     override = os.environ.get("EVAULT_HOME")
     if override:
         return Paths(Path(override).expanduser().absolute())
+    import platformdirs
+
     return Paths(Path(platformdirs.user_data_dir(_APP, appauthor=False)))

@@ -45,8 +45,13 @@ class Client:
         proxy: str | None = None,
         prompt: identities.Prompter = identities.tty_prompter,
         identity: PersonalIdentity | None = None,
+        api: Api | None = None,
     ) -> None:
-        """``identity``, if given, is the one already unlocked (the local app keeps it)."""
+        """``identity``, if given, is the one already unlocked (the local app keeps it).
+
+        ``api``, if given, is a connection to this device's server kept from
+        an earlier command (by the session unlock), logged in if it was.
+        """
         self.paths = paths
         if any((paths.root / name).is_dir() for name in ("receipts", "pending")):
             from client.account import forget_legacy
@@ -57,11 +62,12 @@ class Client:
         self._server = server
         self._proxy = proxy
         self.prompt = prompt
-        self._api: Api | None = None
+        self._api: Api | None = api
         self._identity: PersonalIdentity | None = identity
         self._session: AgentIdentity | None = None
         self._log: LogCheck | None = None
-        self._logged_in = False
+        self._logged_in = api is not None and api.logged_in
+        self._log_checked = False
         self.on_wait: Callable[[Wait], None] | None = None
         """Told of long network waits (the CLI says them); set before the first call."""
 
@@ -166,8 +172,35 @@ class Client:
             )
         return self._log
 
+    def check_log(self) -> None:
+        """Check the server's log before reading from it, as writes and ``log verify`` do.
+
+        One request for the latest signed checkpoint: its signature, then its
+        consistency with the newest checkpoint this device verified (a
+        consistency proof when the log grew; nothing more when it did not
+        change), so that a read never trusts a rewritten, forked or rolled-back
+        log. Once per command (until :meth:`save`): a command that reads many
+        items checks the log once. The checkpoint is remembered when the
+        command ends.
+
+        Raises:
+            ConfigError: no keystore, or this device is not registered.
+            SignatureError, ProofError, RewrittenLogError: see
+                :meth:`client.logcheck.LogCheck.refresh`.
+        """
+        if self._log_checked:
+            return
+        self.authed()  # a device without keystore or registration says so first, as before
+        self.log.refresh()
+        self._log_checked = True
+
     def origin(self) -> str:
         return self.log.verifier.name
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether this client is logged in already (a kept connection may be)."""
+        return self._logged_in
 
     def authed(self) -> Api:
         """The API, logged in as this device's account."""
@@ -194,7 +227,11 @@ class Client:
         return [] if self._log is None else list(self._log.followed)
 
     def save(self) -> None:
-        """Remember the newest verified checkpoint, pinned keys and any state change."""
+        """Remember the newest verified checkpoint, pinned keys and any state change.
+
+        The next read (of a client that lives on, as the local app's) checks the log again.
+        """
+        self._log_checked = False
         self._take_log_pin()
         if self.state == self._saved:
             return

@@ -20,7 +20,9 @@ import contextlib
 import hashlib
 import io
 import re
+import threading
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +56,7 @@ __all__ = [
     "Deleted",
     "Fetched",
     "Listed",
+    "ManifestCache",
     "Rewrapped",
     "SignedItem",
     "check_item_id",
@@ -153,11 +156,17 @@ def find_item(client: Client, item: str) -> dict[str, Any] | None:
 
 
 def _manifest(client: Client, meta: dict[str, Any]) -> SignedManifest:
+    return _manifest_and_hash(client, meta)[0]
+
+
+def _manifest_and_hash(client: Client, meta: dict[str, Any]) -> tuple[SignedManifest, str]:
+    """The item's manifest fetched alone, decrypted, and the SHA-256 of its encrypted bytes."""
     data = client.authed().get_bytes(f"/items/{meta['id']}/manifest", limit=_MAX_MANIFEST)
+    digest = hashlib.sha256(data).hexdigest()
     expected = meta.get("manifest_sha256")
-    if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
+    if isinstance(expected, str) and digest != expected:
         raise ProofError("the manifest does not match the item's metadata")
-    return _open_manifest(client, data)
+    return _open_manifest(client, data), digest
 
 
 def _open_manifest(client: Client, data: bytes) -> SignedManifest:
@@ -293,8 +302,17 @@ class _Checker:
         named = signed.manifest.signer
         return named if named in self._own_keys else self._own_key
 
-    def opened(self, meta: dict[str, Any], sealed: object) -> SignedManifest:
-        """The manifest the list carried for ``meta``, checked against its hash, decrypted."""
+    def signer_key(self, pinned: Pinned | None) -> bytes:
+        """What a manifest's signature is checked against: this side's keys, or the contact's."""
+        if pinned is None:
+            return b"".join(sorted(self._own_keys | {self._own_key}))
+        return pinned.card.signing_key
+
+    def opened(self, meta: dict[str, Any], sealed: object) -> tuple[SignedManifest, str]:
+        """The manifest the list carried for ``meta``, checked against its hash, decrypted.
+
+        Also the SHA-256 of its encrypted bytes.
+        """
         expected = meta.get("manifest_sha256")
         if sealed is None:
             if expected is not None:
@@ -303,14 +321,15 @@ class _Checker:
         data = b64decode(sealed)
         if data is None or len(data) > _MAX_MANIFEST:
             raise ProofError("the server sent a malformed manifest")
-        if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
+        digest = hashlib.sha256(data).hexdigest()
+        if isinstance(expected, str) and digest != expected:
             raise ProofError("the manifest does not match the item's metadata")
         out = io.BytesIO()
         try:
             age.decrypt(io.BytesIO(data), out, self.identities)
         except DecryptError as exc:
             raise ManifestError(f"cannot decrypt the item's manifest: {exc.message}") from None
-        return SignedManifest.parse(out.getvalue())
+        return SignedManifest.parse(out.getvalue()), digest
 
 
 def _listed_metas(client: Client, *, decoys: bool) -> Iterator[dict[str, Any]]:
@@ -332,13 +351,68 @@ def _listed_metas(client: Client, *, decoys: bool) -> Iterator[dict[str, Any]]:
         yield from pages
 
 
-def list_items(client: Client, *, decoys: bool = False) -> Iterator[Listed]:
+_Key = tuple[str, str, str, bytes]
+
+
+class ManifestCache:
+    """Manifests already decrypted and checked, kept in memory (by the session unlock).
+
+    Each is kept under what its check depended on: the item id and vault it
+    was signed for, the SHA-256 of its encrypted bytes, and the keys its
+    signature was checked against. A manifest that changed has another hash,
+    a contact whose key changed another key: either is checked again.
+    Nothing here is ever written anywhere; it goes with the process.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._known: dict[_Key, Manifest] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def get(self, key: _Key) -> Manifest | None:
+        with self._lock:
+            return self._known.get(key)
+
+    def put(self, key: _Key, manifest: Manifest) -> None:
+        with self._lock:
+            if len(self._known) >= self._limit:
+                self._known.clear()
+            self._known[key] = manifest
+
+    def keep_only(self, keys: Collection[_Key]) -> None:
+        """Forget every manifest but those of ``keys`` (the items listed now)."""
+        with self._lock:
+            self._known = {k: m for k, m in self._known.items() if k in keys}
+
+
+_FEW = 16
+"""Manifests not yet known above which they come again with the list rather than one by one."""
+
+
+def list_items(
+    client: Client, *, decoys: bool = False, known: ManifestCache | None = None
+) -> Iterator[Listed]:
     """Every item this account may read (or its decoys), with its manifest decrypted and checked.
 
     The manifests come with the list, a page of up to 1000 items in one
     request, from a server that lists them so (one request per item from an
     older one); each is checked exactly as :func:`signed_item` checks one.
+    The server's log is checked first (:meth:`Client.check_log`).
+
+    With ``known`` (the session unlock's), the manifests checked before are
+    not decrypted and checked again: the list is asked without them, and
+    only those not known (changed or new) are fetched and checked, one by
+    one if they are few, else with the list again. The ones checked go into
+    ``known``.
     """
+    if known is not None and len(known) and client.logged_in:
+        yield from _list_known(client, decoys=decoys, known=known)
+        return
+    client.check_log()
+    checked: set[_Key] = set()
     checker: _Checker | None = None
     for meta in _listed_metas(client, decoys=decoys):
         if checker is None:
@@ -350,14 +424,87 @@ def list_items(client: Client, *, decoys: bool = False) -> Iterator[Listed]:
         owner = str(listed.get("owner", ""))
         try:
             pinned = checker.signer(owner)
-            signed = checker.opened(listed, sealed) if carried else _manifest(client, listed)
+            if carried:
+                signed, digest = checker.opened(listed, sealed)
+            else:
+                signed, digest = _manifest_and_hash(client, listed)
             signer = checker.own_signer(signed) if pinned is None else pinned.card.signing_key
             manifest = _check_signed(signed, signer, listed)
+            if known is not None:
+                key = (listed["id"], str(listed["vault"]), digest, checker.signer_key(pinned))
+                known.put(key, manifest)
+                checked.add(key)
             yield Listed(
                 meta=listed, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
             )
         except (ProofError, FormatError, ApiError, ConfigError) as exc:
             yield Listed(meta=listed, manifest=None, problem=exc.message, owner=owner)
+    if known is not None:
+        known.keep_only(checked)
+
+
+def _list_known(client: Client, *, decoys: bool, known: ManifestCache) -> Iterator[Listed]:
+    """:func:`list_items` with manifests checked before: the list alone, and what changed.
+
+    The log's checkpoint is checked while the list comes (two requests, one
+    wait); nothing is yielded before both are done.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        log_checked = pool.submit(client.check_log)
+        try:
+            metas = list(item_metas(client, limit=_PAGE, decoys=decoys))
+        finally:
+            log_checked.result()  # a log that fails its check says so first
+    checker = _Checker(client)
+
+    def key(meta: dict[str, Any], pinned: Pinned | None) -> _Key | None:
+        digest = meta.get("manifest_sha256")
+        if not isinstance(digest, str) or not isinstance(meta.get("vault"), str):
+            return None
+        return (meta["id"], meta["vault"], digest, checker.signer_key(pinned))
+
+    rows: list[tuple[dict[str, Any], Pinned | None, Manifest | None] | Listed] = []
+    unknown = 0
+    for meta in metas:
+        owner = str(meta.get("owner", ""))
+        try:
+            pinned = checker.signer(owner)
+        except (ProofError, FormatError, ApiError, ConfigError) as exc:
+            rows.append(Listed(meta=meta, manifest=None, problem=exc.message, owner=owner))
+            continue
+        wanted = key(meta, pinned)
+        manifest = None if wanted is None else known.get(wanted)
+        unknown += manifest is None
+        rows.append((meta, pinned, manifest))
+    if unknown > _FEW:
+        # Many changed or new: the manifests again with the list, one request a page.
+        known.keep_only(())
+        yield from list_items(client, decoys=decoys, known=known)
+        return
+    checked: set[_Key] = set()
+    for row in rows:
+        if isinstance(row, Listed):
+            yield row
+            continue
+        meta, pinned, manifest = row
+        owner = str(meta.get("owner", ""))
+        try:
+            if manifest is None:
+                signed, digest = _manifest_and_hash(client, meta)
+                signer = checker.own_signer(signed) if pinned is None else pinned.card.signing_key
+                manifest = _check_signed(signed, signer, meta)
+                known.put(
+                    (meta["id"], str(meta["vault"]), digest, checker.signer_key(pinned)), manifest
+                )
+            found = key(meta, pinned)
+            if found is not None:
+                checked.add(found)
+            yield Listed(
+                meta=meta, manifest=manifest, problem=None, owner=owner, trust=_trust(pinned)
+            )
+        except (ProofError, FormatError, ApiError, ConfigError) as exc:
+            yield Listed(meta=meta, manifest=None, problem=exc.message, owner=owner)
+    known.keep_only(checked)
 
 
 class _Download:
@@ -579,7 +726,10 @@ def fetch_item(
         SignatureError, ManifestError: a manifest that is not the owner's
             for this item, or hashes that do not match it.
         DecryptError: the ciphertext does not decrypt or authenticate.
+        RewrittenLogError: the server's log is not the one this device saw
+            (:meth:`Client.check_log`, first).
     """
+    client.check_log()
     found = signed_item(client, item)
     meta, signed, pinned = found.meta, found.signed, found.pinned
     signer = found.signer

@@ -37,8 +37,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from vault._text import SCRIPT_JOINERS, joiner_kept
 from vault.errors import VaultError
-from vault.manifest import SCRIPT_JOINERS, joiner_kept
 
 if TYPE_CHECKING:
     from client.waits import Wait
@@ -100,6 +100,8 @@ def _plain(text: str) -> str:
     The zero-width space, non-joiner and joiner stay inside a word, where
     Khmer, Thai, Arabic, Persian and Indic writing need them.
     """
+    if text.isascii() and text.isprintable():
+        return text  # nothing to replace
     return "".join(
         ch
         if ch in SCRIPT_JOINERS and joiner_kept(text, i)

@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from vault import canonical
 from vault._base64 import b64decode, b64encode
+from vault._text import SCRIPT_JOINERS, joiner_kept
 from vault.errors import FormatError, ManifestError, SignatureError
 from vault.keys import PersonalIdentity, verify_signature
 
@@ -262,26 +263,10 @@ _RESERVED = set('<>:"/\\|?*')
 # into separators or colons, and letters that show as nothing at all.
 _LOOKALIKES = set("\uff0f\uff3c\u2215\u2044\u29f8\u29f9\u00a5\u20a9\uff1a\ufe55\ufe13")
 _INVISIBLE = set("\u115f\u1160\u3164\uffa0\u2800\u180e")
-# Zero-width space, non-joiner and joiner: Khmer, Thai, Burmese and Lao
-# separate words with U+200B, and Arabic, Persian and the Indic scripts need
-# U+200C/U+200D to shape letters right. They are kept, but only inside a
-# word: between two letters or marks, never twice in a row, never at an end.
-SCRIPT_JOINERS = frozenset("\u200b\u200c\u200d")
 _DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
     f"{prefix}{n}" for prefix in ("COM", "LPT") for n in [*"0123456789", "¹", "²", "³"]
 }
 _MAX_NAME_BYTES = 200
-
-
-def _in_word(char: str | None) -> bool:
-    return char is not None and unicodedata.category(char)[0] in "LM"
-
-
-def joiner_kept(text: str, index: int) -> bool:
-    """Whether the script joiner at ``text[index]`` stands inside a word, and may stay."""
-    before = text[index - 1] if index > 0 else None
-    after = text[index + 1] if index + 1 < len(text) else None
-    return _in_word(before) and _in_word(after)
 
 
 def _truncate(text: str, fallback: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import os
 import stat
 import threading
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import click
 from click.globals import pop_context, push_context
-from rich.text import Text
+from rich.console import Console
+from rich.text import Span, Text
 
 from client import items as service
 from client.api import ApiError
@@ -44,7 +46,15 @@ from vault.age.stream import payload_size
 from vault.disclosure import Reveal
 from vault.errors import ConfigError, ProofError, VaultError
 
-__all__ = ["COMMANDS", "check_readable", "human_size", "item_table", "show_items"]
+__all__ = [
+    "COMMANDS",
+    "EMPTY",
+    "check_readable",
+    "human_size",
+    "item_table",
+    "show_items",
+    "write_items",
+]
 
 _MAX_NOTE = 4000
 """Characters in a note: its manifest stays far below the server's 64 KiB even escaped."""
@@ -428,21 +438,37 @@ def _day(value: object) -> str:
     return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d")
 
 
+EMPTY = {True: "No items shared with you yet.", False: "No items yet: `evault add FILE`"}
+"""What ``inbox`` (True) and ``ls`` (False) say when there is nothing to list."""
+
+
 def _list(client: Client, *, inbox: bool) -> None:
     rows = list(service.list_items(client))
-    empty = "No items shared with you yet." if inbox else "No items yet: `evault add FILE`"
-    show_items(client, rows, inbox=inbox, empty=empty)
+    show_items(client, rows, inbox=inbox, empty=EMPTY[inbox])
 
 
 def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty: str) -> None:
-    """Print ``rows`` as a table (or JSON): names and sizes from the signed manifests.
+    """Print ``rows`` as a table (or JSON): names and sizes from the signed manifests."""
+    write_items(client, rows, inbox=inbox, empty=empty, console=out(), as_json=json_mode())
+
+
+def write_items(
+    client: Client,
+    rows: list[service.Listed],
+    *,
+    inbox: bool,
+    empty: str,
+    console: Console,
+    as_json: bool,
+) -> None:
+    """Write ``rows`` to ``console``, as a table for its width or as JSON.
 
     In the inbox's JSON, ``from`` is the sender as the table shows them and
     ``from_verified`` whether their card was compared with them.
     """
-    if json_mode():
+    if as_json:
         people = _people(client, rows, inbox=True) if inbox else {}
-        print_json(
+        document = json.dumps(
             {
                 "items": [
                     {
@@ -467,13 +493,16 @@ def show_items(client: Client, rows: list[service.Listed], *, inbox: bool, empty
                     }
                     for r in rows
                 ]
-            }
+            },
+            indent=2,
+            sort_keys=True,
+            ensure_ascii=False,
         )
+        console.file.write(document + "\n")
         return
     if not rows:
-        out().print(empty)
+        console.print(empty)
         return
-    console = out()
     lines = item_table(rows, _people(client, rows, inbox=inbox), inbox=inbox, room=console.width)
     # One print: a thousand rows printed one by one cost rich a thousand renders.
     console.print(Text("\n").join(lines))
@@ -542,16 +571,25 @@ def item_table(
     laid = fit(columns, room)
     lines = [Text("  ".join(pad(c.header, w, right=c.right) for c, w in laid).rstrip(), "bold")]
     for index, r in enumerate(rows):
-        line = Text()
+        # Plain text and the spans of its styles: one Text a line, built at once.
+        parts: list[str] = []
+        spans: list[Span] = []
+        at = 0
         for place, (column, cells_width) in enumerate(laid):
-            cell = shorten(column.cells[index], cells_width)
+            cell = pad(shorten(column.cells[index], cells_width), cells_width, right=column.right)
+            if place:
+                parts.append("  ")
+                at += 2
             style = ""
             if r.manifest is None and column.shrinks:
                 style = "red"
             elif unsure[index] and column.header == "from":
                 style = "yellow"
-            line.append("  " if place else "")
-            line.append(pad(cell, cells_width, right=column.right), style)
+            if style:
+                spans.append(Span(at, at + len(cell), style))
+            parts.append(cell)
+            at += len(cell)
+        line = Text("".join(parts), spans=spans)
         line.rstrip()
         lines.append(line)
     failed = [r for r in rows if r.manifest is None]

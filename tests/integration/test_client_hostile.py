@@ -587,3 +587,131 @@ def test_ls_against_an_older_server_fetches_each_manifest_and_checks_it(
     pages, others = _listing(hostile.seen)
     assert pages == 2
     assert sorted(others) == sorted(f"{API}/items/{i['id']}/manifest" for i in listed)
+
+
+# i. Reads check the log too: a rewritten, forked or rolled-back log stops ls and get -------
+
+
+def _signed_as_the_server(server: ServerProcess, checkpoint: Checkpoint) -> bytes:
+    """``checkpoint`` signed with the server's own log key: what its operator could make."""
+    from server.keyfile import load_key_file
+
+    return sign_checkpoint(checkpoint, load_key_file(server.key_file).log_signer)
+
+
+def _checkpoint(note: bytes) -> Checkpoint:
+    return Checkpoint.parse(Note.parse(note).text)
+
+
+_READS = {
+    "ls": lambda desk, out: ("ls",),
+    "get": lambda desk, out: ("get", desk.alpha, "-o", f"{out}/"),
+}
+
+
+def _refused_read(desk: Desk, place: Place, read: str, *said: str) -> None:
+    """The read exits 1 saying one of ``said``, prints no item, writes nothing, keeps the pin."""
+    seen = desk.rhea.state()["log"]
+    run = desk.rhea.run(*_READS[read](desk, place.out))
+    assert run.returncode == 1, str(run)
+    assert any(words in run.err for words in said), str(run)
+    assert "do not trust this server" in run.err, str(run)
+    assert desk.alpha not in run.out, str(run)
+    assert "every signature checked" not in run.out, str(run)
+    assert desk.rhea.state()["log"] == seen
+    place.unchanged(desk.rhea)
+
+
+def _honest_read(desk: Desk, hostile: Proxy, place: Place, read: str) -> None:
+    hostile.after = None
+    desk.rhea.ok(*_READS[read](desk, place.out))
+
+
+@pytest.mark.parametrize("read", sorted(_READS))
+def test_a_read_refuses_a_rewritten_log(
+    desk: Desk, server: ServerProcess, hostile: Proxy, place: Place, read: str
+) -> None:
+    # Another tree of the very size this device verified: its history was changed.
+    desk.rhea.ok("log", "verify")
+    stored = _checkpoint(desk.rhea.state()["log"]["checkpoint"].encode())
+
+    def rewrite(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/log/checkpoint":
+            other = Checkpoint(origin=stored.origin, size=stored.size, root_hash=b"\x17" * 32)
+            exchange.response = _signed_as_the_server(server, other)
+
+    hostile.after = rewrite
+    _refused_read(desk, place, read, "rewritten or forked")
+    _honest_read(desk, hostile, place, read)
+
+
+@pytest.mark.parametrize("read", sorted(_READS))
+def test_a_read_refuses_a_forked_log(
+    desk: Desk, server: ServerProcess, hostile: Proxy, place: Place, read: str
+) -> None:
+    # The log grew since this device looked (another person logged in); the
+    # server shows a tree of that size whose root does not extend the one seen.
+    desk.rhea.ok("log", "verify")
+    stored = _checkpoint(desk.rhea.state()["log"]["checkpoint"].encode())
+    desk.mal.ok("ls")
+
+    def fork(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/log/checkpoint":
+            real = _checkpoint(exchange.response)
+            assert real.size > stored.size
+            forked = Checkpoint(origin=real.origin, size=real.size, root_hash=b"\x2a" * 32)
+            exchange.response = _signed_as_the_server(server, forked)
+
+    hostile.after = fork
+    _refused_read(desk, place, read, "rewritten or forked")
+    # The device asked the real server for a proof, and it did not fit the forked root.
+    assert any(e.path == f"{API}/log/proof/consistency" for e in hostile.seen)
+    _honest_read(desk, hostile, place, read)
+
+
+@pytest.mark.parametrize("read", sorted(_READS))
+def test_a_read_refuses_a_rolled_back_log(
+    desk: Desk, hostile: Proxy, place: Place, read: str
+) -> None:
+    # A checkpoint older than the one this device verified: newer entries hidden.
+    desk.rhea.ok("log", "verify")
+    seen = desk.rhea.state()["log"]["checkpoint"].encode()
+    older = Receipt.parse(desk.alpha_share["receipt"].encode()).checkpoint
+    assert _checkpoint(older).size < _checkpoint(seen).size
+
+    def roll_back(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/log/checkpoint":
+            exchange.response = older
+
+    hostile.after = roll_back
+    _refused_read(desk, place, read, "rolled back")
+    _honest_read(desk, hostile, place, read)
+
+
+def test_the_log_check_of_a_read_costs_a_request_or_two(desk: Desk, hostile: Proxy) -> None:
+    # Checked on every call, cheaply: the checkpoint, and as the log grew since
+    # the last command (if only by this one's login), one consistency proof.
+    desk.rhea.ok("ls")
+    hostile.reset()
+    desk.rhea.ok("ls")
+    checks = [e.path for e in hostile.seen if e.path.startswith(f"{API}/log/")]
+    assert checks == [f"{API}/log/checkpoint", f"{API}/log/proof/consistency"]
+
+
+def test_inbox_and_pull_refuse_a_rolled_back_log(desk: Desk, hostile: Proxy, place: Place) -> None:
+    desk.ed.ok("log", "verify")
+    seen = desk.ed.state()["log"]
+    older = Receipt.parse(desk.alpha_share["receipt"].encode()).checkpoint
+
+    def roll_back(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/log/checkpoint":
+            exchange.response = older
+
+    hostile.after = roll_back
+    for read in (("inbox",), ("pull", desk.alpha, "-o", f"{place.out}/")):
+        run = desk.ed.run(*read)
+        assert run.returncode == 1, str(run)
+        assert "rolled back" in run.err, str(run)
+        assert desk.alpha not in run.out, str(run)
+    assert desk.ed.state()["log"] == seen
+    place.unchanged(desk.ed)

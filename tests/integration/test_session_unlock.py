@@ -25,15 +25,20 @@ import pytest
 
 from client import _agent_wire as wire
 from client.config import Paths
+from vault.note import Receipt
 
 from .client_env import (
     DURESS,
     PASSPHRASE,
+    Exchange,
     Person,
+    Proxy,
     ServerProcess,
     _run,
     assert_ok,
+    enroll,
     enroll_reporter,
+    upload_signed_items,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
@@ -309,3 +314,178 @@ def test_without_unix_sockets_each_command_asks(tmp_path: Path, runtime: Path) -
     assert not (runtime / "evidence-vault").exists()
     assert "Cleo" in gus.ok("whoami").out  # with the passphrase, as before
     assert ASKS in _without_passphrase(gus).fails("whoami")
+
+
+# -- listing through the session unlock ----------------------------------------------------
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def proxy(server: ServerProcess) -> Iterator[Proxy]:
+    started = Proxy(server.url)
+    try:
+        yield started
+    finally:
+        started.close()
+    assert started.errors == []
+
+
+def _through(server: ServerProcess, proxy: Proxy, root: Path, name: str, runtime: Path) -> Person:
+    """A reporter whose device talks to the server through ``proxy``."""
+    (person,) = enroll(server, root, [(name, "reporter", proxy.url)])
+    person.env |= IDLE | {"XDG_RUNTIME_DIR": str(runtime)}
+    return person
+
+
+def _requests(proxy: Proxy) -> list[str]:
+    return [f"{e.method} {e.path}" + ("?with" if "with" in e.query else "") for e in proxy.seen]
+
+
+def test_ls_through_the_unlock_checks_an_unchanged_manifest_once_and_keeps_it_in_memory(
+    server: ServerProcess, proxy: Proxy, tmp_path: Path, runtime: Path
+) -> None:
+    eva = _through(server, proxy, tmp_path, "eva", runtime)
+    files = []
+    for n, words in enumerate(["the ledger", "the driver's notes", "a photo of the gate"]):
+        files.append(tmp_path / f"secret-name-{n}.txt")
+        files[-1].write_text(words + "\n")
+    added = [a["item"] for a in eva.add(*files)]
+    alone = eva.env | {"EVAULT_NO_SESSION_UNLOCK": "1"}
+    expected = assert_ok(_run(eva.argv("--json", "ls"), alone)).out
+    table = assert_ok(_run(eva.argv("ls"), alone)).out
+    eva.ok("unlock")
+    pid = _pid(eva)
+    _without_passphrase(eva)
+
+    # The first listing checks every manifest, as the command would.
+    proxy.reset()
+    assert eva.ok("--json", "ls").out == expected
+    assert f"GET {API}/items?with" in _requests(proxy)
+    # Then the list alone and the log's checkpoint: no login, nothing decrypted again.
+    proxy.reset()
+    assert eva.ok("--json", "ls").out == expected
+    assert sorted(_requests(proxy)) == [f"GET {API}/items", f"GET {API}/log/checkpoint"]
+    assert eva.ok("ls").out == table
+
+    # A changed manifest is checked again, and what does not match is refused.
+    def changed(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/items" and exchange.method == "GET":
+            answer = exchange.json()
+            for item in answer["items"]:
+                if item["id"] == added[1]:
+                    item["manifest_sha256"] = "0" * 64
+            exchange.set_json(answer)
+
+    proxy.reset()
+    proxy.after = changed
+    listed = {i["id"]: i for i in eva.json("ls")["items"]}
+    proxy.after = None
+    assert f"GET {API}/items/{added[1]}/manifest" in _requests(proxy)
+    assert not listed[added[1]]["verified"]
+    assert "does not match" in listed[added[1]]["problem"]
+    assert all(listed[i]["verified"] for i in (added[0], added[2]))
+
+    # Nothing decrypted was written: no file name anywhere in the home or the unlock's folder.
+    for folder in (eva.home, runtime):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert b"secret-name" not in path.read_bytes(), path
+
+    # What it kept goes with it.
+    eva.ok("lock")
+    assert _gone(pid)
+    assert ASKS in eva.fails("ls")
+
+
+def test_ls_through_the_unlock_refuses_a_rolled_back_log(
+    server: ServerProcess, proxy: Proxy, tmp_path: Path, runtime: Path
+) -> None:
+    fay = _through(server, proxy, tmp_path, "fay", runtime)
+    memo = tmp_path / "memo.txt"
+    memo.write_bytes(b"a memo\n")
+    (added,) = fay.add(memo)
+    older = Receipt.parse(fay.logged_entries(added["item"])[0][1]).checkpoint
+    fay.ok("unlock")
+    _without_passphrase(fay)
+    fay.ok("ls")
+    seen = fay.state()["log"]
+
+    def roll_back(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/log/checkpoint":
+            exchange.response = older
+
+    proxy.after = roll_back
+    run = fay.run("ls")
+    proxy.after = None
+    assert run.returncode == 1, str(run)
+    assert "rolled back" in run.err, str(run)
+    assert "every signature checked" not in run.out
+    assert fay.state()["log"] == seen
+    assert "1 item, every signature checked" in fay.ok("ls").out
+    fay.ok("lock")
+
+
+def test_a_command_at_work_keeps_the_unlock_alive_past_its_idle_limit(
+    server: ServerProcess, proxy: Proxy, tmp_path: Path, runtime: Path
+) -> None:
+    gil = _through(server, proxy, tmp_path, "gil", runtime)
+    # Long enough for a command to start on a busy machine, shorter than the wait below.
+    gil.ok("unlock", "--idle", "5s")
+    pid = _pid(gil)
+    _without_passphrase(gil)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for n in range(2):
+        (folder / f"part-{n}.txt").write_bytes(b"part %d\n" % n)
+    commits = []
+
+    def slow(exchange: Exchange) -> None:
+        # The server takes its time with the first file: longer than the idle limit.
+        if exchange.method == "POST" and exchange.path.endswith("/commit"):
+            commits.append(exchange.path)
+            if len(commits) == 1:
+                time.sleep(12)
+
+    proxy.after = slow
+    added = gil.json("add", folder)["added"]
+    proxy.after = None
+    assert len(added) == 2
+    assert len(commits) == 2
+    # Idle once the command ended: it locks itself after the limit.
+    assert _gone(pid, within=15)
+
+
+def test_many_changed_manifests_come_again_with_the_list_and_are_checked(
+    server: ServerProcess, proxy: Proxy, tmp_path: Path, runtime: Path
+) -> None:
+    hal = _through(server, proxy, tmp_path, "hal", runtime)
+    items = upload_signed_items(
+        server.url, hal, [(f"note-{n:02d}.txt", b"note %d\n" % n) for n in range(20)]
+    )
+    hal.ok("unlock")
+    _without_passphrase(hal)
+    assert all(i["verified"] for i in hal.json("ls")["items"])
+
+    # Every manifest hash changed: more than a few, so not one request each but the
+    # list again with its manifests, and each is checked against its new hash.
+    def changed(exchange: Exchange) -> None:
+        if exchange.path == f"{API}/items" and exchange.method == "GET":
+            answer = exchange.json()
+            for item in answer["items"]:
+                item["manifest_sha256"] = "0" * 64
+            exchange.set_json(answer)
+
+    proxy.reset()
+    proxy.after = changed
+    listed = hal.json("ls")["items"]
+    proxy.after = None
+    asked = _requests(proxy)
+    assert asked.count(f"GET {API}/items") == 1
+    assert asked.count(f"GET {API}/items?with") == 1
+    assert not [a for a in asked if a.endswith("/manifest")]
+    assert sorted(i["id"] for i in listed) == sorted(items)
+    assert all(not i["verified"] and "does not match" in i["problem"] for i in listed)
+    # The server's true hashes again: every manifest checked anew, all good.
+    assert all(i["verified"] for i in hal.json("ls")["items"])
+    hal.ok("lock")
