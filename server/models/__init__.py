@@ -31,6 +31,7 @@ from server.models.switch import (
 )
 from server.models.token import Token
 from server.models.upload import UploadSession
+from server.models.witness import LogCosignature, WitnessedLog
 
 __all__ = [
     "ACCOUNT_ROLES",
@@ -51,6 +52,7 @@ __all__ = [
     "ItemShare",
     "ItemSide",
     "LogCheckpoint",
+    "LogCosignature",
     "LogEntry",
     "LogHead",
     "LogKey",
@@ -67,5 +69,6 @@ __all__ = [
     "Token",
     "UTCDateTime",
     "UploadSession",
+    "WitnessedLog",
     "utcnow",
 ]
