@@ -65,6 +65,13 @@ def _int(environ: Mapping[str, str], name: str, default: int, maximum: int) -> i
     return int(text)
 
 
+def _seconds_or_off(environ: Mapping[str, str], name: str, default: int) -> int:
+    """Seconds between background rounds, up to a day; ``0`` turns them off."""
+    if environ.get(name) == "0":
+        return 0
+    return _int(environ, name, default, 86400)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """Where the server keeps its state and how it serves requests."""
@@ -96,6 +103,7 @@ class Config:
     worker_interval: int = 30
     min_interval: int = 3600
     run_worker: bool = True
+    witness_interval: int = 10
     read_timeout: int = 30
     peer_key_path: Path | None = None
 
@@ -197,6 +205,7 @@ class Config:
             worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),
             min_interval=_int(env, "EVAULT_MIN_INTERVAL", 3600, 86400),
             run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
+            witness_interval=_seconds_or_off(env, "EVAULT_WITNESS_INTERVAL", 10),
             read_timeout=_int(env, "EVAULT_READ_TIMEOUT", 30, 3600),
             peer_key_path=Path(peer_key) if peer_key else None,
         )

@@ -67,12 +67,23 @@ def origin_sha256(origin: str) -> str:
     return hashlib.sha256(origin.encode("utf-8")).hexdigest()
 
 
-def _log_key(session: Session, origin: str) -> NoteVerifier | None:
-    for row in session.scalars(select(Peer).where(Peer.state == "active")):
-        verifier = NoteVerifier.parse(row.log_key)
-        if verifier.name == origin:
-            return verifier
-    return None
+def _log_key(session: Session, origin: str, own: str) -> NoteVerifier | None:
+    """The pinned log key of the one active peer whose log has this origin.
+
+    None when no peer's log has it, or it is ambiguous: this server's own
+    origin, or that of two peers (a witness keeps one state per origin).
+    """
+    if origin == own:
+        return None
+    found = [
+        verifier
+        for verifier in (
+            NoteVerifier.parse(row.log_key)
+            for row in session.scalars(select(Peer).where(Peer.state == "active"))
+        )
+        if verifier.name == origin
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _lock(session: Session, origin: str) -> WitnessedLog | None:
@@ -127,9 +138,11 @@ def _add_checkpoint(
         checkpoint = Checkpoint.parse(Note.parse(request.checkpoint).text)
     except NoteError as exc:
         return _error(400, exc.message)
-    verifier = _log_key(session, checkpoint.origin)
+    verifier = _log_key(session, checkpoint.origin, log_signer.name)
     if verifier is None:
-        return _error(404, "unknown log: this server witnesses the logs of its active peers")
+        return _error(
+            404, "unknown log: this server witnesses the logs of its active peers, by origin"
+        )
     try:
         open_note(request.checkpoint, [verifier])
     except (SignatureError, NoteError):

@@ -18,14 +18,16 @@ from sqlalchemy import select
 
 from server.config import Config
 from server.db import transaction
-from server.keyfile import load_peer_key_file
-from server.models import LogEntry
+from server.keyfile import load_key_file, load_peer_key_file
+from server.models import LogCheckpoint, LogCosignature, LogEntry
+from server.services import log as log_service
 from server.services.witness import origin_sha256
 from tests.server.test_peers import OTHER_ID, _pin
 from vault import merkle
-from vault.cosignature import add_checkpoint_body, verify_cosignatures
+from vault.cosignature import add_checkpoint_body, cosign, verify_cosignatures
 from vault.merkle import MemoryHashStore, consistency_proof, leaf_hash, root
-from vault.note import Checkpoint, NoteSigner, sign_checkpoint
+from vault.note import Checkpoint, Note, NoteSigner, sign_checkpoint
+from vault.peer_key import PeerSigner
 
 ADD = "/api/v1/witness/add-checkpoint"
 LOG = NoteSigner.from_seed("other.example/log", b"\x0a" * 32)
@@ -187,3 +189,40 @@ def test_only_active_peers_are_witnessed(app: Flask, config: Config) -> None:
     answer = _add(app.test_client(), Log().grow(2).body(0))
     assert answer.status_code == 404
     assert OTHER_ID.log_key.startswith(ORIGIN + "+")
+
+
+def test_the_checkpoint_carries_the_cosignatures_it_has(app: Flask, client: FlaskClient) -> None:
+    signer = load_key_file(app.extensions["evault"].config.key_file).log_signer
+    witnesses = [PeerSigner(name=f"w{i}.example/peer", seed=bytes([i]) * 32) for i in (1, 2)]
+    with transaction(app.extensions["evault"].sessions) as session:
+        for i in range(3):
+            log_service.append(session, {"type": "test.event", "n": i}, signer)
+    assert client.get("/api/v1/log/checkpoint?cosignatures=1").status_code == 404
+    with transaction(app.extensions["evault"].sessions) as session:
+        for size, count in ((2, 2), (3, 1)):
+            row = session.get(LogCheckpoint, size)
+            assert row is not None
+            text = Checkpoint.parse(row.note.rpartition("\n\n")[0] + "\n").marshal()
+            for witness in witnesses[:count]:
+                session.add(
+                    LogCosignature(
+                        size=size,
+                        witness_key=str(witness.verifier()),
+                        line=cosign(text, witness, 1900000000),
+                        timestamp=1900000000,
+                        created_at=dt.datetime.now(dt.UTC),
+                    )
+                )
+    keys = [w.verifier() for w in witnesses]
+    latest = client.get("/api/v1/log/checkpoint")
+    assert _size_of(latest.data) == 3
+    assert [c.witness for c in verify_cosignatures(latest.data, keys)] == keys[:1]
+    two = client.get("/api/v1/log/checkpoint?cosignatures=2")
+    assert _size_of(two.data) == 2
+    assert len(verify_cosignatures(two.data, keys)) == 2
+    assert client.get("/api/v1/log/checkpoint?cosignatures=3").status_code == 404
+    assert client.get("/api/v1/log/checkpoint?cosignatures=x").status_code == 400
+
+
+def _size_of(note: bytes) -> int:
+    return Checkpoint.parse(Note.parse(note).text).size

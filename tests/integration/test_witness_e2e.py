@@ -1,0 +1,159 @@
+"""Witnessed logs end to end: three real servers cosign each other's checkpoints; a fork is caught.
+
+A (SQLite) is the log; B (PostgreSQL) and C (SQLite) are its peers and
+witnesses, and A witnesses theirs. Each runs `evault-server run` with
+its own database, data directory and loopback port, and submits its
+checkpoints to its witnesses every second in the background.
+
+The fork: a copy of A's database and keys, served as a second process,
+appends other entries than A at the same tree size. Its witnesses have
+already cosigned A's tree of that size, so they refuse the copy's
+checkpoint (422) and record it as ``witness.refused`` in their own logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.server import conftest as server_conftest
+from vault.cosignature import verify_cosignatures
+from vault.note import Checkpoint, Note, NoteVerifier, open_checkpoint
+from vault.peer_key import PeerVerifier
+
+from .test_peers import Peer
+
+pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
+
+pg_url = server_conftest.pg_url
+FAST = {"EVAULT_WITNESS_INTERVAL": "1"}
+WAIT = 60.0
+
+
+def _checkpoint(server: Peer, **params: int) -> bytes:
+    answer = requests.get(f"{server.url}/api/v1/log/checkpoint", params=params, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
+def _size(note: bytes) -> int:
+    return Checkpoint.parse(Note.parse(note).text).size
+
+
+def _witness_keys(*servers: Peer) -> list[PeerVerifier]:
+    return [PeerVerifier.parse(s.identity.peer_key) for s in servers]
+
+
+def _cosigned_by(log: Peer, *witnesses: Peer) -> bytes:
+    """Wait until the log's latest checkpoint carries a valid cosignature from every witness."""
+    keys = _witness_keys(*witnesses)
+    deadline = time.monotonic() + WAIT
+    while True:
+        note = _checkpoint(log)
+        open_checkpoint(note, NoteVerifier.parse(log.identity.log_key))
+        found = verify_cosignatures(note, keys)
+        if len(found) == len(keys):
+            return note
+        assert time.monotonic() < deadline, f"not cosigned in time: {note.decode()}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def trio(tmp_path: Path, pg_url: str) -> Iterator[tuple[Peer, Peer, Peer]]:
+    made: list[Peer] = []
+    try:
+        made.append(Peer(tmp_path / "a", FAST, origin="a.test/log"))
+        made.append(
+            Peer(tmp_path / "b", {**FAST, "EVAULT_DATABASE_URL": pg_url}, origin="b.test/log")
+        )
+        made.append(Peer(tmp_path / "c", FAST, origin="c.test/log"))
+        a, b, c = made
+        for one, other in ((a, b), (b, a), (a, c), (c, a)):
+            one.add(other)
+        assert {row["state"] for row in a.peers().values()} == {"active"}
+        yield a, b, c
+    finally:
+        for peer in made:
+            peer.server.stop()
+
+
+def _fork(a: Peer, root: Path) -> Peer:
+    """A second server with a copy of A's database, log key and peer key."""
+    fork = Peer(root, {"EVAULT_WITNESS_INTERVAL": "0"}, origin="a.test/log")
+    fork.server.stop()
+    for name in ("server.key", "peer.key"):
+        shutil.copyfile(a.server.data_dir / name, fork.server.data_dir / name)
+    for stale in fork.server.data_dir.glob("vault.db*"):
+        stale.unlink()
+    source = sqlite3.connect(a.server.db_path)
+    target = sqlite3.connect(fork.server.db_path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    port = int(fork.url.rsplit(":", 1)[1])
+    fork.server.start(port)
+    return fork
+
+
+def test_a_log_is_cosigned_by_its_witnesses_and_a_fork_refused(
+    trio: tuple[Peer, Peer, Peer], tmp_path: Path
+) -> None:
+    a, b, c = trio
+    note = _cosigned_by(a, b, c)
+    # A witnesses B and C in turn.
+    _cosigned_by(b, a)
+    _cosigned_by(c, a)
+    # B's monitoring path serves A's checkpoint as B cosigned it.
+    origin_hash = hashlib.sha256(b"a.test/log").hexdigest()
+    seen = requests.get(f"{b.url}/api/v1/witness/{origin_hash}/checkpoint", timeout=10)
+    assert seen.status_code == 200
+    assert verify_cosignatures(seen.content, _witness_keys(b))
+    assert _size(seen.content) == _size(note)
+
+    # New entries are cosigned in the background, batched into the newest checkpoint.
+    for _ in range(3):
+        a.cli("invite", "create", "--role", "reporter")
+    grown = _cosigned_by(a, b, c)
+    assert _size(grown) == _size(note) + 3
+
+    # A copy of A appends other entries than A at the same size: a fork.
+    fork = _fork(a, tmp_path / "fork")
+    try:
+        size = _size(grown)
+        a.cli("invite", "create", "--role", "editor")
+        fork.cli("invite", "create", "--role", "reporter")
+        honest = _cosigned_by(a, b, c)
+        forked = _checkpoint(fork)
+        assert _size(honest) == _size(forked) == size + 1
+        assert Note.parse(honest).text != Note.parse(forked).text
+        # Both are signed by A's log key: only the witnesses tell them apart.
+        open_checkpoint(forked, NoteVerifier.parse(a.identity.log_key))
+        refused = fork.server.cli("peers", "cosign")
+        assert refused.returncode == 1, refused
+        assert refused.stdout.decode().count("HTTP 422") == 2, refused.stdout.decode()
+        assert "witnesses asked 2, cosigned 0, refused 2" in refused.stdout.decode()
+        assert verify_cosignatures(_checkpoint(fork), _witness_keys(b, c)) == []
+        # The copy grows further: still not consistent with what the witnesses cosigned.
+        fork.cli("invite", "create", "--role", "reporter")
+        assert fork.server.cli("peers", "cosign").returncode == 1
+        for witness in (b, c):
+            refusals = [e for e in witness.events() if e["type"] == "witness.refused"]
+            assert [(e["reason"], e["size"], e["cosigned_size"]) for e in refusals] == [
+                ("fork", size + 1, size + 1),
+                ("inconsistent", size + 2, size + 1),
+            ]
+            assert {e["origin"] for e in refusals} == {"a.test/log"}
+        # The honest log goes on being cosigned.
+        a.cli("invite", "create", "--role", "editor")
+        assert _size(_cosigned_by(a, b, c)) == size + 2
+    finally:
+        fork.server.stop()
