@@ -9,6 +9,11 @@ The fork: a copy of A's database and keys, served as a second process,
 appends other entries than A at the same tree size. Its witnesses have
 already cosigned A's tree of that size, so they refuse the copy's
 checkpoint (422) and record it as ``witness.refused`` in their own logs.
+A reporter's and an editor's devices reach "the server" through two
+proxies, both to A at first; then the editor's is pointed at the copy.
+Both devices pinned B and C as witnesses. The editor's is refused for want of
+cosignatures, and each device, shown the other history later, sees two
+trees of one size.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from vault.cosignature import verify_cosignatures
 from vault.note import Checkpoint, Note, NoteVerifier, open_checkpoint
 from vault.peer_key import PeerVerifier
 
+from .client_env import Person, Proxy, enroll
 from .test_peers import Peer
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
@@ -125,10 +131,35 @@ def test_a_log_is_cosigned_by_its_witnesses_and_a_fork_refused(
     grown = _cosigned_by(a, b, c)
     assert _size(grown) == _size(note) + 3
 
+    # A reporter and an editor register with A and pin B and C as witnesses.
+    to_reporter, to_editor = Proxy(a.url), Proxy(a.url)
+    try:
+        _split_view(a, b, c, to_reporter, to_editor, tmp_path)
+    finally:
+        to_reporter.close()
+        to_editor.close()
+
+
+def _split_view(
+    a: Peer, b: Peer, c: Peer, to_reporter: Proxy, to_editor: Proxy, tmp_path: Path
+) -> None:
+    reporter, editor = enroll(
+        a.server,
+        tmp_path / "people",
+        [("rita", "reporter", to_reporter.url), ("ed", "editor", to_editor.url)],
+    )
+    for person in (reporter, editor):
+        for witness in (b, c):
+            assert "Pinned witness" in person.ok("witnesses", "add", witness.identity.peer_key).out
+        assert person.json("witnesses", "list")["required"] == 1
+        checked = person.json("log", "verify")
+        assert sorted(checked["cosigned_by"]) == ["b.test/log/peer", "c.test/log/peer"]
+    assert "cosigned by" in reporter.ok("log", "verify").out
+
     # A copy of A appends other entries than A at the same size: a fork.
     fork = _fork(a, tmp_path / "fork")
     try:
-        size = _size(grown)
+        size = _size(_cosigned_by(a, b, c))
         a.cli("invite", "create", "--role", "editor")
         fork.cli("invite", "create", "--role", "reporter")
         honest = _cosigned_by(a, b, c)
@@ -142,6 +173,28 @@ def test_a_log_is_cosigned_by_its_witnesses_and_a_fork_refused(
         assert refused.stdout.decode().count("HTTP 422") == 2, refused.stdout.decode()
         assert "witnesses asked 2, cosigned 0, refused 2" in refused.stdout.decode()
         assert verify_cosignatures(_checkpoint(fork), _witness_keys(b, c)) == []
+        # The reporter, shown A, is content; the editor, shown the copy, is refused.
+        to_editor.upstream = fork.url
+        assert reporter.json("log", "verify")["size"] == size + 1
+        editor.env["EVAULT_WITNESS_WAIT"] = "3"
+        refused_view = editor.fails("log", "verify")
+        assert f"log of {size + 1} entries is not cosigned by 1 of the 2 witnesses" in refused_view
+        assert "split view" in refused_view
+        # Each device, shown the other history, holds two trees of one size.
+        to_editor.upstream, to_reporter.upstream = a.url, fork.url
+        assert "two different trees" in editor.fails("log", "verify")
+        assert "two different trees" in reporter.fails("log", "verify")
+        # Anyone with the published keys sees the same without an account.
+        outsider = Person(tmp_path / "outsider", "outsider", "none")
+        outsider.env["EVAULT_WITNESS_WAIT"] = "2"
+        watch = ["log", "verify", "--log-key", a.identity.log_key]
+        for witness in (b, c):
+            watch += ["--witness", witness.identity.peer_key]
+        ok = outsider.json("--server", a.url, *watch, "--witnesses-required", "2")
+        assert ok["size"] == size + 1
+        assert len(ok["cosigned_by"]) == 2
+        assert "not cosigned" in outsider.fails("--server", fork.url, *watch)
+
         # The copy grows further: still not consistent with what the witnesses cosigned.
         fork.cli("invite", "create", "--role", "reporter")
         assert fork.server.cli("peers", "cosign").returncode == 1
