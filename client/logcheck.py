@@ -163,6 +163,8 @@ class LogCheck:
         self.quorum = quorum
         self.cosigned: list[Cosignature] = []
         """The pinned witnesses' cosignatures on the newest checkpoint witnessed by this command."""
+        self.cosigned_note: bytes | None = None
+        """That checkpoint, with the cosignatures."""
         self._history: list[Listed] | None = None
         try:
             self.verifier = NoteVerifier.parse(key)
@@ -330,7 +332,7 @@ class LogCheck:
             found = self.cosignatures(note)
             size = Checkpoint.parse(Note.parse(note).text).size
             if len(found) >= self.quorum and size >= target:
-                self.cosigned = found
+                self.cosigned, self.cosigned_note = found, note
                 return found
             best = max(best, (size, len(found)) if found else best)
             # The newest cosigned checkpoint is always asked for once, then until the deadline.

@@ -307,9 +307,29 @@ def _exported(item: str, output: Path, package: Package) -> dict[str, object]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="An age identity file that can decrypt the item, to check the plaintext too.",
 )
+@click.option(
+    "--witness",
+    "witness_keys",
+    metavar="KEY",
+    multiple=True,
+    help="A witness's cosigner key you trust; every receipt must carry its cosignature.",
+)
+@click.option(
+    "--witnesses-required",
+    "required",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="How many of the --witness keys must have cosigned.",
+)
 @handle_errors
 def verify(
-    directory: Path, log_key: str | None, card_file: Path | None, identity_files: tuple[Path, ...]
+    directory: Path,
+    log_key: str | None,
+    card_file: Path | None,
+    identity_files: tuple[Path, ...],
+    witness_keys: tuple[str, ...],
+    required: int,
 ) -> None:
     """Check an evidence package offline and print a plain-language verdict.
 
@@ -325,7 +345,12 @@ def verify(
     for path in identity_files:
         identities += age.parse_identity_file(path.read_bytes())
     report = verify_package(
-        directory, trusted_log_key=log_key, trusted_card=trusted_card, identities=identities
+        directory,
+        trusted_log_key=log_key,
+        trusted_card=trusted_card,
+        identities=identities,
+        trusted_witnesses=witness_keys,
+        witnesses_required=required,
     )
     # verify_package raises on a mismatch, so a key given is a key matched.
     card_trusted, log_key_trusted = trusted_card is not None, log_key is not None
@@ -354,6 +379,7 @@ def verify(
                 "upload_entry": report.upload_index,
                 "upload_time": report.upload_time,
                 "checks": [name for name, _ in report.checks],
+                "cosigned_by": list(report.cosigned_by),
             }
         )
         return

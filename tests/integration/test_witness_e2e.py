@@ -156,6 +156,28 @@ def _split_view(
         assert sorted(checked["cosigned_by"]) == ["b.test/log/peer", "c.test/log/peer"]
     assert "cosigned by" in reporter.ok("log", "verify").out
 
+    # An evidence package made with witnesses pinned carries their cosignatures.
+    memo = tmp_path / "memo.txt"
+    memo.write_bytes(b"minutes of the meeting\n")
+    [item] = [x["item"] for x in reporter.add(memo)]
+    package = tmp_path / "memo-evidence"
+    reporter.ok("export", item, "-o", package)
+    court = Person(tmp_path / "court", "court", "public")
+    trusted = ["--log-key", a.identity.log_key]
+    for witness in (b, c):
+        trusted += ["--witness", witness.identity.peer_key]
+    verdict = court.json("verify", package, *trusted, "--witnesses-required", "2")
+    assert verdict["cosigned_by"] == ["b.test/log/peer", "c.test/log/peer"]
+    assert "witnesses" in verdict["checks"]
+    plain = court.ok("verify", package, "--log-key", a.identity.log_key).out
+    assert "also carry signatures by b.test/log/peer, c.test/log/peer, not checked" in plain
+    stranger = (
+        "x.test/log/peer+" + PeerVerifier.parse(b.identity.peer_key).__str__().split("+", 1)[1]
+    )
+    unwitnessed = court.fails("verify", package, "--witness", a.identity.peer_key)
+    assert "is not cosigned by 1 of the 1 trusted witnesses" in unwitnessed
+    assert "not a witness key" in court.fails("verify", package, "--witness", stranger)
+
     # A copy of A appends other entries than A at the same size: a fork.
     fork = _fork(a, tmp_path / "fork")
     try:
