@@ -156,6 +156,23 @@ def _split_view(
         assert sorted(checked["cosigned_by"]) == ["b.test/log/peer", "c.test/log/peer"]
     assert "cosigned by" in reporter.ok("log", "verify").out
 
+    # Witnesses can be pinned at registration too.
+    wendy = Person(tmp_path / "wendy", "wendy", "editor")
+    wendy.ok("init", "--name", "Wendy", "--insecure-fast-kdf")
+    wendy.ok(
+        "--server",
+        a.url,
+        "register",
+        "--invite",
+        a.server.invite("editor"),
+        "--log-key",
+        a.server.log_key,
+        "--witness",
+        b.identity.peer_key,
+    )
+    assert wendy.json("witnesses", "list") == {"witnesses": [b.identity.peer_key], "required": 1}
+    assert wendy.json("log", "verify")["cosigned_by"] == ["b.test/log/peer"]
+
     # An evidence package made with witnesses pinned carries their cosignatures.
     memo = tmp_path / "memo.txt"
     memo.write_bytes(b"minutes of the meeting\n")

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from server import migrate
 from server.config import Config
-from server.db import transaction
+from server.db import make_engine, make_sessionmaker, transaction
 from server.keyfile import load_key_file, load_peer_key_file
-from server.models import LogCheckpoint, LogCosignature, LogEntry
+from server.models import LogCheckpoint, LogCosignature, LogEntry, Peer
+from server.services import cosigning
 from server.services import log as log_service
 from server.services.witness import origin_sha256
 from tests.server.test_peers import OTHER_ID, _pin
@@ -226,3 +229,50 @@ def test_the_checkpoint_carries_the_cosignatures_it_has(app: Flask, client: Flas
 
 def _size_of(note: bytes) -> int:
     return Checkpoint.parse(Note.parse(note).text).size
+
+
+def test_a_log_submits_to_its_witness_and_recovers_from_a_lost_record(
+    app: Flask, config: Config, witness: FlaskClient, live_url: str, tmp_path: Path
+) -> None:
+    """The log side in process: a second database is the peer's log, the live app its witness."""
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    own = load_peer_key_file(config.peer_key_file).verifier()
+    try:
+        with transaction(sessions) as session:
+            session.add(
+                Peer(
+                    url=live_url,
+                    peer_key=str(own),
+                    log_key=str(load_key_file(config.key_file).log_verifier),
+                    state="active",
+                    created_at=dt.datetime.now(dt.UTC),
+                    confirmed_at=dt.datetime.now(dt.UTC),
+                )
+            )
+            for n in range(4):
+                log_service.append(session, {"type": "test.event", "n": n}, LOG)
+        first = cosigning.submit(sessions, now=dt.datetime.now(dt.UTC))
+        assert (first.asked, first.cosigned, first.messages) == (1, 1, [])
+        # Nothing new: nothing is sent.
+        assert cosigning.submit(sessions, now=dt.datetime.now(dt.UTC)).asked == 0
+        with transaction(sessions) as session:
+            latest = log_service.latest_checkpoint(session)
+            assert latest is not None
+            note = cosigning.cosigned_note(session, latest).encode()
+            assert [c.witness for c in verify_cosignatures(note, [own])] == [own]
+            # The log forgets what was cosigned (a restored backup) and grows.
+            session.execute(delete(LogCosignature))
+            log_service.append(session, {"type": "test.event", "n": 4}, LOG)
+        again = cosigning.submit(sessions, now=dt.datetime.now(dt.UTC))
+        # Asked from 0, told 4 (409), asked again from 4 with a proof.
+        assert (again.asked, again.cosigned, again.refused, again.messages) == (1, 1, 0, [])
+        with transaction(sessions) as session:
+            rows = session.scalars(select(LogCosignature)).all()
+            assert [(r.size, r.witness_key) for r in rows] == [(5, str(own))]
+        served = witness.get(f"/api/v1/witness/{origin_sha256(ORIGIN)}/checkpoint")
+        assert _size_of(served.data) == 5
+    finally:
+        engine.dispose()
