@@ -165,8 +165,10 @@ def _add_checkpoint(
     elif row is None:
         raise AssertionError("internal error: a recorded size without a row")
     elif old == size:
-        if request.proof or checkpoint.root_hash != row.root_hash:
+        if checkpoint.root_hash != row.root_hash:
             return _refused(session, log_signer, limiter, "fork", checkpoint, row)
+        if request.proof:
+            return _error(422, "a consistency proof between trees of one size must be empty")
     else:
         try:
             verify_consistency(old, size, row.root_hash, checkpoint.root_hash, list(request.proof))

@@ -99,6 +99,9 @@ def test_cosigns_a_consistent_log_and_records_it(
     assert served.status_code == 200
     assert served.data == log.checkpoint() + again.data
     assert witness.get(f"/api/v1/witness/{'0' * 64}/checkpoint").status_code == 404
+    # A proof between trees of one size is malformed, not a fork.
+    same = _add(witness, add_checkpoint_body(11, [b"\x02" * 32], log.checkpoint()))
+    assert same.status_code == 422
     assert _refusals(app) == []
 
 
