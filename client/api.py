@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +46,8 @@ from vault.protocol import LOGIN_CONTEXT, LoginChallenge, parse_nonce
 __all__ = ["Api", "ApiError", "check_proxy", "check_server_url"]
 
 _PREFIX = "/api/v1"
+# Public pages' files (a release's record, key and files), outside the API's prefix.
+_PAGES = "/release/"
 _CONNECT_TIMEOUT = 30.0
 _READ_TIMEOUT = 300.0
 _RETRIES = 8
@@ -223,6 +226,7 @@ class Api:
         self._session.headers["Accept-Encoding"] = "identity"
         self._token: str | None = None
         self._relogin: Callable[[], None] | None = None
+        self._login_lock = threading.Lock()
         self._sleep = sleep
         self._watch = watch
 
@@ -246,6 +250,8 @@ class Api:
     # -- transport -------------------------------------------------------
 
     def _url(self, path: str) -> str:
+        if path.startswith(_PAGES):
+            return self.server + path
         return self.server + _PREFIX + path
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -340,6 +346,7 @@ class Api:
         idempotent: bool,
         ok: tuple[int, ...],
     ) -> requests.Response:
+        sent = self._token
         response = self._retry(attempt, idempotent=idempotent)
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
@@ -371,14 +378,17 @@ class Api:
             waits += 1
             response = self._retry(attempt, idempotent=idempotent)
         if response.status_code == 401 and self._relogin is not None:
-            # The token expired during a long transfer: log in again, once.
-            relogin, self._relogin = self._relogin, None
+            # The token expired during a long transfer: log in again, once. Requests
+            # under way side by side (files added together) log in once for all.
             response.close()
-            self._token = None
-            try:
-                relogin()
-            finally:
-                self._relogin = self._relogin or relogin
+            with self._login_lock:
+                if self._token == sent and self._relogin is not None:
+                    relogin, self._relogin = self._relogin, None
+                    self._token = None
+                    try:
+                        relogin()
+                    finally:
+                        self._relogin = self._relogin or relogin
             response = self._retry(attempt, idempotent=idempotent)
         if response.status_code not in ok:
             code, message = _message(response)
@@ -415,6 +425,18 @@ class Api:
         if not isinstance(body, dict):
             raise ApiError("the server sent an unexpected answer")
         return response.status_code, body
+
+    def discard(self, response: requests.Response) -> None:
+        """Close an answer that is not needed, read first if small, so that its
+        connection serves the next request instead of a new one being opened."""
+        try:
+            length = int(response.headers.get("Content-Length", "-1"))
+            if 0 <= length <= _MAX_JSON:
+                _read_limited(response, _MAX_JSON)
+        except (ValueError, ApiError):
+            pass  # not needed anyway: the connection is closed instead
+        finally:
+            response.close()
 
     def get_bytes(
         self, path: str, *, limit: int, params: Mapping[str, str | int] | None = None

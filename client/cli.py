@@ -47,6 +47,7 @@ _COMMANDS = {
     "witnesses": "witnesses:witnesses",
     "export": "log:export",
     "verify": "log:verify",
+    "release": "log:release",
     "switch": "switch:switch",
     "checkin": "switch:checkin",
     "trustee": "trustee:trustee",

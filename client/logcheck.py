@@ -24,10 +24,12 @@ Anything else is refused like a rewritten log, and nothing is re-pinned.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +58,17 @@ from vault.merkle import leaf_hash, verify_consistency, verify_inclusion
 from vault.note import Checkpoint, Note, NoteVerifier, Receipt
 from vault.peer_key import PeerVerifier
 
-__all__ = ["LogCheck", "LoggedEntry", "RewrittenLogError", "UnwitnessedLogError", "witness_wait"]
+__all__ = [
+    "LOG_SIZE_HEADER",
+    "LogCheck",
+    "LoggedEntry",
+    "RewrittenLogError",
+    "UnwitnessedLogError",
+    "witness_wait",
+]
+
+LOG_SIZE_HEADER = "Evault-Log-Size"
+"""Sent with a write: the size of the newest checkpoint verified, to be proved extended."""
 
 _MAX_CHECKPOINT = 64 * 1024
 _DO_NOT_TRUST = (
@@ -93,10 +105,10 @@ def _rewritten(detail: str) -> RewrittenLogError:
     )
 
 
-def _not_pinned(detail: str = "") -> SignatureError:
+def _not_pinned(detail: str = "", *, key: str = "the log key this device pinned") -> SignatureError:
     return SignatureError(
-        "the server's checkpoint is not signed by the log key this device pinned" + detail,
-        hint="this may not be your server, or its key was replaced; do not trust it",
+        f"the server's checkpoint is not signed by {key}" + detail,
+        hint="this may not be the server you meant, or its key was replaced; do not trust it",
     )
 
 
@@ -134,6 +146,34 @@ class LoggedEntry:
             )
 
 
+@dataclass(frozen=True)
+class _Given:
+    """A consistency proof sent with a write's answer, not verified yet."""
+
+    old: int
+    new: int
+    proof: tuple[bytes, ...]
+
+
+def _given(value: object) -> _Given | None:
+    """The ``consistency`` of an answer (absent from servers that do not send it).
+
+    Raises:
+        ProofError: malformed.
+    """
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"old", "new", "proof"}
+        or not all(type(value[k]) is int for k in ("old", "new"))
+        or not isinstance(value["proof"], list)
+    ):
+        raise ProofError("the server sent a malformed consistency proof")
+    proof = tuple(server_b64(node, "consistency proof") for node in value["proof"])
+    return _Given(old=value["old"], new=value["new"], proof=proof)
+
+
 class LogCheck:
     """The pinned log key, the keys it replaced, and the newest checkpoint verified so far.
 
@@ -165,6 +205,10 @@ class LogCheck:
         """The pinned witnesses' cosignatures on the newest checkpoint witnessed by this command."""
         self.cosigned_note: bytes | None = None
         """That checkpoint, with the cosignatures."""
+        self.key_words = "the log key this device pinned"
+        """How messages name the key checkpoints must be signed by."""
+        # Files added side by side verify their receipts on their own threads.
+        self._lock = threading.RLock()
         self._history: list[Listed] | None = None
         try:
             self.verifier = NoteVerifier.parse(key)
@@ -212,7 +256,11 @@ class LogCheck:
             raise ProofError("the server sent a malformed consistency proof")
         return [server_b64(node, "consistency proof") for node in proof]
 
-    def _consistent(self, older: Checkpoint, newer: Checkpoint) -> None:
+    def _consistent(
+        self, older: Checkpoint, newer: Checkpoint, given: _Given | None = None
+    ) -> None:
+        """Check that ``newer`` extends ``older``, by ``given`` if it is the proof between
+        their sizes (one the server sent with a write), else by one asked for now."""
         if older.size == 0:
             return
         if older.size == newer.size:
@@ -220,7 +268,10 @@ class LogCheck:
                 raise _rewritten(f"two different trees of {older.size} entries")
             return
         try:
-            proof = self._proof(older.size, newer.size)
+            if given is not None and (given.old, given.new) == (older.size, newer.size):
+                proof = list(given.proof)
+            else:
+                proof = self._proof(older.size, newer.size)
             verify_consistency(older.size, newer.size, older.root_hash, newer.root_hash, proof)
         except ApiError as exc:
             if exc.status == 0 or exc.status >= 500:
@@ -245,7 +296,7 @@ class LogCheck:
         signed = {(s.name, s.key_id) for s in Note.parse(note).signatures}
         if not known & signed:
             if not self._follow:
-                raise _not_pinned()
+                raise _not_pinned(key=self.key_words)
             self._follow_history(note, required=True)
         elif self._follow and signed_by_unknown_key(note, [k.verifier for k in keys]):
             # Signed by the pinned key and another of its name: a transition.
@@ -253,28 +304,42 @@ class LogCheck:
         try:
             checkpoint, _ = open_with_keys(note, self.keys(), self.verifier.name)
         except SignatureError as exc:
-            raise _not_pinned(f": {exc.message}") from None
+            raise _not_pinned(f": {exc.message}", key=self.key_words) from None
         return checkpoint
 
-    def advance(self, note: bytes) -> Checkpoint:
+    @contextlib.contextmanager
+    def held(self) -> Iterator[int | None]:
+        """Hold the checks for a write and its receipt; the size of the newest checkpoint.
+
+        A write that sends this size (``Evault-Log-Size``) is answered with the
+        consistency proof from it, which :meth:`entry` then uses instead of
+        asking for one: while held, no other thread moves the newest checkpoint.
+        """
+        with self._lock:
+            yield None if self.latest is None else self.latest.size
+
+    def advance(self, note: bytes, given: _Given | None = None) -> Checkpoint:
         """Verify a signed checkpoint and its consistency with the newest one seen.
 
         A newer checkpoint becomes the newest; an older one must be a prefix.
+        ``given`` is a consistency proof the server sent along, used if it is
+        the one needed.
 
         Raises:
             SignatureError, ProofError: not signed by the pinned key.
             RewrittenLogError: not consistent with what this device saw.
         """
-        checkpoint = self._open(note)
-        if self.latest is None:
-            self.latest, self.note = checkpoint, note
+        with self._lock:
+            checkpoint = self._open(note)
+            if self.latest is None:
+                self.latest, self.note = checkpoint, note
+                return checkpoint
+            if checkpoint.size >= self.latest.size:
+                self._consistent(self.latest, checkpoint, given)
+                self.latest, self.note = checkpoint, note
+            else:
+                self._consistent(checkpoint, self.latest)
             return checkpoint
-        if checkpoint.size >= self.latest.size:
-            self._consistent(self.latest, checkpoint)
-            self.latest, self.note = checkpoint, note
-        else:
-            self._consistent(checkpoint, self.latest)
-        return checkpoint
 
     def refresh(self) -> Checkpoint:
         """Fetch the server's latest checkpoint and :meth:`advance` to it.
@@ -282,18 +347,19 @@ class LogCheck:
         With pinned witnesses, the newest checkpoint verified must also be
         cosigned by at least ``quorum`` of them (:meth:`witnessed`).
         """
-        note = self._api.get_bytes("/log/checkpoint", limit=_MAX_CHECKPOINT)
-        before = self.latest
-        checkpoint = self.advance(note)
-        if before is not None and checkpoint.size < before.size:
-            # Consistent, but older: a server hiding its newest entries.
-            raise _rewritten(
-                f"its latest checkpoint ({checkpoint.size} entries) is older than one this "
-                f"device verified ({before.size} entries): the log was rolled back"
-            )
-        if self.witnesses:
-            self.witnessed(note, wait=witness_wait())
-        return checkpoint
+        with self._lock:
+            note = self._api.get_bytes("/log/checkpoint", limit=_MAX_CHECKPOINT)
+            before = self.latest
+            checkpoint = self.advance(note)
+            if before is not None and checkpoint.size < before.size:
+                # Consistent, but older: a server hiding its newest entries.
+                raise _rewritten(
+                    f"its latest checkpoint ({checkpoint.size} entries) is older than one this "
+                    f"device verified ({before.size} entries): the log was rolled back"
+                )
+            if self.witnesses:
+                self.witnessed(note, wait=witness_wait())
+            return checkpoint
 
     def cosignatures(self, note: bytes) -> list[Cosignature]:
         """The valid cosignatures of pinned witnesses on a signed checkpoint.
@@ -380,7 +446,7 @@ class LogCheck:
         if not isinstance(text, str):
             raise ProofError("the server sent no receipt for this change")
         receipt_bytes = text.encode("utf-8")
-        checkpoint = self._verify_receipt(receipt_bytes, data)
+        checkpoint = self._verify_receipt(receipt_bytes, data, _given(answer.get("consistency")))
         try:
             event = canonical.loads(data)
         except FormatError:
@@ -395,23 +461,30 @@ class LogCheck:
             checkpoint=checkpoint,
         )
 
-    def _verify_receipt(self, receipt_bytes: bytes, data: bytes) -> Checkpoint:
-        try:
-            receipt = Receipt.parse(receipt_bytes)
-            checkpoint = self._open(receipt.checkpoint)
-        except FormatError as exc:
-            raise ProofError(f"the server sent a malformed receipt: {exc.message}") from None
-        try:
-            verify_inclusion(
-                leaf_hash(data), receipt.index, checkpoint.size, receipt.proof, checkpoint.root_hash
-            )
-        except ProofError as exc:
-            raise ProofError(
-                f"the server's receipt does not prove the change was logged: {exc.message}",
-                hint="do not trust this server",
-            ) from None
-        self.advance(receipt.checkpoint)
-        return checkpoint
+    def _verify_receipt(
+        self, receipt_bytes: bytes, data: bytes, given: _Given | None = None
+    ) -> Checkpoint:
+        with self._lock:
+            try:
+                receipt = Receipt.parse(receipt_bytes)
+                checkpoint = self._open(receipt.checkpoint)
+            except FormatError as exc:
+                raise ProofError(f"the server sent a malformed receipt: {exc.message}") from None
+            try:
+                verify_inclusion(
+                    leaf_hash(data),
+                    receipt.index,
+                    checkpoint.size,
+                    receipt.proof,
+                    checkpoint.root_hash,
+                )
+            except ProofError as exc:
+                raise ProofError(
+                    f"the server's receipt does not prove the change was logged: {exc.message}",
+                    hint="do not trust this server",
+                ) from None
+            self.advance(receipt.checkpoint, given)
+            return checkpoint
 
     def verify_kept(self, receipt: bytes, data: bytes) -> Checkpoint:
         """Verify a receipt this device kept, perhaps signed by a key since retired.
@@ -438,7 +511,9 @@ class LogCheck:
                     return None
                 if exc.status == 0 or exc.status >= 500:
                     raise
-                raise _not_pinned(", and the server shows no key history") from None
+                raise _not_pinned(
+                    ", and the server shows no key history", key=self.key_words
+                ) from None
         return self._history
 
     def _handover(self, old: Listed, new: Listed) -> Handover:
@@ -466,7 +541,9 @@ class LogCheck:
         pinned = next((i for i, row in enumerate(history) if row.key == self.verifier), None)
         if pinned is None or pinned == len(history) - 1:
             if required:
-                raise _not_pinned(", and the server shows no handover from it to another key")
+                raise _not_pinned(
+                    ", and the server shows no handover from it to another key", key=self.key_words
+                )
             return
         # The range a retired key signed starts where this device trusted it from, never
         # where the server says: a made-up first size would shrink it or corrupt the state.
@@ -511,7 +588,7 @@ class LogCheck:
             open_with_keys(note, keys, self.verifier.name)
         except VaultError as exc:
             raise _not_pinned(
-                f", nor by the key the server handed over to: {exc.message}"
+                f", nor by the key the server handed over to: {exc.message}", key=self.key_words
             ) from None
         # Everything verified: pin the new key, keep the old ones as retired.
         self._retired = keys[:-1]

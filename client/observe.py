@@ -125,4 +125,5 @@ def observe(
         witnesses=witnesses,
         quorum=quorum,
     )
+    log.key_words = "the log key given"
     return Observer(server=server, api=api, log=log, memory=memory, key=key)

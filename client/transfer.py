@@ -38,12 +38,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from client.api import ApiError
 from client.context import Client
 from client.disclosure import seal_disclosure
-from client.logcheck import LoggedEntry
+from client.logcheck import LOG_SIZE_HEADER, LoggedEntry
 from client.pending import Pending, pending_uploads, seal
 from client.recipients import encrypt, new_header
 from vault import age
@@ -54,14 +54,27 @@ from vault.disclosure import DEFAULT_REVEAL, Reveal
 from vault.errors import ConfigError, ProofError, VaultError
 from vault.manifest import Manifest, is_media_type
 
-__all__ = ["Added", "AnswerLostError", "Progress", "add_file", "file_facts"]
+__all__ = [
+    "IN_FLIGHT",
+    "Added",
+    "AnswerLostError",
+    "Progress",
+    "add_file",
+    "file_facts",
+    "side_by_side",
+]
 
 UPLOAD_PIECE = 32 * 1024 * 1024
 """Bytes per chunk request: few requests per GiB, little to send again after a drop."""
 _QUEUE_DEPTH = 8
 """Encrypted batches (about 1 MiB each) waiting for the network: the memory that upload takes."""
 _PASSES = 6
+IN_FLIGHT = 3
+"""Files added side by side: while one waits for the server, another is encrypted.
+
+Each holds at most :data:`_QUEUE_DEPTH` batches, so memory stays bounded."""
 _ID = re.compile(r"[0-9a-f]{32}")
+_T = TypeVar("_T")
 
 
 class Progress(Protocol):
@@ -182,7 +195,7 @@ class _Uploader:
             api = self._client.authed()
             for offset, length in self.plan:
                 body = _PieceBody(self.queue, length, api.moved)
-                api.request(
+                answer = api.request(
                     "PUT",
                     f"/uploads/{self._upload}/chunks",
                     params={"offset": offset},
@@ -190,7 +203,8 @@ class _Uploader:
                     headers={"Content-Type": "application/octet-stream"},
                     idempotent=False,  # the body cannot be sent twice
                     stream=True,  # the answer is not needed: never read it whole
-                ).close()
+                )
+                api.discard(answer)
                 self._advance(length)
             self.complete = True
         except BaseException as exc:  # noqa: BLE001 — reported by the main thread
@@ -294,6 +308,46 @@ def _item_exists(client: Client, item: str) -> bool:
             return False
         raise
     return True
+
+
+def side_by_side(
+    tasks: Sequence[Callable[[], _T]], *, width: int, stop: threading.Event
+) -> list[_T | BaseException | None]:
+    """Run ``tasks`` on ``width`` threads, in order; each one's result or exception.
+
+    Once ``stop`` is set, no task more starts: those not started are ``None``.
+    The threads are daemons, so an interrupted command does not wait for the
+    files under way (whose uploads resume next time).
+    """
+    outcomes: list[_T | BaseException | None] = [None] * len(tasks)
+    order = iter(range(len(tasks)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while not stop.is_set():
+            with lock:
+                index = next(order, None)
+            if index is None:
+                return
+            try:
+                outcomes[index] = tasks[index]()
+            except BaseException as exc:  # noqa: BLE001 — the caller reports it
+                outcomes[index] = exc
+
+    threads = [
+        threading.Thread(target=work, name=f"evault-add-{n}", daemon=True)
+        for n in range(max(1, min(width, len(tasks))))
+    ]
+    with signals_to_main_thread():
+        for thread in threads:
+            thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        stop.set()
+        raise
+    return outcomes
 
 
 def _safe_local_name(path: Path) -> str:
@@ -557,9 +611,17 @@ def _commit(
     try:
         # Tried again on a dropped line like a read: a second commit of a stored upload finds
         # no upload, and the item itself tells whether the first one went through.
-        answer = client.call(
-            "POST", f"/uploads/{pending.upload}/commit", json=body, idempotent=True
-        )
+        # One commit at a time, with the size of the newest checkpoint verified: the answer
+        # then proves its checkpoint extends that one, and no proof is asked for apart.
+        with client.log.held() as seen:
+            answer = client.call(
+                "POST",
+                f"/uploads/{pending.upload}/commit",
+                json=body,
+                idempotent=True,
+                headers={} if seen is None else {LOG_SIZE_HEADER: str(seen)},
+            )
+            entry = client.log.entry(answer)
     except ApiError as exc:
         if exc.status == 404 and _stored_meanwhile(client, pending.item):
             raise AnswerLostError(Path(pending.path).name, pending.item) from None
@@ -577,7 +639,6 @@ def _commit(
                 hint="run the same command again to add the file outside the release set",
             ) from None
         raise
-    entry = client.log.entry(answer)
     size = payload_size(pending.size)
     fields: dict[str, object] = {
         "type": "item.uploaded",

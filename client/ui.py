@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import sys
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ from rich.progress import (
 from rich.text import Text
 
 from vault.errors import VaultError
+from vault.manifest import SCRIPT_JOINERS, joiner_kept
 
 if TYPE_CHECKING:
     from client.waits import Wait
@@ -93,10 +95,18 @@ def printable(text: object) -> str:
 
 
 def _plain(text: str) -> str:
-    """Text with control and formatting characters replaced: messages may quote a server."""
+    """Text with control and formatting characters replaced: messages may quote a server.
+
+    The zero-width space, non-joiner and joiner stay inside a word, where
+    Khmer, Thai, Arabic, Persian and Indic writing need them.
+    """
     return "".join(
-        "?" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else ch
-        for ch in text
+        ch
+        if ch in SCRIPT_JOINERS and joiner_kept(text, i)
+        else "?"
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+        else ch
+        for i, ch in enumerate(text)
     )
 
 
@@ -212,7 +222,7 @@ class Bars:
         )
         self._files = files
         self._finished = 0
-        self._base = 0
+        self._lock = threading.Lock()
         self._overall: TaskID | None = None
         if files > 1:
             self._overall = self._board.add_task(self._count(), total=total)
@@ -265,23 +275,22 @@ class Bars:
         self._board.notice = text
         self._board.refresh()
 
-    def _moved(self, *, base: int | None = None, n: int = 0) -> None:
-        if self._overall is None:
-            return
-        if base is not None:
-            self._board.update(self._overall, completed=self._base + base)
-        else:
+    def _moved(self, n: int) -> None:
+        """``n`` bytes more of the whole are done (fewer if negative: a pass started again)."""
+        if self._overall is not None and n:
             self._board.advance(self._overall, n)
 
-    def _done(self, task: TaskID | None, size: int) -> None:
-        """A file is done (stored, failed or left out): its share of the whole is counted."""
+    def _done(self, task: TaskID | None, left: int) -> None:
+        """A file is done (stored, failed or left out): the ``left`` bytes of its share
+        not counted yet are counted now. Files may be under way side by side."""
         if self._overall is None:
             return
         if task is not None:
             self._board.remove_task(task)
-        self._finished += 1
-        self._base += size
-        self._board.update(self._overall, completed=self._base, description=self._count())
+        with self._lock:
+            self._finished += 1
+            self._board.advance(self._overall, left)
+            self._board.update(self._overall, description=self._count())
 
 
 class FileBar:
@@ -292,6 +301,8 @@ class FileBar:
         self._label = label
         self._task: TaskID | None = None
         self._total = 0
+        self._counted = 0
+        """What this file added to the whole so far."""
 
     def start(self, *, total: int, done: int, resumed: bool) -> None:
         board = self._bars._board
@@ -304,16 +315,19 @@ class FileBar:
             board.reset(self._task, total=total, completed=done, description=label)
         # A first sample, so that the rate shows from the first piece on.
         board.advance(self._task, 0)
-        self._bars._moved(base=done)
+        self._bars._moved(done - self._counted)
+        self._counted = done
 
     def advance(self, n: int) -> None:
         if self._task is not None:
             self._bars._board.advance(self._task, n)
-            self._bars._moved(n=n)
+            self._counted += n
+            self._bars._moved(n)
 
     def done(self, size: int) -> None:
         """This file is over; ``size`` is what it counted for in the whole."""
-        self._bars._done(self._task, size)
+        self._bars._done(self._task, size - self._counted)
+        self._counted = size
 
 
 class Bar(FileBar):

@@ -98,7 +98,9 @@ local)
 	tries=0
 	until
 		if [[ -d $blob_root/blobs ]]; then
-			(cd -- "$blob_root" && find blobs \( -type d -o -type f \) -print0) >"$list"
+			# A listing that fails (permissions, a disk error) is an error, never a short list.
+			(cd -- "$blob_root" && find blobs \( -type d -o -type f \) -print0) >"$list" ||
+				die "cannot list the blobs under $blob_root; this backup is incomplete"
 		else
 			: >"$list"
 		fi

@@ -31,7 +31,7 @@ from server.clock import Clock, SystemClock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker
 from server.errors import ApiError
-from server.ratelimit import Bucket, RateLimiter
+from server.ratelimit import Bucket, Limiter, RateLimiter, SharedRateLimiter
 from server.storage import BlobStore
 
 __all__ = ["HTML_CSP", "SECURITY_HEADERS", "AppState", "create_app", "login_limiter", "make_store"]
@@ -68,16 +68,18 @@ _CODES = {
 }
 
 
-def login_limiter() -> RateLimiter:
-    """Limits of ``auth/challenge`` and ``auth/login``, in each process.
+def login_limiter(config: Config | None = None) -> Limiter:
+    """Limits of ``auth/challenge``, ``auth/login`` and the web check-in.
 
     Per key (public key or account id, per endpoint): 10 at once, then one
-    every 6 seconds. Overall: 100 at once, then 20 a second. See
-    :mod:`server.ratelimit` for why the buckets are in memory.
+    every 6 seconds. Overall: 100 at once, then 20 a second. Shared by every
+    worker and host through Redis when ``EVAULT_REDIS_URL`` is set, else
+    in each process (see :mod:`server.ratelimit`).
     """
-    return RateLimiter(
-        per_key=Bucket(burst=10, per_second=1 / 6), overall=Bucket(burst=100, per_second=20)
-    )
+    per_key, overall = Bucket(burst=10, per_second=1 / 6), Bucket(burst=100, per_second=20)
+    if config is not None and config.redis_url is not None:
+        return SharedRateLimiter(config.redis_url, per_key=per_key, overall=overall)
+    return RateLimiter(per_key=per_key, overall=overall)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,7 +90,7 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     store: BlobStore
-    limiter: RateLimiter = dataclasses.field(default_factory=login_limiter)
+    limiter: Limiter = dataclasses.field(default_factory=login_limiter)
     clock: Clock = dataclasses.field(default_factory=SystemClock)
 
 
@@ -199,6 +201,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> Flask:
         engine=engine,
         sessions=make_sessionmaker(engine),
         store=make_store(config),
+        limiter=login_limiter(config),
         clock=clock or SystemClock(),
     )
     register_blueprints(app)

@@ -56,6 +56,9 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.login",
         # A check-in is authenticated by its own signature, in one request.
         "switch.checkin",
+        # Peer servers authenticate every request by its RFC 9421 signature.
+        "peer.hello",
+        "peer.hello_status",
         # The public HTML pages (server.web): the check-in form carries its own
         # credentials, a share its own words; a release is public by design.
         "pages.stylesheet",
@@ -65,6 +68,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "pages.release",
         "pages.release_item",
         "pages.release_key",
+        "pages.release_record",
         "pages.share_form",
         "pages.share",
     }

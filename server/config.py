@@ -72,6 +72,12 @@ def _seconds_or_off(environ: Mapping[str, str], name: str, default: int) -> int:
     return _int(environ, name, default, 86400)
 
 
+def _redis_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("invalid EVAULT_REDIS_URL: want redis://HOST:PORT/DB (or rediss://)")
+    return url
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """Where the server keeps its state and how it serves requests."""
@@ -105,6 +111,7 @@ class Config:
     run_worker: bool = True
     witness_interval: int = 10
     read_timeout: int = 30
+    redis_url: str | None = None
     peer_key_path: Path | None = None
 
     @property
@@ -207,5 +214,6 @@ class Config:
             run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
             witness_interval=_seconds_or_off(env, "EVAULT_WITNESS_INTERVAL", 10),
             read_timeout=_int(env, "EVAULT_READ_TIMEOUT", 30, 3600),
+            redis_url=_redis_url(env.get("EVAULT_REDIS_URL") or None),
             peer_key_path=Path(peer_key) if peer_key else None,
         )

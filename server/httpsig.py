@@ -90,11 +90,14 @@ class Refusal(Exception):
     ``pin_mismatch``.
     """
 
-    def __init__(self, reason: str, *, peer_key: str | None = None) -> None:
+    def __init__(self, reason: str, *, peer_key: str | None = None, verified: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.peer_key = peer_key
-        """The pinned peer the request named, once its signature was checked against it."""
+        """The pinned peer the request named (``verified``: and whose signature it carries)."""
+        self.verified = verified
+        """Whether the request's signature verified against ``peer_key``: only then is the
+        refusal the peer's doing rather than anyone's."""
 
 
 class _Headers(Protocol):

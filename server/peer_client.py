@@ -77,7 +77,10 @@ def send_hello(
         try:
             error = json.loads(data)
             if isinstance(error, dict) and isinstance(error.get("message"), str):
-                reason = error["message"][:200]
+                # Unsigned words from another server, bound for an operator's terminal:
+                # printable characters only.
+                said = "".join(c if c.isprintable() else "?" for c in error["message"][:200])
+                reason = f"it says: {said}"
         except ValueError:
             pass
         return PeerAnswer(ok=False, status=response.status_code, reason=reason)

@@ -317,7 +317,8 @@ class Worker:
         )
         if switch.duress_view is None:
             last_moment = switch.deadline_at + dt.timedelta(seconds=switch.grace_s)
-            if remind_late:
+            # Only while checking in can still stop the release; else she hears it was missed.
+            if remind_late and now < last_moment:
                 # The reminder the reporter is owed, with the time that still
                 # stops the release: checking in before it does.
                 switch.reminders_sent = len(canonical.loads(switch.policy).get("reminders", []))

@@ -262,10 +262,26 @@ _RESERVED = set('<>:"/\\|?*')
 # into separators or colons, and letters that show as nothing at all.
 _LOOKALIKES = set("\uff0f\uff3c\u2215\u2044\u29f8\u29f9\u00a5\u20a9\uff1a\ufe55\ufe13")
 _INVISIBLE = set("\u115f\u1160\u3164\uffa0\u2800\u180e")
+# Zero-width space, non-joiner and joiner: Khmer, Thai, Burmese and Lao
+# separate words with U+200B, and Arabic, Persian and the Indic scripts need
+# U+200C/U+200D to shape letters right. They are kept, but only inside a
+# word: between two letters or marks, never twice in a row, never at an end.
+SCRIPT_JOINERS = frozenset("\u200b\u200c\u200d")
 _DEVICE_NAMES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
     f"{prefix}{n}" for prefix in ("COM", "LPT") for n in [*"0123456789", "¹", "²", "³"]
 }
 _MAX_NAME_BYTES = 200
+
+
+def _in_word(char: str | None) -> bool:
+    return char is not None and unicodedata.category(char)[0] in "LM"
+
+
+def joiner_kept(text: str, index: int) -> bool:
+    """Whether the script joiner at ``text[index]`` stands inside a word, and may stay."""
+    before = text[index - 1] if index > 0 else None
+    after = text[index + 1] if index + 1 < len(text) else None
+    return _in_word(before) and _in_word(after)
 
 
 def _truncate(text: str, fallback: str) -> str:
@@ -277,6 +293,8 @@ def _truncate(text: str, fallback: str) -> str:
     head = text[: len(text) - len(suffix)]
     budget = _MAX_NAME_BYTES - len(suffix.encode("utf-8"))
     head = head.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    # A cut may leave a script joiner at the end of the word it was inside.
+    head = head.rstrip("".join(SCRIPT_JOINERS))
     return (head or fallback) + suffix
 
 
@@ -296,7 +314,9 @@ def safe_filename(name: str, *, fallback: str = "item") -> str:
     """Turn an untrusted filename into a safe name for a local file.
 
     The result has no directory part, no ``.`` or ``..``, no control,
-    formatting, bidirectional-override or invisible characters, none of
+    formatting, bidirectional-override or invisible characters (but the
+    zero-width space, non-joiner and joiner inside a word, which Khmer, Thai,
+    Arabic, Persian and Indic writing need: :data:`SCRIPT_JOINERS`), none of
     ``<>:"/\\|?*`` nor characters Windows may turn into them, is not a
     Windows device name (``CON``, ``NUL.txt``, ``COM0``, …), does not start
     with a dot, dash or space nor end with a dot or space, and is at most 200
@@ -309,7 +329,9 @@ def safe_filename(name: str, *, fallback: str = "item") -> str:
     cleaned = []
     for char in text:
         category = unicodedata.category(char)
-        if (
+        if char in SCRIPT_JOINERS:
+            cleaned.append(char)  # judged below, by the neighbours it ends up with
+        elif (
             category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
             or char in _RESERVED
             or char in _LOOKALIKES
@@ -321,6 +343,9 @@ def safe_filename(name: str, *, fallback: str = "item") -> str:
         else:
             cleaned.append(char)
     text = "".join(cleaned)
+    text = "".join(
+        "_" if c in SCRIPT_JOINERS and not joiner_kept(text, i) else c for i, c in enumerate(text)
+    )
     # Each rule can undo another (truncating can expose a device name or a
     # trailing dot), so apply them until the name no longer changes.
     for _ in range(8):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import stat
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
+from click.globals import pop_context, push_context
 from rich.text import Text
 
 from client import items as service
@@ -23,7 +26,7 @@ from client.item_names import Chosen
 from client.pending import Pending, pending_uploads
 from client.sources import TWICE, files_of
 from client.switch import release_recipient
-from client.transfer import add_file, file_facts
+from client.transfer import IN_FLIGHT, Added, AnswerLostError, add_file, file_facts, side_by_side
 from client.ui import (
     Bars,
     FileBar,
@@ -39,7 +42,7 @@ from client.ui import (
 from vault.age import Recipient, X25519Recipient
 from vault.age.stream import payload_size
 from vault.disclosure import Reveal
-from vault.errors import ConfigError, VaultError
+from vault.errors import ConfigError, ProofError, VaultError
 
 __all__ = ["COMMANDS", "check_readable", "human_size", "item_table", "show_items"]
 
@@ -142,37 +145,76 @@ def add(
         recipients: list[Recipient] = [client.own_card().age_recipient()]
         # Asked once for all the files, not once per file.
         unfinished = pending_uploads(client)
+        # Logged in and the log key read before files go side by side.
+        client.authed()
+        client.log  # noqa: B018
         results: list[dict[str, object]] = []
+        stop = threading.Event()
+
+        command = click.get_current_context()
+
+        def one(index: int, path: Path, bar: FileBar) -> dict[str, object]:
+            # The command's options (--json) hold on this thread too.
+            push_context(command)
+            said: list[str] = []
+            try:
+                return _add_one(
+                    client,
+                    path,
+                    bar,
+                    said.append,
+                    recipients=recipients,
+                    share_with=share_with,
+                    note=note,
+                    release_key=release_key,
+                    reveal=chosen.get(path),
+                    unfinished=unfinished,
+                )
+            except ApiError as exc:
+                if _unreachable(exc):
+                    # The server is out of reach: the next files would wait as long.
+                    stop.set()
+                raise
+            except ConfigError:
+                raise
+            except BaseException:
+                stop.set()  # a receipt that fails its check, say: no file more
+                raise
+            finally:
+                bar.done(payload_size(sizes[path]))
+                in_order.done(index, said)
+                pop_context()
+
         try:
             with Bars(files=len(files), total=sum(payload_size(n) for n in sizes.values())) as bars:
-                for index, path in enumerate(files):
-                    bar = bars.file(shown(path.name))
-                    try:
-                        results.append(
-                            _add_one(
-                                client,
-                                path,
-                                bar,
-                                bars.say,
-                                recipients=recipients,
-                                share_with=share_with,
-                                note=note,
-                                release_key=release_key,
-                                reveal=chosen.get(path),
-                                unfinished=unfinished,
-                            )
-                        )
-                    except ApiError as exc:
-                        if exc.status == 0 or exc.status >= 500:
-                            # The server is out of reach: the next files would wait as long.
-                            left_out.append((str(path), _UNFINISHED))
-                            left_out += [(str(p), _UNSENT) for p in files[index + 1 :]]
-                            raise
-                        left_out.append((str(path), _said(exc)))
-                    except ConfigError as exc:
-                        left_out.append((str(path), _said(exc)))
-                    finally:
-                        bar.done(payload_size(sizes[path]))
+                in_order = _InOrder(bars.say)
+                outcomes = side_by_side(
+                    [
+                        functools.partial(one, index, path, bars.file(shown(path.name)))
+                        for index, path in enumerate(files)
+                    ],
+                    width=IN_FLIGHT,
+                    stop=stop,
+                )
+                for index, outcome in enumerate(outcomes):
+                    if outcome is None:
+                        in_order.done(index, [])  # not started: what came after is said
+            # What stopped the command: a failed check first, else the lost server.
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            cut = next((e for e in errors if _fatal(e)), None) or next(
+                (e for e in errors if isinstance(e, ApiError) and _unreachable(e)), None
+            )
+            for path, outcome in zip(files, outcomes, strict=True):
+                if isinstance(outcome, dict):
+                    results.append(outcome)
+                elif outcome is None:
+                    left_out.append((str(path), _STOPPED if _fatal(cut) else _UNSENT))
+                elif isinstance(outcome, ApiError) and _unreachable(outcome):
+                    left_out.append((str(path), _UNFINISHED))
+                elif isinstance(outcome, ApiError | ConfigError):
+                    left_out.append((str(path), _said(outcome)))
+            if cut is not None:
+                raise cut
         finally:
             _summarise(results, len(files), left_out, skipped)
         left = [
@@ -201,10 +243,39 @@ def add(
 
 _NOTHING = "nothing was uploaded"
 _UNSENT = "not sent: the server could not be reached"
+_STOPPED = "not sent: stopped by the error below"
 _UNFINISHED = (
     "not finished: the server could not be reached; what was sent is kept there, and "
     "`evault add` of this file resumes it"
 )
+
+
+class _InOrder:
+    """What is said of each file, in the order of the files, whichever finishes first."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._waiting: dict[int, list[str]] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def done(self, index: int, lines: list[str]) -> None:
+        """File ``index`` is over: say its lines once every file before it is over too."""
+        with self._lock:
+            self._waiting[index] = lines
+            while self._next in self._waiting:
+                for line in self._waiting.pop(self._next):
+                    self._say(line)
+                self._next += 1
+
+
+def _unreachable(exc: ApiError) -> bool:
+    return exc.status == 0 or exc.status >= 500
+
+
+def _fatal(outcome: object) -> bool:
+    """An error that stops every file (a receipt that fails its check), not one file's."""
+    return isinstance(outcome, BaseException) and not isinstance(outcome, ApiError | ConfigError)
 
 
 def _said(exc: VaultError) -> str:
@@ -225,17 +296,22 @@ def _add_one(
     unfinished: Sequence[Pending],
 ) -> dict[str, object]:
     """Add one file, share it, and say so; what ``--json`` shows of it."""
-    added = add_file(
-        client,
-        path,
-        recipients=recipients,
-        editors=[],
-        note=note,
-        progress=bar,
-        release=release_key,
-        reveal=reveal,
-        unfinished=unfinished,
-    )
+    try:
+        added = add_file(
+            client,
+            path,
+            recipients=recipients,
+            editors=[],
+            note=note,
+            progress=bar,
+            release=release_key,
+            reveal=reveal,
+            unfinished=unfinished,
+        )
+    except AnswerLostError as exc:
+        # Stored by an earlier run whose answer was lost: what the log and the
+        # signed manifest say of it is checked now, as if the answer had come.
+        added = _stored_before(client, path, exc.item)
     shared = []
     for name in share_with:
         service.share_item(client, added.item, name)
@@ -260,6 +336,37 @@ def _add_one(
         "release": release_key is not None,
         "reveal": None if reveal is None else str(reveal),
     }
+
+
+def _stored_before(client: Client, path: Path, item: str) -> Added:
+    """The file an earlier run stored as ``item``: its upload entry and manifest, checked.
+
+    Raises:
+        ProofError: the log has no upload of ``item`` by this account, or its
+            manifest is not this file's.
+    """
+    uploads = [
+        e
+        for e in service.logged_entries(client, item)
+        if e.event.get("type") == "item.uploaded" and e.event.get("account") == client.account
+    ]
+    signed = service.signed_item(client, item)
+    name, size, _captured = file_facts(path)
+    if not uploads or signed.manifest.size != size or signed.manifest.filename != name:
+        raise ProofError(
+            f"the server says {path.name} was stored as item {item}, and its log or manifest "
+            "does not show it",
+            hint="do not trust this server; keep this device's state.json as evidence",
+        )
+    entry = uploads[0]
+    return Added(
+        item=item,
+        size=size,
+        payload_sha256=str(entry.event.get("sha256")),
+        plaintext_sha256=signed.manifest.plaintext_sha256,
+        entry=entry,
+        resumed=True,
+    )
 
 
 def _tell_left_out(left_out: list[tuple[str, str]]) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime
+import hashlib
 from pathlib import Path
 
 import click
@@ -17,14 +20,16 @@ from client.contacts import person_name
 from client.export import Package, export_item
 from client.item_names import Chosen
 from client.observe import observe
+from client.release_check import check_release, release_address
 from client.state import State
 from client.state import load as load_state
 from client.ui import err, handle_errors, json_mode, out, print_json, shown
 from vault import age
-from vault.errors import ConfigError
+from vault.errors import ConfigError, ProofError, VaultError
 from vault.evidence import verify_package
 from vault.keys import Card
 from vault.manifest import safe_filename
+from vault.note import NoteVerifier, verifier_fingerprint
 
 __all__ = ["COMMANDS"]
 
@@ -427,4 +432,128 @@ def verify(
         )
 
 
-COMMANDS = [log, export, verify]
+def _tell(line: str) -> None:
+    click.echo(f"evault: {line}", err=True)
+
+
+@click.group()
+def release() -> None:
+    """Check a published release, as anyone can: no account needed."""
+
+
+@release.command("check")
+@click.argument("url", metavar="URL")
+@click.option(
+    "--log-key",
+    metavar="KEY",
+    required=True,
+    help="The log key the server's operator published (not the one on the page).",
+)
+@click.option(
+    "--card",
+    "card_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The reporter's card you trust: check that she armed this switch.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder to save the decrypted files in (each only once it checks).",
+)
+@handle_errors
+def release_check(url: str, log_key: str, card_file: Path | None, output: Path | None) -> None:
+    """Check the release page at URL against the server's log, and decrypt its files.
+
+    Every log entry is hashed into a checkpoint signed by --log-key; the
+    release's record, key and files must be the ones the log recorded when
+    they were uploaded, when the switch was armed and when it released.
+    """
+    params = click.get_current_context().find_root().params
+    server, _vault, _number = release_address(url)
+    trusted = None if card_file is None else Card.from_json(card_file.read_bytes().strip())
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    observer = observe(home(), server, log_key, proxy=params.get("proxy"))
+    try:
+        try:
+            checked = check_release(observer, url, output=output, progress=_tell)
+        except VaultError:
+            # The log's newest checkpoint that did verify is kept all the same.
+            with contextlib.suppress(VaultError):
+                observer.remember()
+            raise
+        observer.remember()
+    finally:
+        observer.close()
+    card_matches = None
+    if trusted is not None:
+        mine = base64.b64encode(hashlib.sha256(trusted.to_json()).digest()).decode()
+        card_matches = mine in checked.card_hashes
+        if not card_matches:
+            raise ProofError(
+                "the card you gave did not register the account that armed this switch",
+                hint="check that it is the reporter's card; the release itself checked out",
+            )
+    if json_mode():
+        print_json(
+            {
+                "ok": True,
+                "vault": checked.vault,
+                "release": checked.number,
+                "log_origin": checked.log_origin,
+                "log_size": checked.log_size,
+                "account": checked.account,
+                "card_checked": card_matches is True,
+                "armed_entry": checked.armed_entry,
+                "released_entry": checked.released_entry,
+                "files": [
+                    {
+                        "item": f.item,
+                        "name": f.name,
+                        "size": f.size,
+                        "plaintext_sha256": f.plaintext_sha256,
+                        "committed": f.committed,
+                        "upload_entry": f.upload_entry,
+                        "saved": None if f.saved is None else str(f.saved),
+                    }
+                    for f in checked.files
+                ],
+            }
+        )
+        return
+    console = out()
+    console.print(
+        f"[bold green]Release {checked.number} of vault {checked.vault} checks out[/] against "
+        f"the log {shown(checked.log_origin)} ({checked.log_size} entries, every one hashed "
+        "into a checkpoint signed by the key you gave, fingerprint "
+        f"{verifier_fingerprint(NoteVerifier.parse(log_key))})."
+    )
+    console.print(
+        f"  [green]✓[/] armed in log entry {checked.armed_entry} and released in entry "
+        f"{checked.released_entry}, to the recipient the release key opens"
+    )
+    console.print(
+        "  [green]✓[/] the page's record of the files is the one the server logged when it released"
+    )
+    for f in checked.files:
+        where = "" if f.saved is None else f", saved as {shown(str(f.saved))}"
+        kept = ", in the commitment made at arming" if f.committed else ""
+        console.print(
+            f"  [green]✓[/] {_named(f.name)}: {f.size} bytes, uploaded in log entry "
+            f"{f.upload_entry}{kept}; decrypts to SHA-256 {f.plaintext_sha256}{where}"
+        )
+    if card_matches:
+        console.print("  [green]✓[/] the card you gave registered the account that armed it")
+    else:
+        console.print(
+            "  [yellow]–[/] who the account is was not checked: pass --card with the "
+            "reporter's card, or compare the fingerprint on the page with one she published"
+        )
+    console.print(
+        "  [yellow]–[/] the reporter's signature on each file is the server's finding, "
+        "recorded in the log at release; this check cannot redo it"
+    )
+
+
+COMMANDS = [log, export, verify, release]

@@ -7,7 +7,9 @@ repeated parameters are refused, so one request has one meaning.
 A response to a write carries the write's log entry twice over
 (:func:`receipt_fields`): ``receipt``, the C2SP tlog-proof, and ``entry``,
 the exact leaf bytes it proves, so a client checks what was logged without
-guessing the ``time`` the server added.
+guessing the ``time`` the server added; and the answer to an upload's
+commit, asked with the request header ``Evault-Log-Size``, the consistency
+proof from the client's newest verified checkpoint to the receipt's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from server.errors import ApiError
 from server.keyfile import load_key_file
-from server.services.log import Appended, receipt
+from server.services.log import Appended, consistency_proof, receipt
 from server.storage import BlobStore
 from vault._base64 import b64encode
 from vault.note import NoteSigner
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from server.app import AppState
 
 __all__ = [
+    "LOG_SIZE_HEADER",
     "app_state",
     "blob_store",
     "db_session",
@@ -40,10 +43,13 @@ __all__ = [
     "query_ints",
     "receipt_fields",
     "receipt_text",
+    "seen_log_size",
     "string_fields",
 ]
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
+LOG_SIZE_HEADER = "Evault-Log-Size"
+"""Request header: the size of the newest log checkpoint the client verified."""
 
 
 def query_ints(
@@ -154,18 +160,53 @@ def log_signer() -> NoteSigner:
 
 def receipt_text(appended: Appended) -> str:
     """The C2SP tlog-proof of a new entry against the checkpoint signed with it."""
-    return receipt(db_session(), appended.entry.idx, appended.checkpoint).marshal().decode("utf-8")
+    proof = receipt(db_session(), appended.entry.idx, appended.checkpoint, appended.hashes)
+    return proof.marshal().decode("utf-8")
 
 
-def receipt_fields(appended: Appended) -> dict[str, str]:
+def seen_log_size() -> int | None:
+    """The request's :data:`LOG_SIZE_HEADER`, if any: call it before a write, to refuse early.
+
+    Raises:
+        ApiError: 400 for a value that is not a decimal as query values are, or a repeated one.
+    """
+    given = request.headers.getlist(LOG_SIZE_HEADER)
+    if not given:
+        return None
+    if len(given) > 1 or not _DECIMAL.fullmatch(given[0]):
+        raise ApiError.bad_request(f"header {LOG_SIZE_HEADER} must be one non-negative integer")
+    return int(given[0])
+
+
+def receipt_fields(appended: Appended, *, consistency: bool = False) -> dict[str, object]:
     """``{"receipt", "entry"}`` of a new log entry, for a response to the write it records.
 
     ``receipt`` is :func:`receipt_text`; ``entry`` is standard padded base64
     of the leaf bytes, the canonical JSON event exactly as logged (with the
     ``time`` the log added), whose RFC 6962 leaf hash the receipt proves
-    (:func:`vault.note.verify_receipt`). Call it before the commit.
+    (:func:`vault.note.verify_receipt`). With ``consistency``, when the request
+    names the size of the newest checkpoint its client verified (header
+    :data:`LOG_SIZE_HEADER`, read with :func:`seen_log_size` before the write)
+    and the receipt's tree is larger, ``consistency`` is the RFC 9162 proof
+    from that size to the receipt's, ``{"old", "new", "proof"}``: the client
+    checks it as it would one it asked ``GET /log/proof/consistency`` for,
+    one request fewer per write. Call it before the commit.
     """
-    return {"receipt": receipt_text(appended), "entry": b64encode(appended.entry.data)}
+    fields: dict[str, object] = {
+        "receipt": receipt_text(appended),
+        "entry": b64encode(appended.entry.data),
+    }
+    seen = seen_log_size() if consistency else None
+    if seen is not None:
+        old, new = seen, appended.checkpoint.size
+        if 0 < old < new:
+            proof = consistency_proof(db_session(), old, new, appended.hashes)
+            fields["consistency"] = {
+                "old": old,
+                "new": new,
+                "proof": [b64encode(node) for node in proof],
+            }
+    return fields
 
 
 def string_fields(

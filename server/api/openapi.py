@@ -847,7 +847,20 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/uploads/{upload_id}/commit": {
             "post": {
                 "operationId": "commitUpload",
-                "parameters": [_UPLOAD_ID],
+                "parameters": [
+                    _UPLOAD_ID,
+                    {
+                        "name": "Evault-Log-Size",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,17})$"},
+                        "description": (
+                            "the size of the newest log checkpoint the client verified: the "
+                            "answer then proves the receipt's checkpoint extends it "
+                            "(`consistency`)"
+                        ),
+                    },
+                ],
                 "summary": "Check size and SHA-256, create the item, log item.uploaded",
                 "description": (
                     "The body may be empty (older clients) or an object with `sha256` (required "
@@ -892,9 +905,31 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "201": _json(
                         "the new item and the receipt of its log entry",
-                        _object({"item": _ITEM, "receipt": _RECEIPT, "entry": _ENTRY}),
+                        _object(
+                            {
+                                "item": _ITEM,
+                                "receipt": _RECEIPT,
+                                "entry": _ENTRY,
+                                "consistency": {
+                                    **_object(
+                                        {
+                                            "old": _COUNT,
+                                            "new": _COUNT,
+                                            "proof": {"type": "array", "items": _B64},
+                                        }
+                                    ),
+                                    "description": (
+                                        "with Evault-Log-Size N, when 0 < N < the receipt's "
+                                        "tree size: the RFC 9162 consistency proof from N "
+                                        "to that size"
+                                    ),
+                                },
+                            },
+                            optional=("consistency",),
+                        ),
                     ),
                     "400": _error(
+                        "a malformed Evault-Log-Size header, "
                         "unexpected query parameters, a malformed body, missing_digest (no "
                         "SHA-256 declared or given), invalid_manifest, invalid_disclosure or "
                         "unexpected_disclosure (without release); the session stays"

@@ -19,6 +19,8 @@ together; beyond that they get 429 and only the server's own log notes them.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -67,32 +69,71 @@ def _target_uri() -> str:
     return base + request.path + (f"?{query}" if query else "")
 
 
+# Refusals of requests that carry no valid signature of a pinned peer are
+# anyone's doing: the log gets one entry per reason per interval, with how many
+# there were, so nobody can grow the public log by sending garbage.
+UNVERIFIED_INTERVAL = 600.0
+_unverified_lock = threading.Lock()
+
+
+def _count_unverified(reason: str) -> int | None:
+    """How many unverified refusals of ``reason`` to log now (this one included), or None."""
+    tally: dict[str, list[float]] = current_app.extensions.setdefault("evault.peer_refused", {})
+    now = time.monotonic()
+    with _unverified_lock:
+        seen = tally.setdefault(reason, [float("-inf"), 0.0])
+        seen[1] += 1
+        if now - seen[0] < UNVERIFIED_INTERVAL:
+            return None
+        count, seen[0], seen[1] = int(seen[1]), now, 0.0
+        return count
+
+
 def _refuse(refusal: httpsig.Refusal) -> ApiError:
-    """Log a refusal (within the rate limit) and return the error to raise."""
+    """Log a refusal and return the error to raise.
+
+    A refusal of a request signed by a pinned peer is logged with that peer
+    (within its rate limit); any other is counted and logged in aggregate.
+    """
     session = db_session()
     session.rollback()
-    key = refusal.peer_key or "anonymous"
-    wait = _limiter().acquire(f"refused:{key}", overall_too=False)
-    if wait:
-        _log.warning("peer request refused (%s), not logged: too many refusals", refusal.reason)
-        return ApiError(
-            429,
-            "too_many_requests",
-            "too many refused requests",
-            headers={"Retry-After": str(wait)},
-        )
+    status = 403 if refusal.reason in _FORBIDDEN else 401
+    error = ApiError(status, "peer_refused", refusal.reason)
     event: dict[str, Any] = {
         "type": "peer.refused",
         "reason": refusal.reason,
         "method": request.method,
         "path": request.path,
     }
-    if refusal.peer_key is not None:
+    if refusal.verified and refusal.peer_key is not None:
+        wait = _limiter().acquire(f"refused:{refusal.peer_key}", overall_too=False)
+        if wait:
+            _log.warning("peer request refused (%s), not logged: too many refusals", refusal.reason)
+            return ApiError(
+                429,
+                "too_many_requests",
+                "too many refused requests",
+                headers={"Retry-After": str(wait)},
+            )
         event["peer_key"] = refusal.peer_key
+    else:
+        count = _count_unverified(refusal.reason)
+        if count is None:
+            return error
+        event["unverified"] = count
     with session.begin():
         log.append(session, event, log_signer())
-    status = 403 if refusal.reason in _FORBIDDEN else 401
-    return ApiError(status, "peer_refused", refusal.reason)
+    return error
+
+
+def _accepted_limit(peer: Peer) -> None:
+    """Accepted requests of one peer are rate-limited too: each is a log entry."""
+    wait = _limiter().acquire(f"accepted:{peer.peer_key}", overall_too=False)
+    if wait:
+        db_session().rollback()
+        raise ApiError(
+            429, "too_many_requests", "too many requests", headers={"Retry-After": str(wait)}
+        )
 
 
 def _admit(*, handshake: bool) -> Peer:
@@ -117,6 +158,7 @@ def _admit(*, handshake: bool) -> Peer:
 
 
 def _accepted(peer: Peer) -> None:
+    _accepted_limit(peer)
     event = {
         "type": "peer.request",
         "peer_key": peer.peer_key,
@@ -172,7 +214,9 @@ def hello() -> Response:
             raise httpsig.Refusal("malformed") from None
         peer_service.check_hello(value, sender=Identity.of(peer), receiver=own)
     except httpsig.Refusal as refusal:
-        raise _refuse(httpsig.Refusal(refusal.reason, peer_key=peer.peer_key)) from None
+        raise _refuse(
+            httpsig.Refusal(refusal.reason, peer_key=peer.peer_key, verified=True)
+        ) from None
     session = db_session()
     peer_service.confirm(session, peer, log_signer(), app_state().clock.now())
     _accepted(peer)

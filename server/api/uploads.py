@@ -35,7 +35,13 @@
   retry). 409 ``upload_incomplete`` if bytes are missing (the session
   stays); 422 ``digest_mismatch`` if the bytes or the given hash differ from
   the declared hash (the session ends, nothing is kept). The
-  ``item.uploaded`` event names the manifest's SHA-256 and size too.
+  ``item.uploaded`` event names the manifest's SHA-256 and size too. With
+  the request header ``Evault-Log-Size: N`` (the size of the newest
+  checkpoint the client verified; 400 if not a decimal), the answer also has
+  ``consistency``: ``{"old": N, "new": size, "proof": [base64 hashes]}``, the
+  RFC 9162 consistency proof from N to the receipt's checkpoint, when N is
+  at least 1 and below that size; so a client checks that the log extends
+  what it saw without a ``GET /log/proof/consistency`` per item.
 - ``DELETE /api/v1/uploads/<id>`` → ``{"aborted": id}``; the bytes are removed.
 
 An upload is ``{"id", "item", "size", "sha256", "expires_at", "received",
@@ -64,6 +70,7 @@ from server.api._request import (
     optional_json_body,
     query_ints,
     receipt_fields,
+    seen_log_size,
 )
 from server.api._storage import (
     item_json,
@@ -274,6 +281,7 @@ def chunk(upload_id: str) -> JsonObject:
 def commit(upload_id: str) -> tuple[JsonObject, int]:
     """Check size and hash, then create the item with its manifest and log ``item.uploaded``."""
     query_ints(required=())
+    seen_log_size()  # a malformed header is refused before anything is done
     body = optional_json_body() or {}
     unknown = sorted(set(body) - {"sha256", "manifest", "release", "disclosure"})
     if unknown:
@@ -313,7 +321,7 @@ def commit(upload_id: str) -> tuple[JsonObject, int]:
             # The session ended with its bytes; so does its row.
             session.commit()
         raise storage_error(exc) from None
-    logged = receipt_fields(committed.appended)
+    logged = receipt_fields(committed.appended, consistency=True)
     session.commit()
     return {"item": item_json(committed.item, []), **logged}, 201
 

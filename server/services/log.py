@@ -60,6 +60,8 @@ class Appended:
 
     entry: LogEntry
     checkpoint: LogCheckpoint
+    hashes: SqlHashStore | None = None
+    """The subtree hashes the append read and wrote, for its receipt and proofs."""
 
 
 def _lock_head(session: Session) -> LogHead:
@@ -101,6 +103,7 @@ def _append_locked(
     store = SqlHashStore(session)
     hashed = merkle.leaf_hash(data)
     rows = merkle.new_subtrees(store, head.size, [hashed])
+    store.remember(rows)
     item = body.get("item")
     entry = LogEntry(
         idx=head.size,
@@ -120,7 +123,7 @@ def _append_locked(
     checkpoint = LogCheckpoint(size=head.size, root_hash=root, note=note, created_at=now)
     session.add(checkpoint)
     session.flush()
-    return Appended(entry=entry, checkpoint=checkpoint)
+    return Appended(entry=entry, checkpoint=checkpoint, hashes=store)
 
 
 def check_signer(session: Session, signer: NoteSigner) -> None:
@@ -271,17 +274,28 @@ def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
     return merkle.inclusion_proof(SqlHashStore(session), index, size)
 
 
-def consistency_proof(session: Session, old: int, new: int) -> list[bytes]:
+def consistency_proof(
+    session: Session, old: int, new: int, hashes: SqlHashStore | None = None
+) -> list[bytes]:
     """The consistency proof between the trees of ``old`` and ``new`` leaves.
+
+    ``hashes`` is a store of this transaction to read through (an append's).
 
     Raises:
         FormatError: ``old`` is 0 or above ``new``, or ``new`` exceeds the log.
     """
-    return merkle.consistency_proof(SqlHashStore(session), old, new)
+    return merkle.consistency_proof(hashes or SqlHashStore(session), old, new)
 
 
-def receipt(session: Session, index: int, checkpoint: LogCheckpoint | None = None) -> Receipt:
+def receipt(
+    session: Session,
+    index: int,
+    checkpoint: LogCheckpoint | None = None,
+    hashes: SqlHashStore | None = None,
+) -> Receipt:
     """The C2SP tlog-proof that entry ``index`` is in ``checkpoint`` (default: the latest).
+
+    ``hashes`` is a store of this transaction to read through (an append's).
 
     Raises:
         FormatError: the entry is not covered by the checkpoint.
@@ -290,5 +304,5 @@ def receipt(session: Session, index: int, checkpoint: LogCheckpoint | None = Non
         checkpoint = latest_checkpoint(session)
     if checkpoint is None:
         raise FormatError("the log is empty: no entry has a receipt")
-    proof = merkle.inclusion_proof(SqlHashStore(session), index, checkpoint.size)
+    proof = merkle.inclusion_proof(hashes or SqlHashStore(session), index, checkpoint.size)
     return Receipt(index=index, proof=tuple(proof), checkpoint=checkpoint.note.encode("utf-8"))

@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 CHALLENGE_LIFETIME = dt.timedelta(seconds=120)
+MAX_UNBOUND = 10_000
+"""Live challenges for keys and ids of no account kept at most (the newest)."""
+TRIM_EVERY = 64
+"""One challenge for no account in this many (on average) trims them to :data:`MAX_UNBOUND`."""
 TOKEN_LIFETIME = dt.timedelta(hours=1)
 _TOKEN_BYTES = 32
 _log = logging.getLogger(__name__)
@@ -115,7 +119,29 @@ def issue_challenge(
     expires_at = now + CHALLENGE_LIFETIME
     session.add(LoginChallenge(nonce_hash=_sha256(nonce), account_id=found, expires_at=expires_at))
     session.flush()
+    if found is None and secrets.randbelow(TRIM_EVERY) == 0:
+        _trim_unbound(session)
     return IssuedChallenge(nonce=nonce, expires_at=expires_at)
+
+
+def _trim_unbound(session: Session) -> None:
+    """Keep at most :data:`MAX_UNBOUND` challenges bound to nobody: the newest.
+
+    A flood of made-up keys cannot grow the table past that (plus what
+    arrives between two trims), and never touches a real account's challenge:
+    nobody is locked out, and a real login costs the same as a made-up one.
+    """
+    newest = (
+        select(LoginChallenge.nonce_hash)
+        .where(LoginChallenge.account_id.is_(None))
+        .order_by(LoginChallenge.expires_at.desc())
+        .limit(MAX_UNBOUND)
+    )
+    session.execute(
+        delete(LoginChallenge).where(
+            LoginChallenge.account_id.is_(None), LoginChallenge.nonce_hash.not_in(newest)
+        )
+    )
 
 
 def login(

@@ -275,10 +275,10 @@ def admit(
     except httpsig.Refusal as exc:
         raise httpsig.Refusal(exc.reason, peer_key=peer.peer_key) from None
     if peer.state != "active" and not handshake:
-        raise httpsig.Refusal("not_confirmed", peer_key=peer.peer_key)
+        raise httpsig.Refusal("not_confirmed", peer_key=peer.peer_key, verified=True)
     session.execute(delete(PeerNonce).where(PeerNonce.expires_at <= now))
     if session.get(PeerNonce, (peer.id, params.nonce)) is not None:
-        raise httpsig.Refusal("replayed", peer_key=peer.peer_key)
+        raise httpsig.Refusal("replayed", peer_key=peer.peer_key, verified=True)
     keep = dt.datetime.fromtimestamp(params.expires + httpsig.SKEW, dt.UTC)
     # A concurrent request with the same nonce makes this flush or the commit
     # fail on the primary key; the caller refuses that one as replayed too.

@@ -624,6 +624,27 @@ def published_count(session: Session, vault_id: str) -> int:
     return int(count or 0)
 
 
+def published_record(session: Session, vault_id: str, number: int) -> dict[str, Any] | None:
+    """A published release as it was recorded, for anyone to check against the log; or None.
+
+    ``report`` is the stored report itself: its ``files``, with every
+    ``receipt`` set to null, hash (canonical JSON ``{"files": …}``) to the
+    ``report_sha256`` of the release's ``switch.released`` log entry.
+    """
+    release = session.get(Release, (vault_id, number)) if number >= 1 else None
+    if release is None:
+        return None
+    return {
+        "vault": vault_id,
+        "number": number,
+        "published_at": int(release.published_at.timestamp()),
+        "recipient": release.recipient,
+        "identity": release.identity,
+        "armed_entry": release.armed_entry,
+        "report": canonical.loads(release.report),
+    }
+
+
 def release_view(
     session: Session, vault_id: str, number: int = 1, *, log_origin: str = ""
 ) -> ReleaseView | None:

@@ -51,6 +51,7 @@ from server.keyfile import fingerprint, load_key_file
 from server.services import release as release_service
 from server.services import switch as switch_service
 from server.storage import CHUNK_SIZE, BlobNotFoundError, StorageError
+from vault import canonical
 from vault.manifest import safe_filename
 from vault.protocol import ACCOUNT_ID_PATTERN
 
@@ -378,6 +379,17 @@ def release_item(vault: str, item: str, number: int) -> Response:
         },
         direct_passthrough=True,
     )
+    return _cacheable(response, RELEASE_FILE_MAX_AGE)
+
+
+@pages.get("/release/<vault>/release.json", defaults={"number": 1})
+@pages.get("/release/<vault>/<int:number>/release.json")
+def release_record(vault: str, number: int) -> Response:
+    """A published release as recorded, for ``evault release check`` and anyone's own tools."""
+    record = release_service.published_record(db_session(), _vault_id(vault), number)
+    if record is None:
+        raise _not_found()
+    response = Response(canonical.dumps(record), mimetype="application/json")
     return _cacheable(response, RELEASE_FILE_MAX_AGE)
 
 

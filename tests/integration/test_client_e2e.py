@@ -222,6 +222,33 @@ def test_a_dropped_connection_is_resumed_by_the_same_add(
     assert got["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
 
 
+def test_a_lost_commit_answer_still_adds_the_file(crew: Crew, line: Proxy, tmp_path: Path) -> None:
+    """The commit went through but its answer never came: the file is added, once, exit 0."""
+    frank = crew.frank
+    memo = tmp_path / "memo.txt"
+    memo.write_bytes(payload(5000, seed=9))
+    lost: list[str] = []
+
+    def lose_answer(exchange: Exchange) -> None:
+        if exchange.method == "POST" and exchange.path.endswith("/commit") and not lost:
+            lost.append(exchange.path)
+            raise Drop
+
+    before = set(frank.items())
+    line.reset()
+    line.after = lose_answer
+    try:
+        (added,) = frank.add(memo)
+    finally:
+        line.after = None
+    assert lost
+    assert added["resumed"] is True
+    assert added["sha256"] == hashlib.sha256(memo.read_bytes()).hexdigest()
+    new = set(frank.items()) - before
+    assert new == {added["item"]}
+    assert frank.pending() == []
+
+
 def test_a_killed_upload_resumes_where_the_server_stopped(
     crew: Crew, line: Proxy, server: ServerProcess, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ underneath, on any system and without privileges.
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from typing import Any
 
 import pexpect
 import pytest
+import requests
 from click.testing import CliRunner, Result
 
 from client.cli import main
@@ -329,3 +331,70 @@ def test_a_folder_that_cannot_be_written_is_named(
         out.chmod(0o700)
     assert f"evault: error: cannot write report.bin in {out}: permission denied" in err
     assert os.listdir(out) == []
+
+
+# -- files side by side -------------------------------------------------------------
+
+
+def _log_size(server: ServerProcess) -> int:
+    answer = requests.get(f"{server.url}/api/v1/log/checkpoint", timeout=5)
+    answer.raise_for_status()
+    return int(answer.text.split("\n")[1])
+
+
+def test_a_server_killed_in_the_middle_of_a_folder_loses_nothing_and_stores_each_file_once(
+    server: ServerProcess, reporter: Person, tmp_path: Path
+) -> None:
+    """Files go side by side; the server dies after some commits and comes back.
+
+    What the command says it stored is stored; adding again the files not
+    stored finishes them (resuming those under way): in the end every file
+    is stored exactly once, nothing is left pending, and each reads back as
+    it was.
+    """
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    files = {}
+    for n in range(10):
+        path = folder / f"frame-{n:02d}.raw"
+        path.write_bytes(payload(2 * MiB + n, seed=40 + n))
+        files[path.name] = path
+
+    def stored() -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for item in reporter.items().values():
+            if item["filename"] in files:
+                found.setdefault(item["filename"], []).append(item["id"])
+        return found
+
+    assert stored() == {}
+    start = _log_size(server)
+    proc = _popen(reporter, "add", folder)
+    deadline = time.monotonic() + 120
+    while _log_size(server) < start + 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no file was committed"
+        time.sleep(0.05)
+    # Some files are stored, others under way: the server dies now, without a word.
+    server.crash_and_restart(lambda: time.sleep(1))
+    out, err = (text.decode() for text in proc.communicate(timeout=300))
+    said = dict(re.findall(r"^(frame-\d\d\.raw): stored as item ([0-9a-f]{32})", out, re.M))
+    first = stored()
+    assert all(first.get(name) == [item] for name, item in said.items()), (out, err)
+    assert proc.returncode == (0 if len(first) == len(files) else 1), (out, err)
+    if proc.returncode == 0:
+        assert set(said) == set(files), (out, err)
+
+    missing = [path for name, path in files.items() if name not in first]
+    if missing:
+        again = reporter.json("add", *missing)
+        assert again["not_added"] == [], again
+    last = stored()
+    assert sorted(last) == sorted(files)
+    assert all(len(ids) == 1 for ids in last.values()), last  # each once
+    assert reporter.pending() == []
+    back = tmp_path / "back"
+    back.mkdir()
+    for name in ("frame-00.raw", "frame-09.raw"):
+        got = reporter.json("get", last[name][0], "-o", back)
+        assert got["sha256"] == hashlib.sha256(files[name].read_bytes()).hexdigest()

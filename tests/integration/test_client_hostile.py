@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -287,7 +288,7 @@ def test_a_tampered_download_is_refused_and_writes_nothing(
 # e. Forged receipts and log entries in write answers ------------------------------
 
 
-def _forge_commit(change: Callable[[dict[str, str]], None]) -> Callable[[Exchange], None]:
+def _forge_commit(change: Callable[[dict[str, Any]], None]) -> Callable[[Exchange], None]:
     def hook(exchange: Exchange) -> None:
         if exchange.method == "POST" and exchange.path.endswith("/commit"):
             answer = exchange.json()
@@ -329,6 +330,31 @@ def test_add_refuses_a_forged_receipt(
 
     assert "receipt does not prove the change was logged" in err
     assert "do not trust this server" in err
+
+
+def _forge_consistency(answer: dict[str, Any]) -> None:
+    given = answer["consistency"]  # sent, since the client named the size it verified
+    given["proof"] = [base64.b64encode(bytes(32)).decode(), *given["proof"][1:]]
+
+
+def test_add_of_a_folder_refuses_a_forged_consistency_proof_and_stops(
+    desk: Desk, hostile: Proxy, tmp_path: Path
+) -> None:
+    folder = tmp_path / "forged-consistency"
+    folder.mkdir()
+    for n in range(4):
+        (folder / f"note-{n}.txt").write_bytes(f"note {n}\n".encode())
+    hostile.after = _forge_commit(_forge_consistency)
+
+    run = desk.rhea.run("add", folder)
+
+    assert run.returncode == 1, str(run)
+    assert "the server's audit log was rewritten or forked" in run.err, str(run)
+    assert "do not trust this server" in run.err
+    commits = [e for e in hostile.seen if e.method == "POST" and e.path.endswith("/commit")]
+    # Checked at the first commit: the files not started are not sent.
+    assert 1 <= len(commits) < 4, [e.path for e in commits]
+    assert all(e.headers.get("Evault-Log-Size", "").isdigit() for e in commits)
 
 
 def test_share_refuses_a_replayed_receipt(desk: Desk, hostile: Proxy, tmp_path: Path) -> None:

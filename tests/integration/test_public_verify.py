@@ -85,7 +85,7 @@ def test_a_stranger_checks_the_log_and_catches_a_rollback(
         other = ServerProcess(tmp_path / "other")
         wrong = [EVAULT, "log", "verify", "--server", server.url, "--log-key", other.log_key]
         refused = assert_refused(_run(wrong, _outsider(tmp_path / "elsewhere")))
-        assert "not signed by" in refused
+        assert "not signed by the log key given" in refused
         garbage = [EVAULT, "log", "verify", "--server", server.url, "--log-key", "nonsense"]
         assert "not a log key" in assert_refused(_run(garbage, env))
     finally:

@@ -27,7 +27,19 @@ import requests
 from server.notify import verify_webhook
 from vault import canonical
 
-from .client_env import EVAULT, ServerProcess, _base_env, _run, assert_ok, enroll, payload, pin
+from .client_env import (
+    EVAULT,
+    Exchange,
+    Proxy,
+    ServerProcess,
+    _base_env,
+    _run,
+    assert_ok,
+    assert_refused,
+    enroll,
+    payload,
+    pin,
+)
 from .switch_env import (
     CONTACTS,
     Mailbox,
@@ -145,14 +157,58 @@ def test_armed_missed_released_and_decrypted_with_age(
 
         # And anyone can, with the command the release page gives, without an account.
         page = html.unescape(requests.get(f"{server.url}/release/{vault}", timeout=30).text)
-        found = re.search(r"evault log verify --full --server (\S+) --log-key (\S+)</pre>", page)
+        found = re.search(r"evault log verify --full --server (\S+) --log-key KEY</pre>", page)
         assert found is not None
         assert found[1] == server.url
-        assert found[2] == server.log_key
+        # The key to use is the operator's, published elsewhere; the page's own is shown apart.
+        shown_key = re.search(r'id="server-log-key">([^<]+)</code>', page)
+        assert shown_key is not None
+        assert shown_key[1] == server.log_key
         stranger = _base_env() | {"EVAULT_HOME": str(tmp_path / "stranger"), "HOME": str(tmp_path)}
-        argv = [EVAULT, "log", "verify", "--full", "--server", found[1], "--log-key", found[2]]
+        argv = [EVAULT, "log", "verify", "--full", "--server", found[1]]
+        argv += ["--log-key", server.log_key]
         checked = assert_ok(_run(argv, stranger))
         assert "entries hash to its root. OK" in checked.out
+
+        # The whole page, checked by the same stranger: files decrypted, the reporter's card.
+        saved = tmp_path / "checked"
+        argv = [EVAULT, "--json", "release", "check", f"{server.url}/release/{vault}"]
+        argv += ["--log-key", server.log_key, "--card", str(ana.card_path), "-o", str(saved)]
+        report = json.loads(assert_ok(_run(argv, stranger)).stdout)
+        assert report["card_checked"] is True
+        assert report["vault"] == vault
+        assert len(report["files"]) == len(originals)
+        assert sorted(p.read_bytes() for p in saved.iterdir()) == sorted(originals.values())
+        # Run again later, as the page suggests: the files saved before are kept, none twice.
+        again = json.loads(assert_ok(_run(argv, stranger)).stdout)
+        assert [f["saved"] for f in again["files"]] == [f["saved"] for f in report["files"]]
+        assert len(list(saved.iterdir())) == len(originals)
+        # Someone else's card did not arm it.
+        argv[-4:] = ["--card", str(tom.card_path), "-o", str(tmp_path / "again")]
+        assert "did not register" in assert_refused(_run(argv, stranger))
+
+        # A page that changed what it says after the release, or a file: caught.
+        line = Proxy(server.url)
+        try:
+
+            def rename(exchange: Exchange) -> None:
+                if exchange.path.endswith("/release.json"):
+                    exchange.response = exchange.response.replace(b"ledger.pdf", b"ledger.PDF")
+
+            def flip(exchange: Exchange) -> None:
+                if exchange.path.endswith(".age"):
+                    body = bytearray(exchange.response)
+                    body[-1] ^= 1
+                    exchange.response = bytes(body)
+
+            for tamper, said in ((rename, "not the one the server logged"), (flip, "payload")):
+                line.after = tamper
+                forged = [EVAULT, "release", "check", f"{line.url}/release/{vault}"]
+                forged += ["--log-key", server.log_key, "-o", str(tmp_path / tamper.__name__)]
+                assert said in assert_refused(_run(forged, stranger))
+                assert not any((tmp_path / tamper.__name__).iterdir())
+        finally:
+            line.close()
 
 
 def test_a_released_vault_is_armed_again_and_released_again(
@@ -221,6 +277,39 @@ def test_a_released_vault_is_armed_again_and_released_again(
         assert f"{page}/2 " in notices[-1].get_content()
         verified = ana.run("log", "verify", "--full")
         assert verified.returncode == 0, str(verified)
+        # Anyone checks the second release on its own page, as the first.
+        stranger = _base_env() | {"EVAULT_HOME": str(tmp_path / "stranger"), "HOME": str(tmp_path)}
+        for address, name in ((page, "first.txt"), (f"{page}/2", "second.txt")):
+            argv = [EVAULT, "--json", "release", "check", address, "--log-key", server.log_key]
+            (checked,) = json.loads(assert_ok(_run(argv, stranger)).stdout)["files"]
+            assert checked["name"] == name
+
+
+def test_a_release_without_a_committed_file_is_caught(
+    tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """A server that drops a committed file behind the log's back: `release check` refuses."""
+    _box, smtp_port = mailbox
+    with ServerProcess.started(
+        tmp_path / "server", quick_switches(smtp_port, worker=True)
+    ) as server:
+        (ana,) = enroll(server, tmp_path, [("ana", "reporter")])
+        files = []
+        for name in ("kept.txt", "dropped.txt"):
+            (tmp_path / name).write_bytes(f"the file {name}\n".encode())
+            files.append(tmp_path / name)
+        added = {Path(a["file"]).name: a["item"] for a in ana.add(*files)}
+        quick = ["--every", "6s", "--grace", "1s", "--publish-email", "desk@example.org"]
+        ana.json("switch", "set", *quick)
+        with server.db() as db:
+            db.execute("DELETE FROM items WHERE id = ?", (added["dropped.txt"],))
+        vault = ana.json("switch", "status")["vault"]
+        wait_for("the release", lambda: ana.json("switch", "status")["state"] == "released")
+        stranger = _base_env() | {"EVAULT_HOME": str(tmp_path / "stranger"), "HOME": str(tmp_path)}
+        argv = [EVAULT, "release", "check", f"{server.url}/release/{vault}"]
+        refused = assert_refused(_run([*argv, "--log-key", server.log_key], stranger))
+        assert "committed at arming" in refused
+        assert "no deletion" in refused
 
 
 NOTE = "from the ministry, source K"

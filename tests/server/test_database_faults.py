@@ -9,6 +9,7 @@ the database is back the same process serves again without a restart.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import secrets
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from server import migrate
 from server.app import SECURITY_HEADERS, create_app
@@ -25,6 +26,9 @@ from server.config import Config
 from server.keyfile import create_key_file
 
 from .conftest import ORIGIN, PG_ADMIN_URL
+
+# The module, not the blueprint of the same name that server.api exports.
+health = importlib.import_module("server.api.health")
 
 
 def _unavailable(response: object) -> None:
@@ -34,6 +38,12 @@ def _unavailable(response: object) -> None:
     assert int(response.headers["Retry-After"]) > 0  # type: ignore[attr-defined]
     for name in SECURITY_HEADERS:
         assert name in response.headers  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _no_health_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every health check here must ask the database.
+    monkeypatch.setattr(health, "CACHE_SECONDS", 0.0)
 
 
 def _app(tmp_path: Path, database_url: str) -> Flask:
@@ -181,3 +191,25 @@ def test_postgresql_gone_answers_503_then_serves(pg_database: str, tmp_path: Pat
         _unavailable(client.post("/api/v1/auth/challenge", json={"account": "0" * 32}))
     finally:
         app.extensions["evault"].engine.dispose()
+
+
+def test_health_checks_in_a_flood_take_no_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "CACHE_SECONDS", 60.0)
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    migrate.upgrade(url)
+    app = _app(tmp_path, url)
+    statements: list[str] = []
+    engine = app.extensions["evault"].engine
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 200
+        asked = len(statements)
+        assert any(s.lstrip().upper().startswith("UPDATE") for s in statements)
+        for _ in range(20):
+            assert client.get("/healthz").status_code == 200
+        assert len(statements) == asked
+    finally:
+        engine.dispose()

@@ -18,6 +18,7 @@ from server.config import Config
 from server.db import transaction
 from server.models import Account, LogEntry, LoginChallenge, Token
 from server.ratelimit import Bucket, RateLimiter
+from server.services import login as login_service
 from server.services.login import token_hash
 from tests.server._helpers import (
     FORBIDDEN,
@@ -120,6 +121,31 @@ def test_challenge_for_an_unknown_key_looks_the_same(
     # The stranger's challenge cannot be used, whatever account it is tried for.
     attempt = signed_login(stranger, account, unknown.json)  # type: ignore[arg-type]
     assert client.post("/api/v1/auth/login", json=attempt).json == FORBIDDEN
+
+
+def test_challenges_for_made_up_accounts_stay_bounded(
+    app: Flask, client: FlaskClient, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of made-up ids grows the table only to a bound, and locks nobody out."""
+    monkeypatch.setattr(login_service, "MAX_UNBOUND", 5)
+    monkeypatch.setattr(login_service, "TRIM_EVERY", 1)
+    person, account = _account(app, config)
+    real = client.post("/api/v1/auth/challenge", json={"account": account}).json
+    assert real is not None
+    for n in range(40):
+        made_up = client.post("/api/v1/auth/challenge", json={"account": f"{n + 1:032x}"})
+        assert made_up.status_code == 200
+    with transaction(app.extensions["evault"].sessions) as session:
+        unbound = session.scalars(
+            select(LoginChallenge.nonce_hash).where(LoginChallenge.account_id.is_(None))
+        ).all()
+        bound = session.scalars(
+            select(LoginChallenge.nonce_hash).where(LoginChallenge.account_id == account)
+        ).all()
+    assert len(unbound) == 5
+    assert len(bound) == 1
+    response = client.post("/api/v1/auth/login", json=signed_login(person, account, real))
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,25 @@ def test_a_worker_behind_still_reminds_the_reporter(
     ]
 
 
+def test_a_worker_behind_past_the_grace_says_it_was_missed(
+    app: Flask,
+    config: Config,
+    client: FlaskClient,
+    clock: ManualClock,
+    worker: Worker,
+    recorder: Recorder,
+) -> None:
+    """Reached only after the grace too: no reminder of a time already past."""
+    who, _arming = armed_reporter(app, config, client)
+    answer = checkin(client, who.person, who.vault, clock.now())
+    assert answer.status_code == 200, answer.json
+    clock.advance(dt.timedelta(seconds=POLICY["interval"] + POLICY["grace"] + 60))
+    worker.sweep()
+    own = [m.event for m in recorder.sent if m.target == "reporter@example.org"]
+    assert "switch.reminder" not in own
+    assert "switch.overdue" in own
+
+
 def test_a_missed_check_in_is_released_and_the_key_decrypts_every_file(
     app: Flask,
     config: Config,

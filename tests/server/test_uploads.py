@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import http.client
@@ -41,6 +42,8 @@ from tests.server._items import (
     user,
 )
 from vault._base64 import b64encode
+from vault.merkle import verify_consistency
+from vault.note import Checkpoint, Note, Receipt
 
 
 def _staged(config: Config) -> list[str]:
@@ -533,3 +536,55 @@ def test_an_upload_whose_bytes_are_gone_is_left_out_of_the_list_not_an_error(
     assert listed.status_code == 200, listed.json
     assert [u["id"] for u in listed.json["uploads"]] == [ids[1]]
     assert _staged(config) == [ids[1]]
+
+
+def _checkpoint(note: bytes) -> Checkpoint:
+    return Checkpoint.parse(Note.parse(note).text)
+
+
+def test_a_commit_proves_that_the_log_extends_the_size_the_client_names(
+    app: Flask, client: FlaskClient, config: Config
+) -> None:
+    reporter = user(app, config, client, "reporter")
+    seen = _checkpoint(client.get("/api/v1/log/checkpoint").get_data())
+    assert seen.size > 0  # the account's registration and login
+
+    def opened() -> str:
+        header, _ = age_parts()
+        payload = os.urandom(3000)
+        upload_id = start(client, reporter, header, len(payload), sha256(payload)).json["upload"]
+        put_chunk(client, reporter, upload_id["id"], 0, payload)
+        return str(upload_id["id"])
+
+    upload_id = opened()
+    for bad in ("+1", "01", "-1", "1.0", "one", ""):
+        refused = client.post(
+            f"/api/v1/uploads/{upload_id}/commit",
+            headers={**reporter.headers, "Evault-Log-Size": bad},
+        )
+        assert refused.status_code == 400, (bad, refused.json)
+        assert "Evault-Log-Size" in refused.json["message"]
+    assert _count(app, Item) == 0  # refused before anything was done
+
+    committed = client.post(
+        f"/api/v1/uploads/{upload_id}/commit",
+        headers={**reporter.headers, "Evault-Log-Size": str(seen.size)},
+    )
+    assert committed.status_code == 201, committed.json
+    receipt = Receipt.parse(committed.json["receipt"].encode())
+    newer = _checkpoint(receipt.checkpoint)
+    given = committed.json["consistency"]
+    assert (given["old"], given["new"]) == (seen.size, newer.size)
+    proof = [base64.b64decode(node) for node in given["proof"]]
+    verify_consistency(seen.size, newer.size, seen.root_hash, newer.root_hash, proof)
+
+    # Nothing to prove: no size named, the size of the new tree or beyond it, or 0.
+    for beyond in (None, 1, 2, 10**9, "0"):
+        headers = dict(reporter.headers)
+        upload_id = opened()
+        size = _checkpoint(client.get("/api/v1/log/checkpoint").get_data()).size
+        if beyond is not None:
+            headers["Evault-Log-Size"] = str(beyond if isinstance(beyond, str) else size + beyond)
+        answer = client.post(f"/api/v1/uploads/{upload_id}/commit", headers=headers)
+        assert answer.status_code == 201, answer.json
+        assert "consistency" not in answer.json

@@ -178,6 +178,15 @@ def test_sha256_stream() -> None:
         (".bashrc", "bashrc"),
         ("what?.pdf", "what_.pdf"),
         ("  trailing. ", "trailing"),
+        # Scripts' own joiners stay inside words; anywhere else they go.
+        ("ឯកសារ\u200bសម្ងាត់.txt", "ឯកសារ\u200bសម្ងាត់.txt"),
+        ("می\u200cخواهم.pdf", "می\u200cخواهم.pdf"),
+        ("क्\u200dष.txt", "क्\u200dष.txt"),
+        ("\u200bhidden.txt", "_hidden.txt"),
+        ("a\u200b.txt", "a_.txt"),
+        ("a\u200b\u200bb", "a__b"),
+        ("a\u2060b", "a_b"),
+        ("\u3164\u200bx", "__x"),
     ],
 )
 def test_safe_filename_examples(name: str, expected: str) -> None:

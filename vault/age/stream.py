@@ -128,7 +128,10 @@ def _pipeline(
     """
     first = _Batch(in_size, out_size)
     first.length = _fill(reader, memoryview(first.input), piece)
-    if first.length < in_size:
+    # One byte more tells whether a full first batch is the whole input.
+    carry = bytearray(1)
+    carried = _fill(reader, memoryview(carry), 1) if first.length == in_size else 0
+    if not carried:
         # The whole input fits one batch (a manifest, a small file): done here,
         # without starting threads, which would cost more than the work.
         work(first, 0, True)
@@ -184,7 +187,9 @@ def _pipeline(
             if not last:
                 nxt = take()
                 try:
-                    nxt.length = _fill(reader, memoryview(nxt.input), piece)
+                    nxt.input[:carried] = carry[:carried]
+                    nxt.length = carried + _fill(reader, memoryview(nxt.input)[carried:], piece)
+                    carried = 0
                 except BaseException as exc:  # noqa: BLE001 — raised once `current` is queued
                     read_error = exc
                 last = read_error is None and nxt.length == 0

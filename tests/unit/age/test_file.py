@@ -16,7 +16,21 @@ from vault.errors import EncryptError
 
 X25519 = age.X25519Identity.generate()
 HYBRID = age.HybridIdentity.generate()
-SIZES = [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 5, 17 * CHUNK_SIZE]
+BATCH = 16 * CHUNK_SIZE
+"""What the pipeline seals at once: a file of exactly one batch is sealed without threads."""
+SIZES = [
+    0,
+    1,
+    CHUNK_SIZE - 1,
+    CHUNK_SIZE,
+    CHUNK_SIZE + 1,
+    3 * CHUNK_SIZE + 5,
+    17 * CHUNK_SIZE,
+    BATCH - 1,
+    BATCH,
+    BATCH + 1,
+    2 * BATCH,
+]
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -178,3 +178,72 @@ def test_a_foreign_checkpoint_names_the_pinned_key() -> None:
     log = FakeLog([event(i) for i in range(3)])
     with pytest.raises(SignatureError, match="not signed by the log key this device pinned"):
         check(log).advance(log.note(signer=OTHER))
+
+
+def _with_consistency(log: FakeLog, index: int, old: int) -> dict[str, Any]:
+    """The answer to a write, with the consistency proof a commit sends for ``old``."""
+    answer = log.answer(index)
+    proof = consistency_proof(log.store, old, len(log.entries))
+    answer["consistency"] = {
+        "old": old,
+        "new": len(log.entries),
+        "proof": [base64.b64encode(p).decode() for p in proof],
+    }
+    return answer
+
+
+class CountingLog(FakeLog):
+    def __init__(self, entries: list[bytes]) -> None:
+        super().__init__(entries)
+        self.asked = 0
+
+    def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        self.asked += 1
+        return super().json(method, path, **kwargs)
+
+
+def test_a_consistency_proof_sent_with_a_write_is_used_instead_of_asking() -> None:
+    log = CountingLog([event(i) for i in range(5)])
+    lc = check(log)
+    lc.refresh()
+    for i in range(5, 9):
+        log.append(event(i))
+        with lc.held() as seen:
+            assert seen == i
+            entry = lc.entry(_with_consistency(log, i, i))
+        assert entry.index == i
+    assert lc.latest is not None
+    assert lc.latest.size == 9
+    assert log.asked == 0
+    # A proof from another size than the newest verified is not the one needed: asked for.
+    log.append(event(9))
+    log.append(event(10))
+    lc.entry(_with_consistency(log, 10, 3))
+    assert log.asked == 1
+    assert lc.latest.size == 11
+
+
+@pytest.mark.parametrize("tamper", ["hash", "size", "malformed"])
+def test_a_false_consistency_proof_sent_with_a_write_is_refused(tamper: str) -> None:
+    log = CountingLog([event(i) for i in range(5)])
+    lc = check(log)
+    lc.refresh()
+    before = lc.checkpoint_text()
+    log.append(event(5))
+    log.append(event(6))
+    answer = _with_consistency(log, 6, 5)
+    if tamper == "hash":
+        answer["consistency"]["proof"][0] = base64.b64encode(bytes(32)).decode()
+        with pytest.raises(RewrittenLogError):
+            lc.entry(answer)
+    elif tamper == "size":
+        # A proof made for another tree, claimed for this one.
+        answer["consistency"] = _with_consistency(log, 6, 4)["consistency"] | {"old": 5}
+        with pytest.raises(RewrittenLogError):
+            lc.entry(answer)
+    else:
+        answer["consistency"]["proof"] = "not a list"
+        with pytest.raises(ProofError, match="malformed consistency proof"):
+            lc.entry(answer)
+    assert log.asked == 0
+    assert lc.checkpoint_text() == before  # nothing newer was taken on

@@ -6,6 +6,9 @@ import hashlib
 import io
 import os
 import queue
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -150,3 +153,56 @@ def test_weak_passphrases_are_refused_with_advice() -> None:
 def test_untrusted_text_cannot_drive_the_terminal() -> None:
     assert shown("evil\x1b[2J\x1b]0;title\x07name[/]") == "evil?[2J?]0;title?name\\[/]"
     assert "\u202e" not in shown("abc\u202etxt.exe")
+
+
+def test_files_side_by_side_keep_their_order_and_their_errors() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def task(n: int) -> Callable[[], int]:
+        def run() -> int:
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            time.sleep(0.01 * (n % 3))
+            with lock:
+                running -= 1
+            if n == 4:
+                raise ConfigError("four is unreadable")
+            return n * 10
+
+        return run
+
+    outcomes = transfer.side_by_side([task(n) for n in range(9)], width=3, stop=threading.Event())
+    assert [o if isinstance(o, int) else str(o) for o in outcomes] == [
+        0,
+        10,
+        20,
+        30,
+        "four is unreadable",
+        50,
+        60,
+        70,
+        80,
+    ]
+    assert 1 < most <= 3
+
+
+def test_once_stopped_no_file_more_starts() -> None:
+    stop = threading.Event()
+    started: list[int] = []
+
+    def task(n: int) -> Callable[[], int]:
+        def run() -> int:
+            started.append(n)
+            if n == 1:
+                stop.set()
+            return n
+
+        return run
+
+    outcomes = transfer.side_by_side([task(n) for n in range(6)], width=1, stop=stop)
+    assert started == [0, 1]
+    assert outcomes == [0, 1, None, None, None, None]
