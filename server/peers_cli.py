@@ -66,7 +66,8 @@ def _handshake(config: Config, own: Identity, signer: PeerSigner, url: str) -> b
             click.echo(f"pending: {exc}; run `evault-server peers confirm {pinned.url}` later")
             return False
         if not answer.ok:
-            if answer.reason == "unknown_peer":
+            # The peer's own words come quoted ("it says: …", server.peer_client).
+            if answer.reason == "it says: unknown_peer":
                 click.echo(
                     f"pending: {pinned.url} has not pinned this server yet; its operator runs:"
                 )
