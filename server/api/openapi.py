@@ -442,14 +442,25 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "logCheckpoint",
                 "summary": "The latest checkpoint, a C2SP signed note (tlog-checkpoint)",
+                "description": (
+                    "With the cosignature lines of the witnesses that cosigned it after the "
+                    "log's signature (docs/protocol.md §15)."
+                ),
                 "security": [],
+                "parameters": [
+                    _query(
+                        "cosignatures",
+                        "the newest checkpoint with at least this many cosignatures instead",
+                        required=False,
+                    )
+                ],
                 "responses": {
                     "200": {
                         "description": "the signed checkpoint, byte for byte",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
                     "400": _error("unexpected query parameters"),
-                    "404": _error("the log is empty"),
+                    "404": _error("the log is empty, or no checkpoint has that many cosignatures"),
                 },
             }
         },
