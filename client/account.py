@@ -27,6 +27,7 @@ from client.logcheck import LogCheck
 from client.state import LogPin
 from vault.errors import ConfigError, FormatError, ProofError
 from vault.note import NoteVerifier, verifier_fingerprint
+from vault.peer_key import PeerVerifier
 
 __all__ = [
     "Invite",
@@ -134,7 +135,9 @@ def check_unregistered(client: Client) -> None:
         )
 
 
-def register(client: Client, invite: str, log_key: str | None) -> Registered:
+def register(
+    client: Client, invite: str, log_key: str | None, witnesses: tuple[str, ...] = ()
+) -> Registered:
     """Create the account on the server and pin its log key; the state remembers both.
 
     Raises:
@@ -143,6 +146,10 @@ def register(client: Client, invite: str, log_key: str | None) -> Registered:
             answered or logged something else than this registration.
     """
     check_unregistered(client)
+    try:
+        pinned = tuple(str(PeerVerifier.parse(w.strip())) for w in witnesses)
+    except FormatError as exc:
+        raise ConfigError(f"that is not a witness key: {exc.message}") from None
     api = client.api
     served = fetch_log_key(api)
     if log_key is not None and log_key.strip() != served:
@@ -196,7 +203,7 @@ def register(client: Client, invite: str, log_key: str | None) -> Registered:
         account=str(account["id"]),
         role=str(account.get("role")),
         vault=vault if isinstance(vault, str) else None,
-        log=LogPin(key=served, checkpoint=check.checkpoint_text()),
+        log=LogPin(key=served, checkpoint=check.checkpoint_text(), witnesses=pinned),
     )
     return Registered(
         account=str(account["id"]),

@@ -44,6 +44,7 @@ _COMMANDS = {
     "pull": "items:pull",
     "editors": "editors:editors",
     "log": "log:log",
+    "witnesses": "witnesses:witnesses",
     "export": "log:export",
     "verify": "log:verify",
     "release": "log:release",

@@ -168,7 +168,13 @@ class Client:
                 raise ConfigError("no log key pinned", hint="run `evault register` first")
             pin = self.state.log
             self._log = LogCheck(
-                self.api, pin.key, pin.checkpoint, pin.retired, follow_rotations=True
+                self.api,
+                pin.key,
+                pin.checkpoint,
+                pin.retired,
+                follow_rotations=True,
+                witnesses=pin.witnesses,
+                quorum=pin.quorum,
             )
         return self._log
 
@@ -301,6 +307,12 @@ def _merge(base: State, mine: State, theirs: State) -> State:
     merged = replace(merged, contacts=contacts)
     if mine.log is not None and (merged.log is None or _newer_pin(mine.log, merged.log)):
         merged = replace(merged, log=mine.log)
+    if mine.log is not None and merged.log is not None:
+        # The witnesses this command pinned or removed win, whichever checkpoint is kept.
+        pinned = (mine.log.witnesses, mine.log.quorum)
+        if base.log is None or pinned != (base.log.witnesses, base.log.quorum):
+            log = replace(merged.log, witnesses=pinned[0], quorum=pinned[1])
+            merged = replace(merged, log=log)
     return merged
 
 

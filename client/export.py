@@ -18,7 +18,7 @@ from vault.disclosure import DEFAULT_REVEAL, SignedDisclosure
 from vault.errors import ConfigError, ProofError
 from vault.evidence import write_package
 from vault.manifest import SignedManifest
-from vault.note import Checkpoint
+from vault.note import Checkpoint, Note
 
 __all__ = ["Package", "export_item"]
 
@@ -89,10 +89,20 @@ def export_item(client: Client, item: str, output: Path, *, with_note: bool = Fa
         if meta["owner"] == client.account
         else {}
     )
-    entries = [
-        (e.index, e.data, _receipt(client, checkpoint, note, e, kept.get(e.index)))
-        for e in sorted([*about, *registrations], key=lambda e: e.index)
-    ]
+    cosigned = client.log.cosigned_note
+    if cosigned is not None:
+        # With pinned witnesses, every receipt is made against the checkpoint they
+        # cosigned, so the package carries their cosignatures (docs/protocol.md §15).
+        witnessed = Checkpoint.parse(Note.parse(cosigned).text)
+        entries = [
+            (e.index, e.data, receipt_for(client, witnessed, cosigned, e))
+            for e in sorted([*about, *registrations], key=lambda e: e.index)
+        ]
+    else:
+        entries = [
+            (e.index, e.data, _receipt(client, checkpoint, note, e, kept.get(e.index)))
+            for e in sorted([*about, *registrations], key=lambda e: e.index)
+        ]
     chain = client.log.package_chain([receipt for _, _, receipt in entries])
     with item_service.content(client, found) as download:
         write_package(

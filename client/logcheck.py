@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,7 @@ from client.handover import (
 )
 from client.state import LogPin, RetiredKey
 from vault import canonical
+from vault.cosignature import Cosignature, verify_cosignatures
 from vault.errors import FormatError, ProofError, SignatureError, VaultError
 from vault.log_keys import (
     Handover,
@@ -53,8 +56,16 @@ from vault.log_keys import (
 )
 from vault.merkle import leaf_hash, verify_consistency, verify_inclusion
 from vault.note import Checkpoint, Note, NoteVerifier, Receipt
+from vault.peer_key import PeerVerifier
 
-__all__ = ["LOG_SIZE_HEADER", "LogCheck", "LoggedEntry", "RewrittenLogError"]
+__all__ = [
+    "LOG_SIZE_HEADER",
+    "LogCheck",
+    "LoggedEntry",
+    "RewrittenLogError",
+    "UnwitnessedLogError",
+    "witness_wait",
+]
 
 LOG_SIZE_HEADER = "Evault-Log-Size"
 """Sent with a write: the size of the newest checkpoint verified, to be proved extended."""
@@ -68,6 +79,22 @@ _DO_NOT_TRUST = (
 
 class RewrittenLogError(ProofError):
     """The server's log does not extend what this device saw before."""
+
+
+class UnwitnessedLogError(ProofError):
+    """The server's log is not cosigned by enough of the witnesses this device pinned."""
+
+
+def witness_wait() -> float:
+    """Seconds to wait for the witnesses to cosign the newest checkpoint (``EVAULT_WITNESS_WAIT``).
+
+    Servers ask their witnesses in the background, every 10 seconds by
+    default, so a checkpoint a minute old is normally cosigned.
+    """
+    text = os.environ.get("EVAULT_WITNESS_WAIT", "")
+    if text.isdigit() and int(text) <= 3600:
+        return float(text)
+    return 30.0
 
 
 def _rewritten(detail: str) -> RewrittenLogError:
@@ -164,9 +191,20 @@ class LogCheck:
         retired: Sequence[RetiredKey] = (),
         *,
         follow_rotations: bool = False,
+        witnesses: Sequence[str] = (),
+        quorum: int = 1,
     ) -> None:
         self._api = api
         self._follow = follow_rotations
+        try:
+            self.witnesses = tuple(PeerVerifier.parse(w) for w in witnesses)
+        except FormatError:
+            raise VaultError("a pinned witness key in state.json is damaged") from None
+        self.quorum = quorum
+        self.cosigned: list[Cosignature] = []
+        """The pinned witnesses' cosignatures on the newest checkpoint witnessed by this command."""
+        self.cosigned_note: bytes | None = None
+        """That checkpoint, with the cosignatures."""
         self.key_words = "the log key this device pinned"
         """How messages name the key checkpoints must be signed by."""
         # Files added side by side verify their receipts on their own threads.
@@ -202,7 +240,11 @@ class LogCheck:
     def pin(self) -> LogPin:
         """What to remember in the state file: keys and the newest checkpoint."""
         return LogPin(
-            key=str(self.verifier), checkpoint=self.checkpoint_text(), retired=self.retired
+            key=str(self.verifier),
+            checkpoint=self.checkpoint_text(),
+            retired=self.retired,
+            witnesses=tuple(str(w) for w in self.witnesses),
+            quorum=self.quorum,
         )
 
     # -- checkpoints -----------------------------------------------------------
@@ -302,27 +344,105 @@ class LogCheck:
     def refresh(self) -> Checkpoint:
         """Fetch the server's latest checkpoint and :meth:`advance` to it.
 
-        The same bytes as the newest checkpoint verified need no second check:
-        one request, no signature to verify, no proof to fetch.
+        The same bytes as the newest checkpoint verified need no second check
+        of the log's signature: one request, no proof to fetch. With pinned
+        witnesses, the newest checkpoint verified must also be cosigned by at
+        least ``quorum`` of them (:meth:`witnessed`), whatever the bytes.
 
         Raises:
             SignatureError, ProofError: not signed by the pinned key.
             RewrittenLogError: not consistent with what this device saw, or
                 older than it (a rolled-back log).
+            UnwitnessedLogError: not cosigned by enough pinned witnesses.
         """
         with self._lock:
             note = self._api.get_bytes("/log/checkpoint", limit=_MAX_CHECKPOINT)
             if self.latest is not None and self.note == note:
-                return self.latest
-            before = self.latest
-            checkpoint = self.advance(note)
-            if before is not None and checkpoint.size < before.size:
-                # Consistent, but older: a server hiding its newest entries.
-                raise _rewritten(
-                    f"its latest checkpoint ({checkpoint.size} entries) is older than one this "
-                    f"device verified ({before.size} entries): the log was rolled back"
-                )
+                checkpoint = self.latest
+            else:
+                before = self.latest
+                checkpoint = self.advance(note)
+                if before is not None and checkpoint.size < before.size:
+                    # Consistent, but older: a server hiding its newest entries.
+                    raise _rewritten(
+                        f"its latest checkpoint ({checkpoint.size} entries) is older than one "
+                        f"this device verified ({before.size} entries): the log was rolled back"
+                    )
+            if self.witnesses:
+                self.witnessed(note, wait=witness_wait())
             return checkpoint
+
+    def cosignatures(self, note: bytes) -> list[Cosignature]:
+        """The valid cosignatures of pinned witnesses on a signed checkpoint.
+
+        Raises:
+            UnwitnessedLogError: a line under a pinned witness's name and key ID does not verify.
+        """
+        try:
+            return verify_cosignatures(note, self.witnesses)
+        except (SignatureError, FormatError) as exc:
+            raise UnwitnessedLogError(
+                f"the server's checkpoint carries a forged cosignature: {exc.message}",
+                hint="do not trust this server; keep this device's state.json as evidence",
+            ) from None
+
+    def witnessed(self, note: bytes, *, wait: float) -> list[Cosignature]:
+        """Require the newest verified tree to be cosigned by ``quorum`` pinned witnesses.
+
+        ``note`` is the checkpoint just fetched. If it lacks cosignatures, the
+        newest checkpoint with enough of them is fetched (``?cosignatures=``)
+        until it covers the newest tree this device verified, for up to
+        ``wait`` seconds; every checkpoint met is checked for consistency.
+
+        Raises:
+            UnwitnessedLogError: no such checkpoint in time: the server may be
+                showing this device a history its witnesses have not seen.
+            RewrittenLogError: a cosigned checkpoint not consistent with this device's view.
+        """
+        if self.latest is None:
+            raise AssertionError("internal error: nothing verified to witness")
+        target = self.latest.size
+        deadline = time.monotonic() + wait
+        best = (0, 0)
+        asked = False
+        while True:
+            found = self.cosignatures(note)
+            size = Checkpoint.parse(Note.parse(note).text).size
+            if len(found) >= self.quorum and size >= target:
+                self.cosigned, self.cosigned_note = found, note
+                return found
+            best = max(best, (size, len(found)) if found else best)
+            # The newest cosigned checkpoint is always asked for once, then until the deadline.
+            if asked:
+                if time.monotonic() >= deadline:
+                    raise self._unwitnessed(target, best)
+                time.sleep(1.0)
+            asked = True
+            try:
+                note = self._api.get_bytes(
+                    "/log/checkpoint",
+                    params={"cosignatures": self.quorum},
+                    limit=_MAX_CHECKPOINT,
+                )
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                continue
+            self.advance(note)
+
+    def _unwitnessed(self, target: int, best: tuple[int, int]) -> UnwitnessedLogError:
+        seen = (
+            f"the newest cosigned checkpoint has {best[0]} entries ({best[1]} of them)"
+            if best[1]
+            else "no checkpoint carries their cosignatures"
+        )
+        return UnwitnessedLogError(
+            f"the server's log of {target} entries is not cosigned by {self.quorum} of the "
+            f"{len(self.witnesses)} witnesses this device pinned; {seen}",
+            hint="the server may be showing this device a history its witnesses have not seen "
+            "(a split view): do not trust it. Try again in a minute; if it persists, keep "
+            "state.json as evidence and tell your editor or the operator's auditors",
+        )
 
     def entry(self, answer: dict[str, Any]) -> LoggedEntry:
         """Verify the ``entry`` and ``receipt`` of an API answer.

@@ -24,6 +24,7 @@ from client.state import LogPin, parse_log_pin
 from vault._atomic import write_atomically
 from vault.errors import ConfigError, FormatError
 from vault.note import NoteVerifier
+from vault.peer_key import PeerVerifier
 
 __all__ = ["Observer", "observe"]
 
@@ -67,7 +68,15 @@ class Observer:
         self.api.close()
 
 
-def observe(paths: Paths, server: str, key: str, *, proxy: str | None = None) -> Observer:
+def observe(
+    paths: Paths,
+    server: str,
+    key: str,
+    *,
+    proxy: str | None = None,
+    witnesses: tuple[str, ...] = (),
+    quorum: int = 1,
+) -> Observer:
     """The log of ``server`` checked against ``key``, and what earlier checks verified.
 
     Raises:
@@ -97,6 +106,24 @@ def observe(paths: Paths, server: str, key: str, *, proxy: str | None = None) ->
             raise damaged
         pin = parse_log_pin(value.get("log"), damaged)
     api = Api(server, proxy=proxy)
-    log = LogCheck(api, pin.key, pin.checkpoint, pin.retired, follow_rotations=True)
+    try:
+        for witness in witnesses:
+            PeerVerifier.parse(witness)
+    except FormatError as exc:
+        raise ConfigError(
+            f"that is not a witness key: {exc.message}",
+            hint="give the peer key exactly as its operator published it",
+        ) from None
+    if witnesses and not 1 <= quorum <= len(witnesses):
+        raise ConfigError(f"cannot require {quorum} cosignatures of {len(witnesses)} witnesses")
+    log = LogCheck(
+        api,
+        pin.key,
+        pin.checkpoint,
+        pin.retired,
+        follow_rotations=True,
+        witnesses=witnesses,
+        quorum=quorum,
+    )
     log.key_words = "the log key given"
     return Observer(server=server, api=api, log=log, memory=memory, key=key)

@@ -97,9 +97,16 @@ class LogPin:
     key: str
     checkpoint: str | None = None
     retired: tuple[RetiredKey, ...] = ()
+    witnesses: tuple[str, ...] = ()
+    """Cosigner keys of the witnesses pinned (C2SP tlog-cosignature, type 0x04)."""
+    quorum: int = 1
+    """How many of them must cosign the newest checkpoint, when any are pinned."""
 
     def to_json(self) -> dict[str, object]:
         value: dict[str, object] = {"key": self.key, "checkpoint": self.checkpoint}
+        if self.witnesses:
+            value["witnesses"] = list(self.witnesses)
+            value["quorum"] = self.quorum
         if self.retired:
             value["retired"] = [
                 {
@@ -200,7 +207,21 @@ def parse_log_pin(value: object, damaged: ConfigError) -> LogPin:
         key=value["key"],
         checkpoint=_opt_str(value.get("checkpoint"), "log"),
         retired=_retired(value.get("retired", []), damaged),
+        witnesses=_witnesses(value.get("witnesses", []), damaged),
+        quorum=_quorum(value.get("quorum", 1), damaged),
     )
+
+
+def _witnesses(value: object, damaged: ConfigError) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise damaged
+    return tuple(value)
+
+
+def _quorum(value: object, damaged: ConfigError) -> int:
+    if type(value) is not int or not 1 <= value <= 100:
+        raise damaged
+    return value
 
 
 def _parse(data: bytes, path: Path) -> State:

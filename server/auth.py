@@ -47,6 +47,9 @@ PUBLIC_ENDPOINTS = frozenset(
         "log.inclusion_proof",
         "log.consistency_proof",
         "openapi.document",
+        # Witnessing (C2SP tlog-witness): authenticated by the log's signature on the checkpoint.
+        "witness.add_checkpoint",
+        "witness.checkpoint",
         # Getting an account and a token cannot need one.
         "accounts.register",
         "auth.challenge",

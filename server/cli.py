@@ -35,6 +35,7 @@ from server.keyfile import create_key_file, create_peer_key_file, fingerprint, l
 from server.models import INVITE_ROLES
 from server.peers_cli import peers
 from server.services.accounts import create_operator, parse_card
+from server.services.cosigning import CosignerThread
 from server.services.invites import create_invite, parse_duration
 from server.services.log import check_signer
 from server.worker import Worker, WorkerThread
@@ -338,6 +339,11 @@ def run(host: str | None, port: int | None) -> None:
             Worker(config=config, sessions=state.sessions, store=state.store, clock=state.clock)
         )
         background.start()
+    # Witnesses cosign the log's checkpoints in the background, never on the request path.
+    cosigner = None
+    if config.witness_interval:
+        cosigner = CosignerThread(state.sessions, config.witness_interval)
+        cosigner.start()
     click.echo(f"serving on http://{server.host}:{server.port} (pid {os.getpid()})")
     try:
         server.serve()
@@ -346,6 +352,8 @@ def run(host: str | None, port: int | None) -> None:
     finally:
         if background is not None:
             background.stop()
+        if cosigner is not None:
+            cosigner.stop()
         sweeper.stop()
         server.close()
         app.extensions["evault"].engine.dispose()
@@ -391,8 +399,16 @@ def worker(once: bool, interval: float | None) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         click.echo(f"worker running (pid {os.getpid()}); stop with Ctrl-C or SIGTERM")
-        with contextlib.suppress(KeyboardInterrupt):
-            the_worker.run(stop, interval=interval)
+        cosigner = None
+        if config.witness_interval:
+            cosigner = CosignerThread(the_worker.sessions, config.witness_interval)
+            cosigner.start()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                the_worker.run(stop, interval=interval)
+        finally:
+            if cosigner is not None:
+                cosigner.stop()
     finally:
         engine.dispose()
 

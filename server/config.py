@@ -65,6 +65,13 @@ def _int(environ: Mapping[str, str], name: str, default: int, maximum: int) -> i
     return int(text)
 
 
+def _seconds_or_off(environ: Mapping[str, str], name: str, default: int) -> int:
+    """Seconds between background rounds, up to a day; ``0`` turns them off."""
+    if environ.get(name) == "0":
+        return 0
+    return _int(environ, name, default, 86400)
+
+
 def _redis_url(url: str | None) -> str | None:
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("invalid EVAULT_REDIS_URL: want redis://HOST:PORT/DB (or rediss://)")
@@ -102,6 +109,7 @@ class Config:
     worker_interval: int = 30
     min_interval: int = 3600
     run_worker: bool = True
+    witness_interval: int = 10
     read_timeout: int = 30
     redis_url: str | None = None
     peer_key_path: Path | None = None
@@ -204,6 +212,7 @@ class Config:
             worker_interval=_int(env, "EVAULT_WORKER_INTERVAL", 30, 86400),
             min_interval=_int(env, "EVAULT_MIN_INTERVAL", 3600, 86400),
             run_worker=_flag(env, "EVAULT_RUN_WORKER", True),
+            witness_interval=_seconds_or_off(env, "EVAULT_WITNESS_INTERVAL", 10),
             read_timeout=_int(env, "EVAULT_READ_TIMEOUT", 30, 3600),
             redis_url=_redis_url(env.get("EVAULT_REDIS_URL") or None),
             peer_key_path=Path(peer_key) if peer_key else None,

@@ -24,6 +24,7 @@ from server.config import Config
 from server.db import make_engine, make_sessionmaker, transaction
 from server.keyfile import create_peer_key_file, load_key_file, load_peer_key_file
 from server.peer_client import PeerUnreachableError, send_hello
+from server.services import cosigning
 from server.services import peers as peer_service
 from server.services.peers import Identity
 from vault.errors import ConfigError
@@ -65,7 +66,8 @@ def _handshake(config: Config, own: Identity, signer: PeerSigner, url: str) -> b
             click.echo(f"pending: {exc}; run `evault-server peers confirm {pinned.url}` later")
             return False
         if not answer.ok:
-            if answer.reason == "unknown_peer":
+            # The peer's own words come quoted ("it says: …", server.peer_client).
+            if answer.reason == "it says: unknown_peer":
                 click.echo(
                     f"pending: {pinned.url} has not pinned this server yet; its operator runs:"
                 )
@@ -211,3 +213,26 @@ def peers_remove(peer: str) -> None:
     finally:
         engine.dispose()
     click.echo(f"removed {url}; tell its operator to remove this server too")
+
+
+@peers.command("cosign")
+def peers_cosign() -> None:
+    """Ask the active peers now to cosign this log's latest checkpoint (docs/protocol.md §15).
+
+    `evault-server run` and `evault-server worker` do this every
+    EVAULT_WITNESS_INTERVAL seconds; this runs one round and says what it got.
+    """
+    config = Config.from_env()
+    engine = make_engine(config.database_url)
+    try:
+        done = cosigning.submit(make_sessionmaker(engine), now=SystemClock().now())
+    finally:
+        engine.dispose()
+    for message in done.messages:
+        click.echo(message)
+    click.echo(
+        f"witnesses asked {done.asked}, cosigned {done.cosigned}, refused {done.refused}, "
+        f"failed {done.failed}"
+    )
+    if done.refused or done.failed:
+        raise SystemExit(1)

@@ -126,6 +126,7 @@ from vault._base64 import b64encode
 from vault._disk import refused_write
 from vault.age.format import Header, Source, parse_header
 from vault.age.stream import NONCE_SIZE, decrypt_payload, payload_size
+from vault.cosignature import verify_cosignatures
 from vault.disclosure import Disclosure, SignedDisclosure
 from vault.errors import (
     ConfigError,
@@ -140,7 +141,8 @@ from vault.errors import (
 from vault.keys import Card
 from vault.log_keys import KeyChain, LogKey
 from vault.manifest import Manifest, SignedManifest
-from vault.note import NoteVerifier, Receipt, verifier_fingerprint
+from vault.note import Note, NoteVerifier, Receipt, verifier_fingerprint
+from vault.peer_key import PeerVerifier
 
 __all__ = ["PackageReport", "verify_package", "write_package"]
 
@@ -226,6 +228,8 @@ class PackageReport:
     checkpoint_size: int
     checks: tuple[tuple[str, str], ...]
     not_checked: tuple[tuple[str, str], ...]
+    cosigned_by: tuple[str, ...] = ()
+    """The trusted witnesses that cosigned every receipt's checkpoint (names), if any were given."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -546,6 +550,8 @@ def verify_package(
     trusted_log_key: str | None = None,
     trusted_card: Card | None = None,
     identities: Sequence[age.Identity] = (),
+    trusted_witnesses: Sequence[str] = (),
+    witnesses_required: int = 1,
 ) -> PackageReport:
     """Check an evidence package offline; return what it shows.
 
@@ -556,6 +562,9 @@ def verify_package(
         trusted_card: the reporter's card as the caller knows it; reporter.card
             must have the same keys.
         identities: keys that may open item.age, to check the plaintext too.
+        trusted_witnesses: cosigner keys of witnesses (docs/protocol.md §15); every
+            receipt's checkpoint must then carry ``witnesses_required`` of their
+            cosignatures.
 
     Raises:
         FormatError: a file is missing, extra, not a regular file, too large
@@ -646,6 +655,14 @@ def verify_package(
             f"(from {unused[0][0]} to {unused[0][1]} entries)",
             hint=_UNTOUCHED,
         )
+    cosigned_by = _check_witnesses(
+        {index: contents[f"entries/{index}.proof"] for index in indices},
+        verifier.name,
+        trusted_witnesses,
+        witnesses_required,
+        checks,
+        not_checked,
+    )
     upload = _check_upload(events, ciphertext, manifest, described, checks)
     account_index = _check_account(events, upload, manifest, contents[_CARD], checks)
     return PackageReport(
@@ -670,7 +687,68 @@ def verify_package(
         checkpoint_size=max(roots),
         checks=tuple(checks),
         not_checked=tuple(not_checked),
+        cosigned_by=cosigned_by,
     )
+
+
+def _check_witnesses(
+    receipts: dict[int, bytes],
+    origin: str,
+    trusted: Sequence[str],
+    required: int,
+    checks: list[tuple[str, str]],
+    not_checked: list[tuple[str, str]],
+) -> tuple[str, ...]:
+    """Check the witnesses' cosignatures on every receipt's checkpoint; the trusted names."""
+    notes = {
+        index: Note.parse(Receipt.parse(proof).checkpoint) for index, proof in receipts.items()
+    }
+    if not trusted:
+        names = sorted(
+            {s.name for note in notes.values() for s in note.signatures if s.name != origin}
+        )
+        if names:
+            not_checked.append(
+                (
+                    "witnesses",
+                    f"the checkpoints also carry signatures by {', '.join(names)}, not checked: "
+                    "give the witnesses' keys (--witness) to check their cosignatures",
+                )
+            )
+        return ()
+    try:
+        witnesses = [PeerVerifier.parse(key.strip()) for key in trusted]
+    except FormatError as exc:
+        raise FormatError(f"not a witness key: {exc.message}") from None
+    if not 1 <= required <= len(witnesses):
+        raise FormatError(f"cannot require {required} cosignatures of {len(witnesses)} witnesses")
+    seen: set[str] = set()
+    for index, note in sorted(notes.items()):
+        try:
+            found = verify_cosignatures(note, witnesses)
+        except SignatureError as exc:
+            raise SignatureError(
+                f"entries/{index}.proof: {exc.message}",
+                hint="the receipt was altered; " + _UNTOUCHED,
+            ) from None
+        if len(found) < required:
+            raise SignatureError(
+                f"entries/{index}.proof: its checkpoint is not cosigned by {required} of the "
+                f"{len(witnesses)} trusted witnesses (only {len(found)})",
+                hint="its log may have shown this history to some and another to others (a "
+                "split view), or the package was made before the witnesses cosigned; ask for a "
+                "package made by a device that pins these witnesses",
+            )
+        seen.update(c.witness.name for c in found)
+    checks.append(
+        (
+            "witnesses",
+            f"every receipt's checkpoint is cosigned by at least {required} of the "
+            f"{len(witnesses)} trusted witnesses ({', '.join(sorted(seen))}), which cosign only "
+            "a history consistent with the one they saw before",
+        )
+    )
+    return tuple(sorted(seen))
 
 
 def _sha256(data: bytes) -> str:

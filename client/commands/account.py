@@ -88,8 +88,15 @@ def card() -> None:
     metavar="KEY",
     help="The server's log key as the operator published it (`evault-server keys show`).",
 )
+@click.option(
+    "--witness",
+    "witnesses",
+    metavar="KEY",
+    multiple=True,
+    help="A witness's cosigner key to pin (see `evault witnesses`); repeat for several.",
+)
 @handle_errors
-def register(invite: str, log_key: str | None) -> None:
+def register(invite: str, log_key: str | None, witnesses: tuple[str, ...]) -> None:
     """Create your account on the server and pin the server's log key."""
     with open_client() as client:
         accounts.check_unregistered(client)
@@ -102,7 +109,7 @@ def register(invite: str, log_key: str | None) -> None:
                 "Compare the fingerprint with the one your organisation published. "
                 "From now on, this device refuses any other key."
             )
-        done = accounts.register(client, invite, log_key)
+        done = accounts.register(client, invite, log_key, witnesses)
         if json_mode():
             print_json(
                 {

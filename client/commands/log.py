@@ -62,8 +62,29 @@ def log() -> None:
     metavar="KEY",
     help="The log key its operator published: check the log as anyone can, without an account.",
 )
+@click.option(
+    "--witness",
+    "witness_keys",
+    metavar="KEY",
+    multiple=True,
+    help="With --log-key: a witness's cosigner key; the checkpoint must carry its cosignature.",
+)
+@click.option(
+    "--witnesses-required",
+    "required",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="How many of the --witness keys must have cosigned.",
+)
 @handle_errors
-def log_verify(full: bool, server_url: str | None, log_key: str | None) -> None:
+def log_verify(
+    full: bool,
+    server_url: str | None,
+    log_key: str | None,
+    witness_keys: tuple[str, ...],
+    required: int,
+) -> None:
     """Fetch the latest checkpoint; check its signature and that it extends the last one seen.
 
     Without --log-key, against the key this device pinned when it registered.
@@ -72,6 +93,11 @@ def log_verify(full: bool, server_url: str | None, log_key: str | None) -> None:
     is remembered for the next check of the same server and key.
     """
     if log_key is None:
+        if witness_keys:
+            raise ConfigError(
+                "--witness goes with --log-key",
+                hint="to pin witnesses on this device, run `evault witnesses add KEY`",
+            )
         if server_url is not None:
             raise ConfigError(
                 "--server checks another server's log only against its published key",
@@ -83,7 +109,14 @@ def log_verify(full: bool, server_url: str | None, log_key: str | None) -> None:
     params = click.get_current_context().find_root().params
     paths = home()
     server = server_url or params.get("server") or _own_server(paths)
-    observer = observe(paths, server, log_key, proxy=params.get("proxy"))
+    observer = observe(
+        paths,
+        server,
+        log_key,
+        proxy=params.get("proxy"),
+        witnesses=witness_keys,
+        quorum=required,
+    )
     try:
         _verified(observer, full, "the log key given")
         observer.remember()
@@ -106,20 +139,23 @@ def _verified(reader: LogReader, full: bool, signed_by: str) -> None:
         checkpoint, _ = read_log(reader)
     else:
         checkpoint = reader.log.refresh()
+    cosigned = [c.witness.name for c in reader.log.cosigned]
     result = {
         "origin": checkpoint.origin,
         "size": checkpoint.size,
         "previous_size": None if before is None else before.size,
         "entries_checked": checkpoint.size if full else None,
+        "cosigned_by": cosigned,
     }
     if json_mode():
         print_json({"ok": True, **result})
         return
     since = "" if before is None else f", consistent with the {before.size} seen before"
     whole = f"; all {checkpoint.size} entries hash to its root" if full else ""
+    witnessed = f"; cosigned by {', '.join(shown(n) for n in cosigned)}" if cosigned else ""
     out().print(
         f"Log {shown(checkpoint.origin)}: {checkpoint.size} entries, signed by {signed_by}"
-        f"{since}{whole}. OK"
+        f"{since}{whole}{witnessed}. OK"
     )
 
 
@@ -276,9 +312,29 @@ def _exported(item: str, output: Path, package: Package) -> dict[str, object]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="An age identity file that can decrypt the item, to check the plaintext too.",
 )
+@click.option(
+    "--witness",
+    "witness_keys",
+    metavar="KEY",
+    multiple=True,
+    help="A witness's cosigner key you trust; every receipt must carry its cosignature.",
+)
+@click.option(
+    "--witnesses-required",
+    "required",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="How many of the --witness keys must have cosigned.",
+)
 @handle_errors
 def verify(
-    directory: Path, log_key: str | None, card_file: Path | None, identity_files: tuple[Path, ...]
+    directory: Path,
+    log_key: str | None,
+    card_file: Path | None,
+    identity_files: tuple[Path, ...],
+    witness_keys: tuple[str, ...],
+    required: int,
 ) -> None:
     """Check an evidence package offline and print a plain-language verdict.
 
@@ -294,7 +350,12 @@ def verify(
     for path in identity_files:
         identities += age.parse_identity_file(path.read_bytes())
     report = verify_package(
-        directory, trusted_log_key=log_key, trusted_card=trusted_card, identities=identities
+        directory,
+        trusted_log_key=log_key,
+        trusted_card=trusted_card,
+        identities=identities,
+        trusted_witnesses=witness_keys,
+        witnesses_required=required,
     )
     # verify_package raises on a mismatch, so a key given is a key matched.
     card_trusted, log_key_trusted = trusted_card is not None, log_key is not None
@@ -323,6 +384,7 @@ def verify(
                 "upload_entry": report.upload_index,
                 "upload_time": report.upload_time,
                 "checks": [name for name, _ in report.checks],
+                "cosigned_by": list(report.cosigned_by),
             }
         )
         return

@@ -13,6 +13,7 @@ from server.api.openapi import openapi
 from server.api.peer import peer_api
 from server.api.switch import switch_api, trustee_api
 from server.api.uploads import uploads_api
+from server.api.witness import witness_api
 from server.web import pages
 
 __all__ = ["API_PREFIX", "register_blueprints"]
@@ -31,5 +32,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(switch_api, url_prefix=f"{API_PREFIX}/switch")
     app.register_blueprint(trustee_api, url_prefix=f"{API_PREFIX}/trustee")
     app.register_blueprint(peer_api, url_prefix=f"{API_PREFIX}/peer")
+    app.register_blueprint(witness_api, url_prefix=f"{API_PREFIX}/witness")
     app.register_blueprint(openapi, url_prefix=API_PREFIX)
     app.register_blueprint(pages)

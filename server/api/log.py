@@ -11,7 +11,10 @@
   transition checkpoint, signed by it and the next key, that hands the log
   over (null for the current key). See docs/protocol.md, "Log key rotation".
 - ``GET /api/v1/log/checkpoint``: the latest signed checkpoint, ``text/plain``
-  (a C2SP signed note); 404 while the log is empty.
+  (a C2SP signed note) with the cosignatures of the witnesses that cosigned
+  it after the log's signature; 404 while the log is empty. With
+  ``?cosignatures=K``: the newest checkpoint that has at least K
+  cosignatures (404 if none), for clients that require them (§15).
 - ``GET /api/v1/log/entries?start=&end=``: entries ``[start, end)`` with their
   exact bytes (base64), at most :data:`MAX_ENTRIES_PAGE` per response.
 - ``GET /api/v1/log/proof/inclusion?index=&size=``
@@ -30,7 +33,7 @@ from flask import Blueprint, Response
 from server.api._request import db_session, log_signer, query_ints
 from server.errors import ApiError
 from server.keyfile import fingerprint
-from server.services import log
+from server.services import cosigning, log
 from server.services.log import MAX_ENTRIES_PAGE
 from vault.note import NoteVerifier
 
@@ -85,12 +88,19 @@ def _key(text: str, first: int, last: int | None, transition: str | None) -> Jso
 
 @log_api.get("/checkpoint")
 def checkpoint() -> Response:
-    """The latest signed checkpoint, exactly as the log key signed it."""
-    query_ints(required=())
-    latest = log.latest_checkpoint(db_session())
-    if latest is None:
-        raise ApiError.not_found("the log is empty: no checkpoint yet")
-    return Response(latest.note, mimetype="text/plain")
+    """The latest signed checkpoint with its cosignatures, or the newest with enough of them."""
+    args = query_ints(required=(), optional=("cosignatures",))
+    session = db_session()
+    wanted = args.get("cosignatures")
+    if wanted is None or wanted == 0:
+        latest = log.latest_checkpoint(session)
+        if latest is None:
+            raise ApiError.not_found("the log is empty: no checkpoint yet")
+    else:
+        latest = cosigning.checkpoint_with_cosignatures(session, wanted)
+        if latest is None:
+            raise ApiError.not_found(f"no checkpoint has {wanted} cosignatures yet")
+    return Response(cosigning.cosigned_note(session, latest), mimetype="text/plain")
 
 
 @log_api.get("/entries")

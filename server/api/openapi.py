@@ -27,6 +27,10 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
 
 
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -299,6 +303,59 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/api/v1/witness/add-checkpoint": {
+            "post": {
+                "operationId": "witnessAddCheckpoint",
+                "summary": "Witness: cosign a peer's checkpoint that extends the last one cosigned",
+                "description": (
+                    "C2SP tlog-witness add-checkpoint (docs/protocol.md §15). Not authenticated "
+                    "beyond the log's signature; only the logs of active peers are witnessed."
+                ),
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "the cosignature line (C2SP tlog-cosignature, Ed25519)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "400": _text("malformed, or an old size above the checkpoint's"),
+                    "403": _text("not validly signed by the log's pinned key"),
+                    "404": _text("not the log of an active peer"),
+                    "409": {
+                        "description": "another old size than the one last cosigned",
+                        "content": {"text/x.tlog.size": {"schema": {"type": "string"}}},
+                    },
+                    "413": _text("request too large"),
+                    "422": _text("not consistent with the checkpoint last cosigned"),
+                    "503": _error("this server has no peer key"),
+                },
+            }
+        },
+        "/api/v1/witness/{origin_hash}/checkpoint": {
+            "get": {
+                "operationId": "witnessCheckpoint",
+                "summary": "Witness: the latest checkpoint cosigned for a log, by origin hash",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "origin_hash",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the checkpoint, its log signature and this cosignature",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "404": _error("no checkpoint of that log was cosigned"),
+                },
+            }
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",
@@ -397,14 +454,25 @@ DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "logCheckpoint",
                 "summary": "The latest checkpoint, a C2SP signed note (tlog-checkpoint)",
+                "description": (
+                    "With the cosignature lines of the witnesses that cosigned it after the "
+                    "log's signature (docs/protocol.md §15)."
+                ),
                 "security": [],
+                "parameters": [
+                    _query(
+                        "cosignatures",
+                        "the newest checkpoint with at least this many cosignatures instead",
+                        required=False,
+                    )
+                ],
                 "responses": {
                     "200": {
                         "description": "the signed checkpoint, byte for byte",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
                     "400": _error("unexpected query parameters"),
-                    "404": _error("the log is empty"),
+                    "404": _error("the log is empty, or no checkpoint has that many cosignatures"),
                 },
             }
         },

@@ -32,6 +32,7 @@ from server.models.switch import (
 )
 from server.models.token import Token
 from server.models.upload import UploadSession
+from server.models.witness import LogCosignature, WitnessedLog
 
 __all__ = [
     "ACCOUNT_ROLES",
@@ -52,6 +53,7 @@ __all__ = [
     "ItemShare",
     "ItemSide",
     "LogCheckpoint",
+    "LogCosignature",
     "LogEntry",
     "LogHead",
     "LogKey",
@@ -69,5 +71,6 @@ __all__ = [
     "Token",
     "UTCDateTime",
     "UploadSession",
+    "WitnessedLog",
     "utcnow",
 ]

@@ -202,7 +202,9 @@ def _die_with_parent() -> None:
 class ServerProcess:
     """``evault-server run`` on a fresh data directory, on a free loopback port."""
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, env: dict[str, str] | None = None, *, origin: str | None = None
+    ) -> None:
         self.root = root
         self.data_dir = root / "data"
         self.env = (
@@ -217,7 +219,8 @@ class ServerProcess:
         )
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
-        init = assert_ok(_run([EVAULT_SERVER, "init"], self.env))
+        named = ["--origin", origin] if origin else []
+        init = assert_ok(_run([EVAULT_SERVER, "init", *named], self.env))
         lines = dict(line.split(": ", 1) for line in init.out.splitlines() if ": " in line)
         self.log_key = lines["log key"].strip()
 

@@ -36,10 +36,14 @@ pg_url = server_conftest.pg_url  # a fresh PostgreSQL database, dropped afterwar
 class Peer:
     """One server with what its operator would hand to another."""
 
-    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, env: dict[str, str] | None = None, *, origin: str | None = None
+    ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.server = ServerProcess(root, {"EVAULT_PUBLIC_URL": self.url, **(env or {})})
+        self.server = ServerProcess(
+            root, {"EVAULT_PUBLIC_URL": self.url, **(env or {})}, origin=origin
+        )
         self.server.start(port)
         shown = self.cli("peers", "key").out
         lines = dict(line.split(": ", 1) for line in shown.splitlines() if ": " in line)
