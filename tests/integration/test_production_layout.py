@@ -43,7 +43,8 @@ from .switch_env import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
-pg_url = server_conftest.pg_url  # a fresh PostgreSQL database, dropped afterwards
+# A fresh PostgreSQL database, dropped when the test process ends.
+pg_url, databases = server_conftest.pg_url, server_conftest.databases
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = BIN / "gunicorn"
