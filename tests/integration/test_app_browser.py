@@ -466,7 +466,10 @@ def test_a_new_reporter_stores_and_shares_a_first_file_in_eight_actions(
             act("button.primary")  # 2: connect
             with page.expect_file_chooser() as chooser:
                 act("label[for=files]")  # 3: the computer's own file picker opens
-            chooser.value.set_files(str(tmp_path / "memo.pdf"))
+            # The page is at the vault already: wait for the upload's page first, or the
+            # wait below would end before the upload began.
+            with page.expect_navigation(url=f"{app.origin}/jobs/*", timeout=120_000):
+                chooser.value.set_files(str(tmp_path / "memo.pdf"))
             actions += 1  # 4: the file picked uploads at once; back to the vault by itself
             page.wait_for_url(f"{app.origin}/", timeout=120_000)
             assert "memo.pdf" in page.inner_text("table")

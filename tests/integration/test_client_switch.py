@@ -384,14 +384,17 @@ def test_a_duress_session_shows_the_decoy_vault_as_the_whole_vault(
             assert decoy["item"].encode() not in data
 
 
-def test_web_check_in_phrases(crew: Crew) -> None:
-    dora = crew.dora
-    env = dict(dora.env, EVAULT_CHECKIN_PHRASE=CHECKIN_PHRASE)
-    done = assert_ok(_run(dora.argv("switch", "phrase", "--handle", "dora-7"), env))
-    assert "Web check-in set for the handle dora-7" in done.out
-    assert dora.json("switch", "status")["handle"] == "dora-7"
-    weak = dict(dora.env, EVAULT_CHECKIN_PHRASE="dora")
-    refused = _run(dora.argv("switch", "phrase", "--handle", "dora-7"), weak)
+def test_web_check_in_phrases(server: ServerProcess, tmp_path: Path) -> None:
+    # A reporter of its own, armed here: the test holds alone and in any order (the
+    # tests of this module share the server but may run in different processes).
+    pia = enroll_reporter(server, tmp_path, "pia", display="Pia")
+    pia.ok("switch", "set", "--every", "1d")
+    env = dict(pia.env, EVAULT_CHECKIN_PHRASE=CHECKIN_PHRASE)
+    done = assert_ok(_run(pia.argv("switch", "phrase", "--handle", "pia-7"), env))
+    assert "Web check-in set for the handle pia-7" in done.out
+    assert pia.json("switch", "status")["handle"] == "pia-7"
+    weak = dict(pia.env, EVAULT_CHECKIN_PHRASE="pia")
+    refused = _run(pia.argv("switch", "phrase", "--handle", "pia-7"), weak)
     assert refused.returncode == 1
     assert "passphrase too short" in refused.err
     assert PASSPHRASE not in refused.err

@@ -28,6 +28,8 @@ import pexpect
 import pytest
 import requests
 
+from vault import keystore
+
 from .client_env import BIN, Person, ServerProcess, enroll, pin
 from .doc_commands import DOCUMENTS, ROOT, Transcript, environment
 from .switch_env import Mailbox, free_port, quick_switches, wait_for
@@ -57,6 +59,21 @@ def person_env(person: Person, **extra: str) -> dict[str, str]:
     )
 
 
+def light_keystore(home: Path) -> None:
+    """Seal the identity ``evault init`` made again under the test Argon2 parameters.
+
+    ``init`` runs as the documents show it, with the real parameters; every
+    command after it unlocks the keystore, and would spend seconds of the
+    machine's two cores on each unlock while testing what it shows, not what
+    guessing costs (``bench/keystore_unlock.py`` measures that).
+    """
+    path = home / "keystore"
+    assert keystore.read_params(path) == keystore.Argon2Params.DEFAULT
+    secret = keystore.unlock(path, PASSPHRASE).secret
+    path.unlink()
+    keystore.create_keystore(path, PASSPHRASE, secret, params=keystore.Argon2Params.TESTING)
+
+
 def added(output: str) -> dict[str, str]:
     """File name → item id, from what ``evault add`` printed."""
     return {m[1]: m[2] for m in ITEM_LINE.finditer(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output))}
@@ -84,6 +101,7 @@ def test_readme(transcript: Transcript, tmp_path: Path) -> None:
             ).output
 
         run("evault init --name Alice")
+        light_keystore(alice.home)
         run(
             "evault --server https://vault.example.org register",
             replace={
@@ -232,6 +250,7 @@ def test_guides(
 
     # Maria sets up and hands over her card.
     as_maria('evault init --name "Maria Editor"')
+    light_keystore(maria.home)
     as_maria("evault --server https://vault.example.org register", replace=joining("editor"))
     as_maria("evault card > maria.card")
     maria.fingerprint = json.loads(maria.ok("--json", "whoami").stdout)["fingerprint"]
@@ -239,6 +258,7 @@ def test_guides(
 
     # The reporter sets up, adds files, shares one with Maria, arms the switch.
     as_you('evault init --name "Your Name"')
+    light_keystore(you.home)
     as_you("evault --server https://vault.example.org register", replace=joining("reporter"))
     (you.root / "interview.wav").write_bytes(os.urandom(100_000))
     (you.root / "memo.pdf").write_bytes(b"%PDF-1.4 memo\n")

@@ -43,7 +43,8 @@ from .switch_env import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
-pg_url = server_conftest.pg_url  # a fresh PostgreSQL database, dropped afterwards
+# A fresh PostgreSQL database, dropped afterwards.
+pg_url, databases = server_conftest.pg_url, server_conftest.databases
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = BIN / "gunicorn"
@@ -141,7 +142,8 @@ class ProductionLayout(ServerProcess):
     def _healthy(self) -> bool:
         try:
             return requests.get(f"{self.public_url}/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not up yet, or too slow to answer on a loaded machine: asked again until STARTUP.
             return False
 
     def stop(self) -> None:

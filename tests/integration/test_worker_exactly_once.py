@@ -6,9 +6,11 @@ random points, in 50 runs, release each vault exactly once and send each
 notice at least once and at most once per outbox row. SQLite, the embedded
 default, gets a few runs of the same.
 
-Every run starts from the same database: vaults armed through the API with
-real items and a real release identity split into shares, their deadlines
-and grace moved into the past so they are all due. Two worker processes
+Every run starts from a copy of the same database: vaults armed through the
+API with real items and a real release identity split into shares, their
+deadlines and grace moved into the past so they are all due (armed once in
+each test process; the runs come in tests of five, which the test processes
+share out, so the 50 runs take no longer than a few). Two worker processes
 (forked, each running :meth:`Worker.run` on the real clock, with a 1 s
 outbox lease) sweep it. After a random delay one of them is killed and a
 fresh one started, until every vault is released and no outbox row is
@@ -42,13 +44,13 @@ import secrets
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,11 +69,13 @@ from vault import age, canonical
 
 pytestmark = pytest.mark.integration
 
-pg_url = server_conftest.pg_url  # the PostgreSQL fixture of the server tests
+databases = server_conftest.databases  # the PostgreSQL databases of the server tests
 
 ORIGIN = "test.example/log"
 PG_RUNS = 50
 SQLITE_RUNS = 5
+RUNS_PER_TEST = 5
+"""The runs are split into tests of this many, which the test processes share out."""
 LEASE = dt.timedelta(seconds=3)
 """The outbox lease the workers take: short, so a killed worker's claims expire soon, and
 long enough that a live worker stalled by a loaded machine (two cores, four test processes)
@@ -496,30 +500,94 @@ def _check(url: str, scenario: Scenario, receiver: Path, killed: int, label: str
 # -- the tests ---------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """The armed, due database of one test process, and how a run gets a copy of its own."""
+
+    database: str
+    scenario: Scenario
+    copy: Callable[[str], str]
+    """A new database holding what the template holds, named after the run: its URL."""
+    remove: Callable[[str], None]
+    """Remove a copy once its run is checked."""
+
+
+@pytest.fixture(scope="module")
+def postgresql_template(
+    databases: server_conftest.Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Template]:
+    """Made once per test process; each run copies it (``CREATE DATABASE … TEMPLATE``).
+
+    A test that asks for it asks for ``socket_enabled`` too: module fixtures are set up
+    in the first test's setup, with that test's sockets.
+    """
+    url = databases.migrated_postgresql_copy()
+    try:
+        scenario = _scenario(url, tmp_path_factory.mktemp("postgresql") / "data")
+        name = make_url(url).database
+        assert name is not None
+        yield Template(
+            "postgresql",
+            scenario,
+            lambda _run: databases.postgresql(template=name),
+            databases.drop,
+        )
+    finally:
+        databases.drop(url)
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(
+    databases: server_conftest.Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Template:
+    """Made once per test process; each run copies the file with SQLite's backup."""
+    directory = tmp_path_factory.mktemp("sqlite")
+    template = directory / "template.db"
+    scenario = _scenario(databases.migrated_sqlite(template), directory / "data")
+
+    def copy(run: str) -> str:
+        path = directory / f"{run}.db"
+        source, target = sqlite3.connect(template), sqlite3.connect(path)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        return f"sqlite:///{path}"
+
+    def remove(url: str) -> None:
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    return Template("sqlite", scenario, copy, remove)
+
+
 def _seed() -> int:
     value = os.environ.get("EVAULT_TEST_SEED")
     return int(value) if value else secrets.randbelow(2**32)
 
 
-def _runs(
-    count: int,
-    scenario: Scenario,
-    new_database: Callable[[int], str],
-    drop_database: Callable[[str], None],
-    tmp_path: Path,
-    database: str,
-) -> list[Outcome]:
+def _runs(part: int, template: Template, tmp_path: Path) -> list[Outcome]:
+    """The runs of one part: each from a copy of the template, its kill delays from the seed."""
+    runs = range(part * RUNS_PER_TEST, (part + 1) * RUNS_PER_TEST)
+    database = template.database
     seed = _seed()
-    print(f"\n{database}: {count} runs, seed {seed} (EVAULT_TEST_SEED={seed} repeats them)")
+    print(
+        f"\n{database}: runs {runs[0]} to {runs[-1]}, seed {seed} "
+        f"(EVAULT_TEST_SEED={seed} repeats them)"
+    )
     outcomes = []
-    for run in range(count):
+    for run in runs:
         rng = random.Random(f"{seed}:{run}")  # noqa: S311 — kill times, not secrets
         label = f"{database} run {run} (EVAULT_TEST_SEED={seed})"
-        url = new_database(run)
+        url = template.copy(f"run{run}")
         try:
-            outcome = _run(run, url, scenario, tmp_path / f"received-{run}.txt", rng, label)
+            outcome = _run(
+                run, url, template.scenario, tmp_path / f"received-{run}.txt", rng, label
+            )
         finally:
-            drop_database(url)
+            template.remove(url)
         outcomes.append(outcome)
         print(
             f"  run {run:2}: killed {outcome.victim} {outcome.when} "
@@ -529,54 +597,25 @@ def _runs(
         )
     stages = collections.Counter(o.stage for o in outcomes)
     print(
-        f"{database}: {count} runs; killed while vaults moved {stages['moving']}, "
+        f"{database}: {len(runs)} runs; killed while vaults moved {stages['moving']}, "
         f"while notices went out {stages['sending']}, after {stages['after']} times; "
         f"{sum(o.duplicates for o in outcomes)} notices sent twice (by the killed worker)"
     )
     return outcomes
 
 
-def test_postgresql_releases_exactly_once_with_a_killed_worker(pg_url: str, tmp_path: Path) -> None:
-    scenario = _scenario(pg_url, tmp_path / "data")
-    template = make_url(pg_url)
-    admin = create_engine(server_conftest.PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-    def new_database(run: int) -> str:
-        name = f"{template.database}_run{run}"
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"'))
-        return template.set(database=name).render_as_string(hide_password=False)
-
-    def drop_database(url: str) -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)'))
-
-    try:
-        _runs(PG_RUNS, scenario, new_database, drop_database, tmp_path, "postgresql")
-    finally:
-        admin.dispose()
+@pytest.mark.parametrize("part", range(PG_RUNS // RUNS_PER_TEST))
+def test_postgresql_releases_exactly_once_with_a_killed_worker(
+    part: int, postgresql_template: Template, socket_enabled: None, tmp_path: Path
+) -> None:
+    _runs(part, postgresql_template, tmp_path)
 
 
-def test_sqlite_releases_exactly_once_with_a_killed_worker(tmp_path: Path) -> None:
-    template = tmp_path / "template.db"
-    scenario = _scenario(f"sqlite:///{template}", tmp_path / "data")
-
-    def new_database(run: int) -> str:
-        path = tmp_path / f"run{run}.db"
-        source, target = sqlite3.connect(template), sqlite3.connect(path)
-        try:
-            source.backup(target)
-        finally:
-            source.close()
-            target.close()
-        return f"sqlite:///{path}"
-
-    def drop_database(url: str) -> None:
-        path = Path(url.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-    _runs(SQLITE_RUNS, scenario, new_database, drop_database, tmp_path, "sqlite")
+@pytest.mark.parametrize("part", range(SQLITE_RUNS // RUNS_PER_TEST))
+def test_sqlite_releases_exactly_once_with_a_killed_worker(
+    part: int, sqlite_template: Template, tmp_path: Path
+) -> None:
+    _runs(part, sqlite_template, tmp_path)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -590,12 +629,13 @@ def test_a_share_handed_in_while_the_worker_looks_is_not_lost(
     check on the time alone cannot tell, and the vault stayed releasing for
     good. The 50 runs above met this now and then; here it happens every time.
     """
-    url = (
-        str(request.getfixturevalue("pg_url"))
-        if database == "postgresql"
-        else f"sqlite:///{tmp_path / 'vault.db'}"
+    if database == "postgresql":
+        request.getfixturevalue("socket_enabled")
+    template: Template = request.getfixturevalue(f"{database}_template")
+    url = template.copy("share")
+    scenario = dataclasses.replace(
+        template.scenario, config=dataclasses.replace(template.scenario.config, database_url=url)
     )
-    scenario = _scenario(url, tmp_path / "data")
     (vault,) = [v for v in scenario.vaults if v.trustee_share is not None]
     clock = ManualClock(SystemClock().now())
     engine = make_engine(url)

@@ -1,15 +1,15 @@
 """Fixtures of the server tests: fresh databases (SQLite and PostgreSQL), keys, apps.
 
 Each PostgreSQL test gets a database of its own, created from the admin URL
-(``EVAULT_TEST_PG_ADMIN_URL``, by default the local ``postgres`` database)
-and dropped afterwards. Where no PostgreSQL answers, those tests skip with
-the reason, except in CI (``CI=true``), where they fail.
+(``EVAULT_TEST_PG_ADMIN_URL``, by default the local ``postgres`` database):
+an empty one dropped afterwards, or a migrated one that the next test of the
+process gets emptied (:mod:`tests.server._databases`). Where no PostgreSQL
+answers, those tests skip with the reason, except in CI (``CI=true``), where
+they fail.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,68 +17,75 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
-from server import migrate
 from server.app import create_app
 from server.clock import Clock
 from server.config import Config
 from server.db import make_engine, make_sessionmaker
 from server.keyfile import ServerKeys, create_key_file
 
-PG_ADMIN_URL = os.environ.get(
-    "EVAULT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+from ._databases import PG_ADMIN_URL, Databases
+
+__all__ = ["PG_ADMIN_URL", "Databases"]
+
 ORIGIN = "test.example/log"
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
-"""Parameters of :func:`db_url`: every database test runs on both."""
+"""Parameters of :func:`db_kind`: every database test runs on both."""
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    made = Databases(tmp_path_factory.mktemp("databases"))
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 @pytest.fixture
-def pg_url(socket_enabled: None) -> Iterator[str]:
+def pg_url(socket_enabled: None, databases: Databases) -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped after the test."""
-    admin = create_engine(
-        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
+    url = databases.postgresql()
     try:
-        try:
-            connection = admin.connect()
-        except OperationalError as exc:
-            reason = f"PostgreSQL unreachable at {make_url(PG_ADMIN_URL).render_as_string()}: "
-            reason += type(exc.orig).__name__
-            if os.environ.get("CI") == "true":
-                pytest.fail(reason + " (CI requires PostgreSQL)")
-            pytest.skip(reason + " (set EVAULT_TEST_PG_ADMIN_URL)")
-        name = f"evault_test_{secrets.token_hex(6)}"
-        with connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        yield url
     finally:
-        admin.dispose()
+        databases.drop(url)
 
 
 @pytest.fixture(params=DATABASES)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """Which database a test runs on: every database test runs on both (a test may
+    choose one with ``@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)``)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database, SQLite in a file or PostgreSQL, not yet migrated."""
-    if request.param == "postgresql":
+    if db_kind == "postgresql":
         return str(request.getfixturevalue("pg_url"))
     return f"sqlite:///{tmp_path / 'vault.db'}"
 
 
 @pytest.fixture
-def migrated_url(db_url: str) -> str:
-    """A database migrated to the newest revision."""
-    migrate.upgrade(db_url)
-    return db_url
+def migrated_url(
+    db_kind: str, request: pytest.FixtureRequest, tmp_path: Path, databases: Databases
+) -> Iterator[str]:
+    """A database migrated to the newest revision, of this test alone (see
+    :mod:`tests.server._databases`: a copy of one migrated once, or on PostgreSQL one emptied)."""
+    if db_kind == "sqlite":
+        yield databases.migrated_sqlite(tmp_path / "vault.db")
+        return
+    request.getfixturevalue("socket_enabled")
+    url = databases.migrated_postgresql()
+    try:
+        yield url
+    finally:
+        databases.hand_back(url)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def test_register_refuses_a_malformed_card(
     assert not _invite_used(app, code)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     "body",
     [{}, {"invite": "x"}, {"invite": "x", "card": {}}, {"invite": 1, "card": "x"}, {"x": "y"}],

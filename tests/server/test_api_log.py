@@ -140,7 +140,7 @@ def test_bad_queries_are_400(app: Flask, client: FlaskClient, config: Config, qu
     assert body["error"] == "bad_request"
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_entries_page_is_bounded(app: Flask, client: FlaskClient, config: Config) -> None:
     _fill(app, config, MAX_ENTRIES_PAGE + 3)
     body = client.get(f"/api/v1/log/entries?start=1&end={MAX_ENTRIES_PAGE + 3}").json

@@ -54,7 +54,7 @@ def _assert_error(response: object, status: int, code: str) -> dict[str, str]:
     return body  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_error_shape(test_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     client = test_app.test_client()
     _assert_error(client.get("/nowhere"), 404, "not_found")
@@ -92,7 +92,7 @@ def test_error_shape(test_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -128,7 +128,7 @@ def test_healthz_reports_an_unusable_database(tmp_path: Path, where: str) -> Non
         app.extensions["evault"].engine.dispose()
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_every_endpoint_is_public_by_name_or_protected(app: Flask) -> None:
     unprotected = []
     seen = set()
@@ -142,7 +142,7 @@ def test_every_endpoint_is_public_by_name_or_protected(app: Flask) -> None:
     assert seen >= PUBLIC_ENDPOINTS, "the allowlist names endpoints that do not exist"
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_the_endpoint_check_catches_an_unprotected_view(test_app: Flask) -> None:
     assert required_roles(test_app.view_functions["operator_only"]) == frozenset({"operator"})
     assert required_roles(test_app.view_functions["echo"]) is None

@@ -199,7 +199,7 @@ def test_responses_match_the_openapi_document(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_a_64_mib_item_goes_up_and_down_in_bounded_memory(
     app: Flask, client: FlaskClient, config: Config
 ) -> None:

@@ -269,7 +269,7 @@ def test_tokens_stop_working(app: Flask, client: FlaskClient, config: Config, pr
     assert response.json == {"error": "unauthorized", "message": "a valid bearer token is required"}
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_roles_are_enforced(app: Flask, config: Config) -> None:
     @app.get("/api/v1/_test/operator")
     @requires_role("operator")
@@ -297,7 +297,7 @@ def _limit(app: Flask, per_key: int, overall: int) -> None:
     app.extensions["evault"] = dataclasses.replace(state, limiter=limiter)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_challenge_and_login_are_rate_limited(
     app: Flask, client: FlaskClient, config: Config
 ) -> None:
@@ -323,7 +323,7 @@ def test_challenge_and_login_are_rate_limited(
         assert client.post("/api/v1/auth/challenge", json=stranger).status_code == 200
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_failed_logins_share_a_budget_real_ones_do_not(
     app: Flask, client: FlaskClient, config: Config
 ) -> None:
@@ -359,7 +359,7 @@ def test_rate_limiter_refills_and_stays_bounded() -> None:
     assert len(limiter._keys) == 3
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_the_url_map_covers_the_account_endpoints(app: Flask) -> None:
     endpoints = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
     for public in ("accounts.register", "auth.challenge", "auth.login"):
@@ -423,7 +423,7 @@ def test_register_challenge_login_me_over_loopback_http(
         verify_logged(client, config, answer)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_account_responses_match_the_openapi_document(
     app: Flask, client: FlaskClient, config: Config
 ) -> None:

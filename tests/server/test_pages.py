@@ -102,7 +102,7 @@ def test_checkin_form_and_stylesheet(client: FlaskClient) -> None:
     assert again.status_code == 304
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_a_failing_page_says_nothing_of_why(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -119,7 +119,7 @@ def test_a_failing_page_says_nothing_of_why(
     assert "secret internal detail" in caplog.text
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_checkin_refuses_malformed_forms(client: FlaskClient) -> None:
     secret = "do-not-echo-this-phrase"  # noqa: S105 — a marker, not a secret
     for response in (
@@ -187,7 +187,7 @@ def test_a_refused_checkin_is_one_page_and_is_counted(
 
 
 @pytest.mark.usefixtures("light_phrase_hashing")
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_every_checkin_attempt_on_a_handle_is_judged(
     app: Flask, config: Config, client: FlaskClient
 ) -> None:
@@ -267,7 +267,7 @@ def test_release_downloads_and_key(app: Flask, config: Config, client: FlaskClie
     assert "Already released" in _html(client.get(f"/release/{vault.vault}/share"), 409)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_release_pages_of_other_vaults_are_not_found(
     app: Flask, config: Config, client: FlaskClient
 ) -> None:
@@ -339,7 +339,7 @@ def test_share_form_while_releasing(app: Flask, config: Config, client: FlaskCli
     assert "Already released" in _html(late, 409)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_the_pages_are_public_by_name(app: Flask) -> None:
     rules = [
         (r.endpoint, r.rule) for r in app.url_map.iter_rules() if r.endpoint.startswith("pages.")
