@@ -91,28 +91,30 @@ case $storage in
 local)
 	printf 'backup: local blobs under the blob root -> blobs.tar\n'
 	# Blobs never change once stored, but new ones land and deleted items'
-	# go while the server works: tar gets a fixed list (directories without
-	# recursion, so none "changes as it is read"). A blob deleted between
-	# the list and the tar fails the tar; the list is then taken again.
+	# go while the server works. tar gets a fixed list of the blob files
+	# (folders are made again on extraction), so nothing "changes as it is
+	# read"; a blob deleted between the list and the tar is left out, and
+	# every listed file missing from the tar must be gone from the disk too,
+	# or the backup fails: a file that could not be read is never skipped.
 	list=$dest/.blobs.list
-	tries=0
-	until
-		if [[ -d $blob_root/blobs ]]; then
-			# A listing that fails (permissions, a disk error) is an error, never a short list.
-			(cd -- "$blob_root" && find blobs \( -type d -o -type f \) -print0) >"$list" ||
-				die "cannot list the blobs under $blob_root; this backup is incomplete"
-		else
-			: >"$list"
+	if [[ -d $blob_root/blobs ]]; then
+		# A listing that fails (permissions, a disk error) is an error, never a short list.
+		(cd -- "$blob_root" && find blobs -type f -print) >"$list" ||
+			die "cannot list the blobs under $blob_root; this backup is incomplete"
+	else
+		: >"$list"
+	fi
+	tar -C "$blob_root" --no-recursion --ignore-failed-read --files-from="$list" \
+		-cf "$dest/blobs.tar" 2>"$dest/.tar.err" ||
+		die "tar of the blobs failed: $(head -c 500 "$dest/.tar.err"); this backup is incomplete"
+	missing=0
+	while read -r path; do
+		if [[ -e $blob_root/$path ]]; then
+			printf 'backup: error: %s could not be read\n' "$path" >&2
+			missing=$((missing + 1))
 		fi
-		tar -C "$blob_root" --null --no-recursion --files-from="$list" -cf "$dest/blobs.tar" 2>"$dest/.tar.err"
-	do
-		tries=$((tries + 1))
-		if ((tries == 3)); then
-			cat -- "$dest/.tar.err" >&2
-			die "tar of the blobs failed 3 times; this backup is incomplete"
-		fi
-		printf 'backup: the blobs changed while read (an item deleted meanwhile); again\n'
-	done
+	done < <(comm -23 <(sort -- "$list") <(tar -tf "$dest/blobs.tar" | sort))
+	((missing == 0)) || die "$missing blob(s) could not be read; this backup is incomplete"
 	rm -f -- "$list" "$dest/.tar.err"
 	;;
 s3)

@@ -11,6 +11,7 @@ import click
 from client.config import home
 from client.context import Client
 from client.ui import tell_wait
+from vault.errors import VaultError
 from vault.note import verifier_fingerprint
 
 __all__ = ["open_client"]
@@ -33,12 +34,21 @@ def open_client(*, sending: bool = False) -> Iterator[Client]:
     client.on_wait = functools.partial(tell_wait, sending=sending)
     try:
         yield client
-    finally:
+    except BaseException:
+        # The command's own error is the one to tell: a state file that cannot be
+        # written now (the same full disk, say) must not hide it.
         try:
-            client.save()
-            _tell_handovers(client)
+            with contextlib.suppress(VaultError):
+                client.save()
+                _tell_handovers(client)
         finally:
             client.close()
+        raise
+    try:
+        client.save()
+        _tell_handovers(client)
+    finally:
+        client.close()
 
 
 def _tell_handovers(client: Client) -> None:

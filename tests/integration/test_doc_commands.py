@@ -358,6 +358,19 @@ def test_guides(
     digest = as_maria("sha256sum ledger.pdf").split()[0]
     assert digest in page
     as_maria("evault log verify --full")
+    # The whole page at once, as anyone could, against the log key the operator published.
+    (maria.root / "rosa.card").write_bytes(silent[0].card_path.read_bytes())
+    checked = as_maria(
+        "evault release check https://vault.example.org/release/VAULT --log-key KEY "
+        "--card reporter.card -o released",
+        replace={
+            "https://vault.example.org/release/VAULT": f"{server.url}/release/{rosa}",
+            "KEY": f"'{server.log_key}'",
+            "reporter.card": "rosa.card",
+        },
+    )
+    assert "checks out" in checked
+    assert (maria.root / "released" / "ledger.pdf").read_bytes() == b"ledger of rosa\n"
 
     # A change Maria cancels: the reporter's deletion during the cooling-off.
     you.ok("rm", ids["interview.wav"], "--yes")

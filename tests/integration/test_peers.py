@@ -31,6 +31,7 @@ from .switch_env import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
 pg_url = server_conftest.pg_url  # a fresh PostgreSQL database, dropped afterwards
+databases = server_conftest.databases
 
 
 class Peer:

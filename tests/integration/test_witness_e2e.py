@@ -39,6 +39,7 @@ from .test_peers import Peer
 pytestmark = [pytest.mark.integration, pytest.mark.enable_socket]
 
 pg_url = server_conftest.pg_url
+databases = server_conftest.databases
 FAST = {"EVAULT_WITNESS_INTERVAL": "1"}
 WAIT = 60.0
 

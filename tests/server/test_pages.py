@@ -355,6 +355,8 @@ def test_the_pages_are_public_by_name(app: Flask) -> None:
         "/release/<vault>/<int:number>/items/<item>.age",
         "/release/<vault>/key.txt",
         "/release/<vault>/<int:number>/key.txt",
+        "/release/<vault>/release.json",
+        "/release/<vault>/<int:number>/release.json",
         "/release/<vault>/share",
         "/notice/<token>",
     }
