@@ -39,6 +39,7 @@ system-deps:
 	fi
 
 demo: $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 vault client server migrations
 	@DEMO_DIR=$(DEMO_DIR) ./demo/run.sh
 
 lint: $(STAMP)
@@ -48,7 +49,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy vault/ client/ server/
 
+# The tests start thousands of Python processes: compile the sources once, so
+# that none of them compiles them again (PYTHONDONTWRITEBYTECODE stops imports
+# from writing bytecode, not this).
 unit: $(STAMP) system-deps $(NODE_STAMP)
+	$(BIN)/python -m compileall -q -j 0 vault client server tests migrations
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=30
 
 test: lint typecheck unit

@@ -22,8 +22,6 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from server import doctor as doctor_checks
-from server import migrate
 from server.app import create_app, make_store
 from server.clock import SystemClock
 from server.config import Config
@@ -121,6 +119,8 @@ def init(origin: str) -> None:
     try:
         if not config.peer_key_file.exists():
             peer_signer = create_peer_key_file(config.peer_key_file, f"{origin}/peer")
+        from server import migrate  # Alembic, only for the commands that migrate
+
         migrate.upgrade(config.database_url)
         _check_log_key(config, keys.log_signer)
         if config.storage == "local":
@@ -147,6 +147,8 @@ def db() -> None:
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
+    from server import migrate
+
     migrate.upgrade(_config().database_url, revision)
     click.echo(f"database at {revision}")
 
@@ -165,6 +167,8 @@ def downgrade(revision: str, yes: bool) -> None:
             "downgrading drops tables and everything in them",
             hint="back up the database first, then repeat with --yes",
         )
+    from server import migrate
+
     migrate.downgrade(_config().database_url, revision)
     click.echo(f"database downgraded to {revision}")
 
@@ -423,6 +427,9 @@ def doctor() -> None:
     Prints one line per check (ok, WARN or FAIL, with what to fix) and exits
     with status 1 if any check fails. Nothing secret is printed.
     """
+    # Imported here: the checks load Alembic, which other commands need not pay for.
+    from server import doctor as doctor_checks
+
     findings = doctor_checks.run_checks(_config())
     for finding in findings:
         click.echo(finding.line())

@@ -633,6 +633,7 @@ def test_duress_changes_answer_like_real_ones_and_are_voided(
     assert len(_events(app, "change.applied", ana.vault)) == 2
 
 
+@pytest.mark.usefixtures("light_phrase_hashing")
 def test_a_phrase_set_under_duress_works_as_a_duress_phrase_and_changes_nothing_real(
     app: Flask,
     config: Config,
