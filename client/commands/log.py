@@ -44,6 +44,16 @@ def _utc(seconds: object) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+_witnesses_required = click.option(
+    "--witnesses-required",
+    "required",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="How many of the --witness keys must have cosigned.",
+)
+
+
 @click.group()
 def log() -> None:
     """Check the server's audit log and show what happened to your vault."""
@@ -69,14 +79,7 @@ def log() -> None:
     multiple=True,
     help="With --log-key: a witness's cosigner key; the checkpoint must carry its cosignature.",
 )
-@click.option(
-    "--witnesses-required",
-    "required",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="How many of the --witness keys must have cosigned.",
-)
+@_witnesses_required
 @handle_errors
 def log_verify(
     full: bool,
@@ -319,14 +322,7 @@ def _exported(item: str, output: Path, package: Package) -> dict[str, object]:
     multiple=True,
     help="A witness's cosigner key you trust; every receipt must carry its cosignature.",
 )
-@click.option(
-    "--witnesses-required",
-    "required",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="How many of the --witness keys must have cosigned.",
-)
+@_witnesses_required
 @handle_errors
 def verify(
     directory: Path,
