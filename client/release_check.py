@@ -40,7 +40,7 @@ from client.files import atomic_output
 from client.observe import Observer
 from vault import age, canonical
 from vault.errors import ConfigError, FormatError, ProofError, VaultError
-from vault.manifest import safe_filename
+from vault.manifest import safe_filename, sha256_stream
 
 __all__ = ["CheckedFile", "CheckedRelease", "check_release", "release_address"]
 
@@ -376,17 +376,14 @@ def _target(
         path = output / (base.name if n == 1 else f"{base.stem} ({n}){base.suffix}")
         if not path.exists():
             return path, False
-        if path.is_file() and not path.is_symlink() and _sha256_of(path) == expected:
+        if path.is_file() and not path.is_symlink() and _file_sha256(path) == expected:
             return path, True
     raise ConfigError(f"too many files named {base.name} in {output}")
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def _file_sha256(path: Path) -> str:
     with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_stream(f)[0]
 
 
 def _local_name(name: str | None, item: str) -> str:
